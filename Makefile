@@ -1,0 +1,43 @@
+# Two commands (see README): `make repro` and `make test`. Both are idempotent and say what they do.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+export PYTHONHASHSEED := 0
+
+.PHONY: setup repro test test-fast lint bench check clean-outputs
+
+$(STAMP): requirements.txt pyproject.toml
+	@echo ">>> creating $(VENV) and installing pinned requirements (torch CPU/CUDA pin in the same call)"
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -e .
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create the virtualenv (skipped when up to date)
+	@echo ">>> environment ready: $(VENV)"
+	@git rev-parse --git-dir >/dev/null 2>&1 || (echo ">>> initialising git (DVC needs a repository)" && git init -q)
+	@git config user.email >/dev/null || git config user.email "curator@localhost"
+	@git config user.name >/dev/null || git config user.name "urgent-curator"
+
+check: setup ## validate params.yaml (every section) before any work
+	$(BIN)/curator check
+
+repro: check ## run the whole DVC pipeline (prepare -> manifest -> score -> select -> train -> eval)
+	@echo ">>> dvc repro (stages already up to date are skipped)"
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup ## run the test suite (end-to-end DVC test included)
+	@echo ">>> pytest"
+	$(BIN)/python -m pytest -q -n 2 --timeout 1800
+
+test-fast: setup ## unit tests only (skips the end-to-end DVC runs)
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup ## speed and memory benchmarks (JSON on stdout)
+	@for b in benchmarks/bench_*.py; do echo ">>> $$b"; $(BIN)/python $$b; done

@@ -1,0 +1,57 @@
+"""``curator <stage> ...``: one entry point for every stage (also ``python -m curator <stage>``).
+
+Each stage is a thin function in its subpackage's ``cli`` module: it parses flags, loads and validates its
+params section, calls the library and writes outputs atomically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command -> (module with main(argv), extra argv put in front of the user's)
+COMMANDS: dict[str, tuple[str, list[str]]] = {
+    "datasets": ("curator.datasets.cli", []),
+    "prepare": ("curator.datasets.cli", ["--stage", "prepare"]),
+    "manifest": ("curator.datasets.cli", ["--stage", "manifest"]),
+    "score": ("curator.scoring.cli", []),
+    "select": ("curator.selection.cli", []),
+    "train": ("curator.training.cli", []),
+    "eval": ("curator.evaluation.cli", []),
+    "check": ("curator.check", []),
+}
+
+USAGE = """usage: curator <command> [options]
+
+Stages of the DVC pipeline (run them with `dvc repro`; each also runs alone):
+  prepare    make (mini) or import/verify (urgent2026, folder) the dataset's audio
+  manifest   write data/manifests/<dataset>/{train,dev,test}.jsonl
+  score      per-utterance proxies -> data/scores/train_scores.parquet
+  select     curated subset -> data/curated/curated_train.csv (+ _meta.json)
+  train      train an enhancement model on the curated list -> models/<exp>/best.ckpt
+  eval       enhance the test split, URGENT metrics, tails and slices -> metrics/eval.json
+
+Other commands:
+  datasets   the datasets CLI (--stage download|prepare|verify|manifest|all)
+  check      validate every section of params.yaml and exit
+
+`curator <command> --help` describes each command's flags.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"curator: unknown command '{command}'; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, prefix = COMMANDS[command]
+    return int(importlib.import_module(module).main(prefix + rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

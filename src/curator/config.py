@@ -1,0 +1,238 @@
+"""Load ``params.yaml``, apply dotted overrides (``a.b=c``) and validate sections into typed dataclasses.
+
+Every stage reads its section through :func:`load_section`, so a misspelt, missing or out-of-range key fails
+before any work with a message naming the key and, where it helps, the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+DEFAULT_PARAMS = "params.yaml"
+
+T = TypeVar("T")
+
+# section name -> module that defines it (imported lazily so a stage only imports what it needs)
+SECTION_MODULES: dict[str, str] = {
+    "data": "curator.datasets.params",
+    "dataset": "curator.datasets.params",
+    "simulation": "curator.datasets.params",
+    "score": "curator.scoring.params",
+    "select": "curator.selection.params",
+    "train": "curator.training.params",
+    "eval": "curator.evaluation.params",
+}
+_SECTIONS: dict[str, type] = {}
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, unknown, mistyped or out of range."""
+
+
+def register_section(name: str) -> typing.Callable[[type[T]], type[T]]:
+    """Class decorator: the dataclass that validates top-level section ``name`` of params.yaml."""
+
+    def deco(cls: type[T]) -> type[T]:
+        _SECTIONS[name] = cls
+        return cls
+
+    return deco
+
+
+def section_class(name: str) -> type:
+    if name not in SECTION_MODULES:
+        raise ConfigError(_unknown("", name, SECTION_MODULES))
+    importlib.import_module(SECTION_MODULES[name])
+    return _SECTIONS[name]
+
+
+def _unknown(where: str, key: str, valid: Iterable[str]) -> str:
+    valid = sorted(valid)
+    full = f"{where}.{key}" if where else key
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown parameter '{full}'{hint}; valid keys here: {', '.join(valid)}"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping at the top level")
+    return data
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``cfg`` with ``a.b.c=value`` overrides applied (values parsed as YAML).
+
+    The key must already exist, so a typo is caught instead of silently adding a new parameter.
+    """
+    out = _deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.path=value")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node: Any = out
+        parts = dotted.split(".")
+        for i, part in enumerate(parts):
+            where = ".".join(parts[:i])
+            if not isinstance(node, dict) or part not in node:
+                raise ConfigError(_unknown(where, part, node if isinstance(node, dict) else {}))
+            if i == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return out
+
+
+def _deepcopy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _deepcopy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deepcopy(v) for v in obj]
+    return obj
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    return apply_overrides(load_yaml(path), overrides)
+
+
+def load_section(
+    name: str, path: str | Path = DEFAULT_PARAMS, overrides: Sequence[str] = (), cfg: Mapping | None = None
+) -> Any:
+    """Parse top-level section ``name`` of ``params.yaml`` (or of ``cfg``) into its dataclass."""
+    cls = section_class(name)
+    cfg = load_params(path, overrides) if cfg is None else cfg
+    if name not in cfg:
+        raise ConfigError(f"missing section '{name}' in {path}")
+    return parse(cls, cfg[name], name)
+
+
+def validate_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate every section of a whole params mapping; return the parsed dataclasses by name."""
+    unknown = [k for k in cfg if k not in SECTION_MODULES]
+    if unknown:
+        raise ConfigError(_unknown("", unknown[0], SECTION_MODULES))
+    return {name: parse(section_class(name), cfg[name], name) for name in SECTION_MODULES if name in cfg}
+
+
+def parse(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys, types, choices and ``__post_init__`` ranges."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"'{where}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            raise ConfigError(_unknown(where, str(key), fields))
+    kwargs = {}
+    for name, field in fields.items():
+        sub = f"{where}.{name}"
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], sub)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing parameter '{sub}' ({_describe(hints[name])})")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"'{where}': {exc}") from exc
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of: " + ", ".join(map(str, get_args(tp)))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"'{where}' = {value!r} matches none of {tp}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{where}' = {value!r} is not valid; choose one of: {', '.join(map(str, args))}")
+        return value
+    if origin in (list, Sequence, tuple):
+        if value is None:
+            value = []
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"'{where}' must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Mapping):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        val_t = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(val_t, v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, where)  # type: ignore[arg-type]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def check_range(where: str, value: float | None, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> None:
+    """Raise ConfigError unless ``lo <= value <= hi`` (``lo < value`` when ``lo_open``); None passes."""
+    if value is None:
+        return
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        op = ">" if lo_open else ">="
+        raise ConfigError(f"'{where}' = {value} must be {op} {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"'{where}' = {value} must be <= {hi}")
+
+
+def check_choice(where: str, value: str, choices: Iterable[str]) -> None:
+    choices = sorted(choices)
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"'{where}' = '{value}' is not valid{hint}; choose one of: {', '.join(choices)}")

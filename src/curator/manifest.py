@@ -1,0 +1,146 @@
+"""The manifest: JSONL, one utterance a line, the contract between ``datasets`` and every later stage.
+
+Required fields (the user's spec): ``utt_id, path, duration_sec, sr, language, distortion, split``.
+Pair and provenance fields a curation needs: ``clean_path, augmentations, snr_db, rir_id, noise_id,
+speaker, text, source``. ``path`` is the noisy input, ``clean_path`` its target (None where no target).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from curator.io import atomic_open
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "dev", "test")
+REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "split")
+
+
+class ManifestError(ValueError):
+    """A manifest row is malformed; the message names the file and line."""
+
+
+@dataclass
+class Utterance:
+    """One manifest row. Unknown extra keys are kept in ``custom`` (as Lhotse does)."""
+
+    utt_id: str
+    path: str
+    duration_sec: float
+    sr: int
+    language: str
+    distortion: str
+    split: str
+    clean_path: str | None = None
+    augmentations: list[str] = field(default_factory=list)
+    snr_db: float | None = None
+    rir_id: str | None = None
+    noise_id: str | None = None
+    speaker: str | None = None
+    text: str | None = None
+    source: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if not d["custom"]:
+            d.pop("custom")
+        return d
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
+_TYPES: dict[str, tuple[type, ...]] = {
+    "utt_id": (str,), "path": (str,), "duration_sec": (int, float), "sr": (int,), "language": (str,),
+    "distortion": (str,), "split": (str,), "clean_path": (str, type(None)), "augmentations": (list,),
+    "snr_db": (int, float, type(None)), "rir_id": (str, type(None)), "noise_id": (str, type(None)),
+    "speaker": (str, type(None)), "text": (str, type(None)), "source": (str, type(None)), "custom": (dict,),
+}
+
+
+def validate_row(row: Any, where: str) -> Utterance:
+    """Check one decoded row; ``where`` is ``file:line`` for the error message."""
+    if not isinstance(row, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
+    known = {k: v for k, v in row.items() if k in _TYPES}
+    extra = {k: v for k, v in row.items() if k not in _TYPES}
+    for key, value in known.items():
+        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
+            raise ManifestError(f"{where}: field '{key}' has type {type(value).__name__}, value {value!r}")
+    if not row["utt_id"]:
+        raise ManifestError(f"{where}: empty utt_id")
+    dur = float(row["duration_sec"])
+    if not math.isfinite(dur) or dur <= 0:
+        raise ManifestError(f"{where}: duration_sec must be a positive number, got {row['duration_sec']!r}")
+    if row["sr"] <= 0:
+        raise ManifestError(f"{where}: sr must be a positive integer, got {row['sr']!r}")
+    if row["split"] not in SPLITS:
+        raise ManifestError(f"{where}: split '{row['split']}' is not one of {', '.join(SPLITS)}")
+    utt = Utterance(**known)
+    utt.duration_sec = dur
+    if extra:
+        utt.custom = {**utt.custom, **extra}
+    return utt
+
+
+def iter_manifest(path: str | os.PathLike[str]) -> Iterator[Utterance]:
+    """Lazily read and validate a manifest, one row at a time (a million lines never sit in memory)."""
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
+            utt = validate_row(row, where)
+            if utt.utt_id in seen:
+                raise ManifestError(f"{where}: duplicate utt_id '{utt.utt_id}'")
+            seen.add(utt.utt_id)
+            yield utt
+
+
+def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a whole manifest into a DataFrame (validated), columns in schema order."""
+    rows = [u.to_dict() for u in iter_manifest(path)]
+    if not rows:
+        return pd.DataFrame(columns=list(FIELDS[:-1]))
+    df = pd.DataFrame.from_records(rows)
+    return df[[c for c in FIELDS if c in df.columns]]
+
+
+def write_manifest(path: str | os.PathLike[str], rows: Iterable[Utterance | dict[str, Any]]) -> int:
+    """Validate and write rows atomically as JSONL; returns the number of rows."""
+    n = 0
+    seen: set[str] = set()
+    with atomic_open(path) as f:
+        for i, row in enumerate(rows, 1):
+            utt = row if isinstance(row, Utterance) else validate_row(row, f"{path} (row {i})")
+            if utt.utt_id in seen:
+                raise ManifestError(f"{path} (row {i}): duplicate utt_id '{utt.utt_id}'")
+            seen.add(utt.utt_id)
+            f.write(json.dumps(utt.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+            n += 1
+    return n
+
+
+def resolve_path(p: str) -> Path:
+    """Manifest paths are absolute, or relative to the repository root (the stages' working directory).
+
+    Files inside the repository are written relative so that two clones produce byte-identical manifests.
+    """
+    path = Path(p)
+    return path if path.is_absolute() else Path.cwd() / path
