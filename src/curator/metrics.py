@@ -65,6 +65,8 @@ def pesq_score(est: np.ndarray, ref: np.ndarray, sr: int) -> float:
     from pesq import NoUtterancesError, PesqError, pesq
 
     mode, target = ("nb", PESQ_NB_SR) if sr == PESQ_NB_SR else ("wb", PESQ_WB_SR)
+    if not np.any(ref) or not np.any(est):
+        return float("nan")
     r = resample(np.asarray(ref, np.float32), sr, target)
     e = resample(np.asarray(est, np.float32), sr, target)
     try:

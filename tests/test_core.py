@@ -1,0 +1,125 @@
+"""Registry, atomic I/O, manifest schema, audio helpers and shared metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from curator.audio import AudioError, load_audio, resample, save_audio
+from curator.io import atomic_open, read_json, sha256_file, write_json
+from curator.manifest import ManifestError, Utterance, iter_manifest, read_manifest, write_manifest
+from curator.metrics import estoi, pesq_score, si_sdr, snr
+from curator.registry import Registry
+
+
+def test_registry_rejects_duplicates_and_lists_choices():
+    reg: Registry[type] = Registry("selector")
+
+    @reg.register("a")
+    class A:
+        pass
+
+    assert reg.get("a") is A and "a" in reg
+    with pytest.raises(KeyError, match="already registered"):
+        reg.register("a")(type("B", (), {}))
+    with pytest.raises(KeyError, match="unknown selector 'b'; valid choices: a"):
+        reg.get("b")
+
+
+def test_atomic_open_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"b": 1, "a": 2})
+    with pytest.raises(RuntimeError), atomic_open(target) as f:
+        f.write("partial")
+        raise RuntimeError("killed")
+    assert read_json(target) == {"a": 2, "b": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    assert target.read_text().index('"a"') < target.read_text().index('"b"')
+    assert len(sha256_file(target)) == 64
+
+
+def _row(i: int, **kw) -> dict:
+    row = {"utt_id": f"u{i}", "path": f"a/{i}.wav", "duration_sec": 1.5, "sr": 16000, "language": "en",
+           "distortion": "noise", "split": "train"}
+    row.update(kw)
+    return row
+
+
+def test_manifest_round_trip_keeps_extra_fields_in_custom(tmp_path):
+    path = tmp_path / "m.jsonl"
+    n = write_manifest(path, [_row(0, clean_path="c/0.wav", augmentations=["clipping"], mic="x"), _row(1)])
+    assert n == 2
+    utts = list(iter_manifest(path))
+    assert utts[0].clean_path == "c/0.wav" and utts[0].custom == {"mic": "x"}
+    df = read_manifest(path)
+    assert list(df["utt_id"]) == ["u0", "u1"] and df.columns[0] == "utt_id"
+    assert isinstance(utts[1], Utterance) and utts[1].augmentations == []
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("{not json", r"m.jsonl:1: not valid JSON"),
+        (json.dumps({"utt_id": "x"}), r"m.jsonl:1: missing field\(s\) path"),
+        (json.dumps(_row(0, duration_sec=-1)), r"m.jsonl:1: duration_sec must be a positive"),
+        (json.dumps(_row(0, sr="16k")), r"m.jsonl:1: field 'sr' has type str"),
+        (json.dumps(_row(0, split="val")), r"m.jsonl:1: split 'val' is not one of"),
+        (json.dumps(_row(0)) + "\n" + json.dumps(_row(0)), r"m.jsonl:2: duplicate utt_id 'u0'"),
+    ],
+)
+def test_manifest_errors_name_file_and_line(tmp_path, line, match):
+    path = tmp_path / "m.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(ManifestError, match=match):
+        list(iter_manifest(path))
+
+
+def test_write_manifest_rejects_duplicates(tmp_path):
+    with pytest.raises(ManifestError, match="duplicate utt_id 'u0'"):
+        write_manifest(tmp_path / "m.jsonl", [_row(0), _row(0)])
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_audio_round_trip_resample_and_errors(tmp_path):
+    sr = 16000
+    t = np.arange(sr) / sr
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    save_audio(tmp_path / "a.flac", x, sr)
+    y, sr_y = load_audio(tmp_path / "a.flac")
+    assert sr_y == sr and np.max(np.abs(y - x)) < 1e-3
+    z, sr_z = load_audio(tmp_path / "a.flac", sr=8000)
+    assert sr_z == 8000 and len(z) == 8000
+    assert len(resample(x, sr, 48000)) == 48000
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage")
+    with pytest.raises(AudioError, match="bad.wav"):
+        load_audio(tmp_path / "bad.wav")
+
+
+def test_metrics_orderings():
+    rng = np.random.default_rng(0)
+    sr = 16000
+    clean = rng.standard_normal(2 * sr).astype(np.float32) * np.sin(np.linspace(0, 20, 2 * sr)) ** 2
+    mild = clean + 0.05 * rng.standard_normal(clean.shape)
+    harsh = clean + 1.0 * rng.standard_normal(clean.shape)
+    assert si_sdr(mild, clean) > si_sdr(harsh, clean)
+    assert abs(si_sdr(2.0 * clean, clean)) > 60  # scale-invariant
+    assert snr(mild, clean) > snr(harsh, clean)
+    assert estoi(mild, clean, sr) > estoi(harsh, clean, sr)
+    assert pesq_score(mild, clean, sr) > pesq_score(harsh, clean, sr)
+    assert np.isnan(estoi(clean[:100], clean[:100], sr))
+    assert np.isnan(pesq_score(np.zeros(sr), np.zeros(sr), sr))
+
+
+def test_batched_si_sdr_matches_single_and_masks_padding():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(800), rng.standard_normal(500)
+    na, nb = a + 0.3 * rng.standard_normal(800), b + 0.1 * rng.standard_normal(500)
+    est = np.zeros((2, 800))
+    ref = np.zeros((2, 800))
+    est[0], ref[0] = na, a
+    est[1, :500], ref[1, :500] = nb, b
+    est[1, 500:] = 9.0  # padding must be ignored
+    out = si_sdr(est, ref, lengths=np.array([800, 500]))
+    np.testing.assert_allclose(out, [si_sdr(na, a), si_sdr(nb, b)], rtol=1e-10)
