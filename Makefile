@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 export PYTHONHASHSEED := 0
+# DVC stages call `python -m curator...`: make that the virtualenv's python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup repro test test-fast lint bench check clean-outputs
 
@@ -31,10 +33,10 @@ repro: check ## run the whole DVC pipeline (prepare -> manifest -> score -> sele
 
 test: setup ## run the test suite (end-to-end DVC test included)
 	@echo ">>> pytest"
-	$(BIN)/python -m pytest -q -n 2 --timeout 1800
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --timeout 1800
 
 test-fast: setup ## unit tests only (skips the end-to-end DVC runs)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
