@@ -1,0 +1,5 @@
+import sys
+
+from curator.training.cli import main
+
+sys.exit(main())

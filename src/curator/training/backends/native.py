@@ -1,0 +1,77 @@
+"""The ``native`` backend: Lightning + DVCLive, keeping the lowest-validation-loss weights as best.ckpt."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from curator.training.backends import BACKENDS, TrainJob
+from curator.training.checkpoint import save_checkpoint
+from curator.training.data import make_loader
+from curator.training.models import model_options, options_dict
+from curator.training.module import EnhancementModule
+
+MONITOR = "val/loss"
+
+
+class BestCheckpoint(L.Callback):
+    """After each validation, atomically save the weights if ``val/loss`` improved."""
+
+    def __init__(self, path: Path, model_name: str, options: dict[str, Any]) -> None:
+        self.path = path
+        self.model_name = model_name
+        self.options = options
+        self.best = math.inf
+        self.best_step = -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(MONITOR)
+        if trainer.sanity_checking or value is None or not float(value) < self.best:
+            return
+        self.best, self.best_step = float(value), trainer.global_step
+        save_checkpoint(self.path, pl_module.model, self.model_name, self.options,
+                        step=self.best_step, val_loss=self.best)
+
+
+def seed_everything(seed: int, num_threads: int) -> None:
+    """Seed python/numpy/torch, fix the thread count and ask torch for deterministic kernels."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@BACKENDS.register("native")
+def train_native(job: TrainJob) -> dict[str, Any]:
+    """Train ``job.params.model`` for ``max_steps`` steps, validating every ``val_every_steps``."""
+    from dvclive.lightning import DVCLiveLogger
+
+    p = job.params
+    seed_everything(p.seed, p.num_threads)
+    options = options_dict(model_options(p.model.name, p.model.options))
+    module = EnhancementModule(p.model.name, options, p.loss, p.optim)
+    train_dl = make_loader(job.train_rows, p.data.crop_seconds, p.data.batch_size, p.seed, True, p.data.num_workers)
+    val_dl = make_loader(job.val_rows, p.data.val_crop_seconds, p.data.batch_size, p.seed, False,
+                         p.data.num_workers)
+    best = BestCheckpoint(job.best_ckpt, p.model.name, options)
+    # save_dvc_exp=False, dvcyaml=None: safe inside `dvc exp run`, never rewrites dvc.yaml
+    logger = DVCLiveLogger(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+    trainer = L.Trainer(
+        accelerator=p.accelerator, devices=1, max_steps=p.max_steps,
+        val_check_interval=p.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        gradient_clip_val=p.optim.grad_clip, log_every_n_steps=p.log_every_steps, logger=logger,
+        callbacks=[best, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")],
+        enable_checkpointing=False, enable_model_summary=True, default_root_dir=str(job.exp_dir),
+    )
+    trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+    summary = {
+        "best_val_loss": best.best, "best_step": best.best_step, "steps": trainer.global_step,
+        "n_params": sum(t.numel() for t in module.model.parameters()),
+    }
+    live = logger.experiment
+    live.summary.update(summary)
+    live.make_summary()
+    return summary

@@ -1,0 +1,90 @@
+"""``curator train`` / ``python -m curator.training``: train on the curated list, keep the best checkpoint.
+
+Writes ``models/<exp>/best.ckpt`` (lowest validation loss), ``models/<exp>/config.yaml`` (the frozen config:
+all params after overrides, the curated list's hash and size) and DVCLive curves under ``dvclive/train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curator.audio import AudioError
+from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.io import atomic_open, sha256_file
+from curator.manifest import ManifestError
+from curator.training.backends import BACKENDS, TrainJob
+from curator.training.data import CuratedListError, load_curated_rows, validation_rows
+
+DEFAULT_CURATED = "data/curated/curated_train.csv"
+DEFAULT_MODELS_DIR = "models"
+DEFAULT_LIVE_DIR = "dvclive/train"
+SECONDS_PER_HOUR = 3600.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="curator train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: curator train --exp.name bsrnn_cvar train.max_steps=50 train.model.options.num_layers=1",
+    )
+    ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    ap.add_argument("--curated_list", default=DEFAULT_CURATED, help="CSV with a utt_id column (default: %(default)s)")
+    ap.add_argument("--exp.name", dest="exp_name", default=None,
+                    help="experiment name: outputs go to <models_dir>/<name>/ (default: train.exp_name)")
+    ap.add_argument("--models_dir", default=DEFAULT_MODELS_DIR, help="where experiments live (default: %(default)s)")
+    ap.add_argument("--live_dir", default=DEFAULT_LIVE_DIR, help="DVCLive folder (default: %(default)s)")
+    ap.add_argument("overrides", nargs="*", help="dotted params overrides, e.g. train.max_steps=20")
+    return ap
+
+
+def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int, duplicates: int,
+                  manifests: dict[str, str]) -> dict[str, Any]:
+    """What models/<exp>/config.yaml records: enough to know exactly what was trained on what."""
+    return {
+        "exp_name": exp_name,
+        "curated_list": {"path": curated, "sha256": sha256_file(curated), "n_utts": n_rows,
+                         "duplicates_dropped": duplicates},
+        "manifests": manifests,
+        "params": cfg,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_params(args.config, args.overrides)
+        params = load_section("train", cfg=cfg)
+        data = load_section("data", cfg=cfg)
+        exp_name = args.exp_name or params.exp_name
+        if "/" in exp_name or exp_name.startswith("."):
+            raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
+        rows, duplicates = load_curated_rows(data.manifests.train, args.curated_list)
+        val_rows = validation_rows(data.manifests.dev, params.data.max_val_utts)
+    except (ConfigError, CuratedListError, ManifestError, AudioError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    exp_dir = Path(args.models_dir) / exp_name
+    with atomic_open(exp_dir / "config.yaml") as f:
+        manifests = {"train": data.manifests.train, "dev": data.manifests.dev}
+        yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests), f,
+                       sort_keys=False)
+    hours = float(rows["duration_sec"].sum()) / SECONDS_PER_HOUR
+    print(f"train: {len(rows)} curated utterances ({hours:.2f} h, {duplicates} duplicate ids dropped), "
+          f"{len(val_rows)} dev utterances for validation; backend '{params.backend}', experiment '{exp_name}'")
+    job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir))
+    try:
+        summary = BACKENDS.get(params.backend)(job)
+    except (CuratedListError, AudioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"train: best {job.best_ckpt} " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
