@@ -1,0 +1,5 @@
+import sys
+
+from curator.evaluation.cli import main
+
+sys.exit(main())

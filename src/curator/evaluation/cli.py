@@ -1,0 +1,117 @@
+"""``curator eval`` / ``python -m curator.evaluation``: enhance dev/test, score it, summarise and plot.
+
+Writes per-utterance scores (Parquet), ``metrics/eval.json`` (per split: means of enhanced and noisy input, the
+improvement, tail = mean of the worst ``eval.tail_fraction``, per-slice means, the URGENT rank of enhanced vs
+noisy) and per-slice bar charts (PNG + the CSV behind them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from curator.audio import AudioError
+from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.evaluation.enhance import Enhancer, ModelEnhancer
+from curator.evaluation.evaluate import score_split, select_rows
+from curator.evaluation.metrics import METRICS
+from curator.evaluation.plots import plot_slices, slice_table
+from curator.evaluation.report import summarise_split
+from curator.io import atomic_path, write_json
+from curator.manifest import ManifestError
+from curator.training.checkpoint import CheckpointError, is_checkpoint
+
+DEFAULT_OUT = "metrics/eval.json"
+DEFAULT_PLOTS = "plots/eval"
+PER_UTT_DIR = "data/eval"
+MAX_SKIPPED_LISTED = 20  # skipped utterances named in eval.json (all are counted)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="curator eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: curator eval --ckpt models/mini_bsrnn/best.ckpt eval.splits=[dev,test] eval.max_utts=20",
+    )
+    ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    ap.add_argument("--ckpt", default=None, help="checkpoint (default: models/<train.exp_name>/best.ckpt)")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="summary metrics JSON (default: %(default)s)")
+    ap.add_argument("--per_utt", default=None,
+                    help=f"per-utterance Parquet (default: {PER_UTT_DIR}/<checkpoint folder>/per_utt.parquet)")
+    ap.add_argument("--plots", default=DEFAULT_PLOTS, help="folder for slice plots (default: %(default)s)")
+    ap.add_argument("overrides", nargs="*", help="dotted params overrides, e.g. eval.max_utts=10")
+    return ap
+
+
+def make_enhancer(ckpt: Path, cfg: dict[str, Any], device: str) -> Enhancer:
+    """This project's checkpoints run in-process; anything else is handed to the official baseline."""
+    if is_checkpoint(ckpt):
+        return ModelEnhancer(ckpt, device)
+    from curator.training.backends.official import OfficialEnhancer
+
+    return OfficialEnhancer(ckpt, load_section("train", cfg=cfg).official)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_params(args.config, args.overrides)
+        params = load_section("eval", cfg=cfg)
+        data = load_section("data", cfg=cfg)
+        ckpt = Path(args.ckpt or Path("models") / cfg["train"]["exp_name"] / "best.ckpt")
+        if not ckpt.is_file():
+            raise CheckpointError(f"checkpoint '{ckpt}' does not exist; run the train stage (`dvc repro train`)")
+        per_utt_path = Path(args.per_utt or Path(PER_UTT_DIR) / ckpt.parent.name / "per_utt.parquet")
+        splits = {s: select_rows(getattr(data.manifests, s), params.max_utts) for s in params.splits}
+        empty = [s for s, rows in splits.items() if rows.empty]
+        if empty:
+            raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.manifests")
+        torch.set_num_threads(params.num_threads)
+        enhancer = make_enhancer(ckpt, cfg, params.device)
+    except (ConfigError, CheckpointError, ManifestError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metrics = [METRICS.get(m) for m in params.metrics]
+    pool_ctx: Any = ProcessPoolExecutor(params.num_workers) if params.num_workers > 1 else nullcontext()
+    frames, summary = [], {}
+    try:
+        with pool_ctx as pool:
+            executor: Executor | None = pool
+            for split, rows in splits.items():
+                df, skipped = score_split(rows, enhancer, metrics, params.peak, params.chunk_utts, executor,
+                                          desc=f"eval {split}")
+                if df.empty:
+                    raise AudioError(f"no utterance of split '{split}' could be read ({len(skipped)} skipped)")
+                df.insert(0, "split", split)
+                frames.append(df)
+                summary[split] = summarise_split(df, metrics, params.tail_fraction, params.slices)
+                summary[split]["n_skipped"] = len(skipped)
+                summary[split]["skipped_examples"] = skipped[:MAX_SKIPPED_LISTED]
+    except AudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with atomic_path(per_utt_path) as tmp:
+        pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+    write_json(args.out, summary)
+    names = [m.name for m in metrics]
+    table = slice_table(summary, names)
+    plots_dir = Path(args.plots)
+    with atomic_path(plots_dir / "slices.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    pngs = plot_slices(table, names, plots_dir)
+    for split, block in summary.items():
+        print(f"eval {split} ({block['n_utts']} utts): " + ", ".join(
+            f"{m} {block['enhanced'][m]} (noisy {block['noisy'][m]})" for m in names))
+    print(f"eval: wrote {args.out}, {per_utt_path}, {len(pngs)} plots in {plots_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Enhance a split utterance by utterance and score enhanced and noisy input with the registered metrics.
+
+Audio is processed in chunks of ``chunk_utts`` utterances so memory stays bounded on large test sets; the
+per-utterance metrics of a chunk run across a process pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from curator.audio import AudioError, load_audio
+from curator.evaluation.enhance import Enhancer, peak_normalize
+from curator.evaluation.metrics import Metric, compute_metrics
+from curator.evaluation.report import NOISY_PREFIX
+from curator.manifest import read_manifest, resolve_path
+
+ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec")
+
+
+def select_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
+    """A split's rows sorted by utt_id; when capped, evenly spaced over that order (deterministic)."""
+    rows = read_manifest(manifest_path).sort_values("utt_id", kind="stable").reset_index(drop=True)
+    if max_utts is not None and len(rows) > max_utts:
+        rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, max_utts).round().astype(int))]
+    return rows.reset_index(drop=True)
+
+
+def _load_pair(row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    noisy, sr = load_audio(resolve_path(row["path"]))
+    if sr != row["sr"]:
+        raise AudioError(f"'{row['path']}' is {sr} Hz but its manifest row says {row['sr']} Hz")
+    if row["clean_path"] is None or pd.isna(row["clean_path"]):
+        return noisy, None
+    clean, clean_sr = load_audio(resolve_path(row["clean_path"]))
+    if clean_sr != sr:
+        raise AudioError(f"'{row['clean_path']}' is {clean_sr} Hz but its noisy input is {sr} Hz")
+    n = min(len(noisy), len(clean))
+    return noisy[:n], clean[:n]
+
+
+def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric], peak: float,
+                chunk_utts: int, pool: Executor | None, desc: str) -> tuple[pd.DataFrame, list[str]]:
+    """Per-utterance scores (``<metric>`` enhanced, ``noisy_<metric>`` input) and the ids skipped as unreadable."""
+    frames, skipped = [], []
+    bar = tqdm(total=len(rows), desc=desc, unit="utt")
+    for lo in range(0, len(rows), chunk_utts):
+        chunk = rows.iloc[lo:lo + chunk_utts]
+        kept, noisy, clean, enhanced = [], [], [], []
+        for i, row in chunk.iterrows():
+            bar.update()
+            try:
+                x, ref = _load_pair(row)
+            except AudioError as exc:
+                tqdm.write(f"skip {row['utt_id']}: {exc}")
+                skipped.append(str(row["utt_id"]))
+                continue
+            kept.append(i)
+            noisy.append(x)
+            clean.append(ref)
+            enhanced.append(peak_normalize(enhancer(str(row["utt_id"]), x, int(row["sr"])), peak))
+        if not kept:
+            continue
+        part = chunk.loc[kept, [c for c in ROW_COLUMNS if c in chunk.columns]].copy()
+        part["has_reference"] = [c is not None for c in clean]
+        srs = part["sr"].to_numpy()
+        for name, values in compute_metrics(metrics, enhanced, clean, srs, pool).items():
+            part[name] = values
+        for name, values in compute_metrics(metrics, noisy, clean, srs, pool).items():
+            part[NOISY_PREFIX + name] = values
+        frames.append(part)
+    bar.close()
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), skipped
