@@ -17,6 +17,10 @@ class AudioError(ValueError):
     """A file cannot be decoded or holds unusable samples; the message names the file."""
 
 
+class NonFiniteAudioError(AudioError):
+    """A file decodes but holds NaN or infinite samples."""
+
+
 def load_audio(path: str | os.PathLike[str], sr: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """Decode ``path`` to float32 (mono by channel mean unless ``mono=False``), optionally resampled to ``sr``."""
     try:
@@ -25,7 +29,7 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = None, mono: bool =
         raise AudioError(f"cannot decode '{path}': {exc}") from exc
     x = data.mean(axis=1) if mono else data.T
     if x.size and not np.all(np.isfinite(x)):
-        raise AudioError(f"'{path}' contains NaN or infinite samples")
+        raise NonFiniteAudioError(f"'{path}' contains NaN or infinite samples")
     if sr is not None and sr != file_sr:
         x = resample(x, file_sr, sr)
         file_sr = sr

@@ -144,3 +144,28 @@ def resolve_path(p: str) -> Path:
     """
     path = Path(p)
     return path if path.is_absolute() else Path.cwd() / path
+
+
+def apply_filters(df: pd.DataFrame, filters: Any, seed: int = 0) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Apply ``data.filters`` (languages, sample_rates, distortions, max_hours) to a manifest DataFrame.
+
+    Empty lists mean "all". ``max_hours`` keeps a seeded pseudo-random subset (order by a hash of seed and
+    utt_id, independent of the manifest's line order) up to the cap. Returns the kept rows sorted by utt_id
+    and how many rows each filter removed.
+    """
+    import hashlib
+
+    dropped: dict[str, int] = {}
+    for column, allowed in (("language", filters.languages), ("sr", filters.sample_rates),
+                            ("distortion", filters.distortions)):
+        if allowed:
+            keep = df[column].isin(list(allowed))
+            dropped[column] = int((~keep).sum())
+            df = df[keep]
+    if filters.max_hours is not None:
+        keys = [hashlib.blake2b(f"{seed}:{u}".encode(), digest_size=8).hexdigest() for u in df["utt_id"]]
+        order = df.assign(_key=keys).sort_values(["_key", "utt_id"], kind="stable")
+        within = (order["duration_sec"].cumsum() / 3600.0) <= filters.max_hours
+        dropped["max_hours"] = int((~within).sum())
+        df = order[within.to_numpy()].drop(columns="_key")
+    return df.sort_values("utt_id", kind="stable").reset_index(drop=True), dropped

@@ -73,3 +73,11 @@ def pesq_score(est: np.ndarray, ref: np.ndarray, sr: int) -> float:
         return float(pesq(target, r, e, mode))
     except (NoUtterancesError, PesqError, ValueError):
         return float("nan")
+
+
+def snr_batch(noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """:func:`snr` along the last axis of ``(batch, time)`` arrays; zero padding adds nothing to either sum."""
+    noisy = np.asarray(noisy, dtype=np.float64)
+    clean = np.asarray(clean, dtype=np.float64)
+    noise = noisy - clean
+    return 10.0 * np.log10((np.sum(clean * clean, axis=-1) + EPS) / (np.sum(noise * noise, axis=-1) + EPS))

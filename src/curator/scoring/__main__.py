@@ -1,0 +1,5 @@
+import sys
+
+from curator.scoring.cli import main
+
+sys.exit(main())

@@ -1,0 +1,105 @@
+"""Typed, validated view of the ``score`` section of params.yaml."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from curator.config import ConfigError, check_choice, check_range, parse, register_section
+
+
+@dataclass
+class LossProxyParams:
+    """``loss_proxy`` = weighted mean of per-proxy hardness values in [0, 1] (HIGHER = HARDER).
+
+    Each proxy ``x`` maps to ``clip((x - easy) / (hard - easy), 0, 1)`` with ``ranges[col] = [easy, hard]``:
+    fixed anchors rather than dataset statistics, so a row's value never depends on the other rows (shards
+    and filters cannot change it). Proxies that are NaN for a row are left out and the weights renormalised.
+    """
+
+    weights: dict[str, float]
+    ranges: dict[str, list[float]]
+    probe_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.weights or sum(self.weights.values()) <= 0:
+            raise ConfigError("'score.loss_proxy.weights' needs at least one positive weight")
+        for col, w in self.weights.items():
+            check_range(f"score.loss_proxy.weights.{col}", w, lo=0.0)
+            if col not in self.ranges:
+                raise ConfigError(
+                    f"'score.loss_proxy.ranges' has no [easy, hard] anchors for weighted column '{col}'; "
+                    f"have: {', '.join(sorted(self.ranges))}"
+                )
+        for col, pair in self.ranges.items():
+            if len(pair) != 2 or not all(math.isfinite(v) for v in pair) or pair[0] == pair[1]:
+                raise ConfigError(f"'score.loss_proxy.ranges.{col}' must be two different numbers [easy, hard]")
+        if self.weights.get("probe_loss", 0.0) > 0 and not self.probe_path:
+            raise ConfigError("'score.loss_proxy.weights.probe_loss' > 0 needs 'score.loss_proxy.probe_path' "
+                              "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")
+
+
+@register_section("score")
+@dataclass
+class ScoreParams:
+    scorers: list[str]
+    loss_proxy: LossProxyParams
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    executor: str = "local"
+    num_workers: int = 0
+    threads_per_worker: int = 1
+    decode_workers: int = 2
+    shard_size: int = 64
+    batch_size: int = 16
+    min_duration_sec: float = 0.5
+    silence_dbfs: float = -60.0
+    max_length_mismatch_sec: float = 0.05
+    seed: int = 0
+    work_dir: str | None = None
+    keep_shards: bool = False
+    mixed_precision: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from curator.scoring.base import SCORERS
+        from curator.scoring.executors import EXECUTORS
+
+        if not self.scorers:
+            raise ConfigError(f"'score.scorers' is empty; choose from: {', '.join(SCORERS.names())}")
+        for i, name in enumerate(self.scorers):
+            check_choice(f"score.scorers[{i}]", name, SCORERS.names())
+        if len(set(self.scorers)) != len(self.scorers):
+            raise ConfigError(f"'score.scorers' lists a scorer twice: {self.scorers}")
+        check_choice("score.executor", self.executor, EXECUTORS.names())
+        check_range("score.num_workers", self.num_workers, lo=0)
+        check_range("score.threads_per_worker", self.threads_per_worker, lo=1)
+        check_range("score.decode_workers", self.decode_workers, lo=1)
+        check_range("score.shard_size", self.shard_size, lo=1)
+        check_range("score.batch_size", self.batch_size, lo=1)
+        check_range("score.min_duration_sec", self.min_duration_sec, lo=0.0)
+        check_range("score.max_length_mismatch_sec", self.max_length_mismatch_sec, lo=0.0)
+        for name in self.options:
+            check_choice("score.options", name, SCORERS.names())
+        produced = {col for name in self.scorers for col in SCORERS.get(name).outputs} | {"probe_loss"}
+        for col, w in self.loss_proxy.weights.items():
+            if w > 0 and col not in produced:
+                raise ConfigError(f"'score.loss_proxy.weights.{col}' > 0 but no enabled scorer writes '{col}'; "
+                                  f"enable its scorer in score.scorers or set the weight to 0")
+        self.options = {
+            name: parse(SCORERS.get(name).Options, self.options.get(name) or {}, f"score.options.{name}")
+            for name in sorted(set(self.options) | set(self.scorers))
+        }
+
+    def workers(self) -> int:
+        """Worker processes (local) or actors (ray): ``num_workers``, or one per CPU core when 0."""
+        return self.num_workers or max(1, (os.cpu_count() or 1) // self.threads_per_worker)
+
+    def resolved_device(self) -> str:
+        """``auto`` -> cuda when a GPU is visible, else cpu."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,331 @@
+"""Sharded, resumable scoring: plan (k, n) shards, score the unfinished ones with an executor, assemble.
+
+Rows are sorted by ``utt_id`` and cut into contiguous shards of ``score.shard_size``. A finished shard
+leaves ``shard-K-of-N.parquet`` plus a ``.done.json`` marker holding the fingerprint of its rows and of
+every setting its numbers depend on, so a killed run recomputes only the unfinished shards and ends with
+the same table as an uninterrupted one. How shards run (in-process, a process pool, Ray actors) is the
+executor's business; the algorithm does not know how it is scaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from curator.io import read_json, write_json
+from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
+from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
+from curator.scoring.loss_proxy import combine
+from curator.scoring.params import ScoreParams
+from curator.scoring.table import (
+    CARRIED,
+    FLOAT_DECIMALS,
+    LOSS_PROXY_COLUMN,
+    SCHEMA_VERSION,
+    STATUS_COLUMN,
+    write_table,
+)
+
+PROBE_COLUMN = "probe_loss"
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One unit of work and of resume: rows ``[start, stop)`` of the sorted manifest."""
+
+    index: int
+    count: int
+    rows: tuple[dict[str, Any], ...]
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+
+@dataclass
+class ShardSummary:
+    """What a finished shard reports (stored in its marker, summed into metrics/score.json)."""
+
+    index: int
+    utterances: int
+    audio_seconds: float
+    statuses: dict[str, int]
+    scorer_seconds: dict[str, float]
+    decode_seconds: float
+    speech_free: int = 0
+    resumed: bool = False
+
+
+@dataclass
+class ScoringJob:
+    """Everything a worker needs to build its scorers and write shards (picklable)."""
+
+    params: ScoreParams
+    device: str
+    work_dir: str
+
+    def build_scorers(self) -> list[Scorer]:
+        p = self.params
+        return [
+            SCORERS.get(name)(p.options[name], device=self.device, mixed_precision=p.mixed_precision,
+                              threads=p.threads_per_worker)
+            for name in p.scorers
+        ]
+
+    def rules(self) -> DecodeRules:
+        p = self.params
+        return DecodeRules(p.min_duration_sec, p.silence_dbfs, p.max_length_mismatch_sec)
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting the per-shard numbers depend on (fingerprinted, and stored in the Parquet metadata)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "device": self.device,
+            "mixed_precision": self.params.mixed_precision,
+            "decode": dataclasses.asdict(self.rules()),
+            "scorers": {s.name: s.settings() for s in self.build_scorers()},
+        }
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def plan_shards(rows: Sequence[dict[str, Any]], shard_size: int, settings: dict[str, Any]) -> list[ShardTask]:
+    """Cut ``rows`` (sorted by utt_id here) into fingerprinted shards of ``shard_size``."""
+    ordered = sorted(rows, key=lambda r: r["utt_id"])
+    count = max(1, -(-len(ordered) // shard_size))
+    settings_digest = _digest(settings)
+    tasks = []
+    for k in range(count):
+        chunk = tuple(ordered[k * shard_size:(k + 1) * shard_size])
+        tasks.append(ShardTask(k, count, chunk, _digest([settings_digest, list(chunk)])))
+    return tasks
+
+
+def shard_paths(work_dir: str | Path, task: ShardTask) -> tuple[Path, Path]:
+    """(table, completion marker) of a shard."""
+    base = Path(work_dir) / task.name
+    return base.with_suffix(".parquet"), base.with_suffix(".done.json")
+
+
+def finished_summary(work_dir: str | Path, task: ShardTask) -> ShardSummary | None:
+    """The summary of an already finished shard with the same fingerprint, else None."""
+    table, marker = shard_paths(work_dir, task)
+    if not (marker.is_file() and table.is_file()):
+        return None
+    done = read_json(marker)
+    if done.get("fingerprint") != task.fingerprint:
+        return None
+    return dataclasses.replace(ShardSummary(**done["summary"]), resumed=True)
+
+
+class ShardWorker:
+    """Loads every scorer once (per process / actor), then scores shards as pure functions of their rows."""
+
+    def __init__(self, job: ScoringJob) -> None:
+        self.job = job
+        self.rules = job.rules()
+        _limit_torch_threads(job.params.threads_per_worker)
+        self.scorers = job.build_scorers()
+        for scorer in self.scorers:
+            scorer.setup()
+        self.columns: dict[str, pa.DataType] = {}
+        for scorer in self.scorers:
+            if set(scorer.columns()) != set(scorer.outputs):
+                raise ScoringError(f"scorer '{scorer.name}' declares {scorer.outputs} but writes {list(scorer.columns())}")
+            for col, typ in scorer.columns().items():
+                if col in self.columns or col in CARRIED or col == STATUS_COLUMN:
+                    raise ScoringError(f"scorer '{scorer.name}' writes column '{col}' that is already taken")
+                self.columns[col] = typ
+
+    def __call__(self, task: ShardTask) -> ShardSummary:
+        """Score one shard and write its table, then its marker (the marker last: it certifies the table)."""
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(self.job.params.decode_workers) as pool:
+            decoded = list(pool.map(lambda r: decode_pair(r, self.rules), task.rows))
+        decode_seconds = time.perf_counter() - t0
+        ok = [i for i, d in enumerate(decoded) if d.status == OK]
+        values, scorer_seconds = self._score(task, decoded, ok)
+        table = self._table(task, decoded, ok, values)
+        out, marker = shard_paths(self.job.work_dir, task)
+        write_table(table, out)
+        summary = ShardSummary(
+            index=task.index,
+            utterances=len(task.rows),
+            audio_seconds=float(sum(len(decoded[i].noisy) / decoded[i].sr for i in ok)),  # type: ignore[arg-type]
+            statuses=dict(sorted(Counter(d.status for d in decoded).items())),
+            scorer_seconds=scorer_seconds,
+            decode_seconds=decode_seconds,
+            speech_free=int(sum(d.speech_free for d in decoded)),
+        )
+        write_json(marker, {"fingerprint": task.fingerprint, "summary": dataclasses.asdict(summary)})
+        return summary
+
+    def _score(self, task: ShardTask, decoded: list[Decoded], ok: list[int]
+               ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        pool = AudioPool(
+            [task.rows[i]["utt_id"] for i in ok],
+            np.array([decoded[i].sr for i in ok], dtype=np.int64),
+            [decoded[i].noisy for i in ok],  # type: ignore[misc]
+            [decoded[i].clean for i in ok],  # type: ignore[misc]
+            np.array([decoded[i].speech_free for i in ok], dtype=bool),
+        )
+        # length bucketing: similar lengths share a batch, so padding (and wasted model time) stays small
+        order = np.argsort([len(x) for x in pool.noisy], kind="stable")
+        values: dict[str, np.ndarray] = {}
+        seconds: dict[str, float] = {}
+        for scorer in self.scorers:
+            size = scorer.batch_size or self.job.params.batch_size
+            t0 = time.perf_counter()
+            for start in range(0, len(order), size):
+                rows = order[start:start + size]
+                for col, arr in scorer.score_batch(pool.batch(rows)).items():
+                    if col not in values:
+                        values[col] = _empty(self.columns[col], len(pool))
+                    values[col][rows] = arr
+            seconds[scorer.name] = time.perf_counter() - t0
+        return values, seconds
+
+    def _table(self, task: ShardTask, decoded: list[Decoded], ok: list[int],
+               values: dict[str, np.ndarray]) -> pa.Table:
+        n = len(task.rows)
+        ok_idx = np.asarray(ok, dtype=np.int64)
+        arrays: dict[str, pa.Array] = {
+            name: pa.array([r.get(name) for r in task.rows], type=typ) for name, typ in CARRIED.items()
+        }
+        arrays[STATUS_COLUMN] = pa.array([d.status for d in decoded], type=pa.string())
+        for col, typ in self.columns.items():
+            full = _empty(typ, n)
+            if col in values:
+                full[ok_idx] = values[col]
+            arrays[col] = _to_arrow(full, typ, ok_idx)
+        return pa.table(arrays)
+
+
+def _empty(typ: pa.DataType, n: int) -> np.ndarray:
+    if pa.types.is_fixed_size_list(typ):
+        return np.zeros((n, typ.list_size), dtype=typ.value_type.to_pandas_dtype())
+    return np.full(n, np.nan, dtype=np.float64)
+
+
+def _to_arrow(full: np.ndarray, typ: pa.DataType, ok_idx: np.ndarray) -> pa.Array:
+    """Scalars stay NaN for rejected rows; fixed-size lists (embeddings) are null there."""
+    if not pa.types.is_fixed_size_list(typ):
+        return pa.array(np.round(full, FLOAT_DECIMALS) if pa.types.is_floating(typ) else full, type=typ)
+    invalid = np.ones(len(full), dtype=bool)
+    invalid[ok_idx] = False
+    flat = pa.array(full.reshape(-1), type=typ.value_type)
+    return pa.FixedSizeListArray.from_arrays(flat, type=typ, mask=pa.array(invalid))
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """Fixed thread counts keep float results identical across executors (and stop oversubscription)."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class ScoreResult:
+    table: pa.Table
+    summaries: list[ShardSummary]
+    settings: dict[str, Any]
+    wall_seconds: float
+    workers: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: int) -> list[ShardSummary]:
+    """Run the unfinished ``tasks`` with the named executor (progress bar with utt/s and times-realtime)."""
+    from curator.scoring.executors import EXECUTORS
+
+    Path(job.work_dir).mkdir(parents=True, exist_ok=True)
+    summaries: dict[int, ShardSummary] = {}
+    pending = []
+    for task in tasks:
+        done = finished_summary(job.work_dir, task)
+        if done is None:
+            pending.append(task)
+        else:
+            summaries[task.index] = done
+    total = sum(len(t.rows) for t in tasks)
+    bar = tqdm(total=total, unit="utt", desc="score", initial=sum(s.utterances for s in summaries.values()))
+    start = time.perf_counter()
+    audio = 0.0
+
+    def on_done(summary: ShardSummary) -> None:
+        nonlocal audio
+        summaries[summary.index] = summary
+        audio += summary.audio_seconds
+        bar.update(summary.utterances)
+        bar.set_postfix(xRT=f"{audio / max(time.perf_counter() - start, 1e-9):.1f}")
+
+    run: Callable[..., None] = EXECUTORS.get(executor)
+    try:
+        if pending:
+            run(job, pending, on_done, workers)
+    finally:
+        bar.close()
+    return [summaries[t.index] for t in tasks]
+
+
+def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | None = None) -> pa.Table:
+    """Concatenate finished shards in order and add ``loss_proxy`` (and ``probe_loss`` when given)."""
+    table = pa.concat_tables([pq.read_table(shard_paths(job.work_dir, t)[0]) for t in tasks])
+    table = table.replace_schema_metadata(None)
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
+               if pa.types.is_floating(table.schema.field(name).type)}
+    if probe_loss is not None:
+        probe = _align(table.column("utt_id").to_pylist(), probe_loss)
+        table = table.append_column(PROBE_COLUMN, pa.array(probe, type=pa.float64()))
+        columns[PROBE_COLUMN] = probe
+    lp = job.params.loss_proxy
+    proxy = np.round(combine(columns, lp.weights, lp.ranges), FLOAT_DECIMALS)
+    return table.append_column(LOSS_PROXY_COLUMN, pa.array(proxy, type=pa.float64()))
+
+
+def _align(utt_ids: list[str], probe: pa.Table) -> np.ndarray:
+    """Probe losses in ``utt_ids`` order (NaN where the probe did not score an utterance)."""
+    lookup = dict(zip(probe.column("utt_id").to_pylist(), probe.column(PROBE_COLUMN).to_pylist(), strict=True))
+    return np.array([lookup.get(u, np.nan) for u in utt_ids], dtype=np.float64)
+
+
+def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: str | Path,
+               extra_settings: dict[str, Any] | None = None) -> ScoreResult:
+    """Score manifest ``rows`` (dicts with the carried fields) and return the assembled table.
+
+    Shards and markers live in ``work_dir``; they are removed after assembly unless ``score.keep_shards``.
+    """
+    if not rows:
+        raise ScoringError("nothing to score: the manifest has no rows after data.filters")
+    job = ScoringJob(params, params.resolved_device(), str(work_dir))
+    settings = job.settings()
+    tasks = plan_shards([{k: r.get(k) for k in CARRIED} for r in rows], params.shard_size, settings)
+    workers = min(params.workers(), len(tasks))
+    t0 = time.perf_counter()
+    summaries = run_shards(job, tasks, params.executor, workers)
+    probe = None
+    if params.loss_proxy.probe_path and params.loss_proxy.weights.get(PROBE_COLUMN, 0.0) > 0:
+        probe = pq.read_table(params.loss_proxy.probe_path, columns=["utt_id", PROBE_COLUMN])
+    table = assemble(job, tasks, probe)
+    wall = time.perf_counter() - t0
+    if not params.keep_shards:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    full_settings = {**settings, "loss_proxy": dataclasses.asdict(params.loss_proxy), **(extra_settings or {})}
+    return ScoreResult(table, summaries, full_settings, wall, workers)

@@ -1,0 +1,1 @@
+"""Scorer plug-ins: one module each, registered with ``@SCORERS.register(name)`` (auto-discovered)."""

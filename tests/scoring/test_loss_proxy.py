@@ -1,0 +1,44 @@
+"""loss_proxy: fixed-anchor hardness, weighted mean, NaN components drop out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curator.config import ConfigError, parse
+from curator.scoring.loss_proxy import combine, hardness
+from curator.scoring.params import LossProxyParams
+
+RANGES = {"in_sisdr": [30.0, -10.0], "in_estoi": [1.0, 0.0]}
+
+
+def test_hardness_maps_easy_to_zero_hard_to_one_and_clips():
+    np.testing.assert_allclose(hardness(np.array([30.0, 10.0, -10.0, -40.0, 99.0]), 30.0, -10.0),
+                               [0.0, 0.5, 1.0, 1.0, 0.0])
+    assert np.isnan(hardness(np.array([np.nan]), 0.0, 1.0)[0])
+
+
+def test_combine_is_a_weighted_mean_and_higher_is_harder():
+    cols = {"in_sisdr": np.array([30.0, -10.0, 10.0]), "in_estoi": np.array([1.0, 0.0, 0.5])}
+    out = combine(cols, {"in_sisdr": 1.0, "in_estoi": 3.0}, RANGES)
+    np.testing.assert_allclose(out, [0.0, 1.0, 0.5])
+
+
+def test_nan_components_are_left_out_and_all_nan_gives_nan():
+    cols = {"in_sisdr": np.array([-10.0, np.nan]), "in_estoi": np.array([np.nan, np.nan])}
+    out = combine(cols, {"in_sisdr": 1.0, "in_estoi": 1.0}, RANGES)
+    assert out[0] == 1.0 and np.isnan(out[1])
+
+
+def test_missing_column_is_named():
+    with pytest.raises(ValueError, match="in_pesq"):
+        combine({"in_sisdr": np.zeros(1)}, {"in_pesq": 1.0}, {"in_pesq": [4.5, 1.0]})
+
+
+def test_params_need_anchors_for_every_weighted_column():
+    with pytest.raises(ConfigError, match="in_pesq"):
+        parse(LossProxyParams, {"weights": {"in_pesq": 1.0}, "ranges": RANGES}, "score.loss_proxy")
+    with pytest.raises(ConfigError, match="probe_path"):
+        parse(LossProxyParams, {"weights": {"probe_loss": 1.0}, "ranges": {"probe_loss": [0, 1]}}, "x")
+    with pytest.raises(ConfigError, match="positive weight"):
+        parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES}, "x")
