@@ -1,0 +1,5 @@
+import sys
+
+from curator.selection.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Typed, validated view of the ``select`` section of params.yaml (and of a standalone quotas file)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from curator.config import ConfigError, check_choice, check_range, register_section
+
+QUOTA_SUM_TOLERANCE = 1e-6
+"""Quota fractions of one slice-key column may sum to 1 up to float rounding."""
+MOS_RANGE = (1.0, 5.0)
+"""DNSMOS scores lie on the 1..5 ACR scale."""
+
+
+@dataclass
+class DiversityParams:
+    """Whole-selection near-duplicate exclusion in embedding space (see ``selection/diversity.py``)."""
+
+    min_cosine: float = 0.15
+    center: bool = True
+    search: Literal["auto", "exact", "ivf"] = "auto"
+    exact_max_rows: int = 50_000
+    nlist: int = 0
+    nprobe: int = 4
+    train_points_per_list: int = 40
+    train_iters: int = 10
+    chunk_size: int = 4096
+    stats_sample: int = 2000
+
+    def __post_init__(self) -> None:
+        check_range("select.diversity.min_cosine", self.min_cosine, lo=0.0, hi=2.0)
+        check_range("select.diversity.exact_max_rows", self.exact_max_rows, lo=0)
+        check_range("select.diversity.nlist", self.nlist, lo=0)
+        check_range("select.diversity.nprobe", self.nprobe, lo=1)
+        check_range("select.diversity.train_points_per_list", self.train_points_per_list, lo=1)
+        check_range("select.diversity.train_iters", self.train_iters, lo=1)
+        check_range("select.diversity.chunk_size", self.chunk_size, lo=1)
+        check_range("select.diversity.stats_sample", self.stats_sample, lo=0)
+
+    @property
+    def enabled(self) -> bool:
+        """``min_cosine = 0`` asks for cosine > 1, which no pair can exceed: the search is skipped."""
+        return self.min_cosine > 0.0
+
+    @property
+    def threshold(self) -> float:
+        """Two embeddings are near-duplicates when their cosine similarity exceeds this."""
+        return 1.0 - self.min_cosine
+
+
+@dataclass
+class CoverageParams:
+    """Cluster-balanced ordering of the non-tail part (cvar) and of coverage_only (``selection/coverage.py``)."""
+
+    clusters: int = 256
+    min_cluster_size: int = 8
+    kmeans_iters: int = 10
+    train_points_per_cluster: int = 64
+
+    def __post_init__(self) -> None:
+        check_range("select.coverage.clusters", self.clusters, lo=1)
+        check_range("select.coverage.min_cluster_size", self.min_cluster_size, lo=1)
+        check_range("select.coverage.kmeans_iters", self.kmeans_iters, lo=1)
+        check_range("select.coverage.train_points_per_cluster", self.train_points_per_cluster, lo=1)
+
+
+@dataclass
+class PenaltyParams:
+    quota_violation: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_range("select.penalties.quota_violation", self.quota_violation, lo=0.0)
+
+
+@dataclass
+class MosGateParams:
+    """A minimum reference DNSMOS OVRL (``mos_dns``); ``None`` switches the gate off."""
+
+    min_mos: float | None = None
+
+
+@register_section("select")
+@dataclass
+class SelectParams:
+    name: str
+    K_hours: float
+    alpha: float = 0.10
+    seed: int = 0
+    slice_key: list[str] = field(default_factory=lambda: ["distortion"])
+    quotas: dict[str, dict[str, float]] = field(default_factory=dict)
+    penalties: PenaltyParams = field(default_factory=PenaltyParams)
+    diversity: DiversityParams = field(default_factory=DiversityParams)
+    coverage: CoverageParams = field(default_factory=CoverageParams)
+    quality_gate: MosGateParams = field(default_factory=MosGateParams)
+    mos_threshold: MosGateParams = field(default_factory=lambda: MosGateParams(min_mos=3.0))
+    max_invalid_fraction: float = 0.01
+
+    def __post_init__(self) -> None:
+        from curator.selection.registry import SELECTORS
+
+        check_choice("select.name", self.name, SELECTORS.names())
+        check_range("select.K_hours", self.K_hours, lo=0.0, lo_open=True)
+        if not math.isfinite(self.K_hours):
+            raise ConfigError(f"'select.K_hours' = {self.K_hours} must be finite")
+        check_range("select.alpha", self.alpha, lo=0.0, hi=1.0)
+        check_range("select.max_invalid_fraction", self.max_invalid_fraction, lo=0.0, hi=1.0)
+        if not self.slice_key:
+            raise ConfigError("'select.slice_key' must name at least one column, e.g. [distortion]")
+        if len(set(self.slice_key)) != len(self.slice_key):
+            raise ConfigError(f"'select.slice_key' repeats a column: {self.slice_key}")
+        validate_quotas(self.quotas, self.slice_key, "select.quotas")
+        for where, gate in (("quality_gate", self.quality_gate), ("mos_threshold", self.mos_threshold)):
+            check_range(f"select.{where}.min_mos", gate.min_mos, lo=MOS_RANGE[0], hi=MOS_RANGE[1])
+        if self.name == "mos_threshold" and self.mos_threshold.min_mos is None:
+            raise ConfigError("'select.mos_threshold.min_mos' must be a number when select.name is mos_threshold")
+
+
+def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], where: str) -> None:
+    """Each quota column must be a slice-key column; fractions in [0, 1] summing to at most 1 per column."""
+    for column, fractions in quotas.items():
+        if column not in slice_key:
+            raise ConfigError(
+                f"'{where}.{column}' is not a slice-key column; select.slice_key is {slice_key} "
+                f"(add '{column}' there or remove its quotas)"
+            )
+        for value, frac in fractions.items():
+            check_range(f"{where}.{column}.{value}", frac, lo=0.0, hi=1.0)
+        total = sum(fractions.values())
+        if total > 1.0 + QUOTA_SUM_TOLERANCE:
+            raise ConfigError(f"'{where}.{column}' fractions sum to {total:.4f}; they are shares of K and must sum to <= 1")

@@ -1,0 +1,96 @@
+"""Plots of a selection: DVC-native CSV data (for ``dvc plots show/diff``) and PNG images for offline viewing.
+
+* ``hours_per_slice``: selected hours against the feasible quota target, per slice;
+* ``loss_hist``: hours per ``loss_proxy`` bin in the pool and in the selection, with the pool's VaR line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curator.io import atomic_open, atomic_path
+from curator.selection.base import Selection
+
+LOSS_BINS = 40
+"""Histogram bins across the pool's loss_proxy range."""
+FIGURE_DPI = 110
+CSV_FLOAT_FORMAT = "%.6g"
+
+
+def hours_per_slice(sel: Selection) -> pd.DataFrame:
+    pool = sel.pool
+    return pd.DataFrame({
+        "slice": pool.slice_names,
+        "selected_hours": pool.slice_hours(sel.selected),
+        "target_hours": sel.plan.feasible,
+    })
+
+
+def loss_histogram(sel: Selection) -> pd.DataFrame:
+    pool = sel.pool
+    lo, hi = float(pool.loss.min()), float(pool.loss.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, LOSS_BINS + 1)
+    pool_h, _ = np.histogram(pool.loss, edges, weights=pool.hours)
+    sel_h, _ = np.histogram(pool.loss[sel.selected], edges, weights=pool.hours[sel.selected])
+    return pd.DataFrame({"loss_proxy": 0.5 * (edges[:-1] + edges[1:]), "pool_hours": pool_h,
+                         "selected_hours": sel_h})
+
+
+def write_plots(sel: Selection, out_dir: str | os.PathLike[str], var_pool: float | None) -> list[Path]:
+    """Write both plots' CSV data and PNG images into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    slices, hist = hours_per_slice(sel), loss_histogram(sel)
+    written = [_csv(slices, out / "hours_per_slice.csv"), _csv(hist, out / "loss_hist.csv")]
+    written += _png(slices, hist, var_pool, sel.params.alpha, out)
+    return written
+
+
+def _csv(df: pd.DataFrame, path: Path) -> Path:
+    with atomic_open(path, newline="") as f:
+        df.to_csv(f, index=False, float_format=CSV_FLOAT_FORMAT)
+    return path
+
+
+def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(slices) + 1.5))
+    y = np.arange(len(slices))
+    ax.barh(y + 0.2, slices["selected_hours"], height=0.4, label="selected")
+    ax.barh(y - 0.2, slices["target_hours"], height=0.4, label="quota target (feasible)", alpha=0.6)
+    ax.set_yticks(y, slices["slice"])
+    ax.set_xlabel("hours")
+    ax.set_title("Selected hours per slice")
+    ax.legend(loc="lower right")
+    paths.append(_save(fig, out / "hours_per_slice.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = float(np.diff(hist["loss_proxy"]).mean()) if len(hist) > 1 else 1.0
+    ax.bar(hist["loss_proxy"], hist["pool_hours"], width=width, alpha=0.4, label="pool")
+    ax.bar(hist["loss_proxy"], hist["selected_hours"], width=width, alpha=0.8, label="selected")
+    if var_pool is not None and np.isfinite(var_pool):
+        ax.axvline(var_pool, color="k", linestyle="--", label=f"VaR (alpha={alpha:g})")
+    ax.set_xlabel("loss_proxy (higher = harder)")
+    ax.set_ylabel("hours")
+    ax.set_title("loss_proxy: pool vs selection")
+    ax.legend()
+    paths.append(_save(fig, out / "loss_hist.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:  # noqa: ANN001 (matplotlib Figure, imported lazily)
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=FIGURE_DPI, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path

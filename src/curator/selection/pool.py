@@ -1,0 +1,308 @@
+"""The candidate pool: the scores table read, validated, filtered and turned into flat numpy arrays.
+
+Rows are put in ``utt_id`` order first, so every later tie-break, seeded draw and output is independent of
+the order of rows in the Parquet file. Bad rows are either an error naming the file and what to do
+(missing columns, duplicate ids, an empty pool, too many invalid rows) or a counted skip reported in
+``metrics/select.json`` (non-ok ``status``, non-finite values, unusable embeddings).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curator.datasets.params import Filters
+
+EMBED_COLUMN = "ssl_embed"
+STATUS_COLUMN = "status"
+STATUS_OK = "ok"
+MOS_COLUMN = "mos_dns"
+REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "loss_proxy", EMBED_COLUMN)
+"""The spec's required scores columns; ``mos_dns`` is required only while a MOS gate or threshold is on."""
+OUTPUT_COLUMNS = ("path", "clean_path", "language", "distortion", "sr", "speaker", "duration_sec",
+                  "loss_proxy", MOS_COLUMN)
+"""Columns copied into the curated CSV when the scores table has them."""
+SECONDS_PER_HOUR = 3600.0
+SLICE_SEPARATOR = "/"
+MISSING_LABEL = "unknown"
+MIN_NORM = 1e-12
+"""Embeddings with a smaller norm (after centring) have no direction and are skipped."""
+EMBED_BATCH_ROWS = 65_536
+"""Rows per Parquet batch while copying embeddings: bounds the Arrow copy held next to the matrix."""
+
+
+class PoolError(ValueError):
+    """The scores table cannot be used; the message names the file and what to do."""
+
+
+@dataclass
+class Pool:
+    """Flat arrays over the candidate rows, in ``utt_id`` order (row ``i`` everywhere is one utterance)."""
+
+    utt_id: np.ndarray
+    hours: np.ndarray
+    loss: np.ndarray
+    mos: np.ndarray | None
+    slice_code: np.ndarray
+    slice_names: list[str]
+    slice_values: list[tuple[str, ...]]
+    slice_key: list[str]
+    emb: np.ndarray
+    columns: pd.DataFrame
+    source: str = ""
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.hours.shape[0])
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.slice_names)
+
+    def slice_hours(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Hours per slice over ``mask`` (all rows when None)."""
+        w = self.hours if mask is None else np.where(mask, self.hours, 0.0)
+        return np.bincount(self.slice_code, weights=w, minlength=self.n_slices)
+
+
+ScoresSource = str | os.PathLike | pa.Table | pd.DataFrame
+
+
+def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters | None = None,
+              need_mos: bool = False, center: bool = True, max_invalid_fraction: float = 0.01,
+              seed: int = 0) -> Pool:
+    """Read a scores table (Parquet path, Arrow table or DataFrame) into a :class:`Pool`.
+
+    See the module docstring for the bad-input rules.
+    """
+    if isinstance(source, pd.DataFrame):
+        source = pa.Table.from_pandas(source, preserve_index=False)
+    if isinstance(source, pa.Table):
+        path, schema = "<table>", source.schema
+    else:
+        path = str(source)
+        if not os.path.isfile(path):
+            raise PoolError(f"scores file '{path}' does not exist; run the score stage first (dvc repro score)")
+        schema = pq.read_schema(path)
+    required = list(dict.fromkeys([*REQUIRED, *slice_key, *([MOS_COLUMN] if need_mos else [])]))
+    missing = [c for c in required if c not in schema.names]
+    if missing:
+        raise PoolError(
+            f"scores file '{path}' lacks column(s) {', '.join(missing)} (has: {', '.join(schema.names)}); "
+            + ("mos_dns is needed by the MOS gate/threshold: add a DNSMOS scorer or switch them off; "
+               if MOS_COLUMN in missing else "")
+            + "re-run the score stage"
+        )
+    scalar_cols = [c for c in dict.fromkeys([*required, *OUTPUT_COLUMNS, STATUS_COLUMN])
+                   if c in schema.names and c != EMBED_COLUMN]
+    table = source.select(scalar_cols) if isinstance(source, pa.Table) else pq.read_table(path, columns=scalar_cols)
+    if table.num_rows == 0:
+        raise PoolError(f"scores file '{path}' has no rows; check the score stage's metrics/score.json")
+    order = pc.sort_indices(table, sort_keys=[("utt_id", "ascending")]).to_numpy()
+    table = table.take(order)
+    _check_ids(table["utt_id"], path)
+
+    excluded: dict[str, int] = {}
+    keep = _valid_rows(table, need_mos, excluded, path, max_invalid_fraction)
+    keep &= _filtered(table, filters, excluded)
+    if filters is not None and filters.max_hours is not None:
+        keep &= _cap_hours(table, keep, filters.max_hours, seed, excluded)
+    if not keep.any():
+        raise PoolError(
+            f"no usable rows left in '{path}' after validation and data.filters ({_describe(excluded)}); "
+            "widen data.filters or check the score stage"
+        )
+    rows = np.flatnonzero(keep)
+    batches = (source.select([EMBED_COLUMN]).to_batches(EMBED_BATCH_ROWS) if isinstance(source, pa.Table)
+               else pq.ParquetFile(path).iter_batches(batch_size=EMBED_BATCH_ROWS, columns=[EMBED_COLUMN]))
+    emb, ok = _read_embeddings(batches, path, order, rows, center)
+    if not ok.all():
+        excluded["invalid_embedding"] = int((~ok).sum())
+        _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction)
+        rows, emb = rows[ok], emb[ok]
+    kept = table.take(pa.array(rows))
+    codes, names, values = _slices(kept, slice_key)
+    output = [c for c in OUTPUT_COLUMNS if c in kept.column_names]
+    return Pool(
+        utt_id=kept["utt_id"].to_numpy(zero_copy_only=False),
+        hours=kept["duration_sec"].to_numpy(zero_copy_only=False).astype(np.float64) / SECONDS_PER_HOUR,
+        loss=kept["loss_proxy"].to_numpy(zero_copy_only=False).astype(np.float64),
+        mos=(kept[MOS_COLUMN].to_numpy(zero_copy_only=False).astype(np.float64)
+             if MOS_COLUMN in kept.column_names else None),
+        slice_code=codes, slice_names=names, slice_values=values, slice_key=list(slice_key), emb=emb,
+        columns=kept.select(output).to_pandas(), source=path, excluded=excluded,
+    )
+
+
+def _check_ids(ids: pa.ChunkedArray, path: str) -> None:
+    if ids.null_count:
+        raise PoolError(f"scores file '{path}' has {ids.null_count} row(s) with a null utt_id; fix the score stage")
+    arr = ids.combine_chunks()
+    if len(arr) > 1:
+        same = pc.equal(arr.slice(1), arr.slice(0, len(arr) - 1)).to_numpy(zero_copy_only=False)
+        if same.any():
+            dups = sorted(set(arr.take(pa.array(np.flatnonzero(same)[:5] + 1)).to_pylist()))
+            raise PoolError(
+                f"scores file '{path}' has {int(same.sum())} duplicate utt_id(s), e.g. {dups}; "
+                "each utterance must be scored once (check the manifest and the score stage's shards)"
+            )
+
+
+def _numeric(table: pa.Table, col: str) -> np.ndarray:
+    return table[col].to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _valid_rows(table: pa.Table, need_mos: bool, excluded: dict[str, int], path: str,
+                max_invalid_fraction: float) -> np.ndarray:
+    keep = np.ones(table.num_rows, dtype=bool)
+    if STATUS_COLUMN in table.column_names:
+        status = table[STATUS_COLUMN].fill_null("missing")
+        ok = pc.equal(status, STATUS_OK).to_numpy(zero_copy_only=False)
+        if not ok.all():
+            excluded["status_not_ok"] = int((~ok).sum())
+        keep &= ok
+    n_ok = int(keep.sum())
+    checks = {"duration_sec": lambda x: np.isfinite(x) & (x > 0), "loss_proxy": np.isfinite}
+    if need_mos:
+        checks[MOS_COLUMN] = np.isfinite
+    for col, is_valid in checks.items():
+        good = is_valid(_numeric(table, col))
+        bad = int((keep & ~good).sum())
+        if bad:
+            excluded[f"invalid_{col}"] = bad
+            _check_invalid_share(bad, n_ok, col, path, max_invalid_fraction)
+        keep &= good
+    return keep
+
+
+def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_fraction: float) -> None:
+    if total and bad / total > max_invalid_fraction:
+        raise PoolError(
+            f"scores file '{path}': {bad} of {total} status-ok rows have a missing, NaN or infinite '{col}' "
+            f"(more than select.max_invalid_fraction = {max_invalid_fraction}); the score stage is broken for "
+            "them: fix it, or raise select.max_invalid_fraction to skip them"
+        )
+
+
+def _filtered(table: pa.Table, filters: Filters | None, excluded: dict[str, int]) -> np.ndarray:
+    keep = np.ones(table.num_rows, dtype=bool)
+    if filters is None:
+        return keep
+    for col, allowed in (("language", filters.languages), ("sr", filters.sample_rates),
+                         ("distortion", filters.distortions)):
+        if allowed:
+            inside = pc.is_in(table[col], value_set=pa.array(allowed, type=table.schema.field(col).type))
+            inside = inside.to_numpy(zero_copy_only=False).astype(bool)
+            if (~inside).any():
+                excluded[f"filtered_{col}"] = int((~inside).sum())
+            keep &= inside
+    return keep
+
+
+def _cap_hours(table: pa.Table, keep: np.ndarray, max_hours: float, seed: int,
+               excluded: dict[str, int]) -> np.ndarray:
+    """A seeded uniform subset of the kept rows whose hours stay within ``data.filters.max_hours``."""
+    hours = _numeric(table, "duration_sec") / SECONDS_PER_HOUR
+    rows = np.flatnonzero(keep)
+    rows = rows[np.random.default_rng(seed).permutation(len(rows))]
+    inside = np.cumsum(hours[rows]) <= max_hours
+    capped = np.zeros_like(keep)
+    capped[rows[inside]] = True
+    if (~inside).any():
+        excluded["filtered_max_hours"] = int((~inside).sum())
+    return capped
+
+
+def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.ndarray, rows: np.ndarray,
+                     center: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Copy the kept rows' embeddings into a (rows, D) float32 matrix, batch by batch; centre and L2-normalise.
+
+    ``order`` maps sorted positions to file rows. Returns the matrix and a mask of rows whose embedding is
+    usable (finite, non-zero); rows of different dimensions are an error.
+    """
+    target = np.full(len(order), -1, dtype=np.int64)
+    target[order[rows]] = np.arange(len(rows))
+    emb: np.ndarray | None = None
+    ok = np.ones(len(rows), dtype=bool)
+    start = 0
+    for batch in batches:
+        col = batch.column(0)
+        dest = target[start:start + len(col)]
+        start += len(col)
+        sel = dest >= 0
+        if not sel.any():
+            continue
+        values, good = _embedding_batch(col, path)
+        if emb is None:
+            emb = np.zeros((len(rows), values.shape[1]), dtype=np.float32)
+        if values.shape[1] != emb.shape[1]:
+            raise PoolError(f"scores file '{path}': ssl_embed has rows of dimension {values.shape[1]} and "
+                            f"{emb.shape[1]}; all embeddings must come from one embedder")
+        emb[dest[sel]] = values[sel]
+        ok[dest[sel & ~good]] = False
+    assert emb is not None
+    emb[~ok] = 0.0
+    mean = emb.sum(axis=0, dtype=np.float64) / max(int(ok.sum()), 1) if center else None
+    for lo in range(0, len(emb), EMBED_BATCH_ROWS):
+        block = emb[lo:lo + EMBED_BATCH_ROWS]
+        if mean is not None:
+            block -= mean.astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        good = ok[lo:lo + EMBED_BATCH_ROWS] & (norms > MIN_NORM)
+        ok[lo:lo + EMBED_BATCH_ROWS] = good
+        block *= np.where(good, 1.0 / np.maximum(norms, MIN_NORM), 0.0).astype(np.float32)[:, None]
+    return emb, ok
+
+
+def _embedding_batch(col: pa.Array, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, D) float32 view of a list / fixed-size-list column and a mask of usable rows."""
+    if not (pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type)
+            or pa.types.is_large_list(col.type)):
+        raise PoolError(f"scores file '{path}': ssl_embed must be a list of floats, got {col.type}")
+    null = col.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_fixed_size_list(col.type):
+        dim = col.type.list_size
+        flat = col.flatten() if not col.null_count else pc.list_flatten(col.fill_null([0.0] * dim))
+    else:
+        lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+        dims = np.unique(lengths[~null])
+        if len(dims) > 1:
+            raise PoolError(f"scores file '{path}': ssl_embed rows have different lengths {dims[:5].tolist()}; "
+                            "all embeddings must come from one embedder")
+        dim = int(dims[0]) if len(dims) else 0
+        flat = pc.list_flatten(col.fill_null(pa.scalar([0.0] * dim, type=col.type)))
+    values = flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(col), dim)
+    good = ~null & np.isfinite(values).all(axis=1)
+    return values, good
+
+
+def _slices(table: pa.Table, slice_key: Sequence[str]) -> tuple[np.ndarray, list[str], list[tuple[str, ...]]]:
+    """Integer slice codes (sorted slice names) for the combination of the ``slice_key`` columns."""
+    per_col = []
+    for col in slice_key:
+        labels = pc.cast(table[col], pa.string()).fill_null(MISSING_LABEL).combine_chunks()
+        enc = labels.dictionary_encode()
+        dictionary = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+        per_col.append((dictionary, enc.indices.to_numpy(zero_copy_only=False)))
+    dims = [len(d) for d, _ in per_col]
+    combined = np.ravel_multi_index(tuple(idx for _, idx in per_col), dims) if per_col else np.zeros(0, np.int64)
+    present, codes = np.unique(combined, return_inverse=True)
+    values = [tuple(str(d[i]) for (d, _), i in zip(per_col, np.unravel_index(p, dims), strict=True))
+              for p in present]
+    names = [SLICE_SEPARATOR.join(v) for v in values]
+    by_name = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    remap = np.empty_like(by_name)
+    remap[by_name] = np.arange(len(by_name))
+    return (remap[codes].astype(np.int32), [names[i] for i in by_name], [values[i] for i in by_name])
+
+
+def _describe(excluded: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(excluded.items())) or "no rows were excluded"

@@ -1,0 +1,171 @@
+"""Coverage quotas: per-slice hour targets as fractions of K, made feasible by proportional redistribution.
+
+A quota file maps each slice-key column to ``{value: fraction of K}``. With several slice-key columns
+(e.g. ``[distortion, language]``) the joint target is the product of the per-column fractions; a column
+without quotas splits its cell in proportion to the eligible hours (supply). Values a column's quotas do not
+list share the rest of that column (``1 - sum``) in proportion to supply.
+
+A target larger than its slice's supply is infeasible: the slice takes all it has, and the deficit goes to
+the slices with hours to spare in proportion to their quotas (water-filling), so the budget stays K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curator.config import ConfigError, load_yaml
+from curator.selection.params import validate_quotas
+from curator.selection.pool import Pool
+
+HOURS_TOL = 1e-9
+"""Hours below this count as zero (float rounding of sums of durations)."""
+
+
+@dataclass
+class QuotaPlan:
+    """Per-slice hours: requested share, requested target, supply and the feasible allocation (sum = budget)."""
+
+    fraction: np.ndarray
+    target: np.ndarray
+    supply: np.ndarray
+    feasible: np.ndarray
+    budget: float
+    requested_budget: float
+    unknown_values: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def clipped(self) -> bool:
+        """K exceeded the eligible pool's hours, so the budget is the whole eligible pool."""
+        return self.budget < self.requested_budget
+
+    @property
+    def deficit(self) -> np.ndarray:
+        """Hours a slice's target exceeds its supply (what had to be redistributed)."""
+        return np.maximum(self.target - self.supply, 0.0)
+
+
+def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, Mapping[str, float]]
+                ) -> dict[str, dict[str, float]]:
+    """Quotas from ``--quotas``: a params file (its ``select.quotas``) or a standalone quotas YAML.
+
+    A standalone file is the spec's format, ``{distortion: {reverb: 0.12, ...}}``; ``fallback`` (the params'
+    own quotas) is returned when the file is the params file itself.
+    """
+    data = load_yaml(path)
+    if "select" in data:
+        section = data["select"] or {}
+        quotas = section.get("quotas", fallback) if isinstance(section, Mapping) else fallback
+        where = f"{path}: select.quotas"
+    else:
+        quotas, where = data, str(path)
+    if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
+        raise ConfigError(f"quotas in '{where}' must map a column to {{value: fraction}}, e.g. "
+                          "distortion: {reverb: 0.12, noise: 0.14}")
+    out = {str(col): {str(k): float(v) for k, v in fr.items()} for col, fr in quotas.items()}
+    validate_quotas(out, slice_key, where)
+    return out
+
+
+def plan_quotas(pool: Pool, eligible: np.ndarray, K_hours: float,
+                quotas: Mapping[str, Mapping[str, float]]) -> QuotaPlan:
+    """Turn quotas into per-slice hour budgets that sum to ``min(K, eligible hours)``."""
+    supply = pool.slice_hours(eligible)
+    fraction, unknown = _fractions(pool, supply, quotas)
+    budget = float(min(K_hours, supply.sum()))
+    target = fraction * budget
+    return QuotaPlan(fraction=fraction, target=target, supply=supply,
+                     feasible=water_fill(target, supply, budget, fraction), budget=budget,
+                     requested_budget=float(K_hours), unknown_values=unknown)
+
+
+def water_fill(target: np.ndarray, supply: np.ndarray, budget: float, weight: np.ndarray) -> np.ndarray:
+    """Cap each target at its supply, then hand the shortfall to slices with room, in proportion to ``weight``.
+
+    Repeats until the allocation sums to ``budget`` or every slice is full (at most one round per slice).
+    """
+    alloc = np.minimum(target, supply)
+    for _ in range(len(alloc) + 1):
+        rest = budget - alloc.sum()
+        room = supply - alloc
+        open_ = room > HOURS_TOL
+        if rest <= HOURS_TOL or not open_.any():
+            break
+        w = np.where(open_, weight, 0.0)
+        if w.sum() <= 0:
+            w = np.where(open_, room, 0.0)
+        alloc = np.minimum(alloc + rest * w / w.sum(), supply)
+    return alloc
+
+
+def _fractions(pool: Pool, supply: np.ndarray, quotas: Mapping[str, Mapping[str, float]]
+               ) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Requested share of K per slice (sums to 1 unless every listed value is absent from the pool)."""
+    values = np.asarray(pool.slice_values, dtype=object).reshape(pool.n_slices, len(pool.slice_key))
+    fraction = np.ones(pool.n_slices)
+    constrained = np.zeros(pool.n_slices, dtype=np.int64)
+    unknown: dict[str, list[str]] = {}
+    for j, col in enumerate(pool.slice_key):
+        if col not in quotas:
+            continue
+        listed = quotas[col]
+        labels = values[:, j]
+        share = np.array([listed.get(v, np.nan) for v in labels], dtype=np.float64)
+        unlisted = np.isnan(share)
+        rest = max(1.0 - sum(listed.values()), 0.0)
+        unlisted_supply = supply[unlisted].sum()
+        if unlisted.any():
+            by_value = _group_sum(labels[unlisted], supply[unlisted])
+            share[unlisted] = [rest * by_value[v] / unlisted_supply if unlisted_supply > 0 else 0.0
+                               for v in labels[unlisted]]
+        fraction *= share
+        constrained = constrained * len(labels) + _codes(labels)
+        present = set(labels)
+        absent = sorted(v for v in listed if v not in present)
+        if absent:
+            unknown[col] = absent
+    # columns without quotas split each quota cell in proportion to supply
+    cell_supply = _group_sum(constrained, supply)
+    within = np.array([supply[i] / cell_supply[c] if cell_supply[c] > 0 else 0.0
+                       for i, c in enumerate(constrained)])
+    return fraction * within, unknown
+
+
+def _codes(labels: np.ndarray) -> np.ndarray:
+    return np.unique(labels.astype(str), return_inverse=True)[1].astype(np.int64)
+
+
+def _group_sum(keys: np.ndarray, weights: np.ndarray) -> dict:
+    out: dict = {}
+    for k, w in zip(keys.tolist(), weights.tolist(), strict=True):
+        out[k] = out.get(k, 0.0) + w
+    return out
+
+
+def quota_report(plan: QuotaPlan, selected: np.ndarray, names: list[str]) -> dict:
+    """Per-slice quota fit of a selection (``selected`` = hours per slice) plus totals."""
+    slices = {
+        name: {
+            "quota_fraction": float(plan.fraction[s]),
+            "target_hours": float(plan.target[s]),
+            "supply_hours": float(plan.supply[s]),
+            "feasible_hours": float(plan.feasible[s]),
+            "selected_hours": float(selected[s]),
+            "deviation_hours": float(selected[s] - plan.feasible[s]),
+            "infeasible": bool(plan.deficit[s] > HOURS_TOL),
+        }
+        for s, name in enumerate(names)
+    }
+    return {
+        "slices": slices,
+        "requested_K_hours": plan.requested_budget,
+        "budget_hours": plan.budget,
+        "budget_clipped_to_pool": plan.clipped,
+        "infeasible_slices": [n for n, v in slices.items() if v["infeasible"]],
+        "redistributed_hours": float(plan.budget - np.minimum(plan.target, plan.supply).sum()),
+        "max_abs_deviation_hours": float(np.abs(selected - plan.feasible).max()) if len(names) else 0.0,
+        "quota_values_absent_from_pool": plan.unknown_values,
+    }

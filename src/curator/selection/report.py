@@ -1,0 +1,166 @@
+"""What a selection is worth, as numbers: ``metrics/select.json`` and the CSV's ``_meta.json`` sidecar.
+
+Tail statistics use one yardstick for every strategy: the alpha-tail (per slice, by hours) of the candidate
+pool after ``data.filters`` and before the quality gate, so that ``dvc metrics diff`` compares like with
+like. The ground-truth share of imperfect references is computed here, after selection; no selector reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curator.selection.base import Selection
+from curator.selection.diversity import max_pair_cosine
+from curator.selection.fill import BLOCKED, OVERFLOW
+from curator.selection.quotas import quota_report
+from curator.selection.tail import cvar, tail_mask, value_at_risk
+
+TRUTH_COLUMNS = ("utt_id", "imperfect")
+
+
+class TruthError(ValueError):
+    """The ground-truth file is malformed; the message names the file and row."""
+
+
+def read_truth(path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
+    """The ``utt_id,imperfect,defect`` CSV, or None when absent or header-only (no ground truth)."""
+    if path is None or not os.path.isfile(path):
+        return None
+    truth = pd.read_csv(path, dtype={"utt_id": str}, keep_default_na=False)
+    missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise TruthError(f"truth file '{path}' lacks column(s) {', '.join(missing)}; expected utt_id,imperfect,defect")
+    if truth.empty:
+        return None
+    flag = pd.to_numeric(truth["imperfect"], errors="coerce")
+    bad = ~flag.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise TruthError(f"truth file '{path}' row {row + 2}: imperfect must be 0 or 1, got {truth['imperfect'].iloc[row]!r}")
+    if truth["utt_id"].duplicated().any():
+        dup = truth["utt_id"][truth["utt_id"].duplicated()].iloc[0]
+        raise TruthError(f"truth file '{path}' lists utt_id '{dup}' twice")
+    return pd.DataFrame({"utt_id": truth["utt_id"], "imperfect": flag.astype(np.int8)})
+
+
+def tail_stats(sel: Selection) -> dict[str, Any]:
+    """Pool tail (per-slice alpha-tails), VaR, tail coverage and loss CVaR of the pool and of the selection."""
+    pool, alpha, chosen = sel.pool, sel.params.alpha, sel.selected
+    everyone = np.ones(pool.n, dtype=bool)
+    tail, var = tail_mask(pool.loss, pool.hours, pool.slice_code, everyone, alpha, pool.n_slices)
+    tail_hours = float(pool.hours[tail].sum())
+    picked_tail = float(pool.hours[tail & chosen].sum())
+    return {
+        "alpha": alpha,
+        "var_pool": value_at_risk(pool.loss, pool.hours, alpha),
+        "var_per_slice": dict(zip(pool.slice_names, var.tolist(), strict=True)),
+        "pool_tail_hours": tail_hours,
+        "selected_tail_hours": picked_tail,
+        "tail_coverage": picked_tail / tail_hours if tail_hours > 0 else math.nan,
+        "loss_mean_pool": _wmean(pool.loss, pool.hours, everyone),
+        "loss_cvar_pool": cvar(pool.loss, pool.hours, alpha),
+        "loss_mean": _wmean(pool.loss, pool.hours, chosen),
+        "loss_cvar": cvar(pool.loss[chosen], pool.hours[chosen], alpha),
+    }
+
+
+def imperfect_share(sel: Selection, truth: pd.DataFrame | None) -> dict[str, Any] | None:
+    """Hours share of imperfect references in the selection and in the pool (rows the truth knows)."""
+    if truth is None:
+        return None
+    flags = pd.Series(truth["imperfect"].to_numpy(), index=truth["utt_id"].to_numpy())
+    known = flags.reindex(sel.pool.utt_id)
+    has = known.notna().to_numpy()
+    bad = known.fillna(0).to_numpy().astype(bool)
+    h = sel.pool.hours
+
+    def share(mask: np.ndarray) -> float:
+        total = h[mask & has].sum()
+        return float(h[mask & has & bad].sum() / total) if total > 0 else math.nan
+
+    return {"selected": share(sel.selected), "pool": share(np.ones(sel.pool.n, dtype=bool)),
+            "rows_with_truth": int(has.sum())}
+
+
+def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, Any]) -> dict[str, Any]:
+    """The nested-numbers ``metrics/select.json`` (``tails`` from :func:`tail_stats`) for ``dvc metrics diff``."""
+    pool, chosen, p = sel.pool, sel.selected, sel.params
+    hours = pool.slice_hours(chosen)
+    quota = quota_report(sel.plan, hours, pool.slice_names)
+    nn = max_pair_cosine(pool.emb, np.flatnonzero(chosen), p.diversity.stats_sample, p.seed)
+    metrics: dict[str, Any] = {
+        "n_selected": int(chosen.sum()),
+        "hours_selected": float(pool.hours[chosen].sum()),
+        "budget_hours": sel.plan.budget,
+        "hours_per_slice": dict(zip(pool.slice_names, hours.tolist(), strict=True)),
+        "tail": {k: v for k, v in tails.items() if k != "var_per_slice"},
+        "mos_mean": _wmean(pool.mos, pool.hours, chosen) if pool.mos is not None else None,
+        "diversity": {
+            "min_cosine": p.diversity.min_cosine,
+            "blocked_rows": int((sel.fill.state == BLOCKED).sum()),
+            "queried_rows": sel.fill.queried,
+            **nn,
+        },
+        "quota": {
+            "max_abs_deviation_hours": quota["max_abs_deviation_hours"],
+            "redistributed_hours": quota["redistributed_hours"],
+            "infeasible_slices": len(quota["infeasible_slices"]),
+            "overflow_hours": float(pool.hours[chosen & (sel.fill.kind == OVERFLOW)].sum()),
+        },
+        "pool": {
+            "rows": pool.n,
+            "hours": float(pool.hours.sum()),
+            "eligible_rows": int(sel.eligible.sum()),
+            "eligible_hours": float(pool.hours[sel.eligible].sum()),
+            "gated_rows": int(sel.gated.sum()),
+            "mos_mean": _wmean(pool.mos, pool.hours, np.ones(pool.n, bool)) if pool.mos is not None else None,
+        },
+        "excluded": dict(sorted(pool.excluded.items())),
+    }
+    share = imperfect_share(sel, truth)
+    if share is not None:
+        metrics["imperfect_ref_share"] = share
+    return finite_or_none(metrics)
+
+
+def build_meta(sel: Selection, metrics: dict[str, Any], tails: dict[str, Any], config: dict[str, Any],
+               scores_sha256: str, truth_path: str | None) -> dict[str, Any]:
+    """The ``<out>_meta.json`` sidecar: what produced the CSV and everything known about it."""
+    pool, chosen = sel.pool, sel.selected
+    return finite_or_none({
+        "config": config,
+        "scores_path": pool.source,
+        "scores_sha256": scores_sha256,
+        "truth_path": truth_path,
+        "n_selected": int(chosen.sum()),
+        "hours_selected": metrics["hours_selected"],
+        "hours_per_slice": metrics["hours_per_slice"],
+        "quota_report": quota_report(sel.plan, pool.slice_hours(chosen), pool.slice_names),
+        "tail": tails,
+        "diversity": {**metrics["diversity"], **sel.fill.search},
+        "excluded": metrics["excluded"],
+        "strategy": {"name": sel.params.name, "reasons": list(sel.ranking.reasons)},
+    })
+
+
+def finite_or_none(obj: Any) -> Any:
+    """Replace NaN/inf floats (and numpy scalars) by JSON-safe values: None for non-finite numbers."""
+    if isinstance(obj, dict):
+        return {str(k): finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _wmean(values: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> float:
+    w = weights[mask]
+    return float(np.dot(values[mask], w) / w.sum()) if w.sum() > 0 else math.nan

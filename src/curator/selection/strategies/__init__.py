@@ -1,0 +1,1 @@
+"""Selection strategies, one per module, each registered with ``@register_selector`` (auto-discovered)."""

@@ -1,0 +1,70 @@
+"""Hours-weighted tails of ``loss_proxy`` (higher = harder): per-slice alpha-tails, VaR and CVaR.
+
+The tail of a slice is its hardest utterances whose cumulative hours, hardest first, start below ``alpha``
+times the slice's hours; VaR is the loss of the easiest utterance in it. CVaR is the hours-weighted mean loss
+of the top ``alpha`` share of hours, the boundary utterance counted fractionally (Rockafellar-Uryasev).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def tail_mask(loss: np.ndarray, hours: np.ndarray, group: np.ndarray, mask: np.ndarray, alpha: float,
+              n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group alpha-tail membership over ``mask`` rows, and each group's VaR (NaN for an empty tail).
+
+    Ties in loss are broken by row index, so the result does not depend on anything but the row order,
+    which the pool fixes by ``utt_id``.
+    """
+    rows = np.flatnonzero(mask)
+    order = rows[np.lexsort((rows, -loss[rows], group[rows]))]
+    g = group[order]
+    h = hours[order]
+    cum = np.cumsum(h)
+    group_start = np.concatenate(([0.0], cum))[np.searchsorted(g, np.arange(n_groups))]
+    before = cum - h - group_start[g]
+    totals = np.bincount(g, weights=h, minlength=n_groups)
+    inside = before < alpha * totals[g]
+    tail = np.zeros(len(loss), dtype=bool)
+    tail[order[inside]] = True
+    var = np.full(n_groups, np.inf)
+    np.minimum.at(var, g[inside], loss[order[inside]])
+    return tail, np.where(np.isfinite(var), var, np.nan)
+
+
+def value_at_risk(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
+    """Smallest loss among the hardest utterances holding ``alpha`` of the hours (NaN when empty)."""
+    if len(loss) == 0 or alpha <= 0:
+        return float("nan")
+    order = np.argsort(-loss, kind="stable")
+    cum = np.cumsum(hours[order])
+    inside = (cum - hours[order]) < alpha * cum[-1]
+    return float(loss[order][inside].min())
+
+
+def cvar(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
+    """Hours-weighted mean loss of the hardest ``alpha`` share of hours (NaN when empty or alpha = 0)."""
+    if len(loss) == 0 or alpha <= 0:
+        return float("nan")
+    order = np.argsort(-loss, kind="stable")
+    h = hours[order]
+    cum = np.cumsum(h)
+    mass = alpha * cum[-1]
+    weight = np.clip(mass - (cum - h), 0.0, h)
+    return float(np.dot(weight, loss[order]) / weight.sum())
+
+
+def hours_quantile(values: np.ndarray, hours: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Hours-weighted rank of each ``mask`` row's value in (0, 1] (1 = the largest); 0 outside ``mask``.
+
+    Comparable across slices, unlike a rank within one slice.
+    """
+    rows = np.flatnonzero(mask)
+    out = np.zeros(len(values))
+    if len(rows) == 0:
+        return out
+    order = rows[np.lexsort((rows, values[rows]))]
+    cum = np.cumsum(hours[order])
+    out[order] = cum / cum[-1]
+    return out
