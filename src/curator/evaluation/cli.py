@@ -27,6 +27,7 @@ from curator.evaluation.plots import plot_slices, slice_table
 from curator.evaluation.report import summarise_split
 from curator.io import atomic_path, write_json
 from curator.manifest import ManifestError
+from curator.training.backends.official import OfficialBaselineError, OfficialEnhancer
 from curator.training.checkpoint import CheckpointError, is_checkpoint
 
 DEFAULT_OUT = "metrics/eval.json"
@@ -54,8 +55,6 @@ def make_enhancer(ckpt: Path, cfg: dict[str, Any], device: str) -> Enhancer:
     """This project's checkpoints run in-process; anything else is handed to the official baseline."""
     if is_checkpoint(ckpt):
         return ModelEnhancer(ckpt, device)
-    from curator.training.backends.official import OfficialEnhancer
-
     return OfficialEnhancer(ckpt, load_section("train", cfg=cfg).official)
 
 
@@ -75,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.manifests")
         torch.set_num_threads(params.num_threads)
         enhancer = make_enhancer(ckpt, cfg, params.device)
-    except (ConfigError, CheckpointError, ManifestError, OSError) as exc:
+    except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     metrics = [METRICS.get(m) for m in params.metrics]
@@ -94,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summary[split] = summarise_split(df, metrics, params.tail_fraction, params.slices)
                 summary[split]["n_skipped"] = len(skipped)
                 summary[split]["skipped_examples"] = skipped[:MAX_SKIPPED_LISTED]
-    except AudioError as exc:
+    except (AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with atomic_path(per_utt_path) as tmp:

@@ -6,6 +6,7 @@ import os
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 
 from curator.training.checkpoint import load_model
@@ -18,7 +19,12 @@ def peak_normalize(x: np.ndarray, peak: float) -> np.ndarray:
 
 
 class Enhancer(Protocol):
-    """``enhancer(utt_id, noisy, sr) -> enhanced`` of the same length, before peak normalisation."""
+    """``enhancer(utt_id, noisy, sr) -> enhanced`` of the same length, before peak normalisation.
+
+    ``prepare(rows)`` runs before each chunk of rows, for enhancers that work on many files at once.
+    """
+
+    def prepare(self, rows: pd.DataFrame) -> None: ...
 
     def __call__(self, utt_id: str, noisy: np.ndarray, sr: int) -> np.ndarray: ...
 
@@ -30,6 +36,9 @@ class ModelEnhancer:
         self.model, self.meta = load_model(ckpt)
         self.device = torch.device(device)
         self.model.to(self.device)
+
+    def prepare(self, rows: pd.DataFrame) -> None:
+        """Nothing to do: the model runs per utterance."""
 
     @torch.inference_mode()
     def __call__(self, utt_id: str, noisy: np.ndarray, sr: int) -> np.ndarray:

@@ -50,6 +50,7 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
     bar = tqdm(total=len(rows), desc=desc, unit="utt")
     for lo in range(0, len(rows), chunk_utts):
         chunk = rows.iloc[lo:lo + chunk_utts]
+        enhancer.prepare(chunk)
         kept, noisy, clean, enhanced = [], [], [], []
         for i, row in chunk.iterrows():
             bar.update()

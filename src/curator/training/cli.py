@@ -19,6 +19,7 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.io import atomic_open, sha256_file
 from curator.manifest import ManifestError
 from curator.training.backends import BACKENDS, TrainJob
+from curator.training.backends.official import OfficialBaselineError
 from curator.training.data import CuratedListError, load_curated_rows, validation_rows
 
 DEFAULT_CURATED = "data/curated/curated_train.csv"
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir))
     try:
         summary = BACKENDS.get(params.backend)(job)
-    except (CuratedListError, AudioError) as exc:
+    except (CuratedListError, AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"train: best {job.best_ckpt} " + ", ".join(f"{k}={v}" for k, v in summary.items()))
