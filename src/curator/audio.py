@@ -62,3 +62,35 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"cannot read header of '{path}': {exc}") from exc
     return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
+"""Rates the Opus encoder accepts; other rates go through 48 kHz, as ffmpeg's libopus wrapper does."""
+_OPUS_WORK_RATE = 48000
+_CODEC_SUBTYPES = {("mp3", None): ("MP3", "MPEG_LAYER_III"), ("ogg", "vorbis"): ("OGG", "VORBIS"),
+                   ("ogg", "opus"): ("OGG", "OPUS")}
+
+
+def codec_roundtrip(x: np.ndarray, sr: int, fmt: str, encoder: str | None, compression_level: float) -> np.ndarray:
+    """Encode 1-D ``x`` to mp3 / ogg-vorbis / ogg-opus in memory and decode it back, same length as ``x``.
+
+    ``compression_level`` is libsndfile's 0 (best quality, highest bitrate) .. 1 (lowest). Decoders may add
+    or drop a few priming samples; the result is trimmed or zero-padded so that sample ``i`` stays sample ``i``.
+    """
+    import io
+
+    key = (fmt, None if fmt == "mp3" else encoder)
+    if key not in _CODEC_SUBTYPES:
+        raise ValueError(f"unsupported codec {fmt}/{encoder}; valid: mp3, ogg/vorbis, ogg/opus")
+    container, subtype = _CODEC_SUBTYPES[key]
+    work_sr = sr if subtype != "OPUS" or sr in OPUS_SAMPLE_RATES else _OPUS_WORK_RATE
+    y = resample(np.asarray(x, dtype=np.float32), sr, work_sr)
+    buf = io.BytesIO()
+    sf.write(buf, y, work_sr, format=container, subtype=subtype,
+             compression_level=float(np.clip(compression_level, 0.0, 1.0)))
+    buf.seek(0)
+    decoded, _ = sf.read(buf, dtype="float32", always_2d=True)
+    out = resample(decoded[:, 0], work_sr, sr)
+    if len(out) >= len(x):
+        return np.ascontiguousarray(out[: len(x)])
+    return np.pad(out, (0, len(x) - len(out)))

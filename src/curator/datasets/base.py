@@ -1,0 +1,86 @@
+"""The dataset plug-in interface: ``download | prepare | verify | manifest``, and the registry.
+
+A dataset is one module in :mod:`curator.datasets.recipes` with a class decorated by
+``@DATASETS.register("name")``; nothing else is edited to add one.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from curator.datasets.official import CheckConfig, ImportResult
+from curator.datasets.params import DataParams, DatasetParams, SimulationParams
+from curator.registry import Registry
+
+DATASETS: Registry[type[Dataset]] = Registry("dataset", package="curator.datasets.recipes")
+REFERENCE_TRUTH = "reference_truth.csv"
+"""Ground truth of imperfect clean references, written by every dataset's ``prepare`` (header-only when
+unknown); only used to measure curation quality, never read by a selector."""
+
+
+@dataclass
+class DatasetContext:
+    """Validated sections plus the paths every stage of a dataset uses (relative to the repository root)."""
+
+    data: DataParams
+    dataset: DatasetParams
+    simulation: SimulationParams
+
+    @property
+    def external(self) -> Path:
+        """``<data.root>/external/<dataset>``: the prepare stage's output folder."""
+        return Path(self.data.root) / "external" / self.dataset.name
+
+    @property
+    def checks(self) -> CheckConfig:
+        return CheckConfig(self.dataset.audio_check, self.dataset.silence_peak, self.dataset.num_workers)
+
+    def manifest_path(self, split: str) -> Path:
+        return Path(getattr(self.data.manifests, split))
+
+
+class Dataset(ABC):
+    """One dataset's four stages. ``manifest`` returns rows; the CLI validates, writes and reports them."""
+
+    name: str = ""
+
+    def __init__(self, ctx: DatasetContext) -> None:
+        self.ctx = ctx
+
+    def download(self) -> None:
+        """Fetch what the dataset needs (a no-op where nothing is downloaded)."""
+        print(f"[{self.name}] download: nothing to download")
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Make or import the audio under ``ctx.external`` (the DVC ``prepare`` output)."""
+
+    @abstractmethod
+    def verify(self) -> dict:
+        """Checksums, decodability and list consistency; returns a JSON-able report with ``ok``."""
+
+    @abstractmethod
+    def manifest(self, split: str) -> ImportResult:
+        """Manifest rows of one split plus rejected files with reasons."""
+
+
+def build_dataset(ctx: DatasetContext) -> Dataset:
+    """Instantiate the dataset named by ``dataset.name``."""
+    return DATASETS.get(ctx.dataset.name)(ctx)
+
+
+def swap_dir(tmp: Path, target: Path) -> None:
+    """Replace ``target`` by the finished ``tmp`` folder (rename; the old folder is removed afterwards)."""
+    import shutil
+
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old)

@@ -1,0 +1,113 @@
+"""``python -m curator.datasets``: download | prepare | verify | manifest | all, for the configured dataset.
+
+Examples::
+
+    python -m curator.datasets --stage all                          # mini dataset, every split
+    python -m curator.datasets --stage manifest --split train dataset.mini.n_train=24
+    curator prepare                                                 # the DVC prepare stage
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from curator.config import DEFAULT_PARAMS, ConfigError, apply_overrides, load_yaml, parse, section_class
+from curator.datasets.base import DatasetContext, build_dataset
+from curator.datasets.kaldi import ListError
+from curator.datasets.params import DatasetParams, SimulationParams
+from curator.datasets.report import summarize
+from curator.io import write_json
+from curator.manifest import SPLITS, ManifestError, write_manifest
+
+STAGES = ("download", "prepare", "verify", "manifest")
+DEFAULT_METRICS = "metrics/manifest.json"
+DATASET_SECTIONS = ("dataset", "simulation")
+
+
+def load_context(dataset_cfg: str, data_cfg: str, overrides: Sequence[str]) -> DatasetContext:
+    """Parse ``dataset`` + ``simulation`` from ``dataset_cfg`` and ``data`` from ``data_cfg``; overrides go
+    to whichever file holds their section."""
+    mine = [o for o in overrides if o.split(".", 1)[0] in DATASET_SECTIONS]
+    if data_cfg == dataset_cfg:
+        dcfg = gcfg = apply_overrides(load_yaml(dataset_cfg), overrides)
+    else:
+        dcfg = apply_overrides(load_yaml(dataset_cfg), mine)
+        gcfg = apply_overrides(load_yaml(data_cfg), [o for o in overrides if o not in mine])
+    for name, cfg, where in (("dataset", dcfg, dataset_cfg), ("simulation", dcfg, dataset_cfg),
+                             ("data", gcfg, data_cfg)):
+        if name not in cfg:
+            raise ConfigError(f"missing section '{name}' in {where}")
+    ctx = DatasetContext(data=parse(section_class("data"), gcfg["data"], "data"),
+                         dataset=parse(DatasetParams, dcfg["dataset"], "dataset"),
+                         simulation=parse(SimulationParams, dcfg["simulation"], "simulation"))
+    if ctx.dataset.name != ctx.data.dataset:
+        raise ConfigError(f"'dataset.name' = '{ctx.dataset.name}' but 'data.dataset' = '{ctx.data.dataset}': "
+                          "set both to the same dataset (DVC paths use data.dataset)")
+    return ctx
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m curator.datasets", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset_cfg", default=DEFAULT_PARAMS,
+                    help="file with the 'dataset' and 'simulation' sections (default: params.yaml)")
+    ap.add_argument("--data_cfg", default=DEFAULT_PARAMS, help="file with the 'data' section (default: params.yaml)")
+    ap.add_argument("--stage", choices=[*STAGES, "all"], default="all",
+                    help="download: fetch (no-op for mini); prepare: make/import audio into data/external/<dataset>; "
+                         "verify: checksums, decoding, list lengths; manifest: write data/manifests/<dataset>/*.jsonl "
+                         "and metrics/manifest.json; all: every stage in that order")
+    ap.add_argument("--split", choices=[*SPLITS, "all"], default="all", help="split(s) the manifest stage writes")
+    ap.add_argument("--metrics", default=DEFAULT_METRICS, help=f"manifest metrics JSON (default: {DEFAULT_METRICS})")
+    ap.add_argument("--report", default=None, help="also write the verify report as JSON to this path")
+    ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. dataset.mini.n_train=24 simulation.seed=1")
+    return ap
+
+
+def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) -> dict:
+    """Import every split, write its manifest atomically, then the metrics JSON."""
+    ds = build_dataset(ctx)
+    results = {}
+    for split in splits:
+        res = ds.manifest(split)
+        n = write_manifest(ctx.manifest_path(split), res.rows)
+        print(f"[{ctx.dataset.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
+              + (f" ({len(res.rejected)} rejected, see {metrics_path})" if res.rejected else ""))
+        results[split] = res
+    summary = summarize(ctx.dataset.name, results, ctx.dataset.max_report_examples)
+    write_json(metrics_path, summary)
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        ctx = load_context(args.dataset_cfg, args.data_cfg, args.overrides)
+        ds = build_dataset(ctx)
+        stages = STAGES if args.stage == "all" else (args.stage,)
+        splits = SPLITS if args.split == "all" else (args.split,)
+        for stage in stages:
+            start = time.perf_counter()
+            if stage == "download":
+                ds.download()
+            elif stage == "prepare":
+                ds.prepare()
+            elif stage == "verify":
+                report = ds.verify()
+                if args.report:
+                    write_json(args.report, report)
+                print(json.dumps(report, indent=1, sort_keys=True) if not report["ok"]
+                      else f"[{ctx.dataset.name}] verify: ok")
+                if not report["ok"]:
+                    print(f"error: verify found problems in {ctx.external} (report above)", file=sys.stderr)
+                    return 1
+            else:
+                run_manifest(ctx, splits, args.metrics)
+            print(f"[{ctx.dataset.name}] {stage} took {time.perf_counter() - start:.1f} s")
+    except (ConfigError, ListError, ManifestError, KeyError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,1 @@
+"""The embedded mini dataset: speech synthesised here, generated noises and RIRs, URGENT-style simulation."""

@@ -1,0 +1,1 @@
+"""Dataset recipes: each module registers one dataset with ``@DATASETS.register(name)``."""

@@ -1,0 +1,144 @@
+"""Draw the per-utterance simulation parameters (the official ``meta.tsv``) from the source pools.
+
+The draws follow the official training configuration: wind noise instead of ordinary noise with
+``prob_wind_noise``; SNR uniform in its range; a RIR with ``prob_reverberation``; 0..3 extra augmentations
+drawn without replacement by weight, clipping redrawn away when wind noise (which clips itself) is used;
+each augmentation's parameters written into its official string. Everything comes from one seeded
+generator walked in a fixed order, so the same sources and params give the same ``meta.tsv``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from curator.audio import SAMPLE_RATES
+from curator.datasets.kaldi import NONE, NOT_AVAILABLE, SourceEntry
+from curator.datasets.params import AUGMENTATIONS, SimulationParams
+from curator.datasets.simulation.distortions import packet_loss_indices
+from curator.datasets.simulation.sources import Sources
+
+SPEECH_FREE_SNR = "nan"
+"""``snr_dB`` of a speech-free row: there is no speech to be relative to."""
+
+
+class PlanError(ValueError):
+    """The sources cannot satisfy the configuration (e.g. no noise at or above a speech rate)."""
+
+
+def _pick(pool: dict[str, SourceEntry], fs: int, rng: np.random.Generator, what: str) -> str:
+    """A uniformly drawn id among entries sampled at ``fs`` or higher (resampled down on use)."""
+    ids = sorted(uid for uid, e in pool.items() if e.fs >= fs)
+    if not ids:
+        raise PlanError(f"no {what} source sampled at {fs} Hz or higher; add one to the {what} list")
+    return ids[int(rng.integers(len(ids)))]
+
+
+def _draw_augmentations(sim: SimulationParams, use_wind: bool, rng: np.random.Generator) -> list[str]:
+    probs = sim.augmentation_count_probs()
+    n = int(rng.choice(list(probs), p=np.array(list(probs.values())) / sum(probs.values())))
+    if n == 0:
+        return []
+    weights = sim.augmentations.weights()
+    names = [a for a in AUGMENTATIONS if weights[a] > 0]
+    p = np.array([weights[a] for a in names]) / sum(weights[a] for a in names)
+    allowed = [a for a in names if a != "clipping"] if use_wind else names
+    if n > len(allowed):
+        raise PlanError(f"cannot draw {n} augmentations without clipping (wind noise); only {allowed} remain")
+    while True:
+        drawn = [names[i] for i in rng.choice(len(names), size=n, replace=False, p=p)]
+        if not (use_wind and "clipping" in drawn):
+            return drawn
+
+
+def _augmentation_string(name: str, sim: SimulationParams, fs: int, length: int, rng: np.random.Generator) -> str:
+    """The official string of one augmentation with its parameters drawn."""
+    aug = sim.augmentations
+    if name == "bandwidth_limitation":
+        lower = [r for r in SAMPLE_RATES if r < fs]
+        if not lower:
+            return f"bandwidth_limitation-none->{fs}"
+        method = aug.bandwidth_limitation.resample_methods[int(rng.integers(len(aug.bandwidth_limitation.resample_methods)))]
+        return f"bandwidth_limitation-{method}->{lower[int(rng.integers(len(lower)))]}"
+    if name == "clipping":
+        lo = float(rng.uniform(*aug.clipping.min_quantile))
+        hi = float(rng.uniform(*aug.clipping.max_quantile))
+        return f"clipping(min={lo},max={hi})"
+    if name == "codec":
+        fmt = aug.codec.formats[int(rng.integers(len(aug.codec.formats)))]
+        if fmt == "mp3":
+            encoder, qscale = "None", int(rng.integers(*aug.codec.mp3_qscale))
+        else:
+            encoder = aug.codec.ogg_encoders[int(rng.integers(len(aug.codec.ogg_encoders)))]
+            qscale = int(rng.integers(*aug.codec.ogg_qscale))
+        return f"codec(format={fmt},encoder={encoder},qscale={qscale})"
+    pl = aug.packet_loss
+    idx = packet_loss_indices(length, fs, pl.packet_duration_ms, float(rng.uniform(*pl.loss_rate)), pl.max_burst, rng)
+    return f"packet_loss(packet_loss_indices={idx},packet_duration_ms={pl.packet_duration_ms})"
+
+
+def _wind_string(sim: SimulationParams, rng: np.random.Generator) -> str:
+    w = sim.wind
+    values = {k: float(rng.uniform(*getattr(w, k))) for k in ("threshold", "ratio", "attack_ms", "release_ms",
+                                                                "sc_gain", "clipping_threshold")}
+    clip = bool(rng.random() < w.clipping_chance)
+    return (f"wind_noise(threshold={values['threshold']},ratio={values['ratio']},attack={values['attack_ms']},"
+            f"release={values['release_ms']},sc_gain={values['sc_gain']},clipping={clip},"
+            f"clipping_threshold={values['clipping_threshold']})")
+
+
+def plan_simulation(sources: Sources, sim: SimulationParams, out_dir: str, salt: int = 0, id_prefix: str = "",
+                    n_speech_free: int = 0) -> list[dict[str, str]]:
+    """Draw one ``meta.tsv`` row per speech source (plus ``n_speech_free`` noise-only rows).
+
+    Speech is walked by sampling rate (highest first) then id, as the official generator does; output
+    files go to ``{out_dir}/{noisy,clean}/{count // max_files_per_dir}/fileid_{count}.{format}``.
+    ``salt`` separates the random streams of splits that share one seed.
+    """
+    sources.check_pools()
+    rng = np.random.default_rng([sim.seed, salt])
+    order = sorted(sources.speech.values(), key=lambda e: (-e.fs, e.uid))
+    rows = []
+    for count, entry in enumerate(order, 1):
+        rows.append(_plan_row(count, entry.uid, entry.fs, sources.lengths[entry.uid], sources, sim, out_dir,
+                              id_prefix, rng))
+    for k in range(n_speech_free):
+        donor = order[int(rng.integers(len(order)))]
+        rows.append(_plan_row(len(order) + k + 1, None, donor.fs, sources.lengths[donor.uid], sources, sim, out_dir,
+                              id_prefix, rng))
+    return rows
+
+
+def _plan_row(count: int, speech_uid: str | None, fs: int, length: int, sources: Sources, sim: SimulationParams,
+              out_dir: str, id_prefix: str, rng: np.random.Generator) -> dict[str, str]:
+    speech_free = speech_uid is None
+    use_wind = bool(sources.wind) and not speech_free and bool(rng.random() < sim.prob_wind_noise)
+    augs = _draw_augmentations(sim, use_wind, rng)
+    if use_wind:
+        noise_uid = _pick(sources.wind, fs, rng, "wind noise")
+        aug_strings = [_wind_string(sim, rng)]
+        snr = float(rng.uniform(*sim.wind_snr_db))
+    else:
+        noise_uid = _pick(sources.noise, fs, rng, "noise")
+        aug_strings = []
+        snr = float(rng.uniform(*sim.snr_db))
+    rir_uid = NONE
+    if sources.rir and not speech_free and rng.random() < sim.prob_reverberation:
+        rir_uid = _pick(sources.rir, fs, rng, "RIR")
+    aug_strings += [_augmentation_string(a, sim, fs, length, rng) for a in augs]
+    name = f"fileid_{count}.{sim.out_format}"
+    sub = str(count // sim.max_files_per_dir)
+    text = NOT_AVAILABLE if speech_free else sources.text.get(speech_uid, NOT_AVAILABLE)
+    return {
+        "id": f"{id_prefix}fileid_{count}",
+        "noisy_path": f"{out_dir}/noisy/{sub}/{name}",
+        "speech_uid": NONE if speech_free else speech_uid,
+        "speech_sid": NONE if speech_free else sources.utt2spk.get(speech_uid, speech_uid),
+        "clean_path": f"{out_dir}/clean/{sub}/{name}",
+        "noise_uid": noise_uid,
+        "snr_dB": SPEECH_FREE_SNR if speech_free else repr(snr),
+        "rir_uid": rir_uid,
+        "augmentation": "/".join(aug_strings) if aug_strings else NONE,
+        "fs": str(fs),
+        "length": str(length),
+        "text": " ".join(text.split()),
+    }

@@ -1,0 +1,148 @@
+"""Render simulated utterances from ``meta.tsv`` rows and write the official list layout.
+
+The order of operations is the official one: (optional high-pass) -> reverberation (the target gets only
+the early RIR) -> noise at the drawn SNR (or wind mixing) -> extra augmentations in drawn order -> one
+common peak normalisation of noisy, target and noise. Each row is rendered from its own parameters and a
+generator seeded by its id, so the result does not depend on worker count or order.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from curator.audio import load_audio, save_audio
+from curator.datasets.kaldi import NONE, write_kv, write_meta_tsv
+from curator.datasets.labels import language_of
+from curator.datasets.params import SimulationParams
+from curator.datasets.simulation import distortions as D
+from curator.datasets.simulation.sources import Sources
+
+LOAD_CACHE_SIZE = 64
+"""Decoded noise/RIR clips kept per worker (pools are reused across utterances)."""
+
+_WIND = re.compile(r"wind_noise\(threshold=(.*),ratio=(.*),attack=(.*),release=(.*),sc_gain=(.*),"
+                   r"clipping=(True|False),clipping_threshold=(.*)\)")
+_BANDWIDTH = re.compile(r"bandwidth_limitation-(.*)->(\d+)")
+_CLIPPING = re.compile(r"clipping\(min=(.*),max=(.*)\)")
+_CODEC = re.compile(r"codec\(format=(.*),encoder=(.*),qscale=(-?\d+)\)")
+_PACKET = re.compile(r"packet_loss\(packet_loss_indices=(\[.*\]),packet_duration_ms=(\d+)\)")
+
+
+class RenderError(ValueError):
+    """A meta.tsv row cannot be rendered; the message names the row id."""
+
+
+def _row_rng(seed: int, uid: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(uid.encode("utf-8"))])
+
+
+@functools.lru_cache(maxsize=LOAD_CACHE_SIZE)
+def _load_cached(path: str, sr: int) -> np.ndarray:
+    return load_audio(path, sr=sr)[0]
+
+
+def apply_augmentation(x: np.ndarray, aug: str, fs: int) -> np.ndarray:
+    """Apply one official augmentation string (wind is handled by the mixing step, not here)."""
+    if m := _BANDWIDTH.fullmatch(aug):
+        method, fs_new = m.group(1), int(m.group(2))
+        return x if method == NONE else D.bandwidth_limitation(x, fs, fs_new, method)
+    if m := _CLIPPING.fullmatch(aug):
+        return D.clipping(x, float(m.group(1)), float(m.group(2)))
+    if m := _CODEC.fullmatch(aug):
+        encoder = None if m.group(2) == "None" else m.group(2)
+        return D.codec(x, fs, m.group(1), encoder, int(m.group(3)))
+    if m := _PACKET.fullmatch(aug):
+        return D.packet_loss(x, fs, ast.literal_eval(m.group(1)), int(m.group(2)))
+    raise ValueError(f"unknown augmentation string {aug!r}")
+
+
+def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy, target) for one meta row, both ``length`` samples at ``fs``, peak-normalised together."""
+    uid, fs, n = row["id"], int(row["fs"]), int(row["length"])
+    rng = _row_rng(sim.seed, uid)
+    augs = [a for a in row["augmentation"].split("/") if a and a != NONE]
+    if row["speech_uid"] == NONE:
+        speech = np.zeros(n, dtype=np.float32)
+    else:
+        speech = D.fit_length(load_audio(sources.resolve(sources.speech[row["speech_uid"]].path), sr=fs)[0], n)
+        if sim.highpass:
+            speech = D.highpass(speech, fs, sim.highpass_hz, sim.highpass_order)
+    noisy, target = speech, speech
+    if row["rir_uid"] != NONE:
+        rir = _load_cached(str(sources.resolve(sources.rir[row["rir_uid"]].path)), fs)
+        noisy = D.reverberate(speech, rir)
+        target = D.reverberate(speech, D.early_rir(rir, fs, sim.early_rir_sec, sim.rir_start_level))
+    pool = sources.wind if row["noise_uid"] in sources.wind else sources.noise
+    noise = D.fit_noise(_load_cached(str(sources.resolve(pool[row["noise_uid"]].path)), fs), n, rng)
+    if row["speech_uid"] != NONE:
+        noise = D.scale_to_snr(noisy, noise, float(row["snr_dB"]), fs, sim.active_frame_sec, sim.active_threshold)
+    wind = [a for a in augs if a.startswith("wind_noise")]
+    if wind:
+        m = _WIND.fullmatch(wind[0])
+        if m is None:
+            raise RenderError(f"row '{uid}': malformed wind augmentation {wind[0]!r}")
+        thr, ratio, att, rel, sc, clip, clip_thr = m.groups()
+        noisy = D.wind_mix(noisy, noise, fs, float(thr), float(ratio), float(att), float(rel), float(sc),
+                           clip == "True", float(clip_thr))
+    else:
+        noisy = noisy + noise
+    for aug in augs:
+        if not aug.startswith("wind_noise"):
+            try:
+                noisy = apply_augmentation(noisy, aug, fs)
+            except ValueError as exc:
+                raise RenderError(f"row '{uid}': {exc}") from exc
+    peak = max(float(np.max(np.abs(noisy))), float(np.max(np.abs(target))), float(np.max(np.abs(noise))))
+    scale = sim.peak_norm / peak if peak > 0 else 1.0
+    return (noisy * scale).astype(np.float32), (target * scale).astype(np.float32)
+
+
+_CTX: dict[str, object] = {}
+
+
+def _init_worker(sources: Sources, sim: SimulationParams, root: Path) -> None:
+    _CTX.update(sources=sources, sim=sim, root=root)
+
+
+def _render_and_save(row: dict[str, str]) -> str:
+    sources, sim, root = _CTX["sources"], _CTX["sim"], _CTX["root"]
+    noisy, target = render_row(row, sources, sim)  # type: ignore[arg-type]
+    save_audio(Path(root) / row["noisy_path"], noisy, int(row["fs"]))  # type: ignore[arg-type]
+    save_audio(Path(root) / row["clean_path"], target, int(row["fs"]))  # type: ignore[arg-type]
+    return row["id"]
+
+
+def render_all(rows: Sequence[dict[str, str]], sources: Sources, sim: SimulationParams, root: Path,
+               workers: int, desc: str = "simulate") -> None:
+    """Render and save every row (paths relative to ``root``) with ``workers`` processes."""
+    if workers <= 1:
+        _init_worker(sources, sim, root)
+        for row in tqdm(rows, desc=desc, unit="utt"):
+            _render_and_save(row)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(sources, sim, root)) as pool:
+        for _ in tqdm(pool.map(_render_and_save, rows, chunksize=8), total=len(rows), desc=desc, unit="utt"):
+            pass
+
+
+def write_lists(rows: Sequence[dict[str, str]], sources: Sources, list_dir: Path, meta_path: Path) -> None:
+    """The official list layout of a simulated set: wav.scp, spk1.scp, utt2spk, text, utt2fs, utt2lang,
+    speech_length.scp (sorted by id, paths as in meta.tsv) and the meta.tsv log itself."""
+    write_meta_tsv(meta_path, rows)
+    by_id = {r["id"]: r for r in rows}
+    write_kv(list_dir / "wav.scp", {k: r["noisy_path"] for k, r in by_id.items()})
+    write_kv(list_dir / "spk1.scp", {k: r["clean_path"] for k, r in by_id.items()})
+    write_kv(list_dir / "utt2spk", {k: r["speech_sid"] for k, r in by_id.items()})
+    write_kv(list_dir / "text", {k: r["text"] for k, r in by_id.items()})
+    write_kv(list_dir / "utt2fs", {k: r["fs"] for k, r in by_id.items()})
+    write_kv(list_dir / "speech_length.scp", {k: r["length"] for k, r in by_id.items()})
+    write_kv(list_dir / "utt2lang", {k: language_of(r["speech_uid"], sources.utt2lang) for k, r in by_id.items()})
