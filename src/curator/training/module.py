@@ -1,13 +1,16 @@
-"""The Lightning module: one registered enhancement model, the baseline loss, AdamW and a StepLR schedule."""
+"""Lightning pieces: the module (model, baseline loss, AdamW + StepLR), best-checkpoint callback, seeding."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
+from curator.training.checkpoint import save_checkpoint
 from curator.training.data import Batch
 from curator.training.loss import MultiResL1SpecLoss
 from curator.training.models import build_model
@@ -44,3 +47,32 @@ class EnhancementModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.optim.lr_step_epochs, gamma=self.optim.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+MONITOR = "val/loss"
+
+
+class BestCheckpoint(L.Callback):
+    """After each validation, atomically save the weights if ``val/loss`` improved."""
+
+    def __init__(self, path: Path, model_name: str, options: dict[str, Any]) -> None:
+        self.path = path
+        self.model_name = model_name
+        self.options = options
+        self.best = math.inf
+        self.best_step = -1
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(MONITOR)
+        if trainer.sanity_checking or value is None or not float(value) < self.best:
+            return
+        self.best, self.best_step = float(value), trainer.global_step
+        save_checkpoint(self.path, pl_module.model, self.model_name, self.options,
+                        step=self.best_step, val_loss=self.best)
+
+
+def seed_everything(seed: int, num_threads: int) -> None:
+    """Seed python/numpy/torch, fix the thread count and ask torch for deterministic kernels."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)

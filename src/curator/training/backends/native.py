@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
-import lightning as L
-import torch
-
 from curator.training.backends import BACKENDS, TrainJob
-from curator.training.checkpoint import save_checkpoint
-from curator.training.data import make_loader
-from curator.training.models import model_options, options_dict
-from curator.training.module import EnhancementModule
-
-MONITOR = "val/loss"
-
-
-class BestCheckpoint(L.Callback):
-    """After each validation, atomically save the weights if ``val/loss`` improved."""
-
-    def __init__(self, path: Path, model_name: str, options: dict[str, Any]) -> None:
-        self.path = path
-        self.model_name = model_name
-        self.options = options
-        self.best = math.inf
-        self.best_step = -1
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        value = trainer.callback_metrics.get(MONITOR)
-        if trainer.sanity_checking or value is None or not float(value) < self.best:
-            return
-        self.best, self.best_step = float(value), trainer.global_step
-        save_checkpoint(self.path, pl_module.model, self.model_name, self.options,
-                        step=self.best_step, val_loss=self.best)
-
-
-def seed_everything(seed: int, num_threads: int) -> None:
-    """Seed python/numpy/torch, fix the thread count and ask torch for deterministic kernels."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    torch.set_num_threads(num_threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @BACKENDS.register("native")
 def train_native(job: TrainJob) -> dict[str, Any]:
     """Train ``job.params.model`` for ``max_steps`` steps, validating every ``val_every_steps``."""
+    # imported here so that validating params (`curator check`) does not pay for importing Lightning
+    import lightning as L
     from dvclive.lightning import DVCLiveLogger
+
+    from curator.training.data import make_loader
+    from curator.training.models import model_options, options_dict
+    from curator.training.module import BestCheckpoint, EnhancementModule, seed_everything
 
     p = job.params
     seed_everything(p.seed, p.num_threads)
