@@ -4,6 +4,7 @@ exceptions, so one bad file is a counted rejection rather than a crash half-way.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -37,16 +38,16 @@ class CheckRequest:
 
 def check_audio(req: CheckRequest) -> AudioCheck:
     """Check one file; the reason vocabulary is missing | undecodable | empty | nonfinite | silent."""
+    if not os.path.isfile(req.path):
+        return AudioCheck("missing")
     try:
         if req.mode == "header":
             info = sf.info(req.path)
             sr, frames = int(info.samplerate), int(info.frames)
             return AudioCheck("empty" if frames == 0 else None, sr, frames)
         data, sr = sf.read(req.path, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        return AudioCheck("missing")
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        return AudioCheck("missing" if "No such file" in str(exc) else "undecodable")
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        return AudioCheck("undecodable")
     frames = int(data.shape[0])
     if frames == 0:
         return AudioCheck("empty", int(sr), 0)
