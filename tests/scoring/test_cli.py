@@ -15,6 +15,7 @@ from curator.scoring.cli import main, split_overrides
 from curator.scoring.table import read_settings
 
 PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+LIGHT = "score.scorers=[bandwidth, vad, clipping, sisdr, snr, estoi, pesq, embedding]"  # all but DNSMOS (slowest)
 CONTRACT = {
     "utt_id": pa.string(), "path": pa.string(), "clean_path": pa.string(), "duration_sec": pa.float64(),
     "sr": pa.int64(), "language": pa.string(), "distortion": pa.string(), "speaker": pa.string(),
@@ -50,7 +51,13 @@ def test_table_follows_the_contract(corpus, tmp_path: Path):
     assert df["loss_proxy"].between(0, 1).all()
     settings = read_settings(tmp_path / "s.parquet")
     assert settings["schema_version"] == 1
-    assert set(settings["scorers"]) == {"sisdr", "snr", "estoi", "pesq", "embedding"}
+    assert set(settings["scorers"]) == {"dnsmos", "bandwidth", "vad", "clipping", "sisdr", "snr", "estoi", "pesq",
+                                        "embedding"}
+    for col in ("mos_dns", "ref_dnsmos_sig", "ref_dnsmos_bak", "ref_dnsmos_ovrl", "ref_bandwidth_hz",
+                "ref_speech_ratio", "ref_clip_ratio"):
+        assert table.schema.field(col).type == pa.float64(), col
+        assert df[col].notna().all(), col
+    np.testing.assert_array_equal(df["mos_dns"], df["ref_dnsmos_ovrl"])
     assert settings["manifest_sha256"] == sha256_file(manifest)
     assert str(tmp_path) not in json.dumps(settings)  # no absolute paths in the metadata
     assert m["rows_scored"] == len(rows) and m["status_counts"] == {"ok": len(rows)}
@@ -59,15 +66,15 @@ def test_table_follows_the_contract(corpus, tmp_path: Path):
 
 def test_same_bytes_whatever_the_worker_count(corpus, tmp_path: Path):
     manifest, _ = corpus
-    run(manifest, tmp_path / "a.parquet", "score.num_workers=1", "score.shard_size=4")
-    run(manifest, tmp_path / "b.parquet", "score.num_workers=2", "score.shard_size=4")
+    run(manifest, tmp_path / "a.parquet", "score.num_workers=1", "score.shard_size=4", LIGHT)
+    run(manifest, tmp_path / "b.parquet", "score.num_workers=2", "score.shard_size=4", LIGHT)
     assert sha256_file(tmp_path / "a.parquet") == sha256_file(tmp_path / "b.parquet")
     assert not (tmp_path / "a.parquet.shards").exists()  # shards are removed after assembly
 
 
 def test_filters_are_honoured(corpus, tmp_path: Path):
     manifest, rows = corpus
-    m = run(manifest, tmp_path / "s.parquet", "score.num_workers=1", "data.filters.languages=[en]",
+    m = run(manifest, tmp_path / "s.parquet", "score.num_workers=1", LIGHT, "data.filters.languages=[en]",
             "data.filters.sample_rates=[8000, 16000]")
     df = pq.read_table(tmp_path / "s.parquet").to_pandas()
     assert set(df["language"]) == {"en"} and set(df["sr"]) == {8000}

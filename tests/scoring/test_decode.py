@@ -36,7 +36,8 @@ def test_cli_keeps_rejected_rows_with_nan_scores_and_counts_them(mixed_corpus, t
     manifest, expected = mixed_corpus
     out, metrics = tmp_path / "s.parquet", tmp_path / "m.json"
     rc = main(["--config", str(Path(__file__).resolve().parents[2] / "params.yaml"), f"data.manifest={manifest}",
-               "--out", str(out), "--metrics", str(metrics), "score.num_workers=1", "score.shard_size=5"])
+               "--out", str(out), "--metrics", str(metrics), "score.num_workers=1", "score.shard_size=5",
+               "score.scorers=[vad, sisdr, snr, estoi, pesq, embedding]"])
     assert rc == 0
     df = pq.read_table(out).to_pandas().set_index("utt_id")
     assert df["status"].to_dict() == expected

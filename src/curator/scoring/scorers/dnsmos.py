@@ -1,0 +1,118 @@
+"""Reference quality: DNSMOS P.835 SIG/BAK/OVRL of the clean target (the ONNX model shipped in speechmos).
+
+Each utterance is cut into 9.01 s windows with a 1 s hop (shorter ones are doubled until they fill one),
+every window is scored and the calibrated scores are averaged, as the official DNSMOS script does
+(``max_windows: null``); ``max_windows`` caps the windows per utterance for speed (~0.4 s per window per
+CPU core). ``mos_dns`` (the spec's column) is OVRL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from curator.scoring.base import SCORERS, AudioBatch, Scorer, ScoringError, float_columns
+
+SR = 16000  # DNSMOS runs on 16 kHz audio only
+WINDOW = 144160  # 9.01 s: the model's fixed input length
+HOP = SR  # 1 s between windows
+# third-order calibration of the raw SIG, BAK, OVRL outputs (non-personalised model; P.835 scale)
+CALIBRATION = {
+    False: ([-0.08397278, 1.22083953, 0.0052439], [-0.13166888, 1.60915514, -0.39604546],
+            [-0.06766283, 1.11546468, 0.04602535]),
+    True: ([-0.01019296, 0.02751166, 1.19576786, -0.24348726], [-0.04976499, 0.44276479, -0.1644611, 0.96883132],
+           [-0.00533021, 0.005101, 1.18058466, -0.11236046]),
+}
+
+
+@dataclass
+class DnsmosOptions:
+    """``score.options.dnsmos``."""
+
+    personalized: bool = False
+    model_path: str | None = None
+    max_windows: int | None = 1
+
+    def __post_init__(self) -> None:
+        from curator.config import check_range
+
+        check_range("score.options.dnsmos.max_windows", self.max_windows, lo=1)
+
+    def resolved_model(self) -> Path:
+        """The ONNX file: ``model_path`` or the one inside the installed speechmos package."""
+        if self.model_path:
+            return Path(self.model_path)
+        try:
+            import speechmos
+        except ImportError as exc:
+            raise ScoringError("the dnsmos scorer needs the 'speechmos' package (pip install speechmos "
+                               "onnxruntime librosa), or score.options.dnsmos.model_path set to "
+                               "sig_bak_ovr.onnx") from exc
+        folder = "pdnsmos_models" if self.personalized else "dnsmos_models"
+        return Path(speechmos.__file__).parent / folder / "sig_bak_ovr.onnx"
+
+
+def windows(x: np.ndarray, max_windows: int | None = None) -> np.ndarray:
+    """The ``(n, WINDOW)`` analysis windows of one 16 kHz signal, as the official script cuts them.
+
+    A short signal is doubled until it fills a window. ``max_windows`` keeps that many evenly spaced windows
+    (on short clips the windows are shifted repeats of the same audio, so the mean barely moves).
+    """
+    while len(x) < WINDOW:
+        x = np.concatenate([x, x])
+    n = int(np.floor(len(x) / SR) - WINDOW / SR) + 1  # whole seconds first, as the official script counts
+    starts = np.arange(n) * HOP
+    # the official script computes window ends in floating point and drops the windows that come out short
+    ends = ((np.arange(n) + WINDOW / SR) * SR).astype(np.int64)
+    starts = starts[np.minimum(ends, len(x)) - starts >= WINDOW]
+    if max_windows is not None and len(starts) > max_windows:
+        starts = starts[np.round(np.linspace(0, len(starts) - 1, max_windows)).astype(np.int64)]
+    return np.lib.stride_tricks.sliding_window_view(x, WINDOW)[starts]
+
+
+@SCORERS.register("dnsmos")
+class DnsmosScorer(Scorer):
+    name = "dnsmos"
+    outputs = ("ref_dnsmos_sig", "ref_dnsmos_bak", "ref_dnsmos_ovrl", "mos_dns")
+    gpu_capable = True
+    Options = DnsmosOptions
+
+    def setup(self) -> None:
+        import onnxruntime as ort
+
+        path = self.options.resolved_model()
+        if not path.is_file():
+            raise ScoringError(f"DNSMOS model '{path}' not found: install speechmos or set "
+                               f"score.options.dnsmos.model_path to a sig_bak_ovr.onnx file")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if self.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.input_name = self.session.get_inputs()[0].name
+        self.calibration = [np.poly1d(c) for c in CALIBRATION[self.options.personalized]]
+
+    def columns(self) -> dict[str, pa.DataType]:
+        return float_columns(self.outputs)
+
+    def score_batch(self, batch: AudioBatch) -> dict[str, np.ndarray]:
+        out = np.full((len(batch), 3), np.nan)
+        for i, x in enumerate(batch.signals("clean", SR)):
+            if batch.speech_free[i]:
+                continue  # the quality of a silent target is undefined
+            # one window per call: on CPU, onnxruntime is slower per window on stacked windows
+            raw = np.stack([self.session.run(None, {self.input_name: w[None].astype(np.float32)})[0][0]
+                            for w in windows(x, self.options.max_windows)])
+            out[i] = [np.mean(p(raw[:, k])) for k, p in enumerate(self.calibration)]
+        return {"ref_dnsmos_sig": out[:, 0], "ref_dnsmos_bak": out[:, 1], "ref_dnsmos_ovrl": out[:, 2],
+                "mos_dns": out[:, 2]}
+
+    def settings(self) -> dict[str, Any]:
+        return {"options": dataclasses.asdict(self.options), "model": self.options.resolved_model().name}
