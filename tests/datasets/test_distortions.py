@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ds_helpers import speech_like
 
-from conftest import speech_like
 from curator.datasets.simulation import distortions as D
 from curator.datasets.simulation.render import apply_augmentation
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ds_helpers import speech_like, write_wav
 
-from conftest import speech_like, write_wav
 from curator.datasets.kaldi import META_COLUMNS
 from curator.datasets.official import CheckConfig, import_split
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ds_helpers import PARAMS
 
-from conftest import PARAMS
 from curator.config import load_params, parse
 from curator.datasets.kaldi import SourceEntry
 from curator.datasets.labels import primary_distortion, split_augmentations

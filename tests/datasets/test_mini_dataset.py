@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ds_helpers import PARAMS, TINY
 
-from conftest import PARAMS, TINY
 from curator.datasets.cli import main
 from curator.datasets.labels import DISTORTIONS, LANGUAGES
 from curator.datasets.mini.build import plant_defect
