@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,17 @@ def test_reference_truth_marks_train_defects_only(built):
     assert len(train_bad) == round(0.5 * 6)  # imperfect_fraction 0.5 of the 6 speech utterances
     assert {r["defect"] for r in train_bad} <= {"noise", "reverb", "bandlimit"}
     assert all(r["imperfect"] == "0" and r["defect"] == "none" for s in ("dev", "test") for r in by_split[s])
+
+
+def test_verify_detects_a_tampered_file(built, tmp_path, monkeypatch, capsys):
+    clone = tmp_path / "clone"
+    shutil.copytree(built[0] / "data", clone / "data")
+    victim = next((clone / "data/external/mini/simulation_dev/clean").rglob("*.flac"))
+    victim.write_bytes(victim.read_bytes()[:-100])
+    assert _run(clone, monkeypatch, "--stage", "verify", "--report", "verify.json") == 1
+    report = json.loads((clone / "verify.json").read_text())
+    assert report["checksums"]["mismatched"] == [victim.relative_to(clone / "data/external/mini").as_posix()]
+    assert report["dev"]["ok"] is False and not report["ok"]
 
 
 def test_planted_defects_are_measurable(dataset_params, sim):

@@ -6,13 +6,16 @@ A dataset is one module in :mod:`curator.datasets.recipes` with a class decorate
 
 from __future__ import annotations
 
+import csv
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from curator.datasets.kaldi import NONE
 from curator.datasets.official import CheckConfig, ImportResult
 from curator.datasets.params import DataParams, DatasetParams, SimulationParams
+from curator.io import atomic_open
 from curator.registry import Registry
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset", package="curator.datasets.recipes")
@@ -84,3 +87,12 @@ def swap_dir(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+def write_reference_truth(path: Path, defect_of: dict[str, str]) -> None:
+    """``utt_id,imperfect,defect`` sorted by utt_id (header only when nothing is known)."""
+    with atomic_open(path, newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["utt_id", "imperfect", "defect"])
+        for uid in sorted(defect_of):
+            w.writerow([uid, int(defect_of[uid] != NONE), defect_of[uid]])

@@ -16,7 +16,6 @@ byte-identical files whatever the number of workers.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from curator.audio import SAMPLE_RATES, load_audio, resample, save_audio
+from curator.datasets.base import REFERENCE_TRUTH, write_reference_truth
 from curator.datasets.kaldi import NONE, SourceEntry, write_kv, write_source_list
 from curator.datasets.mini import noises as N
 from curator.datasets.mini.rirs import shoebox_rir
@@ -47,7 +47,6 @@ NOISE_SR = max(SAMPLE_RATES)
 SOURCE_PEAK = 0.9
 """Source speech is peak-normalised to this after its defect is applied."""
 DEFECT_RESAMPLER = "soxr_hq"
-TRUTH_FILE = "reference_truth.csv"
 CHECKSUM_FILE = "checksums.sha256"
 
 
@@ -227,25 +226,16 @@ def build_mini(root: Path, mini: MiniParams, sim: SimulationParams, seed: int, w
             rows = plan_simulation(sources, sim, f"simulation_{split}", salt=s_idx, id_prefix=f"{split}_",
                                    n_speech_free=n_speech_free(mini, split))
             render_all(rows, sources, sim, root, workers, desc=f"simulate {split}")
-            write_lists(rows, sources, root / "lists" / split, root / f"simulation_{split}" / "log" / "meta.tsv")
+            write_lists(rows, sources.utt2lang, root / "lists" / split, root / f"simulation_{split}" / "log" / "meta.tsv")
             defect_of = {j.uid: j.defect for j in jobs[split]}
             truth.update({r["id"]: defect_of.get(r["speech_uid"], NONE) for r in rows})
             counts[split] = len(rows)
     finally:
         if pool is not None:
             pool.shutdown()
-    write_reference_truth(root / TRUTH_FILE, truth)
+    write_reference_truth(root / REFERENCE_TRUTH, truth)
     write_checksums(root)
     return counts
-
-
-def write_reference_truth(path: Path, defect_of: dict[str, str]) -> None:
-    """``utt_id,imperfect,defect`` sorted by utt_id (header only when nothing is known)."""
-    with atomic_open(path, newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["utt_id", "imperfect", "defect"])
-        for uid in sorted(defect_of):
-            w.writerow([uid, int(defect_of[uid] != NONE), defect_of[uid]])
 
 
 def write_checksums(root: Path) -> None:

@@ -134,10 +134,12 @@ def render_all(rows: Sequence[dict[str, str]], sources: Sources, sim: Simulation
             pass
 
 
-def write_lists(rows: Sequence[dict[str, str]], sources: Sources, list_dir: Path, meta_path: Path) -> None:
+def write_lists(rows: Sequence[dict[str, str]], utt2lang: dict[str, str], list_dir: Path,
+                meta_path: Path | None) -> None:
     """The official list layout of a simulated set: wav.scp, spk1.scp, utt2spk, text, utt2fs, utt2lang,
-    speech_length.scp (sorted by id, paths as in meta.tsv) and the meta.tsv log itself."""
-    write_meta_tsv(meta_path, rows)
+    speech_length.scp (sorted by id, paths as in meta.tsv) and, given ``meta_path``, the meta.tsv log."""
+    if meta_path is not None:
+        write_meta_tsv(meta_path, rows)
     by_id = {r["id"]: r for r in rows}
     write_kv(list_dir / "wav.scp", {k: r["noisy_path"] for k, r in by_id.items()})
     write_kv(list_dir / "spk1.scp", {k: r["clean_path"] for k, r in by_id.items()})
@@ -145,4 +147,4 @@ def write_lists(rows: Sequence[dict[str, str]], sources: Sources, list_dir: Path
     write_kv(list_dir / "text", {k: r["text"] for k, r in by_id.items()})
     write_kv(list_dir / "utt2fs", {k: r["fs"] for k, r in by_id.items()})
     write_kv(list_dir / "speech_length.scp", {k: r["length"] for k, r in by_id.items()})
-    write_kv(list_dir / "utt2lang", {k: language_of(r["speech_uid"], sources.utt2lang) for k, r in by_id.items()})
+    write_kv(list_dir / "utt2lang", {k: language_of(r["speech_uid"], utt2lang) for k, r in by_id.items()})

@@ -1,0 +1,135 @@
+"""``folder``: any tree of audio files (cards/folder.md).
+
+Noisy inputs are the files matching a glob per split under ``root``; the clean target of ``.../noisy/x.wav``
+is the same path with ``clean_from`` replaced by ``clean_to`` when that file exists. Language and
+distortion come from path components (``/de/``, ``_reverb_``) or the configured defaults. Folders that
+cannot be read are reported, not skipped silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
+from curator.datasets.checks import CheckRequest, check_many
+from curator.datasets.kaldi import ListError
+from curator.datasets.labels import LANGUAGES, infer_distortion, infer_language
+from curator.datasets.official import CheckConfig, ImportResult, Rejection
+from curator.datasets.params import FolderParams
+from curator.datasets.paths import to_manifest_path
+from curator.io import write_json
+from curator.manifest import SPLITS, ManifestError, Utterance
+
+LISTING_FILE = "listing.json"
+
+
+@DATASETS.register("folder")
+class FolderDataset(Dataset):
+    """Globbed noisy files, a noisy->clean pairing rule, labels inferred from paths."""
+
+    name = "folder"
+
+    @property
+    def params(self) -> FolderParams:
+        return self.ctx.dataset.folder
+
+    def files(self, split: str) -> tuple[list[Path], list[str]]:
+        """(sorted noisy files of a split, unreadable folders under the root)."""
+        pattern = getattr(self.params.globs, split)
+        root = Path(self.params.root)
+        if pattern is None:
+            return [], []
+        if not root.is_dir():
+            raise ListError(f"dataset.folder.root '{root}' is not a readable folder")
+        unreadable: list[str] = []
+        for _ in os.walk(root, onerror=lambda exc: unreadable.append(str(exc.filename))):
+            pass
+        found = sorted(glob.glob(pattern, root_dir=root, recursive=True))
+        return [root / f for f in found if (root / f).is_file()], sorted(unreadable)
+
+    def clean_of(self, noisy: Path) -> Path | None:
+        if not self.params.clean_from:
+            return None
+        candidate = Path(noisy.as_posix().replace(self.params.clean_from, self.params.clean_to))
+        return candidate if candidate != noisy and candidate.is_file() else None
+
+    def prepare(self) -> None:
+        """Check the tree and record what it holds (the DVC ``prepare`` output for this dataset)."""
+        listing = {}
+        for split in SPLITS:
+            files, unreadable = self.files(split)
+            listing[split] = {"pattern": getattr(self.params.globs, split), "files": len(files),
+                              "paired": sum(self.clean_of(f) is not None for f in files), "unreadable": unreadable}
+        if not any(v["files"] for v in listing.values()):
+            raise ListError(f"no audio under '{self.params.root}' matches dataset.folder.globs "
+                            f"({', '.join(str(v['pattern']) for v in listing.values())})")
+        out = self.ctx.external
+        tmp = out.with_name(f".{out.name}.tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        write_json(tmp / LISTING_FILE, {"root": self.params.root, "splits": listing})
+        write_reference_truth(tmp / REFERENCE_TRUTH, {})
+        swap_dir(tmp, out)
+
+    def verify(self) -> dict:
+        report: dict = {}
+        for split in SPLITS:
+            res = self._import(split, CheckConfig("decode", self.ctx.dataset.silence_peak, self.ctx.dataset.num_workers))
+            reasons: dict[str, int] = {}
+            for r in res.rejected:
+                reasons[r.reason] = reasons.get(r.reason, 0) + 1
+            report[split] = {"utterances": len(res.rows) + len(res.rejected), "rejected": dict(sorted(reasons.items())),
+                             "ok": not res.rejected}
+        report["ok"] = all(v["ok"] for v in report.values())
+        return report
+
+    def manifest(self, split: str) -> ImportResult:
+        checks = self.ctx.checks
+        if checks.mode == "lists":  # there are no lists to trust: read headers
+            checks = CheckConfig("header", checks.silence_peak, checks.workers)
+        return self._import(split, checks)
+
+    def _labels(self, rel: str) -> tuple[str, str]:
+        """(language, distortion) from path components, else the configured defaults."""
+        inf = self.params.infer
+        lang = infer_language(rel, LANGUAGES) if inf.language_from_path else None
+        dist = infer_distortion(rel) if inf.distortion_from_path else None
+        return lang or self.params.default_language, dist or self.params.default_distortion
+
+    def _import(self, split: str, checks: CheckConfig) -> ImportResult:
+        files, unreadable = self.files(split)
+        root = Path(self.params.root)
+        result = ImportResult(rejected=[Rejection("", d, "unreadable_folder") for d in unreadable])
+        ids: dict[str, Path] = {}
+        for f in files:
+            uid = f.relative_to(root).with_suffix("").as_posix().replace("/", "-")
+            if uid in ids:
+                raise ManifestError(f"dataset.folder: '{f}' and '{ids[uid]}' map to the same utt_id '{uid}'")
+            ids[uid] = f
+        clean = {u: self.clean_of(f) for u, f in ids.items()}
+        labels = {u: self._labels(f.relative_to(root).as_posix()) for u, f in ids.items()}
+        reqs = [CheckRequest(str(f), checks.mode, checks.silence_peak) for f in ids.values()]
+        reqs += [CheckRequest(str(c), checks.mode, checks.silence_peak, allow_silent=labels[u][1] == "speech_free")
+                 for u, c in clean.items() if c is not None]
+        results = iter(check_many(reqs, checks.workers))
+        noisy_res = {u: next(results) for u in ids}
+        clean_res = {u: next(results) for u, c in clean.items() if c is not None}
+        for uid, path in ids.items():
+            n, c = noisy_res[uid], clean_res.get(uid)
+            reason = n.reason or (f"clean_{c.reason}" if c is not None and c.reason else None)
+            if reason is None and c is not None and (c.sr != n.sr or c.frames != n.frames):
+                reason = "clean_length_mismatch"
+            if reason is not None:
+                bad = clean[uid] if reason.startswith("clean_") else path
+                result.rejected.append(Rejection(uid, to_manifest_path(bad), reason))  # type: ignore[arg-type]
+                continue
+            result.rows.append(Utterance(
+                utt_id=uid, path=to_manifest_path(path), duration_sec=n.frames / n.sr, sr=int(n.sr),  # type: ignore[operator]
+                language=labels[uid][0], distortion=labels[uid][1], split=split,
+                clean_path=to_manifest_path(clean[uid]) if clean[uid] is not None else None,  # type: ignore[arg-type]
+                source=self.name))
+        return result

@@ -1,0 +1,118 @@
+"""``urgent2026``: the official URGENT 2026 data in its list layout (cards/urgent2026.md).
+
+``prepare`` either checks an existing layout (``simulate.mode: none``), simulates the configured source
+lists with the builtin simulator (``builtin``), or runs the official scripts from a checkout (``official``);
+simulated output lands in ``data/external/urgent2026``. ``manifest`` imports with the official importer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
+from curator.datasets.kaldi import ListError
+from curator.datasets.official import OPTIONAL_LISTS, ImportResult, import_split, read_layout
+from curator.datasets.params import Urgent2026Params
+from curator.datasets.paths import under
+from curator.datasets.simulation.official import run_official_simulation
+from curator.datasets.simulation.plan import plan_simulation
+from curator.datasets.simulation.render import render_all, write_lists
+from curator.datasets.simulation.sources import Sources
+from curator.datasets.verify import verify_checksums, verify_split
+from curator.io import sha256_file, write_json
+from curator.manifest import SPLITS
+
+LAYOUT_FILE = "layout.json"
+"""Written by ``prepare``: which lists were imported and their sha256, so DVC sees list changes."""
+
+
+@DATASETS.register("urgent2026")
+class Urgent2026Dataset(Dataset):
+    """Official lists (wav.scp, spk1.scp, utt2fs, ...) plus meta.tsv labels, under a configurable root."""
+
+    name = "urgent2026"
+
+    @property
+    def params(self) -> Urgent2026Params:
+        return self.ctx.dataset.urgent2026
+
+    def download(self) -> None:
+        print("[urgent2026] download: the data is assembled by the official scripts from the corpora's own "
+              "sites (licences apply); see src/curator/datasets/cards/urgent2026.md. Nothing is fetched here.")
+
+    def _simulated(self, split: str) -> bool:
+        return self.params.simulate.mode != "none" and split == self.params.simulate.split
+
+    def _layout(self, split: str) -> tuple[Path, Path | None, Path] | None:
+        """(list folder, meta.tsv or None, root) of a split, or None when the split is not configured."""
+        if self._simulated(split):
+            ext = self.ctx.external
+            return ext / "lists" / split, ext / f"simulation_{split}" / "log" / "meta.tsv", ext
+        lists = getattr(self.params.lists, split)
+        if lists is None:
+            return None
+        root = Path(self.params.root)
+        meta = getattr(self.params.meta_tsv, split)
+        return under(root, lists), (under(root, meta) if meta else None), root
+
+    def prepare(self) -> None:
+        out = self.ctx.external
+        tmp = out.with_name(f".{out.name}.tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        mode, split = self.params.simulate.mode, self.params.simulate.split
+        if mode == "builtin":
+            self._simulate_builtin(tmp, split)
+        elif mode == "official":
+            s = self.params.simulate
+            n = run_official_simulation(s.python, Path(s.baseline_repo), s.config, tmp / f"simulation_{split}",
+                                        tmp / "lists" / split, s.nj, self.ctx.simulation.highpass)
+            print(f"[urgent2026] official simulation: {n} utterances")
+        layout = {}
+        for sp in SPLITS:
+            if self._simulated(sp):
+                continue
+            where = self._layout(sp)
+            if where is None:
+                continue
+            lists, meta, _ = where
+            read_layout(lists)  # fails early, naming the missing or malformed list
+            files = [lists / n for n in ("wav.scp", *OPTIONAL_LISTS) if (lists / n).is_file()]
+            if meta is not None:
+                if not meta.is_file():
+                    raise ListError(f"simulation log '{meta}' does not exist (dataset.urgent2026.meta_tsv.{sp})")
+                files.append(meta)
+            layout[sp] = {f.name: sha256_file(f) for f in files}
+        write_json(tmp / LAYOUT_FILE, {"root": self.params.root, "lists": layout, "simulate": mode})
+        write_reference_truth(tmp / REFERENCE_TRUTH, {})
+        swap_dir(tmp, out)
+
+    def _simulate_builtin(self, out: Path, split: str) -> None:
+        src = self.params.sources
+        sources = Sources.from_lists(self.params.root, src.speech, src.noise, src.wind_noise, src.rir, src.utt2spk,
+                                     src.text, src.utt2lang)
+        rows = plan_simulation(sources, self.ctx.simulation, f"simulation_{split}", salt=SPLITS.index(split))
+        render_all(rows, sources, self.ctx.simulation, out, self.ctx.dataset.num_workers, desc=f"simulate {split}")
+        write_lists(rows, sources.utt2lang, out / "lists" / split, out / f"simulation_{split}" / "log" / "meta.tsv")
+
+    def verify(self) -> dict:
+        report: dict = {}
+        if self.params.checksums:
+            root = Path(self.params.root)
+            report["checksums"] = verify_checksums(under(root, self.params.checksums), root, self.ctx.dataset.num_workers)
+        for split in SPLITS:
+            where = self._layout(split)
+            if where is not None:
+                report[split] = verify_split(split, *where, self.ctx.checks, self.ctx.dataset.max_report_examples)
+        report["ok"] = all(v["ok"] for v in report.values())
+        return report
+
+    def manifest(self, split: str) -> ImportResult:
+        where = self._layout(split)
+        if where is None:
+            print(f"[urgent2026] {split}: not configured (dataset.urgent2026.lists.{split} is null): empty manifest")
+            return ImportResult()
+        lists, meta, root = where
+        return import_split(split, lists, meta, root, self.name, self.ctx.checks)
