@@ -44,7 +44,7 @@ def slice_means(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[st
     cols = [m.name for m in metrics] + [NOISY_PREFIX + m.name for m in metrics]
     out: dict[str, Any] = {}
     for key in slices:
-        grouped = df.groupby(df[key].astype(str), sort=True)
+        grouped = df.groupby(key, sort=True, dropna=False)  # numeric slices (sr) sort numerically
         table = grouped[cols].mean().join(grouped.size().rename("n"))
         out[key] = {str(v): {c: (int(row[c]) if c == "n" else _clean(row[c])) for c in ["n", *cols]}
                     for v, row in table.iterrows()}

@@ -16,6 +16,8 @@ from curator.training.loss import MultiResL1SpecLoss
 from curator.training.models import build_model
 from curator.training.params import LossParams, OptimParams
 
+MONITOR = "val/loss"
+
 
 class EnhancementModule(L.LightningModule):
     """Trains ``model`` to map noisy to clean waveforms; logs ``train/loss`` and ``val/loss``."""
@@ -40,16 +42,13 @@ class EnhancementModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.log("val/loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True,
+        self.log(MONITOR, self._loss(batch), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=len(batch.noisy))
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.optim.lr_step_epochs, gamma=self.optim.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-
-
-MONITOR = "val/loss"
 
 
 class BestCheckpoint(L.Callback):
