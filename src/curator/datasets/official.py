@@ -21,7 +21,7 @@ from curator.datasets.labels import (
     primary_distortion,
     split_augmentations,
 )
-from curator.datasets.paths import to_manifest_path, under
+from curator.datasets.paths import resolve_many
 from curator.manifest import Utterance
 
 OPTIONAL_LISTS = ("spk1.scp", "utt2fs", "utt2spk", "text", "utt2lang", "speech_length.scp")
@@ -47,6 +47,12 @@ class Rejection:
 class ImportResult:
     rows: list[Utterance] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+
+
+def _resolve(uids: list[str], table: dict[str, str], root: Path) -> dict[str, tuple[str, str]]:
+    """uid -> (absolute path, manifest path) of the listed files."""
+    absolute, rel = resolve_many([table[u] for u in uids], root)
+    return dict(zip(uids, zip(absolute, rel, strict=True), strict=True))
 
 
 def read_layout(list_dir: Path) -> dict[str, dict[str, str]]:
@@ -77,21 +83,22 @@ def import_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, 
     meta = read_meta_tsv(meta_tsv) if meta_tsv is not None else None
     result = ImportResult()
     uids = sorted(lists["wav.scp"])
-    noisy = {u: under(root, lists["wav.scp"][u]) for u in uids}
-    clean = {u: under(root, lists["spk1.scp"][u]) for u in uids if u in lists.get("spk1.scp", {})}
+    noisy = _resolve(uids, lists["wav.scp"], root)
+    clean = _resolve([u for u in uids if u in lists.get("spk1.scp", {})], lists.get("spk1.scp", {}), root)
     speech_free = {u for u in uids if meta is not None and u in meta and meta[u]["speech_uid"] == NONE}
     checked = _check_files(uids, noisy, clean, speech_free, lists, checks)
     for uid in uids:
         reason, sr, frames = _consistency(uid, checked, lists, list_dir, meta, clean)
         if reason is not None:
             bad = clean[uid] if reason.startswith("clean_") else noisy[uid]
-            result.rejected.append(Rejection(uid, to_manifest_path(bad), reason))
+            result.rejected.append(Rejection(uid, bad[1], reason))
             continue
         result.rows.append(_row(uid, split, sr, frames, lists, meta, noisy, clean, source))  # type: ignore[arg-type]
     return result
 
 
-def _check_files(uids: list[str], noisy: dict[str, Path], clean: dict[str, Path], speech_free: set[str],
+def _check_files(uids: list[str], noisy: dict[str, tuple[str, str]], clean: dict[str, tuple[str, str]],
+                 speech_free: set[str],
                  lists: dict[str, dict[str, str]], checks: CheckConfig) -> dict[tuple[str, str], tuple]:
     """(uid, 'noisy'|'clean') -> (reason, sr, frames); in ``lists`` mode only files the lists cannot
     describe (no utt2fs / speech_length entry) are read, from their header."""
@@ -102,17 +109,18 @@ def _check_files(uids: list[str], noisy: dict[str, Path], clean: dict[str, Path]
         mode = "header" if checks.mode == "lists" and not described else checks.mode
         if mode == "lists":
             continue
-        reqs.append(CheckRequest(str(noisy[uid]), mode, checks.silence_peak))
+        reqs.append(CheckRequest(noisy[uid][0], mode, checks.silence_peak))
         keys.append((uid, "noisy"))
         if uid in clean and checks.mode != "lists":
-            reqs.append(CheckRequest(str(clean[uid]), mode, checks.silence_peak, allow_silent=uid in speech_free))
+            reqs.append(CheckRequest(clean[uid][0], mode, checks.silence_peak, allow_silent=uid in speech_free))
             keys.append((uid, "clean"))
     results = check_many(reqs, checks.workers)
     return {k: (r.reason, r.sr, r.frames) for k, r in zip(keys, results, strict=True)}
 
 
 def _consistency(uid: str, checked: dict, lists: dict[str, dict[str, str]], list_dir: Path,
-                 meta: dict[str, dict[str, str]] | None, clean: dict[str, Path]) -> tuple[str | None, int, int]:
+                 meta: dict[str, dict[str, str]] | None, clean: dict[str, tuple[str, str]]
+                 ) -> tuple[str | None, int, int]:
     """First problem of one utterance (or None) and its (sr, frames) as the lists and the audio agree."""
     list_sr = _int_field(lists, "utt2fs", uid, list_dir)
     list_len = _int_field(lists, "speech_length.scp", uid, list_dir)
@@ -144,8 +152,8 @@ def _snr(value: str, uid: str) -> float:
 
 
 def _row(uid: str, split: str, sr: int, frames: int, lists: dict[str, dict[str, str]],
-         meta: dict[str, dict[str, str]] | None, noisy: dict[str, Path], clean: dict[str, Path],
-         source: str) -> Utterance:
+         meta: dict[str, dict[str, str]] | None, noisy: dict[str, tuple[str, str]],
+         clean: dict[str, tuple[str, str]], source: str) -> Utterance:
     m = meta.get(uid) if meta is not None else None
     augs = split_augmentations(m["augmentation"]) if m else []
     rir = m["rir_uid"] if m and m["rir_uid"] != NONE else None
@@ -155,13 +163,13 @@ def _row(uid: str, split: str, sr: int, frames: int, lists: dict[str, dict[str, 
     lang = lists.get("utt2lang", {}).get(uid)
     return Utterance(
         utt_id=uid,
-        path=to_manifest_path(noisy[uid]),
+        path=noisy[uid][1],
         duration_sec=frames / sr,
         sr=sr,
         language=normalize_language(lang) if lang else UNKNOWN_LANGUAGE,
         distortion=primary_distortion(augs, m["noise_uid"] if m else "", rir, free),
         split=split,
-        clean_path=to_manifest_path(clean[uid]) if uid in clean else None,
+        clean_path=clean[uid][1] if uid in clean else None,
         augmentations=augs,
         snr_db=snr if math.isfinite(snr) else None,
         rir_id=rir,
