@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from curator.datasets.params import Filters
-from curator.selection.fill import IN_QUOTA, SELECTED, Fill, entry_order, greedy_fill
+from curator.selection.fill import IN_QUOTA, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
 from curator.selection.quotas import QuotaPlan, plan_quotas
@@ -113,10 +113,8 @@ class BaseSelector(ABC):
             )
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         ranking = self.rank(pool, eligible)
-        entries, kinds = entry_order(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code,
-                                     plan.feasible, p.penalties.quota_violation)
-        fill = greedy_fill(entries, kinds, pool.hours, pool.slice_code, plan.feasible, plan.budget, pool.emb,
-                           p.diversity, p.seed)
+        fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
+                           p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed)
         return Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking,
                          fill=fill)
 

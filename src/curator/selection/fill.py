@@ -1,18 +1,21 @@
 """The shared greedy that turns a strategy's utilities into a selection under budget, quotas and diversity.
 
-Every eligible row is offered twice, in one static order of "entries":
+Each slice offers its rows in its own order (utility, highest first). The greedy repeatedly takes the best
+*head* among the slices, where a slice is *due* while its hours are below its quota share of what has been
+selected so far (counting the head): a due head competes with its utility ``u``, any other head with
+``u - penalty * (1 + overshoot)``, ``overshoot`` being the slice's relative excess over its share. With a
+penalty of at least 1 (utilities lie in [0, 1]) quotas are strict, and once a slice runs dry the others grow
+in proportion to their quotas (the deficit is redistributed proportionally); with 0 the best utilities win
+regardless of slice. A head with a near-duplicate among the selected rows is blocked for good.
 
-* in quota, with priority ``utility + penalty``, taken only while its slice is under its feasible quota;
-* as overflow, with priority ``utility - penalty * (1 + overshoot)``, where ``overshoot`` is how far past its
-  slice's quota the row sits in the slice's own order, relative to that quota.
+Nothing in this order depends on K: the selection for budget K is the longest prefix of one sequence that
+fits in K. Selections are therefore nested in K (a 300 h subset lies inside the 700 h one), and everything
+that grows with the prefix (tail hours, per-slice hours) is monotone in K.
 
-This is the greedy on marginal value of ``sum(utility) - penalty * quota violation``: with a penalty of at
-least 0.5 (utilities lie in [0, 1]) quotas come first and the hours diversity left unfilled go to slices in
-proportion to their quotas; with 0 the quotas are ignored and the best utilities win. An entry is taken when
-its row is still undecided, fits the budget (and its slice's quota, for an in-quota entry) and has no
-near-duplicate among the rows selected so far; a row with one is blocked for good. Entries are handled in
-chunks: the compiled kernels gather the next candidates, one batched neighbour query answers for the whole
-chunk, and the kernel commits them in order, so the result equals the one-row-at-a-time greedy.
+Neighbour queries are batched: every slice's next rows (a window sized by its quota) are queried together,
+and the compiled kernel runs the merge until some slice's head falls outside its window; the windows are
+then refilled and re-queried. Within a batch, pairs among the batch's own rows come from the same query,
+so the outcome equals the one-row-at-a-time greedy for any window size.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ UNDECIDED, SELECTED, BLOCKED = 0, 1, 2
 IN_QUOTA, OVERFLOW = 0, 1
 HOURS_EPS = 1e-9
 """Slack on hour comparisons so float rounding never rejects an exact fit or admits an overrun."""
+FRACTION_FLOOR = 1e-12
+"""Quota share used for slices with a zero quota: they only grow once every other slice is exhausted."""
+RUNNING, DONE, NEED_QUERY = 0, 1, 2
 
 
 @dataclass
 class Fill:
-    """Outcome per pool row: state (0 undecided, 1 selected, 2 blocked), selection order (-1) and entry kind."""
+    """Outcome per pool row: state (0 undecided, 1 selected, 2 blocked), selection order (-1), entry kind."""
 
     state: np.ndarray
     order: np.ndarray
@@ -42,120 +48,122 @@ class Fill:
     search: dict
 
 
-def entry_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
-                group: np.ndarray, quota: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
-    """The static order of (row, kind) entries described in the module docstring."""
+def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, group: np.ndarray,
+                n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eligible rows sorted by (slice, utility desc, tiebreak, row) and each slice's [start, end) bounds."""
     rows = np.flatnonzero(eligible)
-    u, tb, g, h = utility[rows], tiebreak[rows], group[rows], hours[rows]
-    by_slice = np.lexsort((rows, tb, -u, g))
-    gs, hs = g[by_slice], h[by_slice]
-    cum = np.cumsum(hs)
-    start = np.concatenate(([0.0], cum))[np.searchsorted(gs, gs, side="left")]
-    overshoot = np.empty(len(rows))
-    overshoot[by_slice] = np.maximum(cum - start - quota[gs], 0.0) / np.maximum(quota[gs], hs)
-    key = np.concatenate([u + penalty, u - penalty * (1.0 + overshoot)])
-    kind = np.repeat(np.array([IN_QUOTA, OVERFLOW], dtype=np.int8), len(rows))
-    both = np.concatenate([rows, rows])
-    order = np.lexsort((both, np.concatenate([tb, tb]), kind, -key))
-    return both[order], kind[order]
+    rows = rows[np.lexsort((rows, tiebreak[rows], -utility[rows], group[rows]))]
+    bounds = np.searchsorted(group[rows], np.arange(n_groups + 1))
+    return rows, bounds.astype(np.int64)
 
 
-def greedy_fill(entries: np.ndarray, kinds: np.ndarray, hours: np.ndarray, group: np.ndarray,
-                quota: np.ndarray, budget: float, emb: np.ndarray, diversity: DiversityParams,
-                seed: int) -> Fill:
-    """Run the chunked greedy over ``entries`` (see the module docstring)."""
-    n = len(hours)
+def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
+                group: np.ndarray, share: np.ndarray, penalty: float, budget: float, emb: np.ndarray,
+                diversity: DiversityParams, seed: int) -> Fill:
+    """Run the quota-merged greedy described in the module docstring; ``share`` = quota fraction per slice."""
+    n, n_groups = len(hours), len(share)
+    rows, bounds = slice_order(utility, tiebreak, eligible, group, n_groups)
     state = np.zeros(n, dtype=np.int8)
     order = np.full(n, -1, dtype=np.int64)
     kind = np.full(n, -1, dtype=np.int8)
-    used = np.zeros(len(quota))
-    total = np.zeros(1)
-    counter = np.zeros(1, dtype=np.int64)
-    candidates = np.unique(entries)
-    if len(candidates) == 0:
+    used = np.zeros(n_groups)
+    totals = np.zeros(2)
+    totals[1] = budget
+    ptr = bounds[:-1].copy()
+    share = np.asarray(share, dtype=np.float64)
+    if len(rows) == 0:
         return Fill(state, order, kind, 0, {"mode": "none"})
-    min_hours = float(hours[candidates].min())
-    index = NeighbourIndex(emb, candidates, diversity, seed) if diversity.enabled else None
-    chunk = diversity.chunk_size if index is not None else len(entries)
-    buf_rows = np.empty(chunk, dtype=np.int64)
-    buf_kind = np.empty(chunk, dtype=np.int8)
-    pos = 0
-    while pos < len(entries) and budget - total[0] >= min_hours - HOURS_EPS:
-        got, pos = _gather(entries, kinds, pos, state, hours, group, used, quota, total[0], budget,
-                           buf_rows, buf_kind)
-        if got == 0:
-            break
-        occ_rows, occ_kind = buf_rows[:got], buf_kind[:got]
-        distinct, occ_pos = np.unique(occ_rows, return_inverse=True)
-        if index is not None:
-            nb = index.query(distinct)
+    index = NeighbourIndex(emb, rows, diversity, seed) if diversity.enabled else None
+    batch_pos = np.full(n, -1, dtype=np.int64)
+    window = _windows(share, diversity.chunk_size) if index is not None else None
+    batch = np.zeros(0, dtype=np.int64)
+    hit = np.zeros(0, dtype=np.bool_)
+    lims = np.zeros(1, dtype=np.int64)
+    nbrs = np.zeros(0, dtype=np.int64)
+    counter = np.zeros(1, dtype=np.int64)
+    status = NEED_QUERY if index is not None else RUNNING
+    while status != DONE:
+        if status == NEED_QUERY:
+            assert index is not None and window is not None
+            batch_pos[batch] = -1
+            batch = _next_batch(rows, bounds, ptr, state, window)
+            batch_pos[batch] = np.arange(len(batch))
+            nb = index.query(batch)
             hit, lims, nbrs = nb.hit, nb.lims, nb.nbrs
-        else:
-            hit = np.zeros(len(distinct), dtype=bool)
-            lims = np.zeros(len(distinct) + 1, dtype=np.int64)
-            nbrs = np.zeros(0, dtype=np.int64)
-        chosen = np.zeros(len(distinct), dtype=np.bool_)
-        _commit(occ_rows, occ_kind, occ_pos.astype(np.int64), hit, lims, nbrs, hours, group, used, quota,
-                total, budget, state, chosen, order, kind, counter)
+        before = int(counter[0])
+        status = _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility, tiebreak, hours,
+                        share, penalty, index is not None, batch, batch_pos, hit, lims, nbrs)
         if index is not None:
-            index.add(distinct[chosen])
+            index.add(batch[order[batch] >= before])
     search = ({"mode": index.mode, "nlist": index.nlist, "nprobe": index.nprobe}
               if index is not None else {"mode": "off"})
     return Fill(state, order, kind, index.queried if index is not None else 0, search)
 
 
-@numba.njit(cache=True)
-def _gather(entries, kinds, pos, state, hours, group, used, quota, total, budget, out_rows, out_kind):
-    """Collect the next undecided entries that fit the budget (and quota) as things stand now."""
-    got = 0
-    limit = len(out_rows)
-    while pos < len(entries) and got < limit:
-        i = entries[pos]
-        k = kinds[pos]
-        pos += 1
-        if state[i] != UNDECIDED:
-            continue
-        h = hours[i]
-        if total + h > budget + HOURS_EPS:
-            continue
-        if k == IN_QUOTA and used[group[i]] + h > quota[group[i]] + HOURS_EPS:
-            continue
-        out_rows[got] = i
-        out_kind[got] = k
-        got += 1
-    return got, pos
+def _windows(share: np.ndarray, chunk: int) -> np.ndarray:
+    """Rows queried ahead per slice: the chunk split by quota share (at least one row each)."""
+    return np.maximum(1, np.round(chunk * share / max(share.sum(), FRACTION_FLOOR))).astype(np.int64)
+
+
+def _next_batch(rows: np.ndarray, bounds: np.ndarray, ptr: np.ndarray, state: np.ndarray,
+                window: np.ndarray) -> np.ndarray:
+    """The next ``window[s]`` undecided rows of every slice, from its current head."""
+    parts = []
+    for s in range(len(window)):
+        ahead = rows[ptr[s]:bounds[s + 1]]
+        parts.append(ahead[state[ahead] == UNDECIDED][:window[s]])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 @numba.njit(cache=True)
-def _commit(occ_rows, occ_kind, occ_pos, hit, lims, nbrs, hours, group, used, quota, total, budget, state,
-            chosen, order, kind, counter):
-    """Take the gathered entries in order: block near-duplicates of selected rows, select what still fits."""
-    for k in range(len(occ_rows)):
-        i = occ_rows[k]
-        if state[i] != UNDECIDED:
-            continue
-        p = occ_pos[k]
-        if hit[p]:
-            state[i] = BLOCKED
-            continue
-        clash = False
-        for e in range(lims[p], lims[p + 1]):
-            if chosen[nbrs[e]]:
-                clash = True
-                break
-        if clash:
-            state[i] = BLOCKED
-            continue
+def _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility, tiebreak, hours, share,
+           penalty, diverse, batch, batch_pos, hit, lims, nbrs):
+    """Advance the merge until done, out of budget, or a chosen head needs a neighbour query."""
+    n_groups = len(share)
+    while True:
+        total = totals[0]
+        best = -1
+        best_pri = -np.inf
+        best_due = False
+        for s in range(n_groups):
+            p = ptr[s]
+            while p < bounds[s + 1] and state[rows[p]] != UNDECIDED:
+                p += 1
+            ptr[s] = p
+            if p >= bounds[s + 1]:
+                continue
+            i = rows[p]
+            h = hours[i]
+            due = share[s] > 0.0 and used[s] + h <= share[s] * (total + h)
+            pri = utility[i]
+            if not due and penalty > 0:
+                over = (used[s] + h) / (max(share[s], FRACTION_FLOOR) * (total + h)) - 1.0
+                pri = utility[i] - penalty * (1.0 + over)
+            if best < 0 or pri > best_pri or (pri == best_pri and tiebreak[i] < tiebreak[rows[ptr[best]]]):
+                best, best_pri, best_due = s, pri, due
+        if best < 0:
+            return DONE
+        i = rows[ptr[best]]
+        if diverse:
+            b = batch_pos[i]
+            if b < 0:
+                return NEED_QUERY
+            blocked = hit[b]
+            if not blocked:
+                for e in range(lims[b], lims[b + 1]):
+                    if state[batch[nbrs[e]]] == SELECTED:
+                        blocked = True
+                        break
+            if blocked:
+                state[i] = BLOCKED
+                continue
         h = hours[i]
-        g = group[i]
-        if total[0] + h > budget + HOURS_EPS:
-            continue
-        if occ_kind[k] == IN_QUOTA and used[g] + h > quota[g] + HOURS_EPS:
-            continue
+        if total + h > totals[1] + HOURS_EPS:
+            return DONE
         state[i] = SELECTED
-        chosen[p] = True
-        used[g] += h
-        total[0] += h
+        used[best] += h
+        totals[0] = total + h
         order[i] = counter[0]
-        kind[i] = occ_kind[k]
+        kind[i] = IN_QUOTA if best_due else OVERFLOW
         counter[0] += 1
+

@@ -43,6 +43,13 @@ class QuotaPlan:
         return self.budget < self.requested_budget
 
     @property
+    def share(self) -> np.ndarray:
+        """Quota shares the greedy merges by: the requested fractions, or supply shares if none is usable."""
+        if self.fraction[self.supply > HOURS_TOL].sum() > 0:
+            return self.fraction
+        return self.supply / self.supply.sum()
+
+    @property
     def deficit(self) -> np.ndarray:
         """Hours a slice's target exceeds its supply (what had to be redistributed)."""
         return np.maximum(self.target - self.supply, 0.0)
