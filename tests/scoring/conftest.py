@@ -11,6 +11,9 @@ from curator.audio import save_audio
 from curator.manifest import write_manifest
 
 RATES = (8000, 16000, 24000, 48000)
+LIGHT = ("score.scorers=[bandwidth, vad, clipping, sisdr, snr, estoi, pesq, embedding]",
+         "score.ref_quality.weights={ref_bandwidth_ratio: 1.0}")
+"""Every scorer but DNSMOS (the slowest), with ref_quality from the bandwidth ratio alone."""
 
 
 def speechlike(rng: np.random.Generator, sr: int, seconds: float) -> np.ndarray:

@@ -14,13 +14,14 @@ from curator.io import read_json, sha256_file
 from curator.scoring.cli import main, split_overrides
 from curator.scoring.table import read_settings
 
+from .conftest import LIGHT
+
 PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
-LIGHT = "score.scorers=[bandwidth, vad, clipping, sisdr, snr, estoi, pesq, embedding]"  # all but DNSMOS (slowest)
 CONTRACT = {
     "utt_id": pa.string(), "path": pa.string(), "clean_path": pa.string(), "duration_sec": pa.float64(),
     "sr": pa.int64(), "language": pa.string(), "distortion": pa.string(), "speaker": pa.string(),
     "split": pa.string(), "status": pa.string(), "in_sisdr": pa.float64(), "in_estoi": pa.float64(),
-    "in_pesq": pa.float64(), "in_snr": pa.float64(), "loss_proxy": pa.float64(),
+    "in_pesq": pa.float64(), "in_snr": pa.float64(), "loss_proxy": pa.float64(), "ref_quality": pa.float64(),
 }
 
 
@@ -48,12 +49,12 @@ def test_table_follows_the_contract(corpus, tmp_path: Path):
     df = table.to_pandas()
     assert (df["status"] == "ok").all()
     assert np.isfinite(df[["in_sisdr", "in_estoi", "in_pesq", "in_snr", "loss_proxy"]].to_numpy()).all()
-    assert df["loss_proxy"].between(0, 1).all()
+    assert df["loss_proxy"].between(0, 1).all() and df["ref_quality"].between(0, 1).all()
     settings = read_settings(tmp_path / "s.parquet")
     assert settings["schema_version"] == 1
     assert set(settings["scorers"]) == {"dnsmos", "bandwidth", "vad", "clipping", "sisdr", "snr", "estoi", "pesq",
                                         "embedding"}
-    for col in ("mos_dns", "ref_dnsmos_sig", "ref_dnsmos_bak", "ref_dnsmos_ovrl", "ref_bandwidth_hz",
+    for col in ("mos_dns", "ref_dnsmos_sig", "ref_dnsmos_bak", "ref_dnsmos_ovrl", "ref_bandwidth_hz", "ref_bandwidth_ratio",
                 "ref_speech_ratio", "ref_clip_ratio"):
         assert table.schema.field(col).type == pa.float64(), col
         assert df[col].notna().all(), col
@@ -66,15 +67,15 @@ def test_table_follows_the_contract(corpus, tmp_path: Path):
 
 def test_same_bytes_whatever_the_worker_count(corpus, tmp_path: Path):
     manifest, _ = corpus
-    run(manifest, tmp_path / "a.parquet", "score.num_workers=1", "score.shard_size=4", LIGHT)
-    run(manifest, tmp_path / "b.parquet", "score.num_workers=2", "score.shard_size=4", LIGHT)
+    run(manifest, tmp_path / "a.parquet", "score.num_workers=1", "score.shard_size=4", *LIGHT)
+    run(manifest, tmp_path / "b.parquet", "score.num_workers=2", "score.shard_size=4", *LIGHT)
     assert sha256_file(tmp_path / "a.parquet") == sha256_file(tmp_path / "b.parquet")
     assert not (tmp_path / "a.parquet.shards").exists()  # shards are removed after assembly
 
 
 def test_filters_are_honoured(corpus, tmp_path: Path):
     manifest, rows = corpus
-    m = run(manifest, tmp_path / "s.parquet", "score.num_workers=1", LIGHT, "data.filters.languages=[en]",
+    m = run(manifest, tmp_path / "s.parquet", "score.num_workers=1", *LIGHT, "data.filters.languages=[en]",
             "data.filters.sample_rates=[8000, 16000]")
     df = pq.read_table(tmp_path / "s.parquet").to_pandas()
     assert set(df["language"]) == {"en"} and set(df["sr"]) == {8000}

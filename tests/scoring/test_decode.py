@@ -10,6 +10,8 @@ from curator.io import read_json
 from curator.scoring.cli import main
 from curator.scoring.decode import DecodeRules, decode_pair, rms_dbfs
 
+from .conftest import LIGHT
+
 RULES = DecodeRules(min_duration_sec=0.5, silence_dbfs=-60.0, max_length_mismatch_sec=0.05)
 
 
@@ -36,8 +38,7 @@ def test_cli_keeps_rejected_rows_with_nan_scores_and_counts_them(mixed_corpus, t
     manifest, expected = mixed_corpus
     out, metrics = tmp_path / "s.parquet", tmp_path / "m.json"
     rc = main(["--config", str(Path(__file__).resolve().parents[2] / "params.yaml"), f"data.manifest={manifest}",
-               "--out", str(out), "--metrics", str(metrics), "score.num_workers=1", "score.shard_size=5",
-               "score.scorers=[vad, sisdr, snr, estoi, pesq, embedding]"])
+               "--out", str(out), "--metrics", str(metrics), "score.num_workers=1", "score.shard_size=5", *LIGHT])
     assert rc == 0
     df = pq.read_table(out).to_pandas().set_index("utt_id")
     assert df["status"].to_dict() == expected

@@ -19,7 +19,8 @@ def test_committed_section_is_valid():
     ({"executor": "dask"}, r"score.executor.*local"),
     ({"shard_size": 0}, r"score.shard_size"),
     ({"options.embedding.backend": "wavlm"}, r"embedding.backend.*logmel"),
-    ({"scorers": "[sisdr, embedding]"}, r"in_estoi.*no enabled scorer"),
+    ({"scorers": "[dnsmos, bandwidth, sisdr, embedding]"}, r"in_estoi.*no enabled scorer"),
+    ({"scorers": "[sisdr, estoi, pesq, embedding]"}, r"ref_quality.weights.ref_dnsmos_ovrl.*no enabled scorer"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

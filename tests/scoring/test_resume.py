@@ -20,7 +20,7 @@ from curator.scoring.base import SCORERS, AudioBatch, Scorer, float_columns
 from curator.scoring.runner import score_rows
 from curator.scoring.table import write_table
 
-from .conftest import score_params
+from .conftest import LIGHT, score_params
 
 PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
 
@@ -52,7 +52,8 @@ def rows_of(manifest: Path) -> list[dict]:
 def test_crash_then_resume_recomputes_only_unfinished_shards(corpus, tmp_path: Path):
     manifest, _ = corpus
     rows = rows_of(manifest)
-    params = score_params(**{"num_workers": 1, "shard_size": 3, "scorers": "[sisdr, estoi, pesq, snr, test_crash]"})
+    params = score_params(**{"num_workers": 1, "shard_size": 3, "scorers": "[bandwidth, sisdr, estoi, pesq, test_crash]",
+                             "ref_quality.weights": "{ref_bandwidth_ratio: 1.0}"})
     CrashingScorer.crash_on = "utt0007"  # in shard 2 of 4
     with pytest.raises(RuntimeError, match="simulated crash"):
         score_rows(rows, params, tmp_path / "work")
@@ -73,7 +74,8 @@ def test_crash_then_resume_recomputes_only_unfinished_shards(corpus, tmp_path: P
 def test_changed_settings_invalidate_finished_shards(corpus, tmp_path: Path):
     manifest, _ = corpus
     rows = rows_of(manifest)
-    light = {"num_workers": 1, "shard_size": 6, "keep_shards": "true", "scorers": "[sisdr, estoi, pesq, snr]"}
+    light = {"num_workers": 1, "shard_size": 6, "keep_shards": "true", "scorers": "[bandwidth, sisdr, estoi, pesq]",
+             "ref_quality.weights": "{ref_bandwidth_ratio: 1.0}"}
     score_rows(rows, score_params(**light), tmp_path / "w")
     assert all(s.resumed for s in score_rows(rows, score_params(**light), tmp_path / "w").summaries)
     again = score_rows(rows, score_params(**light, min_duration_sec=0.25), tmp_path / "w")
@@ -83,7 +85,7 @@ def test_changed_settings_invalidate_finished_shards(corpus, tmp_path: Path):
 def test_sigkill_of_the_cli_then_rerun_matches_an_uninterrupted_run(corpus, tmp_path: Path):
     manifest, _ = corpus
     args = [sys.executable, "-m", "curator.scoring", "--config", PARAMS, f"data.manifest={manifest}",
-            "score.num_workers=1", "score.shard_size=1", "score.scorers=[sisdr, snr, estoi, pesq, embedding]"]
+            "score.num_workers=1", "score.shard_size=1", *LIGHT]
     out = tmp_path / "killed.parquet"
     proc = subprocess.Popen([*args, "--out", str(out), "--metrics", str(tmp_path / "k.json")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

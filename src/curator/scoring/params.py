@@ -10,6 +10,19 @@ from typing import Any, Literal
 from curator.config import ConfigError, check_choice, check_range, parse, register_section
 
 
+def _check_composite(where: str, weights: dict[str, float], ranges: dict[str, list[float]], anchors: str) -> None:
+    if not weights or sum(weights.values()) <= 0:
+        raise ConfigError(f"'{where}.weights' needs at least one positive weight")
+    for col, w in weights.items():
+        check_range(f"{where}.weights.{col}", w, lo=0.0)
+        if col not in ranges:
+            raise ConfigError(f"'{where}.ranges' has no {anchors} anchors for weighted column '{col}'; "
+                              f"have: {', '.join(sorted(ranges))}")
+    for col, pair in ranges.items():
+        if len(pair) != 2 or not all(math.isfinite(v) for v in pair) or pair[0] == pair[1]:
+            raise ConfigError(f"'{where}.ranges.{col}' must be two different numbers {anchors}")
+
+
 @dataclass
 class LossProxyParams:
     """``loss_proxy`` = weighted mean of per-proxy hardness values in [0, 1] (HIGHER = HARDER).
@@ -24,21 +37,24 @@ class LossProxyParams:
     probe_path: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.weights or sum(self.weights.values()) <= 0:
-            raise ConfigError("'score.loss_proxy.weights' needs at least one positive weight")
-        for col, w in self.weights.items():
-            check_range(f"score.loss_proxy.weights.{col}", w, lo=0.0)
-            if col not in self.ranges:
-                raise ConfigError(
-                    f"'score.loss_proxy.ranges' has no [easy, hard] anchors for weighted column '{col}'; "
-                    f"have: {', '.join(sorted(self.ranges))}"
-                )
-        for col, pair in self.ranges.items():
-            if len(pair) != 2 or not all(math.isfinite(v) for v in pair) or pair[0] == pair[1]:
-                raise ConfigError(f"'score.loss_proxy.ranges.{col}' must be two different numbers [easy, hard]")
+        _check_composite("score.loss_proxy", self.weights, self.ranges, "[easy, hard]")
         if self.weights.get("probe_loss", 0.0) > 0 and not self.probe_path:
             raise ConfigError("'score.loss_proxy.weights.probe_loss' > 0 needs 'score.loss_proxy.probe_path' "
                               "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")
+
+
+@dataclass
+class RefQualityParams:
+    """``ref_quality`` = weighted mean of reference-quality goodness in [0, 1] (HIGHER = CLEANER TARGET).
+
+    Same fixed-anchor mapping as ``loss_proxy`` with ``ranges[col] = [bad, good]``.
+    """
+
+    weights: dict[str, float]
+    ranges: dict[str, list[float]]
+
+    def __post_init__(self) -> None:
+        _check_composite("score.ref_quality", self.weights, self.ranges, "[bad, good]")
 
 
 @register_section("score")
@@ -46,6 +62,7 @@ class LossProxyParams:
 class ScoreParams:
     scorers: list[str]
     loss_proxy: LossProxyParams
+    ref_quality: RefQualityParams
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     executor: str = "local"
     num_workers: int = 0
@@ -83,10 +100,11 @@ class ScoreParams:
         for name in self.options:
             check_choice("score.options", name, SCORERS.names())
         produced = {col for name in self.scorers for col in SCORERS.get(name).outputs} | {"probe_loss"}
-        for col, w in self.loss_proxy.weights.items():
-            if w > 0 and col not in produced:
-                raise ConfigError(f"'score.loss_proxy.weights.{col}' > 0 but no enabled scorer writes '{col}'; "
-                                  f"enable its scorer in score.scorers or set the weight to 0")
+        for where, weights in (("loss_proxy", self.loss_proxy.weights), ("ref_quality", self.ref_quality.weights)):
+            for col, w in weights.items():
+                if w > 0 and col not in produced:
+                    raise ConfigError(f"'score.{where}.weights.{col}' > 0 but no enabled scorer writes '{col}'; "
+                                      f"enable its scorer in score.scorers or set the weight to 0")
         self.options = {
             name: parse(SCORERS.get(name).Options, self.options.get(name) or {}, f"score.options.{name}")
             for name in sorted(set(self.options) | set(self.scorers))

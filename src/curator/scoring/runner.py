@@ -28,13 +28,14 @@ from tqdm import tqdm
 
 from curator.io import read_json, write_json
 from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
+from curator.scoring.composite import combine
 from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
-from curator.scoring.loss_proxy import combine
 from curator.scoring.params import ScoreParams
 from curator.scoring.table import (
     CARRIED,
     FLOAT_DECIMALS,
     LOSS_PROXY_COLUMN,
+    REF_QUALITY_COLUMN,
     SCHEMA_VERSION,
     STATUS_COLUMN,
     write_table,
@@ -286,7 +287,7 @@ def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: 
 
 
 def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | None = None) -> pa.Table:
-    """Concatenate finished shards in order and add ``loss_proxy`` (and ``probe_loss`` when given)."""
+    """Concatenate finished shards in order; add ``ref_quality``, ``loss_proxy`` (and ``probe_loss`` if given)."""
     table = pa.concat_tables([pq.read_table(shard_paths(job.work_dir, t)[0]) for t in tasks])
     table = table.replace_schema_metadata(None)
     columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
@@ -295,9 +296,10 @@ def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | Non
         probe = _align(table.column("utt_id").to_pylist(), probe_loss)
         table = table.append_column(PROBE_COLUMN, pa.array(probe, type=pa.float64()))
         columns[PROBE_COLUMN] = probe
-    lp = job.params.loss_proxy
-    proxy = np.round(combine(columns, lp.weights, lp.ranges), FLOAT_DECIMALS)
-    return table.append_column(LOSS_PROXY_COLUMN, pa.array(proxy, type=pa.float64()))
+    for name, spec in ((REF_QUALITY_COLUMN, job.params.ref_quality), (LOSS_PROXY_COLUMN, job.params.loss_proxy)):
+        value = np.round(combine(columns, spec.weights, spec.ranges), FLOAT_DECIMALS)
+        table = table.append_column(name, pa.array(value, type=pa.float64()))
+    return table
 
 
 def _align(utt_ids: list[str], probe: pa.Table) -> np.ndarray:
@@ -327,5 +329,6 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     wall = time.perf_counter() - t0
     if not params.keep_shards:
         shutil.rmtree(work_dir, ignore_errors=True)
-    full_settings = {**settings, "loss_proxy": dataclasses.asdict(params.loss_proxy), **(extra_settings or {})}
+    full_settings = {**settings, "loss_proxy": dataclasses.asdict(params.loss_proxy),
+                     "ref_quality": dataclasses.asdict(params.ref_quality), **(extra_settings or {})}
     return ScoreResult(table, summaries, full_settings, wall, workers)

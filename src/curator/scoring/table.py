@@ -34,6 +34,7 @@ jitter of SIMD reductions inside reference implementations (pystoi), so reruns g
 
 STATUS_COLUMN = "status"
 LOSS_PROXY_COLUMN = "loss_proxy"
+REF_QUALITY_COLUMN = "ref_quality"
 EMBED_COLUMN = "ssl_embed"
 
 

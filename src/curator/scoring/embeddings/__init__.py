@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from curator.registry import Registry
 
@@ -18,6 +19,7 @@ class EmbeddingOptions:
     backend: str = "logmel"
     signal: Literal["noisy", "clean"] = "noisy"
     model: str | None = None
+    checkpoint: str | None = None
     layer: int = -1
     pooling: Literal["mean", "meanstd"] = "mean"
     n_mels: int = 40
@@ -55,6 +57,17 @@ class EmbeddingBackend(ABC):
     def settings(self) -> dict[str, Any]:
         """What the embedding depends on besides the options (e.g. the model's config hash)."""
         return {}
+
+
+def pool_frames(hidden: torch.Tensor, frames: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean (or mean and standard deviation) over the first ``frames[i]`` frames of ``hidden[i]`` (B, T, D)."""
+    valid = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < frames[:, None]).to(hidden.dtype)
+    count = valid.sum(1, keepdim=True).clamp(min=1)
+    mean = (hidden * valid[..., None]).sum(1) / count
+    if pooling == "mean":
+        return mean
+    var = (((hidden - mean[:, None, :]) ** 2) * valid[..., None]).sum(1) / count
+    return torch.cat([mean, var.sqrt()], dim=-1)
 
 
 EMBEDDERS: Registry[type[EmbeddingBackend]] = Registry("embedding backend", package="curator.scoring.embeddings")

@@ -2,7 +2,9 @@
 
 The long-term power spectrum is averaged over the active frames; the bandwidth is the highest frequency
 whose level is within ``drop_db`` of the spectrum's peak. A reference resampled up from 8 kHz has ~4 kHz
-whatever its file rate. Vectorised per sampling rate with torch.stft.
+whatever its file rate. ``ref_bandwidth_ratio`` is that over what the file should carry, its Nyquist
+frequency or ``full_band_hz`` (ITU-T wide-band speech ends at 7 kHz) whichever is lower: below 1 means
+band-limited for its rate. Vectorised per sampling rate with torch.stft.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ class BandwidthOptions:
     """``score.options.bandwidth``."""
 
     drop_db: float = 50.0
+    full_band_hz: float = 7000.0
 
     def __post_init__(self) -> None:
         from curator.config import check_range
 
         check_range("score.options.bandwidth.drop_db", self.drop_db, lo=0.0, lo_open=True)
+        check_range("score.options.bandwidth.full_band_hz", self.full_band_hz, lo=0.0, lo_open=True)
 
 
 def effective_bandwidth(x: np.ndarray, lengths: np.ndarray, sr: int, drop_db: float) -> np.ndarray:
@@ -56,7 +60,7 @@ def effective_bandwidth(x: np.ndarray, lengths: np.ndarray, sr: int, drop_db: fl
 @SCORERS.register("bandwidth")
 class BandwidthScorer(Scorer):
     name = "bandwidth"
-    outputs = ("ref_bandwidth_hz",)
+    outputs = ("ref_bandwidth_hz", "ref_bandwidth_ratio")
     Options = BandwidthOptions
 
     def columns(self) -> dict[str, pa.DataType]:
@@ -69,4 +73,5 @@ class BandwidthScorer(Scorer):
             x, lengths = pad([batch.clean[i] for i in rows])
             out[rows] = effective_bandwidth(x, lengths, int(sr), self.options.drop_db)
         out[batch.speech_free] = np.nan
-        return {"ref_bandwidth_hz": out}
+        expected = np.minimum(batch.sr / 2.0, self.options.full_band_hz)
+        return {"ref_bandwidth_hz": out, "ref_bandwidth_ratio": np.minimum(out / expected, 1.0)}

@@ -1,4 +1,4 @@
-"""loss_proxy: fixed-anchor hardness, weighted mean, NaN components drop out."""
+"""Composite columns (loss_proxy, ref_quality): fixed anchors, weighted mean, NaN components drop out."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from curator.config import ConfigError, parse
-from curator.scoring.loss_proxy import combine, hardness
-from curator.scoring.params import LossProxyParams
+from curator.scoring.composite import combine, unit_scale
+from curator.scoring.params import LossProxyParams, RefQualityParams
 
 RANGES = {"in_sisdr": [30.0, -10.0], "in_estoi": [1.0, 0.0]}
 
 
-def test_hardness_maps_easy_to_zero_hard_to_one_and_clips():
-    np.testing.assert_allclose(hardness(np.array([30.0, 10.0, -10.0, -40.0, 99.0]), 30.0, -10.0),
+def test_unit_scale_maps_first_anchor_to_zero_second_to_one_and_clips():
+    np.testing.assert_allclose(unit_scale(np.array([30.0, 10.0, -10.0, -40.0, 99.0]), 30.0, -10.0),
                                [0.0, 0.5, 1.0, 1.0, 0.0])
-    assert np.isnan(hardness(np.array([np.nan]), 0.0, 1.0)[0])
+    assert np.isnan(unit_scale(np.array([np.nan]), 0.0, 1.0)[0])
 
 
 def test_combine_is_a_weighted_mean_and_higher_is_harder():
@@ -42,3 +42,12 @@ def test_params_need_anchors_for_every_weighted_column():
         parse(LossProxyParams, {"weights": {"probe_loss": 1.0}, "ranges": {"probe_loss": [0, 1]}}, "x")
     with pytest.raises(ConfigError, match="positive weight"):
         parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES}, "x")
+
+
+def test_ref_quality_anchors_run_bad_to_good():
+    p = parse(RefQualityParams, {"weights": {"ref_dnsmos_ovrl": 1.0, "ref_clip_ratio": 1.0},
+                                 "ranges": {"ref_dnsmos_ovrl": [1.5, 3.5], "ref_clip_ratio": [0.01, 0.0]}}, "x")
+    cols = {"ref_dnsmos_ovrl": np.array([3.5, 1.5]), "ref_clip_ratio": np.array([0.0, 0.02])}
+    np.testing.assert_allclose(combine(cols, p.weights, p.ranges), [1.0, 0.0])
+    with pytest.raises(ConfigError, match=r"score.ref_quality.ranges.ref_clip_ratio"):
+        parse(RefQualityParams, {"weights": {"ref_clip_ratio": 1.0}, "ranges": {"ref_clip_ratio": [0.0, 0.0]}}, "x")
