@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,11 @@ class DatasetContext:
 
     @property
     def checks(self) -> CheckConfig:
+        """How the manifest stage checks audio (``dataset.audio_check`` and friends)."""
         return CheckConfig(self.dataset.audio_check, self.dataset.silence_peak, self.dataset.num_workers)
 
     def manifest_path(self, split: str) -> Path:
+        """``data.manifests.<split>``."""
         return Path(getattr(self.data.manifests, split))
 
 
@@ -77,8 +80,6 @@ def build_dataset(ctx: DatasetContext) -> Dataset:
 
 def swap_dir(tmp: Path, target: Path) -> None:
     """Replace ``target`` by the finished ``tmp`` folder (rename; the old folder is removed afterwards)."""
-    import shutil
-
     old = target.with_name(f".{target.name}.old")
     if old.exists():
         shutil.rmtree(old)

@@ -15,15 +15,23 @@ import sys
 import time
 from collections.abc import Sequence
 
+from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, apply_overrides, load_yaml, parse, section_class
 from curator.datasets.base import DatasetContext, build_dataset
 from curator.datasets.kaldi import ListError
+from curator.datasets.mini.tts import TTSUnavailableError
 from curator.datasets.params import DatasetParams, SimulationParams
 from curator.datasets.report import summarize
+from curator.datasets.simulation.official import OfficialSimulationError
+from curator.datasets.simulation.plan import PlanError
+from curator.datasets.simulation.render import RenderError
 from curator.io import write_json
 from curator.manifest import SPLITS, ManifestError, write_manifest
 
 STAGES = ("download", "prepare", "verify", "manifest")
+USER_ERRORS = (ConfigError, ListError, ManifestError, AudioError, PlanError, RenderError, OfficialSimulationError,
+               TTSUnavailableError, KeyError)
+"""Errors caused by params, lists or audio: reported in one line (exit code 2) instead of a traceback."""
 DEFAULT_METRICS = "metrics/manifest.json"
 DATASET_SECTIONS = ("dataset", "simulation")
 
@@ -51,6 +59,7 @@ def load_context(dataset_cfg: str, data_cfg: str, overrides: Sequence[str]) -> D
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The datasets CLI (flag names follow the user's spec)."""
     ap = argparse.ArgumentParser(prog="python -m curator.datasets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset_cfg", default=DEFAULT_PARAMS,
@@ -83,6 +92,7 @@ def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the requested stages; exit code 0 ok, 1 verify found problems, 2 bad params/lists/audio."""
     args = build_parser().parse_args(argv)
     try:
         ctx = load_context(args.dataset_cfg, args.data_cfg, args.overrides)
@@ -107,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 run_manifest(ctx, splits, args.metrics)
             print(f"[{ctx.dataset.name}] {stage} took {time.perf_counter() - start:.1f} s")
-    except (ConfigError, ListError, ManifestError, KeyError, ValueError, RuntimeError) as exc:
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

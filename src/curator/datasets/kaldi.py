@@ -101,6 +101,7 @@ def write_kv(path: str | os.PathLike[str], items: Mapping[str, object]) -> None:
 
 
 def write_source_list(path: str | os.PathLike[str], entries: Iterable[SourceEntry]) -> None:
+    """Official ``uid fs path`` list, sorted by uid."""
     write_kv(path, {e.uid: f"{e.fs} {e.path}" for e in entries})
 
 

@@ -38,6 +38,8 @@ class CheckConfig:
 
 @dataclass
 class Rejection:
+    """A file left out of the manifest, and why."""
+
     utt_id: str
     path: str
     reason: str
@@ -45,6 +47,8 @@ class Rejection:
 
 @dataclass
 class ImportResult:
+    """Manifest rows of one split plus the rejected files."""
+
     rows: list[Utterance] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 

@@ -58,6 +58,8 @@ class Filters:
 
 @dataclass
 class Manifests:
+    """Manifest path per split."""
+
     train: str
     dev: str
     test: str
@@ -66,6 +68,8 @@ class Manifests:
 @register_section("data")
 @dataclass
 class DataParams:
+    """The ``data`` section: which dataset, where data lives, manifest paths, global filters."""
+
     dataset: str
     root: str
     manifests: Manifests
@@ -147,6 +151,7 @@ class MiniParams:
         _check_pair(f"{w}.room_size_m", self.room_size_m, lo=2.0, hi=50.0)
 
     def n_utts(self, split: str) -> int:
+        """``n_<split>``."""
         return int(getattr(self, f"n_{split}"))
 
 
@@ -203,6 +208,8 @@ class Urgent2026Params:
 
 @dataclass
 class PathInference:
+    """Which labels the folder dataset reads from path components."""
+
     language_from_path: bool
     distortion_from_path: bool
 
@@ -273,6 +280,8 @@ class WindParams:
 
 @dataclass
 class BandwidthParams:
+    """Bandwidth limitation: resample down to a lower URGENT rate and back."""
+
     weight: float
     resample_methods: list[str]
 
@@ -287,6 +296,8 @@ class BandwidthParams:
 
 @dataclass
 class ClippingParams:
+    """Clipping at quantiles of the signal itself."""
+
     weight: float
     min_quantile: list[float]
     max_quantile: list[float]
@@ -300,6 +311,8 @@ class ClippingParams:
 
 @dataclass
 class CodecParams:
+    """Lossy codec round trip: mp3 or ogg (vorbis / opus) at a drawn quality."""
+
     weight: float
     formats: list[str]
     ogg_encoders: list[str]
@@ -323,6 +336,8 @@ class CodecParams:
 
 @dataclass
 class PacketLossParams:
+    """Packet loss: zeroed packets in bursts."""
+
     weight: float
     packet_duration_ms: int
     loss_rate: list[float]
@@ -338,6 +353,8 @@ class PacketLossParams:
 
 @dataclass
 class AugmentationParams:
+    """The four extra augmentations and their weights."""
+
     bandwidth_limitation: BandwidthParams
     clipping: ClippingParams
     codec: CodecParams
@@ -405,4 +422,5 @@ class SimulationParams:
         check_range(f"{w}.max_files_per_dir", self.max_files_per_dir, lo=1)
 
     def augmentation_count_probs(self) -> dict[int, float]:
+        """Number of extra augmentations -> probability, ascending."""
         return {int(k): float(v) for k, v in sorted(self.num_augmentations.items(), key=lambda kv: int(kv[0]))}

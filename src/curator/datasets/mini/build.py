@@ -108,6 +108,7 @@ def plan_speech(mini: MiniParams, seed: int) -> dict[str, list[SpeechJob]]:
 
 
 def n_speech_free(mini: MiniParams, split: str) -> int:
+    """Noise-only examples in a split (``speech_free_fraction`` of its utterances)."""
     return int(round(mini.speech_free_fraction * mini.n_utts(split)))
 
 
@@ -178,6 +179,7 @@ def make_noises(root: Path, split: str, s_idx: int, speech: Sequence[SourceEntry
 
 def make_rirs(root: Path, split: str, s_idx: int, mini: MiniParams, seed: int, pool: ProcessPoolExecutor | None
               ) -> list[SourceEntry]:
+    """A split's RIR pool (shoebox rooms, RT60 drawn in range), computed on the pool when given."""
     rng = np.random.default_rng([seed, s_idx, RIR_SALT])
     n = getattr(mini.n_rirs, split)
     args = [(mini.rir_sample_rate, float(rng.uniform(*mini.rt60_sec)), tuple(mini.room_size_m), (seed, s_idx, RIR_SALT, k))

@@ -86,6 +86,7 @@ CJK_CHARS_PER_WORD = 3.0
 
 
 def word_count(text: str, language: str) -> float:
+    """Words of ``text`` (Mandarin: characters / ``CJK_CHARS_PER_WORD``)."""
     if language == "zh":
         return sum(1 for c in text if "\u4e00" <= c <= "\u9fff") / CJK_CHARS_PER_WORD
     return float(len(text.split()))

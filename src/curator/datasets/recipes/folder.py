@@ -34,6 +34,7 @@ class FolderDataset(Dataset):
 
     @property
     def params(self) -> FolderParams:
+        """``dataset.folder``."""
         return self.ctx.dataset.folder
 
     def files(self, split: str) -> tuple[list[Path], list[str]]:
@@ -51,6 +52,7 @@ class FolderDataset(Dataset):
         return [root / f for f in found if (root / f).is_file()], sorted(unreadable)
 
     def clean_of(self, noisy: Path) -> Path | None:
+        """The paired clean file by the ``clean_from`` -> ``clean_to`` rule, if it exists."""
         if not self.params.clean_from:
             return None
         candidate = Path(noisy.as_posix().replace(self.params.clean_from, self.params.clean_to))
@@ -76,6 +78,7 @@ class FolderDataset(Dataset):
         swap_dir(tmp, out)
 
     def verify(self) -> dict:
+        """Decode every noisy and clean file; report rejections per split."""
         report: dict = {}
         for split in SPLITS:
             res = self._import(split, CheckConfig("decode", self.ctx.dataset.silence_peak, self.ctx.dataset.num_workers))
@@ -88,6 +91,7 @@ class FolderDataset(Dataset):
         return report
 
     def manifest(self, split: str) -> ImportResult:
+        """Rows of one split (``lists`` checking falls back to headers: there are no lists)."""
         checks = self.ctx.checks
         if checks.mode == "lists":  # there are no lists to trust: read headers
             checks = CheckConfig("header", checks.silence_peak, checks.workers)

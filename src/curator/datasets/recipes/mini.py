@@ -29,6 +29,7 @@ class MiniDataset(Dataset):
         print(f"[mini] prepared {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
     def verify(self) -> dict:
+        """Checksums of every file, then decoding and list lengths per split."""
         out = self.ctx.external
         report = {"checksums": verify_checksums(out / CHECKSUM_FILE, out, self.ctx.dataset.num_workers)}
         for split in SPLITS:
@@ -38,6 +39,7 @@ class MiniDataset(Dataset):
         return report
 
     def manifest(self, split: str) -> ImportResult:
+        """Import the simulated official layout of one split."""
         out = self.ctx.external
         return import_split(split, out / "lists" / split, out / f"simulation_{split}/log/meta.tsv", out, self.name,
                             self.ctx.checks)

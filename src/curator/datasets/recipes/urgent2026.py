@@ -37,9 +37,11 @@ class Urgent2026Dataset(Dataset):
 
     @property
     def params(self) -> Urgent2026Params:
+        """``dataset.urgent2026``."""
         return self.ctx.dataset.urgent2026
 
     def download(self) -> None:
+        """Nothing to fetch: explain where the data comes from."""
         print("[urgent2026] download: the data is assembled by the official scripts from the corpora's own "
               "sites (licences apply); see src/curator/datasets/cards/urgent2026.md. Nothing is fetched here.")
 
@@ -59,6 +61,7 @@ class Urgent2026Dataset(Dataset):
         return under(root, lists), (under(root, meta) if meta else None), root
 
     def prepare(self) -> None:
+        """Simulate (builtin/official) if asked, check the imported lists, record them in layout.json."""
         out = self.ctx.external
         tmp = out.with_name(f".{out.name}.tmp")
         if tmp.exists():
@@ -107,6 +110,7 @@ class Urgent2026Dataset(Dataset):
                   f"(listed in {log / FAILED_FILE}), e.g. {next(iter(failed.values()))}")
 
     def verify(self) -> dict:
+        """Optional checksum list, then decoding and list lengths per configured split."""
         report: dict = {}
         if self.params.checksums:
             root = Path(self.params.root)
@@ -119,6 +123,7 @@ class Urgent2026Dataset(Dataset):
         return report
 
     def manifest(self, split: str) -> ImportResult:
+        """Import one split (empty when the split is not configured)."""
         where = self._layout(split)
         if where is None:
             print(f"[urgent2026] {split}: not configured (dataset.urgent2026.lists.{split} is null): empty manifest")

@@ -68,6 +68,10 @@ def apply_augmentation(x: np.ndarray, aug: str, fs: int) -> np.ndarray:
 def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, target) for one meta row, both ``length`` samples at ``fs``, peak-normalised together."""
     uid, fs, n = row["id"], int(row["fs"]), int(row["length"])
+    for key, pool in (("speech_uid", sources.speech), ("noise_uid", {**sources.noise, **sources.wind}),
+                      ("rir_uid", sources.rir)):
+        if row[key] != NONE and row[key] not in pool:
+            raise RenderError(f"row '{uid}': {key} '{row[key]}' is in none of the source lists")
     rng = _row_rng(sim.seed, uid)
     augs = [a for a in row["augmentation"].split("/") if a and a != NONE]
     if row["speech_uid"] == NONE:

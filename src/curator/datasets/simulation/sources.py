@@ -27,6 +27,7 @@ class Sources:
     lengths: dict[str, int] = field(default_factory=dict)
 
     def resolve(self, path: str) -> Path:
+        """A listed path, relative ones against ``root``."""
         p = Path(path)
         return p if p.is_absolute() else self.root / p
 
