@@ -65,6 +65,7 @@ class ScoreParams:
     ref_quality: RefQualityParams
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     executor: str = "local"
+    ray_address: str | None = None
     num_workers: int = 0
     threads_per_worker: int = 1
     decode_workers: int = 2

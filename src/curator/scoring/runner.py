@@ -156,16 +156,19 @@ class ShardWorker:
                 self.columns[col] = typ
 
     def __call__(self, task: ShardTask) -> ShardSummary:
-        """Score one shard and write its table, then its marker (the marker last: it certifies the table)."""
+        """Score one shard and commit it to the work folder (table first, then its marker)."""
+        table, summary = self.score(task)
+        commit_shard(self.job.work_dir, task, table, summary)
+        return summary
+
+    def score(self, task: ShardTask) -> tuple[pa.Table, ShardSummary]:
+        """The shard's table and summary, written nowhere (Ray actors ship them to the driver)."""
         t0 = time.perf_counter()
         with ThreadPoolExecutor(self.job.params.decode_workers) as pool:
             decoded = list(pool.map(lambda r: decode_pair(r, self.rules), task.rows))
         decode_seconds = time.perf_counter() - t0
         ok = [i for i, d in enumerate(decoded) if d.status == OK]
         values, scorer_seconds = self._score(task, decoded, ok)
-        table = self._table(task, decoded, ok, values)
-        out, marker = shard_paths(self.job.work_dir, task)
-        write_table(table, out)
         summary = ShardSummary(
             index=task.index,
             utterances=len(task.rows),
@@ -175,8 +178,7 @@ class ShardWorker:
             decode_seconds=decode_seconds,
             speech_free=int(sum(d.speech_free for d in decoded)),
         )
-        write_json(marker, {"fingerprint": task.fingerprint, "summary": dataclasses.asdict(summary)})
-        return summary
+        return self._table(task, decoded, ok, values), summary
 
     def _score(self, task: ShardTask, decoded: list[Decoded], ok: list[int]
                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -217,6 +219,13 @@ class ShardWorker:
                 full[ok_idx] = values[col]
             arrays[col] = _to_arrow(full, typ, ok_idx)
         return pa.table(arrays)
+
+
+def commit_shard(work_dir: str | Path, task: ShardTask, table: pa.Table, summary: ShardSummary) -> None:
+    """Write a finished shard: its table, then the marker that certifies it (so a kill never leaves a lie)."""
+    out, marker = shard_paths(work_dir, task)
+    write_table(table, out)
+    write_json(marker, {"fingerprint": task.fingerprint, "summary": dataclasses.asdict(summary)})
 
 
 def _empty(typ: pa.DataType, n: int) -> np.ndarray:

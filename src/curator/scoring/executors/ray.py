@@ -1,0 +1,79 @@
+"""``ray``: Ray Data ``map_batches`` over the shard list with an actor pool (across the nodes of a cluster).
+
+Each actor builds a :class:`ShardWorker` once (models load once per actor, with the scorers' declared CPUs and
+GPUs) and returns every scored shard as Arrow IPC bytes; the driver commits shards and markers, so the work
+folder needs no storage shared between nodes. ``score.ray_address`` joins a running cluster; null starts a
+local one sized to the workers (or joins ``RAY_ADDRESS`` when that is set) and stops it afterwards. Worker
+nodes need the curator package installed (or shipped with a ``runtime_env``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from curator.scoring.executors import EXECUTORS
+from curator.scoring.runner import ScoringJob, ShardSummary, ShardTask, ShardWorker, commit_shard
+
+
+class _ShardActor:
+    """One Ray actor: scorers set up once, then one shard per call."""
+
+    def __init__(self, job: ScoringJob, tasks: list[ShardTask]) -> None:
+        self.worker = ShardWorker(job)
+        self.tasks = {t.index: t for t in tasks}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tables, summaries = [], []
+        for index in batch["index"]:
+            table, summary = self.worker.score(self.tasks[int(index)])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            tables.append(sink.getvalue().to_pybytes())
+            summaries.append(json.dumps(dataclasses.asdict(summary)))
+        return {"index": batch["index"], "table": np.array(tables, dtype=object),
+                "summary": np.array(summaries, dtype=object)}
+
+
+def _actor_resources(job: ScoringJob) -> dict[str, float]:
+    """CPUs and GPUs of one actor: the most any of its scorers declares."""
+    res = [s.resources() for s in job.build_scorers()]
+    return {"num_cpus": max(r.cpus for r in res), "num_gpus": max(r.gpus for r in res)}
+
+
+@EXECUTORS.register("ray")
+def run_ray(job: ScoringJob, tasks: list[ShardTask], on_done: Callable[[ShardSummary], None],
+            workers: int) -> None:
+    """Score ``tasks`` with ``workers`` Ray actors; results stream back as shards finish."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        address: Any = job.params.ray_address or os.environ.get("RAY_ADDRESS")
+        init_kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            init_kwargs["address"] = address
+        else:
+            init_kwargs["num_cpus"] = int(workers * job.params.threads_per_worker)
+        ray.init(**init_kwargs)
+        started = True
+    try:
+        by_index = {t.index: t for t in tasks}
+        ds = ray.data.from_items([{"index": t.index} for t in tasks], override_num_blocks=len(tasks))
+        scored = ds.map_batches(_ShardActor, fn_constructor_kwargs={"job": job, "tasks": tasks}, batch_size=1,
+                                concurrency=workers, **_actor_resources(job))
+        for row in scored.iter_rows():
+            summary = ShardSummary(**json.loads(row["summary"]))
+            table = pa.ipc.open_stream(row["table"]).read_all()
+            commit_shard(job.work_dir, by_index[int(row["index"])], table, summary)
+            on_done(summary)
+    finally:
+        if started:
+            ray.shutdown()
