@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ds_helpers import speech_like
+from ds_helpers import speech_like, write_wav
 
+from curator.datasets.kaldi import SourceEntry
 from curator.datasets.simulation import distortions as D
-from curator.datasets.simulation.render import apply_augmentation
+from curator.datasets.simulation.render import apply_augmentation, render_row
+from curator.datasets.simulation.sources import Sources
 
 SR = 16000
 
@@ -125,3 +127,44 @@ def test_highpass_removes_rumble_below_the_cutoff():
     spec = np.abs(np.fft.rfft(y))
     f = np.fft.rfftfreq(len(y), 1 / SR)
     assert spec[np.argmin(np.abs(f - 20))] < 0.02 * spec[np.argmin(np.abs(f - 1000))]
+
+
+def _sources(tmp_path, speech: np.ndarray, noise: np.ndarray, rir: np.ndarray, sr: int) -> Sources:
+    for name, x in (("s", speech), ("n", noise), ("r", rir)):
+        write_wav(tmp_path / f"{name}.wav", x, sr, subtype="FLOAT")
+    return Sources(root=tmp_path, speech={"s": SourceEntry("s", sr, "s.wav")},
+                   noise={"n": SourceEntry("n", sr, "n.wav")}, wind={}, rir={"r": SourceEntry("r", sr, "r.wav")},
+                   lengths={"s": len(speech)})
+
+
+def test_render_order_snr_early_target_and_peak_normalisation(tmp_path, sim):
+    speech = speech_like(SR, 2.0)
+    noise = np.random.default_rng(5).standard_normal(SR * 3).astype(np.float32) * 0.1
+    rir = np.zeros(SR // 2, np.float32)
+    rir[20], rir[20 + int(0.02 * SR)], rir[20 + int(0.3 * SR)] = 1.0, 0.5, 0.3
+    src = _sources(tmp_path, speech, noise, rir, SR)
+    row = {"id": "fileid_1", "speech_uid": "s", "noise_uid": "n", "rir_uid": "r", "snr_dB": "3.5",
+           "augmentation": "none", "fs": str(SR), "length": str(len(speech))}
+    noisy, target = render_row(row, src, sim)
+    assert noisy.shape == target.shape == speech.shape
+    assert max(np.abs(noisy).max(), np.abs(target).max()) <= sim.peak_norm + 1e-6
+    early = D.reverberate(speech, D.early_rir(rir, SR, sim.early_rir_sec, sim.rir_start_level))
+    scale = float(np.dot(target, early) / np.dot(early, early))
+    np.testing.assert_allclose(target, scale * early, atol=1e-5)  # the target holds no late reverberation
+    reverberant = D.reverberate(speech, rir) * scale
+    residual = noisy - reverberant  # the scaled noise
+    snr = 10 * np.log10(D.active_power(reverberant, SR, sim.active_frame_sec, sim.active_threshold)
+                        / D.active_power(residual, SR, sim.active_frame_sec, sim.active_threshold))
+    assert snr == pytest.approx(3.5, abs=0.1)  # SNR is relative to the reverberant speech, as officially
+
+
+def test_render_is_reproducible_from_the_meta_row_alone(tmp_path, sim):
+    speech = speech_like(SR, 1.0)
+    src = _sources(tmp_path, speech, np.random.default_rng(6).standard_normal(SR * 3).astype(np.float32),
+                   np.eye(1, 400, 10, dtype=np.float32)[0], SR)
+    row = {"id": "fileid_7", "speech_uid": "s", "noise_uid": "n", "rir_uid": "none", "snr_dB": "0.0",
+           "augmentation": "codec(format=ogg,encoder=vorbis,qscale=2)/packet_loss(packet_loss_indices=[3, 4],"
+                           "packet_duration_ms=20)", "fs": str(SR), "length": str(len(speech))}
+    a, b = render_row(row, src, sim), render_row(dict(row), src, sim)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not a[0][3 * 320 : 5 * 320].any()  # packet loss after the codec: those packets are exactly zero
