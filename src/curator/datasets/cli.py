@@ -21,7 +21,7 @@ from curator.datasets.base import DatasetContext, build_dataset
 from curator.datasets.kaldi import ListError
 from curator.datasets.mini.tts import TTSUnavailableError
 from curator.datasets.params import DatasetParams, SimulationParams
-from curator.datasets.report import summarize
+from curator.datasets.report import SplitTally
 from curator.datasets.simulation.official import OfficialSimulationError
 from curator.datasets.simulation.plan import PlanError
 from curator.datasets.simulation.render import RenderError
@@ -77,16 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) -> dict:
-    """Import every split, write its manifest atomically, then the metrics JSON."""
+    """Import every split, streaming its rows into the manifest (written atomically), then the metrics."""
     ds = build_dataset(ctx)
-    results = {}
+    summary: dict = {"dataset": ctx.dataset.name, "splits": {}}
     for split in splits:
         res = ds.manifest(split)
-        n = write_manifest(ctx.manifest_path(split), res.rows)
+        tally = SplitTally()
+        n = write_manifest(ctx.manifest_path(split), tally.count(res.rows))
         print(f"[{ctx.dataset.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
               + (f" ({len(res.rejected)} rejected, see {metrics_path})" if res.rejected else ""))
-        results[split] = res
-    summary = summarize(ctx.dataset.name, results, ctx.dataset.max_report_examples)
+        summary["splits"][split] = tally.summary(res.rejected, ctx.dataset.max_report_examples)
     write_json(metrics_path, summary)
     return summary
 

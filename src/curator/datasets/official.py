@@ -10,6 +10,7 @@ as counted rejections with a reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from curator.datasets.paths import resolve_many
 from curator.manifest import Utterance
 
 OPTIONAL_LISTS = ("spk1.scp", "utt2fs", "utt2spk", "text", "utt2lang", "speech_length.scp")
+BLOCK = 50_000
+"""Utterances checked and converted per block (bounds memory on million-file splits)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,9 @@ class Rejection:
 
 @dataclass
 class ImportResult:
-    """Manifest rows of one split plus the rejected files."""
+    """Manifest rows of one split (a list, or a lazy iterator that fills ``rejected`` as it runs)."""
 
-    rows: list[Utterance] = field(default_factory=list)
+    rows: Iterable[Utterance] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -80,25 +83,37 @@ def _int_field(lists: dict[str, dict[str, str]], name: str, uid: str, list_dir: 
     return int(value)
 
 
-def import_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, source: str,
-                 checks: CheckConfig) -> ImportResult:
-    """Manifest rows of one split, sorted by utt_id, plus the rejected files with reasons."""
+def iter_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, source: str, checks: CheckConfig,
+               rejected: list[Rejection]) -> Iterator[Utterance]:
+    """Manifest rows of one split, sorted by utt_id, produced ``BLOCK`` utterances at a time.
+
+    Rejected files are appended to ``rejected`` as the iteration reaches them, so a split of millions of
+    files is checked and written without holding all its rows in memory.
+    """
     lists = read_layout(list_dir)
     meta = read_meta_tsv(meta_tsv) if meta_tsv is not None else None
-    result = ImportResult()
     uids = sorted(lists["wav.scp"])
-    noisy = _resolve(uids, lists["wav.scp"], root)
-    clean = _resolve([u for u in uids if u in lists.get("spk1.scp", {})], lists.get("spk1.scp", {}), root)
-    speech_free = {u for u in uids if meta is not None and u in meta and meta[u]["speech_uid"] == NONE}
-    checked = _check_files(uids, noisy, clean, speech_free, lists, checks)
-    for uid in uids:
-        reason, sr, frames = _consistency(uid, checked, lists, list_dir, meta, clean)
-        if reason is not None:
-            bad = clean[uid] if reason.startswith("clean_") else noisy[uid]
-            result.rejected.append(Rejection(uid, bad[1], reason))
-            continue
-        result.rows.append(_row(uid, split, sr, frames, lists, meta, noisy, clean, source))  # type: ignore[arg-type]
-    return result
+    for start in range(0, len(uids), BLOCK):
+        block = uids[start : start + BLOCK]
+        noisy = _resolve(block, lists["wav.scp"], root)
+        clean = _resolve([u for u in block if u in lists.get("spk1.scp", {})], lists.get("spk1.scp", {}), root)
+        speech_free = {u for u in block if meta is not None and u in meta and meta[u]["speech_uid"] == NONE}
+        checked = _check_files(block, noisy, clean, speech_free, lists, checks)
+        for uid in block:
+            reason, sr, frames = _consistency(uid, checked, lists, list_dir, meta, clean)
+            if reason is not None:
+                bad = clean[uid] if reason.startswith("clean_") else noisy[uid]
+                rejected.append(Rejection(uid, bad[1], reason))
+                continue
+            yield _row(uid, split, sr, frames, lists, meta, noisy, clean, source)
+
+
+def import_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, source: str,
+                 checks: CheckConfig) -> ImportResult:
+    """:func:`iter_split` collected into a list (for verification and tests)."""
+    rejected: list[Rejection] = []
+    rows = list(iter_split(split, list_dir, meta_tsv, root, source, checks, rejected))
+    return ImportResult(rows, rejected)
 
 
 def _check_files(uids: list[str], noisy: dict[str, tuple[str, str]], clean: dict[str, tuple[str, str]],

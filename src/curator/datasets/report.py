@@ -4,37 +4,46 @@ every rejected file counted by reason (a few named), so no utterance is lost sil
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 
-from curator.datasets.official import ImportResult
+from curator.datasets.official import Rejection
+from curator.manifest import Utterance
 
 SECONDS_PER_HOUR = 3600.0
 HOURS_DECIMALS = 6
+SLICE_KEYS = ("distortion", "language", "sr")
 
 
-def _slices(rows: list, key: str) -> dict[str, dict[str, float]]:
-    n: Counter = Counter()
-    sec: defaultdict[str, float] = defaultdict(float)
-    for r in rows:
-        value = str(getattr(r, key))
-        n[value] += 1
-        sec[value] += r.duration_sec
-    return {k: {"n": n[k], "hours": round(sec[k] / SECONDS_PER_HOUR, HOURS_DECIMALS)} for k in sorted(n)}
+class SplitTally:
+    """Counts utterances and hours per slice while rows stream through to the manifest writer."""
 
+    def __init__(self) -> None:
+        self.n: Counter = Counter()
+        self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
 
-def summarize(dataset: str, results: dict[str, ImportResult], max_examples: int) -> dict:
-    """JSON-able summary of every processed split."""
-    out: dict = {"dataset": dataset, "splits": {}}
-    for split, res in results.items():
-        reasons = Counter(r.reason for r in res.rejected)
-        out["splits"][split] = {
-            "utterances": len(res.rows),
-            "hours": round(sum(r.duration_sec for r in res.rows) / SECONDS_PER_HOUR, HOURS_DECIMALS),
-            "distortion": _slices(res.rows, "distortion"),
-            "language": _slices(res.rows, "language"),
-            "sr": _slices(res.rows, "sr"),
-            "rejected": len(res.rejected),
+    def count(self, rows: Iterable[Utterance]) -> Iterator[Utterance]:
+        """Yield ``rows`` unchanged, tallying each one."""
+        for row in rows:
+            for key in ("all", *SLICE_KEYS):
+                slot = (key, "all" if key == "all" else str(getattr(row, key)))
+                self.n[slot] += 1
+                self.seconds[slot] += row.duration_sec
+            yield row
+
+    def _slices(self, key: str) -> dict[str, dict[str, float]]:
+        values = sorted(v for k, v in self.n if k == key)
+        return {v: {"n": self.n[(key, v)], "hours": round(self.seconds[(key, v)] / SECONDS_PER_HOUR, HOURS_DECIMALS)}
+                for v in values}
+
+    def summary(self, rejected: list[Rejection], max_examples: int) -> dict:
+        """JSON-able summary of the split after its rows have streamed through :meth:`count`."""
+        reasons = Counter(r.reason for r in rejected)
+        return {
+            "utterances": self.n[("all", "all")],
+            "hours": round(self.seconds[("all", "all")] / SECONDS_PER_HOUR, HOURS_DECIMALS),
+            **{key: self._slices(key) for key in SLICE_KEYS},
+            "rejected": len(rejected),
             "rejected_by_reason": dict(sorted(reasons.items())),
             "rejected_examples": [{"utt_id": r.utt_id, "path": r.path, "reason": r.reason}
-                                  for r in res.rejected[:max_examples]],
+                                  for r in rejected[:max_examples]],
         }
-    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from curator.datasets.kaldi import ListError
-from curator.datasets.official import CheckConfig, import_split
+from curator.datasets.official import CheckConfig, Rejection, iter_split
 from curator.io import sha256_file
 
 CHUNKSIZE = 16
@@ -51,8 +51,8 @@ def verify_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, 
                  max_examples: int) -> dict:
     """Decode every noisy/clean file of a split and compare rates and lengths with the lists."""
     decode = CheckConfig("decode", checks.silence_peak, checks.workers)
-    result = import_split(split, list_dir, meta_tsv, root, "verify", decode)
-    reasons = Counter(r.reason for r in result.rejected)
-    return {"utterances": len(result.rows) + len(result.rejected), "ok": not result.rejected,
-            "rejected": dict(sorted(reasons.items())),
-            "examples": [f"{r.path}: {r.reason}" for r in result.rejected[:max_examples]]}
+    rejected: list[Rejection] = []
+    n_ok = sum(1 for _ in iter_split(split, list_dir, meta_tsv, root, "verify", decode, rejected))
+    reasons = Counter(r.reason for r in rejected)
+    return {"utterances": n_ok + len(rejected), "ok": not rejected, "rejected": dict(sorted(reasons.items())),
+            "examples": [f"{r.path}: {r.reason}" for r in rejected[:max_examples]]}

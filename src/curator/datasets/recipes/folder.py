@@ -85,7 +85,7 @@ class FolderDataset(Dataset):
             reasons: dict[str, int] = {}
             for r in res.rejected:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
-            report[split] = {"utterances": len(res.rows) + len(res.rejected), "rejected": dict(sorted(reasons.items())),
+            report[split] = {"utterances": len(list(res.rows)) + len(res.rejected), "rejected": dict(sorted(reasons.items())),
                              "ok": not res.rejected}
         report["ok"] = all(v["ok"] for v in report.values())
         return report
@@ -107,7 +107,8 @@ class FolderDataset(Dataset):
     def _import(self, split: str, checks: CheckConfig) -> ImportResult:
         files, unreadable = self.files(split)
         root = Path(self.params.root)
-        result = ImportResult(rejected=[Rejection("", d, "unreadable_folder") for d in unreadable])
+        rows: list[Utterance] = []
+        rejected = [Rejection("", d, "unreadable_folder") for d in unreadable]
         ids: dict[str, Path] = {}
         for f in files:
             uid = f.relative_to(root).with_suffix("").as_posix().replace("/", "-")
@@ -129,11 +130,11 @@ class FolderDataset(Dataset):
                 reason = "clean_length_mismatch"
             if reason is not None:
                 bad = clean[uid] if reason.startswith("clean_") else path
-                result.rejected.append(Rejection(uid, to_manifest_path(bad), reason))  # type: ignore[arg-type]
+                rejected.append(Rejection(uid, to_manifest_path(bad), reason))  # type: ignore[arg-type]
                 continue
-            result.rows.append(Utterance(
+            rows.append(Utterance(
                 utt_id=uid, path=to_manifest_path(path), duration_sec=n.frames / n.sr, sr=int(n.sr),  # type: ignore[operator]
                 language=labels[uid][0], distortion=labels[uid][1], split=split,
                 clean_path=to_manifest_path(clean[uid]) if clean[uid] is not None else None,  # type: ignore[arg-type]
                 source=self.name))
-        return result
+        return ImportResult(rows, rejected)

@@ -6,7 +6,7 @@ import shutil
 
 from curator.datasets.base import DATASETS, Dataset, swap_dir
 from curator.datasets.mini.build import CHECKSUM_FILE, SPLITS, build_mini
-from curator.datasets.official import ImportResult, import_split
+from curator.datasets.official import ImportResult, Rejection, iter_split
 from curator.datasets.verify import verify_checksums, verify_split
 
 
@@ -41,5 +41,7 @@ class MiniDataset(Dataset):
     def manifest(self, split: str) -> ImportResult:
         """Import the simulated official layout of one split."""
         out = self.ctx.external
-        return import_split(split, out / "lists" / split, out / f"simulation_{split}/log/meta.tsv", out, self.name,
-                            self.ctx.checks)
+        rejected: list[Rejection] = []
+        rows = iter_split(split, out / "lists" / split, out / f"simulation_{split}/log/meta.tsv", out, self.name,
+                          self.ctx.checks, rejected)
+        return ImportResult(rows, rejected)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
 from curator.datasets.kaldi import ListError, write_kv, write_meta_tsv
-from curator.datasets.official import OPTIONAL_LISTS, ImportResult, import_split, read_layout
+from curator.datasets.official import OPTIONAL_LISTS, ImportResult, Rejection, iter_split, read_layout
 from curator.datasets.params import Urgent2026Params
 from curator.datasets.paths import under
 from curator.datasets.simulation.official import run_official_simulation
@@ -129,4 +129,5 @@ class Urgent2026Dataset(Dataset):
             print(f"[urgent2026] {split}: not configured (dataset.urgent2026.lists.{split} is null): empty manifest")
             return ImportResult()
         lists, meta, root = where
-        return import_split(split, lists, meta, root, self.name, self.ctx.checks)
+        rejected: list[Rejection] = []
+        return ImportResult(iter_split(split, lists, meta, root, self.name, self.ctx.checks, rejected), rejected)
