@@ -27,6 +27,7 @@ SECTION_MODULES: dict[str, str] = {
     "dataset": "curator.datasets.params",
     "simulation": "curator.datasets.params",
     "score": "curator.scoring.params",
+    "probe": "curator.scoring.probe.params",
     "select": "curator.selection.params",
     "train": "curator.training.params",
     "eval": "curator.evaluation.params",

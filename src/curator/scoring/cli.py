@@ -59,7 +59,7 @@ def split_overrides(overrides: Sequence[str]) -> tuple[str | None, list[str]]:
     return manifest, rest
 
 
-def _native(value: Any) -> Any:
+def native(value: Any) -> Any:
     """pandas NaN/None -> None, numpy scalars -> Python (rows are fingerprinted as JSON)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     kept, dropped = apply_filters(df, data.filters, seed=params.seed)
-    rows = [{k: _native(r.get(k)) for k in CARRIED} for r in kept.to_dict("records")]
+    rows = [{k: native(r.get(k)) for k in CARRIED} for r in kept.to_dict("records")]
     work_dir = params.work_dir or f"{args.out}.shards"
     extra = {"manifest_sha256": sha256_file(manifest), "filters": dataclasses.asdict(data.filters)}
     try:

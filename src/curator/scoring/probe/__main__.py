@@ -1,0 +1,5 @@
+import sys
+
+from curator.scoring.probe.cli import main
+
+sys.exit(main())
