@@ -89,3 +89,25 @@ def test_vad_equals_silero_reference_and_is_zero_on_silence():
     np.testing.assert_allclose(scorer.speech_probs(x), ref.audio_forward(x), atol=1e-6)
     silence = np.zeros(16000, np.float32)
     assert scorer.score_batch(batch_of([silence]))["ref_speech_ratio"][0] == 0.0
+
+
+def test_distillmos_scores_each_utterance_alone_on_the_mos_scale():
+    import torch
+
+    from curator.scoring._compat import guard_torchaudio
+
+    guard_torchaudio()  # distillmos imports torchaudio at module level
+    pytest.importorskip("distillmos")
+
+    from curator.scoring.scorers.distillmos import DistillMosScorer
+
+    scorer = DistillMosScorer()
+    scorer.setup()
+    rng = np.random.default_rng(0)
+    xs = [speechlike(rng, 16000, 1.0), speechlike(rng, 16000, 2.5)]
+    out = scorer.score_batch(batch_of(xs))["ref_distillmos"]
+    assert np.all((out >= 1) & (out <= 5))
+    with torch.inference_mode():
+        alone = float(scorer.model(torch.from_numpy(xs[0])[None]).reshape(()))
+    assert out[0] == pytest.approx(alone, abs=1e-5)
+    assert scorer.settings()["version"] is not None
