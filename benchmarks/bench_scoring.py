@@ -1,0 +1,110 @@
+"""Scoring speed: times-realtime per CPU core of each scorer, and of the whole score stage, plus its overhead.
+
+1. Decodes the manifest once, then times every configured scorer alone on length-bucketed batches in this
+   process with one thread: its bare model time (``scorers.<name>``: seconds, times-realtime per core).
+2. Runs the whole stage (decode, resample, shards, markers, assembly) with ``--workers`` processes and
+   reports wall time, utterances/s, times-realtime, times-realtime per core and the overhead
+   ``wall * workers / sum(bare scorer seconds) - 1`` (target <= 0.15).
+
+With ``--device cuda`` the GPU-capable scorers (DNSMOS, embeddings, DistillMOS) run on the GPU. Prints one
+JSON object on stdout (progress on stderr).
+
+    python benchmarks/bench_scoring.py [--manifest data/manifests/mini/train.jsonl] [--limit N]
+        [--workers 2] [--device cpu|cuda] [--config params.yaml] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from curator.config import load_params, load_section
+from curator.manifest import apply_filters, read_manifest
+from curator.scoring.base import AudioPool
+from curator.scoring.cli import native
+from curator.scoring.decode import OK, decode_pair
+from curator.scoring.runner import ScoringJob, score_rows
+from curator.scoring.table import CARRIED
+
+
+def bare_scorer_times(rows: list[dict], params, device: str) -> tuple[dict[str, float], float]:
+    """Seconds each scorer spends on the decoded pool (one thread, batches as the stage makes them)."""
+    job = ScoringJob(params, device, "")
+    decoded = [decode_pair(r, job.rules()) for r in rows]
+    ok = [d for d in decoded if d.status == OK]
+    pool = AudioPool([f"u{i}" for i in range(len(ok))], np.array([d.sr for d in ok], dtype=np.int64),
+                     [d.noisy for d in ok], [d.clean for d in ok], np.array([d.speech_free for d in ok]))
+    audio = float(sum(len(d.noisy) / d.sr for d in ok))
+    order = np.argsort([len(x) for x in pool.noisy], kind="stable")
+    times = {}
+    for scorer in job.build_scorers():
+        scorer.setup()
+        size = scorer.batch_size or params.batch_size
+        scorer.score_batch(pool.batch(order[:1]))  # warm-up (lazy inits, first-call compilation)
+        pool.clear_cache()  # resampling is part of a scorer's cost: start cold
+        t0 = time.perf_counter()
+        for start in range(0, len(order), size):
+            scorer.score_batch(pool.batch(order[start:start + size]))
+        times[scorer.name] = time.perf_counter() - t0
+        pool.clear_cache()
+        print(f"bare {scorer.name}: {times[scorer.name]:.1f}s", file=sys.stderr)
+    return times, audio
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="params.yaml")
+    ap.add_argument("--manifest", default="data/manifests/mini/train.jsonl")
+    ap.add_argument("--limit", type=int, default=None, help="score only the first N utterances (by utt_id)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("overrides", nargs="*", help="dotted params overrides, e.g. score.options.dnsmos.max_windows=2")
+    args = ap.parse_args()
+    if not Path(args.manifest).is_file():
+        print(f"error: manifest '{args.manifest}' not found: run `dvc repro manifest` first", file=sys.stderr)
+        return 2
+    overrides = [*args.overrides, f"score.device={args.device}", f"score.num_workers={args.workers}",
+                 "score.threads_per_worker=1"]
+    cfg = load_params(args.config, overrides)
+    data, params = load_section("data", cfg=cfg), load_section("score", cfg=cfg)
+    kept, _ = apply_filters(read_manifest(args.manifest), data.filters, seed=params.seed)
+    rows = [{k: native(r.get(k)) for k in CARRIED} for r in kept.to_dict("records")][: args.limit]
+
+    bare, audio = bare_scorer_times(rows, params, args.device)
+    with tempfile.TemporaryDirectory() as work:
+        t0 = time.perf_counter()
+        result = score_rows(rows, params, Path(work) / "shards")
+        wall = time.perf_counter() - t0
+    bare_total = sum(bare.values())
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "device": args.device,
+                    "load_average_1min": round(os.getloadavg()[0], 2)},
+        "manifest": args.manifest,
+        "utterances": len(rows),
+        "audio_seconds": round(audio, 2),
+        "scorers": {name: {"seconds": round(sec, 3), "times_realtime_per_core": round(audio / sec, 1)}
+                    for name, sec in bare.items()},
+        "scorers_total": {"seconds": round(bare_total, 3), "times_realtime_per_core": round(audio / bare_total, 2)},
+        "stage": {
+            "workers": result.workers,
+            "wall_seconds": round(wall, 3),
+            "utterances_per_second": round(len(rows) / wall, 2),
+            "times_realtime": round(audio / wall, 2),
+            "times_realtime_per_core": round(audio / wall / result.workers, 2),
+            "overhead_vs_bare_scorers": round(wall * result.workers / bare_total - 1.0, 4),
+        },
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
