@@ -58,6 +58,7 @@ def test_summary_of_a_hand_made_split() -> None:
         "utt_id": ["a", "b", "c", "d"], "sr": [8000, 8000, 16000, 16000], "language": ["en"] * 4,
         "distortion": ["noise", "noise", "reverb", "reverb"], "has_reference": [True, True, True, False],
         "si_sdr": [10.0, 20.0, np.nan, np.nan], "noisy_si_sdr": [0.0, 5.0, 4.0, np.nan],
+        "output_to_input_db": [0.0, 0.0, 0.0, -12.0],
     })
     out = summarise_split(df, [METRICS.get("si_sdr")], tail_fraction=0.5, slices=["distortion", "sr"])
     assert out["enhanced"]["si_sdr"] == 15.0 and out["noisy"]["si_sdr"] == 3.0
@@ -67,3 +68,4 @@ def test_summary_of_a_hand_made_split() -> None:
     assert out["slices"]["distortion"]["noise"] == {"n": 2, "si_sdr": 15.0, "noisy_si_sdr": 2.5}
     assert out["slices"]["sr"]["16000"]["si_sdr"] is None
     assert out["urgent_rank"] == {"enhanced": 1.0, "noisy": 2.0}
+    assert out["speech_free"] == {"n": 1, "output_to_input_db": -12.0}

@@ -84,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with pool_ctx as pool:
             executor: Executor | None = pool
             for split, rows in splits.items():
-                df, skipped = score_split(rows, enhancer, metrics, params.peak, params.chunk_utts, executor,
+                df, skipped = score_split(rows, enhancer, metrics, params.peak, params.silent_reference_peak,
+                                          params.chunk_utts, executor,
                                           desc=f"eval {split}")
                 if df.empty:
                     raise AudioError(f"no utterance of split '{split}' could be read ({len(skipped)} skipped)")

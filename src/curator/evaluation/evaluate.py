@@ -16,10 +16,11 @@ from tqdm import tqdm
 from curator.audio import AudioError, load_audio
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.metrics import Metric, compute_metrics
-from curator.evaluation.report import NOISY_PREFIX
+from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
 from curator.manifest import read_manifest, resolve_path
 
 ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec")
+_ENERGY_FLOOR = 1e-12
 
 
 def select_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
@@ -30,7 +31,8 @@ def select_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def _load_pair(row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_pair(row: pd.Series, silent_peak: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """Noisy input and reference; the reference is None when absent or silent (a speech-free example)."""
     noisy, sr = load_audio(resolve_path(row["path"]))
     if sr != row["sr"]:
         raise AudioError(f"'{row['path']}' is {sr} Hz but its manifest row says {row['sr']} Hz")
@@ -40,22 +42,36 @@ def _load_pair(row: pd.Series) -> tuple[np.ndarray, np.ndarray | None]:
     if clean_sr != sr:
         raise AudioError(f"'{row['clean_path']}' is {clean_sr} Hz but its noisy input is {sr} Hz")
     n = min(len(noisy), len(clean))
+    if not n or float(np.max(np.abs(clean[:n]))) < silent_peak:
+        return noisy, None
     return noisy[:n], clean[:n]
 
 
+def energy_ratio_db(output: np.ndarray, inp: np.ndarray) -> float:
+    """10 log10 of output over input energy: how much a model attenuates (negative) or amplifies."""
+    out_e = float(np.dot(output, output)) + _ENERGY_FLOOR
+    in_e = float(np.dot(inp, inp)) + _ENERGY_FLOOR
+    return 10.0 * float(np.log10(out_e / in_e))
+
+
 def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric], peak: float,
-                chunk_utts: int, pool: Executor | None, desc: str) -> tuple[pd.DataFrame, list[str]]:
-    """Per-utterance scores (``<metric>`` enhanced, ``noisy_<metric>`` input) and the ids skipped as unreadable."""
+                silent_peak: float, chunk_utts: int, pool: Executor | None,
+                desc: str) -> tuple[pd.DataFrame, list[str]]:
+    """Per-utterance scores and the ids skipped as unreadable.
+
+    Columns: ``<metric>`` of the peak-normalised enhanced output, ``noisy_<metric>`` of the input, and
+    ``output_to_input_db`` of the raw output (before peak normalisation, which would hide suppression).
+    """
     frames, skipped = [], []
     bar = tqdm(total=len(rows), desc=desc, unit="utt")
     for lo in range(0, len(rows), chunk_utts):
         chunk = rows.iloc[lo:lo + chunk_utts]
         enhancer.prepare(chunk)
-        kept, noisy, clean, enhanced = [], [], [], []
+        kept, noisy, clean, enhanced, gains = [], [], [], [], []
         for i, row in chunk.iterrows():
             bar.update()
             try:
-                x, ref = _load_pair(row)
+                x, ref = _load_pair(row, silent_peak)
             except AudioError as exc:
                 tqdm.write(f"skip {row['utt_id']}: {exc}")
                 skipped.append(str(row["utt_id"]))
@@ -63,11 +79,14 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
             kept.append(i)
             noisy.append(x)
             clean.append(ref)
-            enhanced.append(peak_normalize(enhancer(str(row["utt_id"]), x, int(row["sr"])), peak))
+            raw = enhancer(str(row["utt_id"]), x, int(row["sr"]))
+            gains.append(energy_ratio_db(raw, x))
+            enhanced.append(peak_normalize(raw, peak))
         if not kept:
             continue
         part = chunk.loc[kept, [c for c in ROW_COLUMNS if c in chunk.columns]].copy()
         part["has_reference"] = [c is not None for c in clean]
+        part[GAIN_COLUMN] = gains
         srs = part["sr"].to_numpy()
         for name, values in compute_metrics(metrics, enhanced, clean, srs, pool).items():
             part[name] = values

@@ -24,6 +24,7 @@ class EvalParams:
     splits: list[Literal["dev", "test"]] = field(default_factory=lambda: ["test"])
     metrics: list[str] = field(default_factory=_default_metrics)
     peak: float = 0.9
+    silent_reference_peak: float = 1e-4
     tail_fraction: float = 0.1
     slices: list[str] = field(default_factory=_default_slices)
     max_utts: int | None = None
@@ -44,6 +45,7 @@ class EvalParams:
         for s in self.slices:
             check_choice("eval.slices", s, SLICE_COLUMNS)
         check_range("eval.peak", self.peak, lo=0.0, hi=1.0, lo_open=True)
+        check_range("eval.silent_reference_peak", self.silent_reference_peak, lo=0.0)
         check_range("eval.tail_fraction", self.tail_fraction, lo=0.0, hi=1.0, lo_open=True)
         check_range("eval.max_utts", self.max_utts, lo=1)
         check_range("eval.chunk_utts", self.chunk_utts, lo=1)

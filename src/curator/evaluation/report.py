@@ -13,6 +13,7 @@ from curator.evaluation.metrics import Metric
 from curator.evaluation.ranking import rank_systems
 
 NOISY_PREFIX = "noisy_"
+GAIN_COLUMN = "output_to_input_db"
 SYSTEMS = ("enhanced", "noisy")
 
 
@@ -72,6 +73,10 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
                          for m in metrics},
             "noisy": {m.name: _clean(tail_mean(df[NOISY_PREFIX + m.name].to_numpy(), tail_fraction,
                                                m.higher_is_better)) for m in metrics},
+        },
+        "speech_free": {  # rows without a usable reference: intrusive metrics skip them; did the model attenuate?
+            "n": int((~df["has_reference"]).sum()),
+            GAIN_COLUMN: _clean(df.loc[~df["has_reference"], GAIN_COLUMN].mean()),
         },
         "urgent_rank": None if ranks is None else {s: _clean(ranks[s]) for s in SYSTEMS},
         "slices": slice_means(df, metrics, slices),
