@@ -78,11 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"train: {len(rows)} curated utterances ({hours:.2f} h, {duplicates} duplicate ids dropped), "
           f"{len(val_rows)} dev utterances for validation; backend '{params.backend}', experiment '{exp_name}'")
     job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir))
+    job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
     try:
         summary = BACKENDS.get(params.backend)(job)
     except (CuratedListError, AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not job.best_ckpt.is_file():
+        print(f"error: backend '{params.backend}' finished without writing {job.best_ckpt}", file=sys.stderr)
+        return 1
     print(f"train: best {job.best_ckpt} " + ", ".join(f"{k}={v}" for k, v in summary.items()))
     return 0
 

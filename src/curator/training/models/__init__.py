@@ -2,7 +2,8 @@
 
 Every model maps a batch of waveforms at one sampling rate to enhanced waveforms of the same shape,
 ``forward(noisy: (batch, time), sr: int) -> (batch, time)``, and declares its options as a dataclass
-(``Options``) so ``train.model.options`` in params.yaml is validated before any work.
+(``Options``) so ``train.model.options`` in params.yaml is validated before any work. ``bsrnn`` is the
+predictive baseline; a generative model such as FlowSE registers here the same way.
 """
 
 from __future__ import annotations
