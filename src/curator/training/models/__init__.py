@@ -3,7 +3,8 @@
 Every model maps a batch of waveforms at one sampling rate to enhanced waveforms of the same shape,
 ``forward(noisy: (batch, time), sr: int) -> (batch, time)``, and declares its options as a dataclass
 (``Options``) so ``train.model.options`` in params.yaml is validated before any work. ``bsrnn`` is the
-predictive baseline; a generative model such as FlowSE registers here the same way.
+predictive baseline. A generative model (FlowSE: flow matching on a BSRNN backbone) would register here too but
+also needs its own training objective and sampler, which do not exist yet.
 """
 
 from __future__ import annotations
