@@ -71,7 +71,9 @@ def test_cli_output_mixes_into_loss_proxy(corpus, tmp_path: Path):
     light = {"num_workers": 1, "scorers": "[bandwidth, sisdr]", "ref_quality.weights": "{ref_bandwidth_ratio: 1}",
              "loss_proxy.probe_path": str(out)}
     params = score_params(**light, **{"loss_proxy.weights": "{probe_loss: 1}"})
-    only_probe = score_rows(rows_of(manifest), params, tmp_path / "w").table.to_pandas()
+    result = score_rows(rows_of(manifest), params, tmp_path / "w")
+    assert result.settings["probe_sha256"] == sha256_file(out)
+    only_probe = result.table.to_pandas()
     lo, hi = params.loss_proxy.ranges["probe_loss"]
     expected = np.clip((probe["probe_loss"].to_numpy() - lo) / (hi - lo), 0, 1)
     np.testing.assert_allclose(only_probe["loss_proxy"], expected, atol=1e-6)
@@ -83,3 +85,12 @@ def test_probe_weight_without_path_fails_before_work():
 
     with pytest.raises(ConfigError, match="probe_path"):
         score_params(**{"loss_proxy.weights": "{probe_loss: 1}"})
+
+
+def test_missing_probe_file_is_named_before_scoring(corpus, tmp_path: Path):
+    from curator.scoring.base import ScoringError
+
+    params = score_params(**{"loss_proxy.weights": "{probe_loss: 1}", "loss_proxy.probe_path": str(tmp_path / "no.pq")})
+    with pytest.raises(ScoringError, match="run the probe stage"):
+        score_rows(rows_of(corpus[0]), params, tmp_path / "w")
+    assert not (tmp_path / "w").exists()

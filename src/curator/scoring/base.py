@@ -61,10 +61,6 @@ class AudioPool:
                 cache[i] = resample(native[i], int(self.sr[i]), sr)
         return [cache[i] for i in rows]  # type: ignore[misc]
 
-    def clear_cache(self) -> None:
-        """Drop the resampled copies (benchmarks time resampling as part of the scorer that needs it)."""
-        self._cache.clear()
-
     def batch(self, rows: Sequence[int]) -> AudioBatch:
         rows = list(rows)
         return AudioBatch([self.utt_ids[i] for i in rows], self.sr[rows], [self.noisy[i] for i in rows],

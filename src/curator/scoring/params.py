@@ -77,7 +77,7 @@ class ScoreParams:
     seed: int = 0
     work_dir: str | None = None
     keep_shards: bool = False
-    mixed_precision: bool = True
+    mixed_precision: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

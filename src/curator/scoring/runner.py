@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curator.io import read_json, write_json
+from curator.io import read_json, sha256_file, write_json
 from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
 from curator.scoring.composite import combine
 from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
@@ -258,7 +258,6 @@ class ScoreResult:
     settings: dict[str, Any]
     wall_seconds: float
     workers: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: int) -> list[ShardSummary]:
@@ -325,19 +324,23 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     """
     if not rows:
         raise ScoringError("nothing to score: the manifest has no rows after data.filters")
+    probe_path = params.loss_proxy.probe_path if params.loss_proxy.weights.get(PROBE_COLUMN, 0.0) > 0 else None
+    if probe_path and not Path(probe_path).is_file():
+        raise ScoringError(f"score.loss_proxy.probe_path '{probe_path}' does not exist: run the probe stage "
+                           f"(python -m curator.scoring.probe) or set score.loss_proxy.weights.probe_loss to 0")
     job = ScoringJob(params, params.resolved_device(), str(work_dir))
     settings = job.settings()
     tasks = plan_shards([{k: r.get(k) for k in CARRIED} for r in rows], params.shard_size, settings)
     workers = min(params.workers(), len(tasks))
     t0 = time.perf_counter()
     summaries = run_shards(job, tasks, params.executor, workers)
-    probe = None
-    if params.loss_proxy.probe_path and params.loss_proxy.weights.get(PROBE_COLUMN, 0.0) > 0:
-        probe = pq.read_table(params.loss_proxy.probe_path, columns=["utt_id", PROBE_COLUMN])
+    probe = pq.read_table(probe_path, columns=["utt_id", PROBE_COLUMN]) if probe_path else None
     table = assemble(job, tasks, probe)
     wall = time.perf_counter() - t0
     if not params.keep_shards:
         shutil.rmtree(work_dir, ignore_errors=True)
     full_settings = {**settings, "loss_proxy": dataclasses.asdict(params.loss_proxy),
                      "ref_quality": dataclasses.asdict(params.ref_quality), **(extra_settings or {})}
+    if probe_path:
+        full_settings["probe_sha256"] = sha256_file(probe_path)
     return ScoreResult(table, summaries, full_settings, wall, workers)
