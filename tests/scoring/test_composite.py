@@ -37,11 +37,15 @@ def test_missing_column_is_named():
 
 def test_params_need_anchors_for_every_weighted_column():
     with pytest.raises(ConfigError, match="in_pesq"):
-        parse(LossProxyParams, {"weights": {"in_pesq": 1.0}, "ranges": RANGES}, "score.loss_proxy")
+        parse(LossProxyParams, {"weights": {"in_pesq": 1.0}, "ranges": RANGES, "speech_free_hardness": 1.0},
+              "score.loss_proxy")
     with pytest.raises(ConfigError, match="probe_path"):
-        parse(LossProxyParams, {"weights": {"probe_loss": 1.0}, "ranges": {"probe_loss": [0, 1]}}, "x")
+        parse(LossProxyParams, {"weights": {"probe_loss": 1.0}, "ranges": {"probe_loss": [0, 1]},
+                                "speech_free_hardness": 1.0}, "x")
     with pytest.raises(ConfigError, match="positive weight"):
-        parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES}, "x")
+        parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES, "speech_free_hardness": 1.0}, "x")
+    with pytest.raises(ConfigError, match="speech_free_hardness"):
+        parse(LossProxyParams, {"weights": {"in_sisdr": 1.0}, "ranges": RANGES, "speech_free_hardness": 2.0}, "x")
 
 
 def test_ref_quality_anchors_run_bad_to_good():

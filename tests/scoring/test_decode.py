@@ -47,6 +47,8 @@ def test_cli_keeps_rejected_rows_with_nan_scores_and_counts_them(mixed_corpus, t
     assert rejected["ssl_embed"].isna().all()
     free = df.loc["bad_speech_free"]
     assert free[["in_sisdr", "in_snr", "in_estoi", "in_pesq"]].isna().all() and free["ssl_embed"] is not None
+    assert bool(free["speech_free"]) and free["loss_proxy"] == 1.0  # score.loss_proxy.speech_free_hardness
+    assert not df.drop(index="bad_speech_free")["speech_free"].any()
     m = read_json(metrics)
     assert m["rejects"] == sum(s != "ok" for s in expected.values())
     assert m["status_counts"]["nan"] == 1 and m["status_counts"]["unreadable"] == 1

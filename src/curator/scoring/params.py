@@ -34,10 +34,12 @@ class LossProxyParams:
 
     weights: dict[str, float]
     ranges: dict[str, list[float]]
+    speech_free_hardness: float
     probe_path: str | None = None
 
     def __post_init__(self) -> None:
         _check_composite("score.loss_proxy", self.weights, self.ranges, "[easy, hard]")
+        check_range("score.loss_proxy.speech_free_hardness", self.speech_free_hardness, lo=0.0, hi=1.0)
         if self.weights.get("probe_loss", 0.0) > 0 and not self.probe_path:
             raise ConfigError("'score.loss_proxy.weights.probe_loss' > 0 needs 'score.loss_proxy.probe_path' "
                               "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")

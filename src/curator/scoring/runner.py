@@ -37,6 +37,7 @@ from curator.scoring.table import (
     LOSS_PROXY_COLUMN,
     REF_QUALITY_COLUMN,
     SCHEMA_VERSION,
+    SPEECH_FREE_COLUMN,
     STATUS_COLUMN,
     write_table,
 )
@@ -213,6 +214,7 @@ class ShardWorker:
             name: pa.array([r.get(name) for r in task.rows], type=typ) for name, typ in CARRIED.items()
         }
         arrays[STATUS_COLUMN] = pa.array([d.status for d in decoded], type=pa.string())
+        arrays[SPEECH_FREE_COLUMN] = pa.array([d.speech_free for d in decoded], type=pa.bool_())
         for col, typ in self.columns.items():
             full = _empty(typ, n)
             if col in values:
@@ -304,9 +306,14 @@ def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | Non
         probe = _align(table.column("utt_id").to_pylist(), probe_loss)
         table = table.append_column(PROBE_COLUMN, pa.array(probe, type=pa.float64()))
         columns[PROBE_COLUMN] = probe
+    speech_free = table.column(SPEECH_FREE_COLUMN).to_numpy(zero_copy_only=False).astype(bool)
+    ok = (table.column(STATUS_COLUMN).to_numpy(zero_copy_only=False) == OK)
     for name, spec in ((REF_QUALITY_COLUMN, job.params.ref_quality), (LOSS_PROXY_COLUMN, job.params.loss_proxy)):
-        value = np.round(combine(columns, spec.weights, spec.ranges), FLOAT_DECIMALS)
-        table = table.append_column(name, pa.array(value, type=pa.float64()))
+        value = combine(columns, spec.weights, spec.ranges)
+        if name == LOSS_PROXY_COLUMN:
+            # intrusive proxies are undefined on a silent target; the row's hardness is a documented constant
+            value = np.where(speech_free & ok, job.params.loss_proxy.speech_free_hardness, value)
+        table = table.append_column(name, pa.array(np.round(value, FLOAT_DECIMALS), type=pa.float64()))
     return table
 
 

@@ -33,6 +33,8 @@ FLOAT_DECIMALS = 6
 jitter of SIMD reductions inside reference implementations (pystoi), so reruns give identical bytes."""
 
 STATUS_COLUMN = "status"
+SPEECH_FREE_COLUMN = "speech_free"
+"""True where the target is silent (a noise-only example): intrusive proxies are NaN there."""
 LOSS_PROXY_COLUMN = "loss_proxy"
 REF_QUALITY_COLUMN = "ref_quality"
 EMBED_COLUMN = "ssl_embed"
