@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from curator.datasets.params import Filters
-from curator.selection.fill import IN_QUOTA, SELECTED, Fill, greedy_fill
+from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
 from curator.selection.quotas import QuotaPlan, plan_quotas
@@ -50,6 +51,19 @@ class Selection:
     def selected(self) -> np.ndarray:
         return self.fill.state == SELECTED
 
+    @property
+    def in_quota(self) -> np.ndarray:
+        """Selected rows within their slice's feasible quota (in selection order); the rest overflowed it."""
+        rows = np.flatnonzero(self.selected)
+        code = self.pool.slice_code[rows]
+        rows = rows[np.lexsort((self.fill.order[rows], code))]
+        code = self.pool.slice_code[rows]
+        cum = np.cumsum(self.pool.hours[rows])
+        start = np.concatenate(([0.0], cum))[np.searchsorted(code, code, side="left")]
+        out = np.zeros(self.pool.n, dtype=bool)
+        out[rows] = cum - start <= self.plan.feasible[code] + HOURS_EPS
+        return out
+
     def frame(self) -> pd.DataFrame:
         """The selected rows in selection order: utt_id, hours, slice, reason, order, in_quota, then carried columns."""
         rows = np.flatnonzero(self.selected)
@@ -62,9 +76,9 @@ class Selection:
             "slice": names[self.pool.slice_code[rows]],
             "reason": reasons[self.ranking.reason[rows]],
             "order": self.fill.order[rows],
-            "in_quota": self.fill.kind[rows] == IN_QUOTA,
+            "in_quota": self.in_quota[rows],
         })
-        carried = self.pool.columns.iloc[rows].reset_index(drop=True)
+        carried = self.pool.columns.take(pa.array(rows)).to_pandas()
         return pd.concat([out, carried], axis=1)
 
 

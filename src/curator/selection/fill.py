@@ -29,7 +29,6 @@ from curator.selection.diversity import NeighbourIndex
 from curator.selection.params import DiversityParams
 
 UNDECIDED, SELECTED, BLOCKED = 0, 1, 2
-IN_QUOTA, OVERFLOW = 0, 1
 HOURS_EPS = 1e-9
 """Slack on hour comparisons so float rounding never rejects an exact fit or admits an overrun."""
 FRACTION_FLOOR = 1e-12
@@ -39,13 +38,22 @@ RUNNING, DONE, NEED_QUERY = 0, 1, 2
 
 @dataclass
 class Fill:
-    """Outcome per pool row: state (0 undecided, 1 selected, 2 blocked), selection order (-1), entry kind."""
+    """Outcome per pool row: state (0 undecided, 1 selected, 2 blocked), selection order (-1); the index."""
 
     state: np.ndarray
     order: np.ndarray
-    kind: np.ndarray
-    queried: int
-    search: dict
+    index: NeighbourIndex | None
+
+    @property
+    def queried(self) -> int:
+        """Rows whose near-duplicates were looked up (including re-queries of unconsumed windows)."""
+        return self.index.queried if self.index is not None else 0
+
+    @property
+    def search(self) -> dict:
+        if self.index is None:
+            return {"mode": "off"}
+        return {"mode": self.index.mode, "nlist": self.index.nlist, "nprobe": self.index.nprobe}
 
 
 def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, group: np.ndarray,
@@ -65,14 +73,13 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
     rows, bounds = slice_order(utility, tiebreak, eligible, group, n_groups)
     state = np.zeros(n, dtype=np.int8)
     order = np.full(n, -1, dtype=np.int64)
-    kind = np.full(n, -1, dtype=np.int8)
     used = np.zeros(n_groups)
     totals = np.zeros(2)
     totals[1] = budget
     ptr = bounds[:-1].copy()
     share = np.asarray(share, dtype=np.float64)
     if len(rows) == 0:
-        return Fill(state, order, kind, 0, {"mode": "none"})
+        return Fill(state, order, None)
     index = NeighbourIndex(emb, rows, diversity, seed) if diversity.enabled else None
     batch_pos = np.full(n, -1, dtype=np.int64)
     window = _windows(share, diversity.chunk_size) if index is not None else None
@@ -91,13 +98,12 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
             nb = index.query(batch)
             hit, lims, nbrs = nb.hit, nb.lims, nb.nbrs
         before = int(counter[0])
-        status = _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility, tiebreak, hours,
+        status = _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours,
                         share, penalty, index is not None, batch, batch_pos, hit, lims, nbrs)
         if index is not None:
-            index.add(batch[order[batch] >= before])
-    search = ({"mode": index.mode, "nlist": index.nlist, "nprobe": index.nprobe}
-              if index is not None else {"mode": "off"})
-    return Fill(state, order, kind, index.queried if index is not None else 0, search)
+            fresh = np.flatnonzero(order[batch] >= before)
+            index.add(batch[fresh], fresh)
+    return Fill(state, order, index)
 
 
 def _windows(share: np.ndarray, chunk: int) -> np.ndarray:
@@ -116,7 +122,7 @@ def _next_batch(rows: np.ndarray, bounds: np.ndarray, ptr: np.ndarray, state: np
 
 
 @numba.njit(cache=True)
-def _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility, tiebreak, hours, share,
+def _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours, share,
            penalty, diverse, batch, batch_pos, hit, lims, nbrs):
     """Advance the merge until done, out of budget, or a chosen head needs a neighbour query."""
     n_groups = len(share)
@@ -124,7 +130,6 @@ def _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility
         total = totals[0]
         best = -1
         best_pri = -np.inf
-        best_due = False
         for s in range(n_groups):
             p = ptr[s]
             while p < bounds[s + 1] and state[rows[p]] != UNDECIDED:
@@ -140,7 +145,7 @@ def _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility
                 over = (used[s] + h) / (max(share[s], FRACTION_FLOOR) * (total + h)) - 1.0
                 pri = utility[i] - penalty * (1.0 + over)
             if best < 0 or pri > best_pri or (pri == best_pri and tiebreak[i] < tiebreak[rows[ptr[best]]]):
-                best, best_pri, best_due = s, pri, due
+                best, best_pri = s, pri
         if best < 0:
             return DONE
         i = rows[ptr[best]]
@@ -164,6 +169,5 @@ def _merge(rows, bounds, ptr, state, order, kind, used, totals, counter, utility
         used[best] += h
         totals[0] = total + h
         order[i] = counter[0]
-        kind[i] = IN_QUOTA if best_due else OVERFLOW
         counter[0] += 1
 

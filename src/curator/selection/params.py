@@ -26,7 +26,7 @@ class DiversityParams:
     nprobe: int = 4
     train_points_per_list: int = 40
     train_iters: int = 10
-    chunk_size: int = 4096
+    chunk_size: int = 8192
     stats_sample: int = 2000
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ the order of rows in the Parquet file. Bad rows are either an error naming the f
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +35,9 @@ MISSING_LABEL = "unknown"
 MIN_NORM = 1e-12
 """Embeddings with a smaller norm (after centring) have no direction and are skipped."""
 EMBED_BATCH_ROWS = 65_536
-"""Rows per Parquet batch while copying embeddings: bounds the Arrow copy held next to the matrix."""
+"""Rows per Arrow batch while copying embeddings: bounds the Arrow copy held next to the matrix."""
+MAX_GROUP_ROWS = 262_144
+"""Row groups up to this size are decoded whole (fastest); larger ones in EMBED_BATCH_ROWS slices."""
 
 
 class PoolError(ValueError):
@@ -55,7 +57,7 @@ class Pool:
     slice_values: list[tuple[str, ...]]
     slice_key: list[str]
     emb: np.ndarray
-    columns: pd.DataFrame
+    columns: pa.Table
     source: str = ""
     excluded: dict[str, int] = field(default_factory=dict)
 
@@ -122,13 +124,14 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         )
     rows = np.flatnonzero(keep)
     batches = (source.select([EMBED_COLUMN]).to_batches(EMBED_BATCH_ROWS) if isinstance(source, pa.Table)
-               else pq.ParquetFile(path).iter_batches(batch_size=EMBED_BATCH_ROWS, columns=[EMBED_COLUMN]))
+               else _parquet_batches(path))
     emb, ok = _read_embeddings(batches, path, order, rows, center)
+    pa.default_memory_pool().release_unused()  # Arrow's allocator would otherwise keep the batches' pages
     if not ok.all():
         excluded["invalid_embedding"] = int((~ok).sum())
         _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction)
         rows, emb = rows[ok], emb[ok]
-    kept = table.take(pa.array(rows))
+    kept = table if len(rows) == table.num_rows else table.take(pa.array(rows))
     codes, names, values = _slices(kept, slice_key)
     output = [c for c in OUTPUT_COLUMNS if c in kept.column_names]
     return Pool(
@@ -138,7 +141,7 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         mos=(kept[MOS_COLUMN].to_numpy(zero_copy_only=False).astype(np.float64)
              if MOS_COLUMN in kept.column_names else None),
         slice_code=codes, slice_names=names, slice_values=values, slice_key=list(slice_key), emb=emb,
-        columns=kept.select(output).to_pandas(), source=path, excluded=excluded,
+        columns=kept.select(output), source=path, excluded=excluded,
     )
 
 
@@ -246,7 +249,10 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
         if values.shape[1] != emb.shape[1]:
             raise PoolError(f"scores file '{path}': ssl_embed has rows of dimension {values.shape[1]} and "
                             f"{emb.shape[1]}; all embeddings must come from one embedder")
-        emb[dest[sel]] = values[sel]
+        if sel.all() and dest[-1] - dest[0] == len(dest) - 1 and (len(dest) == 1 or dest[1] > dest[0]):
+            emb[dest[0]:dest[-1] + 1] = values
+        else:
+            emb[dest[sel]] = values[sel]
         ok[dest[sel & ~good]] = False
     assert emb is not None
     emb[~ok] = 0.0
@@ -260,6 +266,16 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
         ok[lo:lo + EMBED_BATCH_ROWS] = good
         block *= np.where(good, 1.0 / np.maximum(norms, MIN_NORM), 0.0).astype(np.float32)[:, None]
     return emb, ok
+
+
+def _parquet_batches(path: str) -> Iterator[pa.RecordBatch]:
+    """The embedding column, one row group at a time (sliced when a row group is very large)."""
+    pf = pq.ParquetFile(path)
+    for group in range(pf.metadata.num_row_groups):
+        if pf.metadata.row_group(group).num_rows > MAX_GROUP_ROWS:
+            yield from pf.iter_batches(batch_size=EMBED_BATCH_ROWS, row_groups=[group], columns=[EMBED_COLUMN])
+        else:
+            yield from pf.read_row_group(group, columns=[EMBED_COLUMN]).to_batches()
 
 
 def _embedding_batch(col: pa.Array, path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -44,9 +44,11 @@ class QuotaPlan:
 
     @property
     def share(self) -> np.ndarray:
-        """Quota shares the greedy merges by: the requested fractions, or supply shares if none is usable."""
-        if self.fraction[self.supply > HOURS_TOL].sum() > 0:
-            return self.fraction
+        """Quota shares the greedy merges by, over the slices that exist (quotas of absent values are spread
+        in proportion); supply shares if no existing slice has a quota."""
+        present = self.fraction[self.supply > HOURS_TOL].sum()
+        if present > 0:
+            return np.where(self.supply > HOURS_TOL, self.fraction, 0.0) / present
         return self.supply / self.supply.sum()
 
     @property

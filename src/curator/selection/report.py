@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from curator.selection.base import Selection
-from curator.selection.diversity import max_pair_cosine
-from curator.selection.fill import BLOCKED, OVERFLOW
+from curator.selection.diversity import nearest_selected_stats
+from curator.selection.fill import BLOCKED
 from curator.selection.quotas import quota_report
 from curator.selection.tail import cvar, tail_mask, value_at_risk
 
@@ -92,7 +92,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
     pool, chosen, p = sel.pool, sel.selected, sel.params
     hours = pool.slice_hours(chosen)
     quota = quota_report(sel.plan, hours, pool.slice_names)
-    nn = max_pair_cosine(pool.emb, np.flatnonzero(chosen), p.diversity.stats_sample, p.seed)
+    nn = nearest_selected_stats(sel.fill.index, pool.emb, np.flatnonzero(chosen), p.diversity.stats_sample, p.seed)
     metrics: dict[str, Any] = {
         "n_selected": int(chosen.sum()),
         "hours_selected": float(pool.hours[chosen].sum()),
@@ -110,7 +110,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
             "max_abs_deviation_hours": quota["max_abs_deviation_hours"],
             "redistributed_hours": quota["redistributed_hours"],
             "infeasible_slices": len(quota["infeasible_slices"]),
-            "overflow_hours": float(pool.hours[chosen & (sel.fill.kind == OVERFLOW)].sum()),
+            "overflow_hours": float(pool.hours[chosen & ~sel.in_quota].sum()),
         },
         "pool": {
             "rows": pool.n,
