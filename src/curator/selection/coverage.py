@@ -1,11 +1,18 @@
-"""Cluster-balanced coverage order in embedding space (an approximation of farthest-point / facility location).
+"""Coverage order in embedding space: farthest-point traversal at the level of k-means clusters.
 
-Exact farthest-point traversal costs O(n * picks * D), out of reach at a million rows. Instead, each slice's
-candidates are clustered with spherical k-means (faiss); the order then takes the most central member of
-every cluster (round 0), then the next most central of every cluster (round 1), and so on, bigger clusters
-first within a round. Every region of embedding space is thus represented before any region repeats, as in
-cluster-balanced data pruning; the whole-selection near-duplicate rule (``diversity.py``) stops a round
-from picking near-copies of an earlier pick. Cost: O(n * clusters * D) per k-means iteration.
+Exact farthest-point traversal over rows costs O(n * picks * D), out of reach at a million rows. Instead,
+per slice:
+
+1. k-center seeds: farthest-point traversal over a seeded sample (``clusters * train_points_per_cluster``
+   rows), so every isolated region of the sample gets a seed, however few rows it has;
+2. spherical k-means (faiss) refines those seeds into clusters, and every row joins its nearest centroid;
+3. the clusters are visited in farthest-point order of their centroids, starting from the largest;
+4. round ``r`` takes the ``r``-th most central member of every cluster, in that visiting order.
+
+The first round is thus a coarse farthest-point cover of the slice (rare regions come early), and later
+rounds keep every region represented in proportion, as cluster-balanced data pruning does; the
+whole-selection near-duplicate rule (``diversity.py``) keeps a round from re-picking near-copies. Cost:
+O(n * clusters * D) per k-means iteration, plus O(sample * clusters * D) for the seeds.
 """
 
 from __future__ import annotations
@@ -33,15 +40,16 @@ class CoverageOrder:
 
 def coverage_order(emb: np.ndarray, group: np.ndarray, mask: np.ndarray, params: CoverageParams,
                    seed: int) -> CoverageOrder:
-    """Cluster-balanced order of the ``mask`` rows, computed separately within each ``group`` (slice)."""
+    """Coverage order of the ``mask`` rows, computed separately within each ``group`` (slice)."""
     n = len(group)
     rnd = np.full(n, -1, dtype=np.int64)
     visit = np.full(n, -1, dtype=np.int64)
     cluster = np.full(n, -1, dtype=np.int64)
     for g in np.unique(group[mask]):
         rows = np.flatnonzero(mask & (group == g))
-        labels, sim = _cluster(emb[rows], params, seed + int(g))
-        rnd[rows], visit[rows] = _rounds(labels, sim, rows)
+        labels, sim, centroids = _cluster(np.ascontiguousarray(emb[rows]), params, seed + int(g))
+        rnd[rows] = _rank_in_cluster(labels, sim)
+        visit[rows] = _visit_rank(centroids, np.bincount(labels, minlength=len(centroids)))[labels]
         cluster[rows] = labels
     return CoverageOrder(round=rnd, visit=visit, cluster=cluster)
 
@@ -51,30 +59,54 @@ def n_clusters(n: int, params: CoverageParams) -> int:
     return int(max(1, min(params.clusters, n // params.min_cluster_size)))
 
 
-def _cluster(x: np.ndarray, params: CoverageParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Spherical k-means labels and each row's cosine to its centroid."""
+def farthest_points(x: np.ndarray, k: int, first: int) -> np.ndarray:
+    """Indices of ``k`` rows of unit vectors ``x`` by farthest-point traversal (lowest max-cosine next)."""
+    picked = np.empty(min(k, len(x)), dtype=np.int64)
+    picked[0] = first
+    closest = x @ x[first]
+    for i in range(1, len(picked)):
+        picked[i] = int(np.argmin(closest))
+        np.maximum(closest, x @ x[picked[i]], out=closest)
+    return picked
+
+
+def _cluster(x: np.ndarray, params: CoverageParams, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, each row's cosine to its centroid, and the centroids (k-center seeds refined by k-means)."""
     k = n_clusters(len(x), params)
+    size = min(len(x), k * params.train_points_per_cluster)
+    sample = np.sort(np.random.default_rng(seed).choice(len(x), size=size, replace=False))
+    xs = x[sample]
+    mean = xs.mean(axis=0)
+    seeds = xs[farthest_points(xs, k, first=int(np.argmax(xs @ mean)))]
     if k == 1:
-        centroid = x.sum(axis=0)
-        norm = np.linalg.norm(centroid)
-        sim = x @ (centroid / norm) if norm > 0 else np.zeros(len(x), dtype=np.float32)
-        return np.zeros(len(x), dtype=np.int64), sim
-    km = faiss.Kmeans(x.shape[1], k, niter=params.kmeans_iters, seed=seed, spherical=True,
-                      max_points_per_centroid=params.train_points_per_cluster, min_points_per_centroid=1)
-    km.train(x)
-    sim, labels = km.index.search(x, 1)
-    return labels[:, 0].astype(np.int64), sim[:, 0]
+        centroids = mean[None, :] / max(float(np.linalg.norm(mean)), np.finfo(np.float32).tiny)
+    else:
+        km = faiss.Kmeans(x.shape[1], k, niter=params.kmeans_iters, seed=seed, spherical=True,
+                          max_points_per_centroid=params.train_points_per_cluster, min_points_per_centroid=1)
+        km.train(xs, init_centroids=np.ascontiguousarray(seeds))
+        centroids = km.centroids
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    sim, labels = index.search(x, 1)
+    return labels[:, 0].astype(np.int64), sim[:, 0], centroids
 
 
-def _rounds(labels: np.ndarray, sim: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank of each row within its cluster (most central first) and its cluster's rank by size (biggest first)."""
-    order = np.lexsort((rows, -sim, labels))
+def _rank_in_cluster(labels: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    """Rank of each row within its cluster, most central first (ties by row)."""
+    order = np.lexsort((np.arange(len(labels)), -sim, labels))
     sorted_labels = labels[order]
     starts = np.searchsorted(sorted_labels, sorted_labels, side="left")
     rank = np.empty(len(labels), dtype=np.int64)
     rank[order] = np.arange(len(labels)) - starts
-    sizes = np.bincount(labels)
-    by_size = np.lexsort((np.arange(len(sizes)), -sizes))
-    cluster_rank = np.empty_like(by_size)
-    cluster_rank[by_size] = np.arange(len(sizes))
-    return rank, cluster_rank[labels]
+    return rank
+
+
+def _visit_rank(centroids: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Visiting rank of each cluster: farthest-point order of the non-empty centroids, largest first."""
+    live = np.flatnonzero(sizes > 0)
+    c = centroids[live] / np.maximum(np.linalg.norm(centroids[live], axis=1, keepdims=True),
+                                     np.finfo(np.float32).tiny)
+    order = live[farthest_points(c, len(live), first=int(np.argmax(sizes[live])))]
+    rank = np.full(len(centroids), len(centroids), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
