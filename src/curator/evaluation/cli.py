@@ -31,7 +31,7 @@ from curator.training.backends.official import OfficialBaselineError, OfficialEn
 from curator.training.checkpoint import CheckpointError, is_checkpoint
 
 DEFAULT_OUT = "metrics/eval.json"
-DEFAULT_PLOTS = "plots/eval"
+DEFAULT_PLOTS = "metrics/plots/eval"
 PER_UTT_DIR = "data/eval"
 MAX_SKIPPED_LISTED = 20  # skipped utterances named in eval.json (all are counted)
 

@@ -1,7 +1,7 @@
 """``curator train`` / ``python -m curator.training``: train on the curated list, keep the best checkpoint.
 
 Writes ``models/<exp>/best.ckpt`` (lowest validation loss), ``models/<exp>/config.yaml`` (the frozen config:
-all params after overrides, the curated list's hash and size) and DVCLive curves under ``dvclive/train``.
+all params after overrides, the curated list's hash and size) and DVCLive curves under ``metrics/train``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from curator.training.data import CuratedListError, load_curated_rows, validatio
 
 DEFAULT_CURATED = "data/curated/curated_train.csv"
 DEFAULT_MODELS_DIR = "models"
-DEFAULT_LIVE_DIR = "dvclive/train"
+DEFAULT_LIVE_DIR = "metrics/train"
 SECONDS_PER_HOUR = 3600.0
 
 
