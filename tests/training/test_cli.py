@@ -26,9 +26,9 @@ def test_train_then_eval(corpus: dict[str, Path], tmp_path: Path, monkeypatch: p
     frozen = yaml.safe_load((exp / "config.yaml").read_text())
     assert frozen["exp_name"] == "tiny" and frozen["curated_list"]["n_utts"] == 8
     assert frozen["params"]["train"]["max_steps"] == 4
-    live = json.loads((tmp_path / "dvclive" / "train" / "metrics.json").read_text())
+    live = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
     assert live["best_val_loss"] > 0 and live["steps"] == 4 and "loss" in live["val"]
-    assert (tmp_path / "dvclive" / "train" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert (tmp_path / "metrics" / "train" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
     assert not (tmp_path / "dvc.yaml").exists()  # DVCLive must never write a dvc.yaml
 
     # same seed, same data -> same weights
@@ -52,8 +52,8 @@ def test_train_then_eval(corpus: dict[str, Path], tmp_path: Path, monkeypatch: p
     assert set(test["urgent_rank"]) == {"enhanced", "noisy"}
     per_utt = pd.read_parquet(tmp_path / "data" / "eval" / "tiny" / "per_utt.parquet")
     assert len(per_utt) == 8 and {"split", "utt_id", "sr", "pesq", "noisy_pesq"} <= set(per_utt.columns)
-    assert (tmp_path / "plots" / "eval" / "test_distortion.png").stat().st_size > 0
-    assert "slice" in pd.read_csv(tmp_path / "plots" / "eval" / "slices.csv").columns
+    assert (tmp_path / "metrics" / "plots" / "eval" / "test_distortion.png").stat().st_size > 0
+    assert "slice" in pd.read_csv(tmp_path / "metrics" / "plots" / "eval" / "slices.csv").columns
 
 
 def test_train_errors_are_clear(corpus: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
