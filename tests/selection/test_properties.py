@@ -31,7 +31,8 @@ quota_maps = st.dictionaries(st.sampled_from(DISTORTIONS), st.floats(0.0, 0.25),
 def selected_tail_share(table: pa.Table, sel, alpha: float) -> float:  # noqa: ANN001
     pool = sel.pool
     tail, _ = tail_mask(pool.loss, pool.hours, pool.slice_code, np.ones(pool.n, bool), alpha, pool.n_slices)
-    return float(pool.hours[tail & sel.selected].sum() / pool.hours[tail].sum())
+    total = pool.hours[tail].sum()
+    return float(pool.hours[tail & sel.selected].sum() / total) if total > 0 else 1.0
 
 
 @SETTINGS

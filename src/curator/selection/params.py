@@ -122,11 +122,13 @@ def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], w
     for column, fractions in quotas.items():
         if column not in slice_key:
             raise ConfigError(
-                f"'{where}.{column}' is not a slice-key column; select.slice_key is {slice_key} "
+                f"{where}: quota column '{column}' is not a slice-key column; select.slice_key is {slice_key} "
                 f"(add '{column}' there or remove its quotas)"
             )
         for value, frac in fractions.items():
-            check_range(f"{where}.{column}.{value}", frac, lo=0.0, hi=1.0)
+            if not 0.0 <= frac <= 1.0:
+                raise ConfigError(f"{where}: quota {column}.{value} = {frac} must lie in [0, 1] (a share of K)")
         total = sum(fractions.values())
         if total > 1.0 + QUOTA_SUM_TOLERANCE:
-            raise ConfigError(f"'{where}.{column}' fractions sum to {total:.4f}; they are shares of K and must sum to <= 1")
+            raise ConfigError(f"{where}: quotas of '{column}' sum to {total:.4f}; they are shares of K and must "
+                              "sum to <= 1")

@@ -68,11 +68,11 @@ def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, M
     if "select" in data:
         section = data["select"] or {}
         quotas = section.get("quotas", fallback) if isinstance(section, Mapping) else fallback
-        where = f"{path}: select.quotas"
+        where = f"'{path}' select.quotas"
     else:
-        quotas, where = data, str(path)
+        quotas, where = data, f"quotas file '{path}'"
     if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
-        raise ConfigError(f"quotas in '{where}' must map a column to {{value: fraction}}, e.g. "
+        raise ConfigError(f"{where} must map a column to {{value: fraction}}, e.g. "
                           "distortion: {reverb: 0.12, noise: 0.14}")
     out = {str(col): {str(k): float(v) for k, v in fr.items()} for col, fr in quotas.items()}
     validate_quotas(out, slice_key, where)

@@ -28,9 +28,12 @@ class TruthError(ValueError):
 
 
 def read_truth(path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
-    """The ``utt_id,imperfect,defect`` CSV, or None when absent or header-only (no ground truth)."""
-    if path is None or not os.path.isfile(path):
+    """The ``utt_id,imperfect,defect`` CSV, or None when not given or header-only (no ground truth)."""
+    if path is None:
         return None
+    if not os.path.isfile(path):
+        raise TruthError(f"truth file '{path}' does not exist; omit --truth, or give a header-only "
+                         "'utt_id,imperfect,defect' file when the dataset has no ground truth")
     truth = pd.read_csv(path, dtype={"utt_id": str}, keep_default_na=False)
     missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
     if missing:

@@ -1,7 +1,8 @@
 """Hours-weighted tails of ``loss_proxy`` (higher = harder): per-slice alpha-tails, VaR and CVaR.
 
-The tail of a slice is its hardest utterances whose cumulative hours, hardest first, start below ``alpha``
-times the slice's hours; VaR is the loss of the easiest utterance in it. CVaR is the hours-weighted mean loss
+The tail of a slice is its hardest utterances, hardest first, up to ``alpha`` times the slice's hours; an
+utterance straddling that mark belongs to the tail when most of it lies inside (so tail hours are unbiased
+rather than always rounded up). VaR is the loss of the easiest utterance in the tail. CVaR is the hours-weighted mean loss
 of the top ``alpha`` share of hours, the boundary utterance counted fractionally (Rockafellar-Uryasev).
 """
 
@@ -23,9 +24,9 @@ def tail_mask(loss: np.ndarray, hours: np.ndarray, group: np.ndarray, mask: np.n
     h = hours[order]
     cum = np.cumsum(h)
     group_start = np.concatenate(([0.0], cum))[np.searchsorted(g, np.arange(n_groups))]
-    before = cum - h - group_start[g]
+    middle = cum - 0.5 * h - group_start[g]
     totals = np.bincount(g, weights=h, minlength=n_groups)
-    inside = before < alpha * totals[g]
+    inside = middle <= alpha * totals[g]
     tail = np.zeros(len(loss), dtype=bool)
     tail[order[inside]] = True
     var = np.full(n_groups, np.inf)
@@ -34,13 +35,13 @@ def tail_mask(loss: np.ndarray, hours: np.ndarray, group: np.ndarray, mask: np.n
 
 
 def value_at_risk(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
-    """Smallest loss among the hardest utterances holding ``alpha`` of the hours (NaN when empty)."""
+    """Smallest loss among the hardest utterances holding ``alpha`` of the hours (same rule as the tail)."""
     if len(loss) == 0 or alpha <= 0:
         return float("nan")
     order = np.argsort(-loss, kind="stable")
     cum = np.cumsum(hours[order])
-    inside = (cum - hours[order]) < alpha * cum[-1]
-    return float(loss[order][inside].min())
+    inside = (cum - 0.5 * hours[order]) <= alpha * cum[-1]
+    return float(loss[order][inside].min()) if inside.any() else float("nan")
 
 
 def cvar(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:

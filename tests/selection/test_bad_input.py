@@ -1,0 +1,143 @@
+"""Bad scores tables: a clear error naming the file and the fix, or a counted skip, decided before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from curator.datasets.params import Filters
+from curator.selection.pool import PoolError, load_pool
+from curator.selection.report import TruthError, read_truth
+from curator.selection.synthetic import SyntheticSpec, synthetic_scores
+
+from .conftest import make_params, run_selection, table_hours
+
+N = 200
+
+
+@pytest.fixture
+def table() -> pa.Table:
+    return synthetic_scores(SyntheticSpec(n=N, dim=8, seed=5))[0]
+
+
+def write(table: pa.Table, tmp_path: Path) -> Path:
+    path = tmp_path / "scores.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def set_values(table: pa.Table, column: str, rows: list[int], value: object) -> pa.Table:
+    values = table[column].to_pylist()
+    for r in rows:
+        values[r] = value
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
+
+
+def test_missing_file_says_run_the_score_stage(tmp_path: Path) -> None:
+    with pytest.raises(PoolError, match=r"does not exist; run the score stage"):
+        load_pool(tmp_path / "nope.parquet", ["distortion"])
+
+
+def test_missing_columns_are_named(table: pa.Table, tmp_path: Path) -> None:
+    path = write(table.drop_columns(["loss_proxy", "sr"]), tmp_path)
+    with pytest.raises(PoolError, match=r"scores\.parquet' lacks column\(s\) sr, loss_proxy"):
+        load_pool(path, ["distortion"])
+
+
+def test_mos_needed_only_when_a_gate_is_on(table: pa.Table, tmp_path: Path) -> None:
+    path = write(table.drop_columns(["mos_dns"]), tmp_path)
+    assert load_pool(path, ["distortion"]).mos is None
+    with pytest.raises(PoolError, match="mos_dns is needed by the MOS gate"):
+        load_pool(path, ["distortion"], need_mos=True)
+
+
+def test_duplicate_ids_are_an_error(table: pa.Table, tmp_path: Path) -> None:
+    dup = set_values(table, "utt_id", [7], table["utt_id"][3].as_py())
+    with pytest.raises(PoolError, match=r"1 duplicate utt_id\(s\), e\.g\. \['utt003'\]"):
+        load_pool(write(dup, tmp_path), ["distortion"])
+
+
+def test_non_ok_status_rows_are_skipped_and_counted(table: pa.Table) -> None:
+    bad = set_values(table, "status", [1, 2, 3], "decode_error")
+    pool = load_pool(bad, ["distortion"])
+    assert pool.n == N - 3 and pool.excluded == {"status_not_ok": 3}
+    assert load_pool(table.drop_columns(["status"]), ["distortion"]).n == N
+
+
+def test_a_few_nan_scores_are_skipped_many_are_an_error(table: pa.Table) -> None:
+    few = set_values(table, "loss_proxy", [0], float("nan"))
+    pool = load_pool(few, ["distortion"], max_invalid_fraction=0.01)
+    assert pool.n == N - 1 and pool.excluded == {"invalid_loss_proxy": 1}
+    many = set_values(table, "loss_proxy", list(range(10)), float("inf"))
+    with pytest.raises(PoolError, match=r"10 of 200 status-ok rows have a missing, NaN or infinite 'loss_proxy'"):
+        load_pool(many, ["distortion"], max_invalid_fraction=0.01)
+
+
+def test_unusable_embeddings_are_skipped_and_counted(table: pa.Table) -> None:
+    emb = table["ssl_embed"].combine_chunks().flatten().to_numpy().reshape(N, -1).copy()
+    emb[4] = np.nan
+    col = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1])
+    pool = load_pool(table.set_column(table.schema.get_field_index("ssl_embed"), "ssl_embed", col), ["distortion"],
+                     max_invalid_fraction=0.05)
+    assert pool.excluded == {"invalid_embedding": 1} and pool.n == N - 1
+    assert np.allclose(np.linalg.norm(pool.emb, axis=1), 1.0, atol=1e-5)
+
+
+def test_variable_length_list_embeddings_work_and_ragged_ones_fail(table: pa.Table) -> None:
+    lists = pc.cast(table["ssl_embed"], pa.list_(pa.float32()))
+    as_list = table.set_column(table.schema.get_field_index("ssl_embed"), "ssl_embed", lists)
+    assert load_pool(as_list, ["distortion"]).emb.shape == (N, 8)
+    ragged = as_list["ssl_embed"].to_pylist()
+    ragged[9] = ragged[9][:5]
+    bad = as_list.set_column(as_list.schema.get_field_index("ssl_embed"), "ssl_embed",
+                             pa.array(ragged, pa.list_(pa.float32())))
+    with pytest.raises(PoolError, match="different lengths"):
+        load_pool(bad, ["distortion"])
+
+
+def test_filters_and_an_empty_pool(table: pa.Table) -> None:
+    pool = load_pool(table, ["distortion"], Filters(languages=["en"], sample_rates=[16000]))
+    kept = pool.columns.to_pandas()
+    assert set(kept["language"]) == {"en"} and set(kept["sr"]) == {16000}
+    assert pool.excluded["filtered_language"] > 0
+    with pytest.raises(PoolError, match="no usable rows left.*widen data.filters"):
+        load_pool(table, ["distortion"], Filters(distortions=["speech_free"]))
+
+
+def test_max_hours_caps_the_pool_deterministically(table: pa.Table) -> None:
+    cap = 0.5 * table_hours(table)
+    a = load_pool(table, ["distortion"], Filters(max_hours=cap), seed=1)
+    b = load_pool(table, ["distortion"], Filters(max_hours=cap), seed=1)
+    assert a.hours.sum() <= cap and np.array_equal(a.utt_id, b.utt_id)
+    assert a.excluded["filtered_max_hours"] == N - a.n
+
+
+def test_budget_above_the_pool_is_clipped_and_reported(table: pa.Table) -> None:
+    sel = run_selection(table, make_params(K_hours=10 * table_hours(table), **{"diversity.min_cosine": 0.0}))
+    assert sel.plan.clipped and sel.selected.all()
+
+
+def test_gate_that_removes_everything_is_an_error(table: pa.Table) -> None:
+    with pytest.raises(PoolError, match="lower select.quality_gate.min_mos"):
+        run_selection(table, make_params(K_hours=0.1, **{"quality_gate.min_mos": 5.0}))
+
+
+def test_truth_file_rules(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("utt_id,imperfect,defect\n")
+    assert read_truth(empty) is None and read_truth(None) is None
+    with pytest.raises(TruthError, match="does not exist; omit --truth"):
+        read_truth(tmp_path / "absent.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("utt_id,imperfect,defect\na,0,\nb,yes,noise\n")
+    with pytest.raises(TruthError, match=r"bad\.csv' row 3: imperfect must be 0 or 1, got 'yes'"):
+        read_truth(bad)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,flag\na,0\n")
+    with pytest.raises(TruthError, match=r"lacks column\(s\) utt_id, imperfect"):
+        read_truth(wrong)

@@ -1,0 +1,104 @@
+"""The select stage end to end: flags, outputs, byte-identical reruns, overrides, quotas files, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from curator.cli import main as curator_main
+from curator.selection.cli import main
+from curator.selection.synthetic import SyntheticSpec, synthetic_scores
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scores file, its ground truth and the repository's params with a budget that fits the table."""
+    root = tmp_path_factory.mktemp("select_stage")
+    table, truth = synthetic_scores(SyntheticSpec(n=500, dim=16, seed=2, rows_per_source=40))
+    pq.write_table(table, root / "scores.parquet")
+    truth.to_csv(root / "truth.csv", index=False)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["select"]["K_hours"] = 0.3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def run(stage: Path, out: str, *extra: str) -> tuple[int, Path]:
+    dest = stage / out
+    dest.mkdir(exist_ok=True)
+    argv = ["--config", str(stage / "params.yaml"), "--scores", str(stage / "scores.parquet"),
+            "--quotas", str(stage / "params.yaml"), "--truth", str(stage / "truth.csv"),
+            "--out", str(dest / "curated_train.csv"), "--metrics", str(dest / "select.json"),
+            "--plots-dir", str(dest / "plots"), *extra]
+    return main(argv), dest
+
+
+def test_outputs_and_their_contents(stage: Path) -> None:
+    code, out = run(stage, "a")
+    assert code == 0
+    frame = pd.read_csv(out / "curated_train.csv")
+    assert list(frame.columns[:6]) == ["utt_id", "hours", "slice", "reason", "order", "in_quota"]
+    assert frame["hours"].sum() <= 0.3 and frame["utt_id"].is_unique
+    meta = json.loads((out / "curated_train_meta.json").read_text())
+    assert meta["n_selected"] == len(frame) and len(meta["scores_sha256"]) == 64
+    assert meta["config"]["select"]["name"] == "cvar" and "quota_report" in meta
+    assert set(meta["quota_report"]["quota_values_absent_from_pool"]["distortion"]) == {"speech_free"}
+    metrics = json.loads((out / "select.json").read_text())
+    assert metrics["hours_per_slice"] == pytest.approx(frame.groupby("slice")["hours"].sum().to_dict(), rel=1e-6)
+    assert 0 <= metrics["imperfect_ref_share"]["selected"] <= 1
+    assert {"tail_coverage", "loss_cvar", "var_pool"} <= set(metrics["tail"])
+    for name in ("hours_per_slice.csv", "loss_hist.csv", "hours_per_slice.png", "loss_hist.png"):
+        assert (out / "plots" / name).stat().st_size > 0
+
+
+def test_rerun_is_byte_identical(stage: Path) -> None:
+    _, a = run(stage, "a")
+    _, b = run(stage, "b")
+    for name in ("curated_train.csv", "curated_train_meta.json", "select.json", "plots/loss_hist.csv",
+                 "plots/hours_per_slice.png"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_alpha_override_changes_selection_and_metrics(stage: Path) -> None:
+    _, a = run(stage, "a")
+    code, c = run(stage, "c", "select.alpha=0.05")
+    assert code == 0
+    assert (a / "curated_train.csv").read_bytes() != (c / "curated_train.csv").read_bytes()
+    ma, mc = (json.loads((d / "select.json").read_text()) for d in (a, c))
+    assert ma["tail"]["alpha"] == 0.1 and mc["tail"]["alpha"] == 0.05
+    assert ma["tail"]["loss_cvar"] != mc["tail"]["loss_cvar"]
+
+
+def test_standalone_quotas_file_and_random(stage: Path) -> None:
+    quotas = stage / "quotas.yaml"
+    quotas.write_text("distortion: {reverb: 0.5, noise: 0.5}\n")
+    code, out = run(stage, "q", "select.name=random")
+    assert code == 0
+    argv = ["--config", str(stage / "params.yaml"), "--scores", str(stage / "scores.parquet"),
+            "--quotas", str(quotas), "--out", str(out / "q.csv"), "--metrics", str(out / "q.json"),
+            "--plots-dir", str(out / "qp"), "select.name=random"]
+    assert main(argv) == 0
+    frame = pd.read_csv(out / "q.csv")
+    assert set(frame["slice"]) == {"reverb", "noise"}
+    assert "imperfect_ref_share" not in json.loads((out / "q.json").read_text())
+
+
+def test_bad_params_fail_before_work_naming_the_key(stage: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _ = run(stage, "bad", "select.K_hours=-1")
+    assert code == 2 and "'select.K_hours' = -1" in capsys.readouterr().err
+    code, _ = run(stage, "bad", "select.name=cvarr")
+    assert code == 2 and "did you mean 'cvar'" in capsys.readouterr().err
+
+
+def test_help_and_the_curator_entry_point(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        curator_main(["select", "--help"])
+    assert exc.value.code == 0
+    assert "strategies (select.name): coverage_only, cvar, mos_threshold, random" in capsys.readouterr().out

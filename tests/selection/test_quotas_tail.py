@@ -1,0 +1,91 @@
+"""Quota planning (water-filling, quota files) and the hours-weighted tail statistics, against brute force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curator.config import ConfigError
+from curator.selection.quotas import load_quotas, water_fill
+from curator.selection.tail import cvar, hours_quantile, tail_mask, value_at_risk
+
+
+def test_water_fill_caps_at_supply_and_spreads_the_deficit_by_weight() -> None:
+    target = np.array([50.0, 30.0, 20.0])
+    supply = np.array([10.0, 100.0, 100.0])
+    alloc = water_fill(target, supply, 100.0, target / 100.0)
+    assert alloc[0] == 10.0
+    assert alloc.sum() == pytest.approx(100.0)
+    assert alloc[1] / alloc[2] == pytest.approx(30 / 20)
+
+
+def test_water_fill_cascades_when_a_receiver_fills_up() -> None:
+    alloc = water_fill(np.array([60.0, 20.0, 20.0]), np.array([0.0, 25.0, 500.0]), 100.0, np.array([0.6, 0.2, 0.2]))
+    assert alloc.tolist() == pytest.approx([0.0, 25.0, 75.0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 100)), min_size=1, max_size=8), st.floats(0, 400))
+def test_water_fill_never_exceeds_supply_or_budget(slices: list, budget: float) -> None:
+    weight = np.array([w for w, _ in slices])
+    supply = np.array([s for _, s in slices])
+    share = weight / weight.sum() if weight.sum() > 0 else np.full(len(weight), 1 / len(weight))
+    budget = min(budget, supply.sum())
+    alloc = water_fill(share * budget, supply, budget, share)
+    assert np.all(alloc <= supply + 1e-9)
+    assert alloc.sum() == pytest.approx(budget, abs=1e-6)
+
+
+def test_quotas_from_params_or_a_standalone_file(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"select": {"quotas": {"distortion": {"noise": 0.5}}}}))
+    assert load_quotas(params, ["distortion"], {}) == {"distortion": {"noise": 0.5}}
+    standalone = tmp_path / "quotas.yaml"
+    standalone.write_text("distortion: {reverb: 0.12, noise: 0.14}\n")
+    assert load_quotas(standalone, ["distortion"], {}) == {"distortion": {"reverb": 0.12, "noise": 0.14}}
+    standalone.write_text("language: {en: 0.5}\n")
+    with pytest.raises(ConfigError, match="quotas file .* quota column 'language' is not a slice-key column"):
+        load_quotas(standalone, ["distortion"], {})
+    standalone.write_text("distortion: {reverb: 0.7, noise: 0.6}\n")
+    with pytest.raises(ConfigError, match="sum to 1.3000"):
+        load_quotas(standalone, ["distortion"], {})
+
+
+def brute_cvar(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
+    """CVaR by expanding every utterance into equal micro-hours."""
+    units = np.repeat(loss, np.round(hours * 1000).astype(int))
+    k = alpha * len(units)
+    top = np.sort(units)[::-1]
+    whole = int(np.floor(k))
+    return float((top[:whole].sum() + (k - whole) * top[whole] if whole < len(top) else top.sum()) / k)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(1, 20)), min_size=1, max_size=30), st.floats(0.05, 1.0))
+def test_cvar_matches_brute_force(rows: list, alpha: float) -> None:
+    loss = np.array([r[0] for r in rows])
+    hours = np.array([r[1] for r in rows], dtype=float) / 1000 * 7
+    hours = np.round(hours * 1000) / 1000
+    assert cvar(loss, hours, alpha) == pytest.approx(brute_cvar(loss, hours, alpha), rel=1e-6, abs=1e-9)
+
+
+def test_tail_mask_is_per_group_and_hours_weighted() -> None:
+    loss = np.array([0.9, 0.8, 0.1, 0.95, 0.2, 0.3])
+    hours = np.array([1.0, 1.0, 8.0, 1.0, 1.0, 8.0])
+    group = np.array([0, 0, 0, 1, 1, 1])
+    tail, var = tail_mask(loss, hours, group, np.ones(6, bool), 0.2, 2)
+    assert tail.tolist() == [True, True, False, True, False, False]
+    assert var.tolist() == [0.8, 0.95]
+    empty, var0 = tail_mask(loss, hours, group, np.ones(6, bool), 0.0, 2)
+    assert not empty.any() and np.isnan(var0).all()
+    assert value_at_risk(loss[:3], hours[:3], 0.2) == 0.8
+
+
+def test_hours_quantile_ranks_across_the_mask_only() -> None:
+    q = hours_quantile(np.array([3.0, 1.0, 2.0, 9.0]), np.array([1.0, 1.0, 2.0, 5.0]), np.array([1, 1, 1, 0], bool))
+    assert q.tolist() == [1.0, 0.25, 0.75, 0.0]
