@@ -28,7 +28,7 @@ log = logging.getLogger("curator.selection")
 
 DEFAULT_SCORES = "data/scores/train_scores.parquet"
 DEFAULT_METRICS = "metrics/select.json"
-DEFAULT_PLOTS = "plots/select"
+DEFAULT_PLOTS = "metrics/plots/select"
 CSV_FLOAT_FORMAT = "%.9g"
 
 
