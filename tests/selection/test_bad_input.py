@@ -49,11 +49,11 @@ def test_missing_columns_are_named(table: pa.Table, tmp_path: Path) -> None:
         load_pool(path, ["distortion"])
 
 
-def test_mos_needed_only_when_a_gate_is_on(table: pa.Table, tmp_path: Path) -> None:
+def test_quality_column_needed_only_when_a_gate_is_on(table: pa.Table, tmp_path: Path) -> None:
     path = write(table.drop_columns(["mos_dns"]), tmp_path)
     assert load_pool(path, ["distortion"]).mos is None
-    with pytest.raises(PoolError, match="mos_dns is needed by the MOS gate"):
-        load_pool(path, ["distortion"], need_mos=True)
+    with pytest.raises(PoolError, match="mos_dns is read by the quality gate"):
+        load_pool(path, ["distortion"], quality_columns=["mos_dns"])
 
 
 def test_duplicate_ids_are_an_error(table: pa.Table, tmp_path: Path) -> None:
@@ -123,8 +123,8 @@ def test_budget_above_the_pool_is_clipped_and_reported(table: pa.Table) -> None:
 
 
 def test_gate_that_removes_everything_is_an_error(table: pa.Table) -> None:
-    with pytest.raises(PoolError, match="lower select.quality_gate.min_mos"):
-        run_selection(table, make_params(K_hours=0.1, **{"quality_gate.min_mos": 5.0}))
+    with pytest.raises(PoolError, match="lower select.quality_gate.min_score"):
+        run_selection(table, make_params(K_hours=0.1, **{"quality_gate.min_score": 5.0}))
 
 
 def test_truth_file_rules(tmp_path: Path) -> None:
@@ -141,3 +141,17 @@ def test_truth_file_rules(tmp_path: Path) -> None:
     wrong.write_text("id,flag\na,0\n")
     with pytest.raises(TruthError, match=r"lacks column\(s\) utt_id, imperfect"):
         read_truth(wrong)
+
+
+def test_noise_only_rows_need_no_mos_and_pass_the_gate(table: pa.Table) -> None:
+    table = set_values(table, "mos_dns", [0, 1, 2], float("nan"))
+    with pytest.raises(PoolError, match="'mos_dns'"):
+        load_pool(table, ["distortion"], quality_columns=["mos_dns"])
+    flags = [i in (0, 1, 2) for i in range(N)]
+    marked = table.append_column("speech_free", pa.array(flags))
+    pool = load_pool(marked, ["distortion"], quality_columns=["mos_dns"])
+    assert pool.n == N and pool.speech_free.sum() == 3
+    sel = run_selection(marked, make_params(name="mos_threshold", K_hours=table_hours(table),
+                                            **{"quality_gate.min_score": 4.9, "mos_threshold.min_score": 4.9,
+                                               "diversity.min_cosine": 0.0}))
+    assert sel.selected[pool.speech_free].all() and not sel.gated[pool.speech_free].any()

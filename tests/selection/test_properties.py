@@ -12,14 +12,14 @@ from curator.selection.tail import tail_mask
 
 from .conftest import make_params, run_selection, table_hours
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STRATEGIES = ("cvar", "random", "coverage_only", "mos_threshold")
 
 
 @st.composite
 def pools(draw: st.DrawFn) -> pa.Table:
     spec = SyntheticSpec(
-        n=draw(st.integers(40, 400)), dim=draw(st.sampled_from([4, 8, 16])), seed=draw(st.integers(0, 10_000)),
+        n=draw(st.integers(40, 250)), dim=draw(st.sampled_from([4, 8, 16])), seed=draw(st.integers(0, 10_000)),
         rows_per_source=draw(st.integers(5, 80)), duplicate_fraction=draw(st.floats(0.0, 0.3)),
     )
     return synthetic_scores(spec)[0]
@@ -43,7 +43,7 @@ def test_budget_never_exceeded(table: pa.Table, frac: float, name: str, quotas: 
     K = frac * table_hours(table)
     params = make_params(name=name, K_hours=K, quotas={"distortion": quotas} if quotas else {},
                          **{"penalties.quota_violation": penalty, "diversity.min_cosine": min_cosine,
-                            "mos_threshold.min_mos": 2.5})
+                            "mos_threshold.min_score": 2.5})
     sel = run_selection(table, params)
     assert sel.pool.hours[sel.selected].sum() <= K + 1e-9
     assert sel.pool.hours[sel.selected].sum() <= sel.plan.budget + 1e-9
@@ -57,7 +57,7 @@ def test_feasible_quotas_fit(table: pa.Table, frac: float, quotas: dict, name: s
     Hours come in whole utterances, so one utterance is the finest fit possible.
     """
     params = make_params(name=name, K_hours=frac * table_hours(table), quotas={"distortion": quotas},
-                         **{"diversity.min_cosine": 0.0, "mos_threshold.min_mos": 1.0})
+                         **{"diversity.min_cosine": 0.0, "mos_threshold.min_score": 1.0})
     sel = run_selection(table, params)
     got = sel.pool.slice_hours(sel.selected)
     assert np.all(np.abs(got - sel.plan.feasible) <= sel.pool.hours.max() + 1e-9)
@@ -97,7 +97,7 @@ def test_selections_nested_and_tail_coverage_non_decreasing_in_K(table: pa.Table
     """The selection for a larger K contains the one for a smaller K, so the tail share can only grow."""
     runs = [run_selection(table, make_params(name=name, K_hours=frac * table_hours(table), alpha=alpha,
                                              quotas={"distortion": quotas},
-                                             **{"diversity.min_cosine": min_cosine, "mos_threshold.min_mos": 2.0}))
+                                             **{"diversity.min_cosine": min_cosine, "mos_threshold.min_score": 2.0}))
             for frac in sorted(fracs)]
     for small, large in zip(runs, runs[1:], strict=False):
         assert not (small.selected & ~large.selected).any()
@@ -133,7 +133,7 @@ def test_no_selected_pair_breaks_diversity(table: pa.Table, frac: float, name: s
                                            chunk: int) -> None:
     """Checked by brute force over all selected pairs; batching must not change the selection either."""
     params = {"name": name, "K_hours": frac * table_hours(table), "diversity.min_cosine": min_cosine,
-              "mos_threshold.min_mos": 2.0}
+              "mos_threshold.min_score": 2.0}
     sel = run_selection(table, make_params(**params, **{"diversity.chunk_size": chunk}))
     x = sel.pool.emb[sel.selected].astype(np.float64)
     sim = x @ x.T
@@ -148,7 +148,7 @@ def test_no_selected_pair_breaks_diversity(table: pa.Table, frac: float, name: s
        perm_seed=st.integers(0, 99))
 def test_same_seed_same_selection_and_row_order_irrelevant(table: pa.Table, frac: float, name: str, seed: int,
                                                            perm_seed: int) -> None:
-    params = make_params(name=name, K_hours=frac * table_hours(table), seed=seed, **{"mos_threshold.min_mos": 2.0})
+    params = make_params(name=name, K_hours=frac * table_hours(table), seed=seed, **{"mos_threshold.min_score": 2.0})
     first = run_selection(table, params).frame()
     again = run_selection(table, params).frame()
     shuffled = table.take(pa.array(np.random.default_rng(perm_seed).permutation(table.num_rows)))

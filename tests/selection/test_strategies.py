@@ -76,7 +76,7 @@ def test_coverage_reaches_every_region_random_misses_some() -> None:
 
 def test_mos_threshold_keeps_only_good_references_best_first(small_table: pa.Table) -> None:
     params = make_params(name="mos_threshold", K_hours=0.2 * table_hours(small_table),
-                         **{"mos_threshold.min_mos": 3.2})
+                         **{"mos_threshold.min_score": 3.2})
     frame = run_selection(small_table, params).frame()
     assert len(frame) and (frame["mos_dns"] >= 3.2).all()
     assert set(frame["reason"]) == {"mos_above_threshold"}
@@ -86,7 +86,7 @@ def test_mos_threshold_keeps_only_good_references_best_first(small_table: pa.Tab
 
 @pytest.mark.parametrize("name", ["cvar", "random", "coverage_only"])
 def test_quality_gate_applies_to_every_strategy(small_table: pa.Table, name: str) -> None:
-    params = make_params(name=name, K_hours=0.3 * table_hours(small_table), **{"quality_gate.min_mos": 3.0})
+    params = make_params(name=name, K_hours=0.3 * table_hours(small_table), **{"quality_gate.min_score": 3.0})
     sel = run_selection(small_table, params)
     assert (sel.pool.mos[sel.selected] >= 3.0).all()
     assert sel.gated.sum() == (sel.pool.mos < 3.0).sum() > 0

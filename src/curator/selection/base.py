@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,8 +85,6 @@ class Selection:
 class BaseSelector(ABC):
     """Pick a subset of the scores table under ``select`` params (see the module docstring)."""
 
-    needs_mos: ClassVar[bool] = False
-    """True when the strategy itself reads ``mos_dns`` (the quality gate adds the need when switched on)."""
 
     def __init__(self, params: SelectParams, filters: Filters | None = None,
                  quotas: Mapping[str, Mapping[str, float]] | None = None) -> None:
@@ -102,28 +100,25 @@ class BaseSelector(ABC):
         """Rows this strategy may pick at all (default: every row)."""
         return np.ones(pool.n, dtype=bool)
 
-    @property
-    def uses_mos(self) -> bool:
-        return self.needs_mos or self.params.quality_gate.min_mos is not None
-
     def load(self, source: ScoresSource) -> Pool:
         """Read and validate the scores (Parquet path, Arrow table or DataFrame) into a pool."""
         p = self.params
-        return load_pool(source, p.slice_key, self.filters, need_mos=self.uses_mos, center=p.diversity.center,
+        return load_pool(source, p.slice_key, self.filters, quality_columns=p.quality_columns(),
+                         center=p.diversity.center,
                          max_invalid_fraction=p.max_invalid_fraction, seed=p.seed)
 
     def run(self, pool: Pool) -> Selection:
         """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool."""
         p = self.params
         gated = np.zeros(pool.n, dtype=bool)
-        if p.quality_gate.min_mos is not None:
-            assert pool.mos is not None
-            gated = pool.mos < p.quality_gate.min_mos
+        gate = p.quality_gate
+        if gate.min_score is not None:
+            gated = ~pool.speech_free & (pool.quality[gate.column] < gate.min_score)
         eligible = ~gated & self.restrict(pool)
         if not eligible.any():
             raise PoolError(
                 f"no eligible rows in '{pool.source}': the quality gate removed {int(gated.sum())} and strategy "
-                f"'{p.name}' the rest of {pool.n}; lower select.quality_gate.min_mos or select.mos_threshold.min_mos"
+                f"'{p.name}' the rest of {pool.n}; lower select.quality_gate.min_score or select.mos_threshold.min_score"
             )
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         ranking = self.rank(pool, eligible)

@@ -10,8 +10,6 @@ from curator.config import ConfigError, check_choice, check_range, register_sect
 
 QUOTA_SUM_TOLERANCE = 1e-6
 """Quota fractions of one slice-key column may sum to 1 up to float rounding."""
-MOS_RANGE = (1.0, 5.0)
-"""DNSMOS scores lie on the 1..5 ACR scale."""
 
 
 @dataclass
@@ -75,10 +73,11 @@ class PenaltyParams:
 
 
 @dataclass
-class MosGateParams:
-    """A minimum reference DNSMOS OVRL (``mos_dns``); ``None`` switches the gate off."""
+class QualityGateParams:
+    """A minimum reference-quality score: ``column`` (higher = cleaner) >= ``min_score``; ``None`` = off."""
 
-    min_mos: float | None = None
+    column: str = "mos_dns"
+    min_score: float | None = None
 
 
 @register_section("select")
@@ -93,8 +92,8 @@ class SelectParams:
     penalties: PenaltyParams = field(default_factory=PenaltyParams)
     diversity: DiversityParams = field(default_factory=DiversityParams)
     coverage: CoverageParams = field(default_factory=CoverageParams)
-    quality_gate: MosGateParams = field(default_factory=MosGateParams)
-    mos_threshold: MosGateParams = field(default_factory=lambda: MosGateParams(min_mos=3.0))
+    quality_gate: QualityGateParams = field(default_factory=QualityGateParams)
+    mos_threshold: QualityGateParams = field(default_factory=lambda: QualityGateParams(min_score=3.0))
     max_invalid_fraction: float = 0.01
 
     def __post_init__(self) -> None:
@@ -112,9 +111,19 @@ class SelectParams:
             raise ConfigError(f"'select.slice_key' repeats a column: {self.slice_key}")
         validate_quotas(self.quotas, self.slice_key, "select.quotas")
         for where, gate in (("quality_gate", self.quality_gate), ("mos_threshold", self.mos_threshold)):
-            check_range(f"select.{where}.min_mos", gate.min_mos, lo=MOS_RANGE[0], hi=MOS_RANGE[1])
-        if self.name == "mos_threshold" and self.mos_threshold.min_mos is None:
-            raise ConfigError("'select.mos_threshold.min_mos' must be a number when select.name is mos_threshold")
+            if not gate.column:
+                raise ConfigError(f"'select.{where}.column' must name a scores column, e.g. mos_dns or ref_quality")
+            if gate.min_score is not None and not math.isfinite(gate.min_score):
+                raise ConfigError(f"'select.{where}.min_score' = {gate.min_score} must be finite (or null = off)")
+        if self.name == "mos_threshold" and self.mos_threshold.min_score is None:
+            raise ConfigError("'select.mos_threshold.min_score' must be a number when select.name is mos_threshold")
+
+    def quality_columns(self) -> list[str]:
+        """Reference-quality columns the gate and the strategy read (they must exist in the scores)."""
+        used = [self.quality_gate.column] if self.quality_gate.min_score is not None else []
+        if self.name == "mos_threshold":
+            used.append(self.mos_threshold.column)
+        return list(dict.fromkeys(used))
 
 
 def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], where: str) -> None:

@@ -1,6 +1,7 @@
 """The candidate pool: the scores table read, validated, filtered and turned into flat numpy arrays.
 
-Rows are put in ``utt_id`` order first, so every later tie-break, seeded draw and output is independent of
+Noise-only examples (``speech_free``) have no reference to rate: a missing quality score is expected there,
+and the quality gate and MOS threshold let them through. Rows are put in ``utt_id`` order first, so every later tie-break, seeded draw and output is independent of
 the order of rows in the Parquet file. Bad rows are either an error naming the file and what to do
 (missing columns, duplicate ids, an empty pool, too many invalid rows) or a counted skip reported in
 ``metrics/select.json`` (non-ok ``status``, non-finite values, unusable embeddings).
@@ -24,6 +25,8 @@ EMBED_COLUMN = "ssl_embed"
 STATUS_COLUMN = "status"
 STATUS_OK = "ok"
 MOS_COLUMN = "mos_dns"
+SPEECH_FREE_COLUMN = "speech_free"
+"""Scores column marking noise-only examples (silent target): no reference MOS, exempt from MOS rules."""
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "loss_proxy", EMBED_COLUMN)
 """The spec's required scores columns; ``mos_dns`` is required only while a MOS gate or threshold is on."""
 OUTPUT_COLUMNS = ("path", "clean_path", "language", "distortion", "sr", "speaker", "duration_sec",
@@ -52,6 +55,8 @@ class Pool:
     hours: np.ndarray
     loss: np.ndarray
     mos: np.ndarray | None
+    quality: dict[str, np.ndarray]
+    speech_free: np.ndarray
     slice_code: np.ndarray
     slice_names: list[str]
     slice_values: list[tuple[str, ...]]
@@ -79,7 +84,7 @@ ScoresSource = str | os.PathLike | pa.Table | pd.DataFrame
 
 
 def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters | None = None,
-              need_mos: bool = False, center: bool = True, max_invalid_fraction: float = 0.01,
+              quality_columns: Sequence[str] = (), center: bool = True, max_invalid_fraction: float = 0.01,
               seed: int = 0) -> Pool:
     """Read a scores table (Parquet path, Arrow table or DataFrame) into a :class:`Pool`.
 
@@ -94,16 +99,17 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         if not os.path.isfile(path):
             raise PoolError(f"scores file '{path}' does not exist; run the score stage first (dvc repro score)")
         schema = pq.read_schema(path)
-    required = list(dict.fromkeys([*REQUIRED, *slice_key, *([MOS_COLUMN] if need_mos else [])]))
+    required = list(dict.fromkeys([*REQUIRED, *slice_key, *quality_columns]))
     missing = [c for c in required if c not in schema.names]
     if missing:
+        gate = [c for c in missing if c in quality_columns]
         raise PoolError(
             f"scores file '{path}' lacks column(s) {', '.join(missing)} (has: {', '.join(schema.names)}); "
-            + ("mos_dns is needed by the MOS gate/threshold: add a DNSMOS scorer or switch them off; "
-               if MOS_COLUMN in missing else "")
+            + (f"{', '.join(gate)} is read by the quality gate / mos_threshold: enable its scorer, pick another "
+               "select.*.column, or switch them off; " if gate else "")
             + "re-run the score stage"
         )
-    scalar_cols = [c for c in dict.fromkeys([*required, *OUTPUT_COLUMNS, STATUS_COLUMN])
+    scalar_cols = [c for c in dict.fromkeys([*required, *OUTPUT_COLUMNS, STATUS_COLUMN, SPEECH_FREE_COLUMN])
                    if c in schema.names and c != EMBED_COLUMN]
     table = source.select(scalar_cols) if isinstance(source, pa.Table) else pq.read_table(path, columns=scalar_cols)
     if table.num_rows == 0:
@@ -113,7 +119,7 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
     _check_ids(table["utt_id"], path)
 
     excluded: dict[str, int] = {}
-    keep = _valid_rows(table, need_mos, excluded, path, max_invalid_fraction)
+    keep = _valid_rows(table, quality_columns, excluded, path, max_invalid_fraction)
     keep &= _filtered(table, filters, excluded)
     if filters is not None and filters.max_hours is not None:
         keep &= _cap_hours(table, keep, filters.max_hours, seed, excluded)
@@ -140,6 +146,8 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         loss=kept["loss_proxy"].to_numpy(zero_copy_only=False).astype(np.float64),
         mos=(kept[MOS_COLUMN].to_numpy(zero_copy_only=False).astype(np.float64)
              if MOS_COLUMN in kept.column_names else None),
+        quality={c: kept[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in quality_columns},
+        speech_free=_speech_free(kept),
         slice_code=codes, slice_names=names, slice_values=values, slice_key=list(slice_key), emb=emb,
         columns=kept.select(output), source=path, excluded=excluded,
     )
@@ -163,7 +171,7 @@ def _numeric(table: pa.Table, col: str) -> np.ndarray:
     return table[col].to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _valid_rows(table: pa.Table, need_mos: bool, excluded: dict[str, int], path: str,
+def _valid_rows(table: pa.Table, quality_columns: Sequence[str], excluded: dict[str, int], path: str,
                 max_invalid_fraction: float) -> np.ndarray:
     keep = np.ones(table.num_rows, dtype=bool)
     if STATUS_COLUMN in table.column_names:
@@ -174,8 +182,9 @@ def _valid_rows(table: pa.Table, need_mos: bool, excluded: dict[str, int], path:
         keep &= ok
     n_ok = int(keep.sum())
     checks = {"duration_sec": lambda x: np.isfinite(x) & (x > 0), "loss_proxy": np.isfinite}
-    if need_mos:
-        checks[MOS_COLUMN] = np.isfinite
+    speech_free = _speech_free(table)
+    for col in quality_columns:
+        checks[col] = lambda x: np.isfinite(x) | speech_free
     for col, is_valid in checks.items():
         good = is_valid(_numeric(table, col))
         bad = int((keep & ~good).sum())
@@ -184,6 +193,12 @@ def _valid_rows(table: pa.Table, need_mos: bool, excluded: dict[str, int], path:
             _check_invalid_share(bad, n_ok, col, path, max_invalid_fraction)
         keep &= good
     return keep
+
+
+def _speech_free(table: pa.Table) -> np.ndarray:
+    if SPEECH_FREE_COLUMN not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    return table[SPEECH_FREE_COLUMN].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_fraction: float) -> None:

@@ -106,7 +106,7 @@ def water_fill(target: np.ndarray, supply: np.ndarray, budget: float, weight: np
         w = np.where(open_, weight, 0.0)
         if w.sum() <= 0:
             w = np.where(open_, room, 0.0)
-        alloc = np.minimum(alloc + rest * w / w.sum(), supply)
+        alloc = np.minimum(alloc + rest * (w / w.sum()), supply)
     return alloc
 
 

@@ -165,5 +165,7 @@ def finite_or_none(obj: Any) -> Any:
 
 
 def _wmean(values: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> float:
+    """Hours-weighted mean over ``mask`` rows with a value (NaN MOS of noise-only rows is left out)."""
+    mask = mask & np.isfinite(values)
     w = weights[mask]
     return float(np.dot(values[mask], w) / w.sum()) if w.sum() > 0 else math.nan
