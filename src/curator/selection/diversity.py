@@ -9,8 +9,8 @@ The index is an inverted file over spherical k-means cells (faiss k-means): a qu
 the rows of the ``nprobe`` cells whose centroids are nearest to it. With one cell (``exact``) that is every
 pair. The scan is list-major: per batch, each cell's stored vectors are multiplied once with all the
 queries that probe it (one BLAS product), instead of each query walking its cells alone, which keeps the
-scan compute-bound rather than memory-bound; these products are small, so BLAS runs single-threaded there
-(thread start-up would cost more than the product). Inner products are exact, so the only approximation is a pair
+scan compute-bound rather than memory-bound; with many cells these products are small, so BLAS runs
+single-threaded there (thread start-up would cost more than the product). Inner products are exact, so the only approximation is a pair
 whose members fall in cells the query does not probe; :func:`pair_recall` measures it against exact search.
 """
 
@@ -53,6 +53,7 @@ class NeighbourIndex:
             self.nprobe = min(params.nprobe, self.nlist)
             self.quantizer = train_quantizer(emb, candidates, self.nlist, params, seed)
         self.cells = CellStore(self.nlist, emb.shape[1])
+        self._blas_threads = 1 if self.nlist > 1 else None  # one big product per batch in exact mode: all threads
         self.queried = 0
         self._probes = np.zeros((0, self.nprobe), dtype=np.int64)
 
@@ -78,7 +79,7 @@ class NeighbourIndex:
         order = np.argsort(cell_of, kind="stable")
         cells, starts = np.unique(cell_of[order], return_index=True)
         ends = np.append(starts[1:], len(order))
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=self._blas_threads, user_api="blas"):
             for cell, lo, hi in zip(cells.tolist(), starts.tolist(), ends.tolist(), strict=True):
                 qs = q_of[order[lo:hi]]
                 xq = x[qs]
@@ -105,7 +106,7 @@ class NeighbourIndex:
         x = np.ascontiguousarray(self.emb[rows])
         probes = self.probes(x)
         best = np.full(len(rows), -1.0, dtype=np.float32)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with threadpool_limits(limits=self._blas_threads, user_api="blas"):
             for c in range(probes.shape[1]):
                 for cell in np.unique(probes[:, c]).tolist():
                     qs = np.flatnonzero(probes[:, c] == cell)
