@@ -12,7 +12,8 @@ Nothing in this order depends on K: the selection for budget K is the longest pr
 fits in K. Selections are therefore nested in K (a 300 h subset lies inside the 700 h one), and everything
 that grows with the prefix (tail hours, per-slice hours) is monotone in K.
 
-Neighbour queries are batched: every slice's next rows (a window sized by its quota) are queried together,
+Neighbour queries are batched: every slice's next rows (a window sized by its quota share, then by its
+recent consumption) are queried together,
 and the compiled kernel runs the merge until some slice's head falls outside its window; the windows are
 then refilled and re-queried. Within a batch, pairs among the batch's own rows come from the same query,
 so the outcome equals the one-row-at-a-time greedy for any window size.
@@ -97,18 +98,23 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
             batch_pos[batch] = np.arange(len(batch))
             nb = index.query(batch)
             hit, lims, nbrs = nb.hit, nb.lims, nb.nbrs
-        before = int(counter[0])
+        before, heads = int(counter[0]), ptr.copy()
         status = _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours,
                         share, penalty, index is not None, batch, batch_pos, hit, lims, nbrs)
         if index is not None:
             fresh = np.flatnonzero(order[batch] >= before)
             index.add(batch[fresh], fresh)
+            window = _windows(ptr - heads + 1.0, diversity.chunk_size)
     return Fill(state, order, index)
 
 
-def _windows(share: np.ndarray, chunk: int) -> np.ndarray:
-    """Rows queried ahead per slice: the chunk split by quota share (at least one row each)."""
-    return np.maximum(1, np.round(chunk * share / max(share.sum(), FRACTION_FLOOR))).astype(np.int64)
+def _windows(weight: np.ndarray, chunk: int) -> np.ndarray:
+    """Rows queried ahead per slice: the chunk split by ``weight`` (at least one row each).
+
+    The first batch splits by quota share; later ones by how many rows each slice consumed in the last
+    batch, so a slice the merge favours (e.g. with a small penalty) gets a larger window.
+    """
+    return np.maximum(1, np.round(chunk * weight / max(weight.sum(), FRACTION_FLOOR))).astype(np.int64)
 
 
 def _next_batch(rows: np.ndarray, bounds: np.ndarray, ptr: np.ndarray, state: np.ndarray,
