@@ -11,8 +11,12 @@ from curator.audio import save_audio
 from curator.manifest import write_manifest
 
 RATES = (8000, 16000, 24000, 48000)
+NO_PROBE = ("score.loss_proxy.weights={in_sisdr: 0.4, in_estoi: 0.3, in_pesq: 0.3}",
+            "score.loss_proxy.probe_path=null")
+"""loss_proxy without the probe stage's column (the committed params mix in data/scores/probe_loss.parquet)."""
+
 LIGHT = ("score.scorers=[bandwidth, vad, clipping, sisdr, snr, estoi, pesq, embedding]",
-         "score.ref_quality.weights={ref_bandwidth_ratio: 1.0}")
+         "score.ref_quality.weights={ref_bandwidth_ratio: 1.0}", *NO_PROBE)
 """Every scorer but DNSMOS (the slowest), with ref_quality from the bandwidth ratio alone."""
 
 
@@ -109,5 +113,5 @@ def score_params(**overrides: object):
     from curator.config import load_params, load_section
 
     repo = Path(__file__).resolve().parents[2]
-    cfg = load_params(repo / "params.yaml", [f"score.{k}={v}" for k, v in overrides.items()])
+    cfg = load_params(repo / "params.yaml", [*NO_PROBE, *(f"score.{k}={v}" for k, v in overrides.items())])
     return load_section("score", cfg=cfg)

@@ -14,7 +14,7 @@ from curator.io import read_json, sha256_file
 from curator.scoring.cli import main, split_overrides
 from curator.scoring.table import read_settings
 
-from .conftest import LIGHT
+from .conftest import LIGHT, NO_PROBE
 
 PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
 CONTRACT = {
@@ -28,7 +28,7 @@ CONTRACT = {
 def run(manifest: Path, out: Path, *overrides: str) -> dict:
     metrics = out.with_suffix(".json")
     assert main(["--config", PARAMS, f"data.manifest={manifest}", "--out", str(out), "--metrics", str(metrics),
-                 *overrides]) == 0
+                 *NO_PROBE, *overrides]) == 0
     return read_json(metrics)
 
 

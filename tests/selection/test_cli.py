@@ -83,7 +83,7 @@ def test_standalone_quotas_file_and_random(stage: Path) -> None:
     assert code == 0
     argv = ["--config", str(stage / "params.yaml"), "--scores", str(stage / "scores.parquet"),
             "--quotas", str(quotas), "--out", str(out / "q.csv"), "--metrics", str(out / "q.json"),
-            "--plots-dir", str(out / "qp"), "select.name=random"]
+            "--plots-dir", str(out / "qp"), "select.name=random", "select.quality_gate.min_score=null"]
     assert main(argv) == 0
     frame = pd.read_csv(out / "q.csv")
     assert set(frame["slice"]) == {"reverb", "noise"}

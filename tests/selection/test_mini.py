@@ -78,8 +78,9 @@ def median_score(root: Path, column: str) -> float:
 def shares(root: Path, column: str) -> tuple[dict, dict, dict]:
     """Imperfect-reference shares of random, mos_threshold and gated cvar, thresholds at the median."""
     cut = median_score(root, column)
-    random = select(root, "random")["imperfect_ref_share"]
-    by_score = select(root, "mos_threshold", f"select.mos_threshold.column={column}",
+    random = select(root, "random", "select.quality_gate.min_score=null")["imperfect_ref_share"]
+    by_score = select(root, "mos_threshold", "select.quality_gate.min_score=null",
+                      f"select.mos_threshold.column={column}",
                       f"select.mos_threshold.min_score={cut}")["imperfect_ref_share"]
     gated = select(root, "cvar_gated", f"select.quality_gate.column={column}",
                    f"select.quality_gate.min_score={cut}")["imperfect_ref_share"]

@@ -66,13 +66,14 @@ def synthetic_scores(spec: SyntheticSpec) -> tuple[pa.Table, pd.DataFrame]:
     ids = np.char.add("utt", np.char.zfill(np.arange(n).astype(str), len(str(n))))
     sr = np.asarray(SAMPLE_RATES)[rng.integers(0, len(SAMPLE_RATES), n)]
     duration = rng.uniform(*spec.duration_sec, n)
+    ref_quality = np.clip(0.92 - 0.3 * imperfect + 0.08 * rng.standard_normal(n), 0.0, 1.0)
     columns = {
         "utt_id": ids, "path": np.char.add(np.char.add("noisy/", ids), ".flac"),
         "clean_path": np.char.add(np.char.add("clean/", ids), ".flac"),
         "duration_sec": duration, "sr": sr.astype(np.int64),
         "language": np.asarray(LANGUAGES)[lang], "distortion": np.asarray(DISTORTIONS)[dist],
         "speaker": np.char.add("spk", source.astype(str)), "split": np.full(n, "train"), "status": status,
-        "mos_dns": mos, "loss_proxy": loss,
+        "mos_dns": mos, "ref_quality": ref_quality, "loss_proxy": loss,
     }
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
     embed = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), d)
