@@ -123,3 +123,15 @@ def test_batched_si_sdr_matches_single_and_masks_padding():
     est[1, 500:] = 9.0  # padding must be ignored
     out = si_sdr(est, ref, lengths=np.array([800, 500]))
     np.testing.assert_allclose(out, [si_sdr(na, a), si_sdr(nb, b)], rtol=1e-10)
+
+
+def test_max_hours_mask_is_seeded_order_free_and_within_the_cap():
+    from curator.manifest import max_hours_mask
+
+    ids = np.array([f"u{i:03d}" for i in range(200)], dtype=object)
+    dur = np.random.default_rng(0).uniform(1, 10, 200)
+    mask = max_hours_mask(ids, dur, 0.1, seed=3)
+    assert 0 < mask.sum() < 200 and dur[mask].sum() / 3600 <= 0.1
+    perm = np.random.default_rng(1).permutation(200)
+    assert set(ids[perm][max_hours_mask(ids[perm], dur[perm], 0.1, seed=3)]) == set(ids[mask])
+    assert set(ids[max_hours_mask(ids, dur, 0.1, seed=4)]) != set(ids[mask])

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from curator.io import atomic_open
 
 SCHEMA_VERSION = 1
+SECONDS_PER_HOUR = 3600.0
 SPLITS = ("train", "dev", "test")
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "split")
 
@@ -146,15 +148,27 @@ def resolve_path(p: str) -> Path:
     return path if path.is_absolute() else Path.cwd() / path
 
 
+def max_hours_mask(utt_id: Any, duration_sec: Any, max_hours: float, seed: int) -> np.ndarray:
+    """Rows kept by ``data.filters.max_hours``: a seeded pseudo-random subset whose hours stay within the cap.
+
+    Rows are ordered by a seeded hash of their ``utt_id`` (vectorised SipHash), so the subset depends neither on
+    row order nor on which other rows are present; scoring and selection share it and so agree on the subset.
+    """
+    ids = np.asarray(utt_id, dtype=object)
+    keys = pd.util.hash_array(ids, hash_key=f"{seed:016d}"[-16:], categorize=False)
+    order = np.lexsort((ids.astype(str), keys))
+    inside = np.cumsum(np.asarray(duration_sec, dtype=np.float64)[order]) / SECONDS_PER_HOUR <= max_hours
+    mask = np.zeros(len(ids), dtype=bool)
+    mask[order[inside]] = True
+    return mask
+
+
 def apply_filters(df: pd.DataFrame, filters: Any, seed: int = 0) -> tuple[pd.DataFrame, dict[str, int]]:
     """Apply ``data.filters`` (languages, sample_rates, distortions, max_hours) to a manifest DataFrame.
 
-    Empty lists mean "all". ``max_hours`` keeps a seeded pseudo-random subset (order by a hash of seed and
-    utt_id, independent of the manifest's line order) up to the cap. Returns the kept rows sorted by utt_id
-    and how many rows each filter removed.
+    Empty lists mean "all"; ``max_hours`` keeps the seeded subset of :func:`max_hours_mask`. Returns the kept
+    rows sorted by utt_id and how many rows each filter removed.
     """
-    import hashlib
-
     dropped: dict[str, int] = {}
     for column, allowed in (("language", filters.languages), ("sr", filters.sample_rates),
                             ("distortion", filters.distortions)):
@@ -163,9 +177,7 @@ def apply_filters(df: pd.DataFrame, filters: Any, seed: int = 0) -> tuple[pd.Dat
             dropped[column] = int((~keep).sum())
             df = df[keep]
     if filters.max_hours is not None:
-        keys = [hashlib.blake2b(f"{seed}:{u}".encode(), digest_size=8).hexdigest() for u in df["utt_id"]]
-        order = df.assign(_key=keys).sort_values(["_key", "utt_id"], kind="stable")
-        within = (order["duration_sec"].cumsum() / 3600.0) <= filters.max_hours
+        within = max_hours_mask(df["utt_id"].to_numpy(), df["duration_sec"].to_numpy(), filters.max_hours, seed)
         dropped["max_hours"] = int((~within).sum())
-        df = order[within.to_numpy()].drop(columns="_key")
+        df = df[within]
     return df.sort_values("utt_id", kind="stable").reset_index(drop=True), dropped

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curator.datasets.params import Filters
+from curator.manifest import max_hours_mask
 
 EMBED_COLUMN = "ssl_embed"
 STATUS_COLUMN = "status"
@@ -227,11 +228,10 @@ def _filtered(table: pa.Table, filters: Filters | None, excluded: dict[str, int]
 
 def _cap_hours(table: pa.Table, keep: np.ndarray, max_hours: float, seed: int,
                excluded: dict[str, int]) -> np.ndarray:
-    """A seeded uniform subset of the kept rows whose hours stay within ``data.filters.max_hours``."""
-    hours = _numeric(table, "duration_sec") / SECONDS_PER_HOUR
+    """The kept rows within ``data.filters.max_hours``: the same seeded subset the score stage keeps."""
     rows = np.flatnonzero(keep)
-    rows = rows[np.random.default_rng(seed).permutation(len(rows))]
-    inside = np.cumsum(hours[rows]) <= max_hours
+    inside = max_hours_mask(table["utt_id"].to_numpy(zero_copy_only=False)[rows],
+                            _numeric(table, "duration_sec")[rows], max_hours, seed)
     capped = np.zeros_like(keep)
     capped[rows[inside]] = True
     if (~inside).any():
