@@ -34,3 +34,14 @@ def test_foreign_or_missing_files(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
     with pytest.raises(CheckpointError, match="is not an"):
         load_model(tmp_path / "plain.ckpt")
+
+
+def test_same_weights_give_identical_bytes(tmp_path: Path) -> None:
+    from curator.io import sha256_file
+
+    torch.manual_seed(2)
+    options = options_dict(model_options("bsrnn", {"num_channels": 8, "num_layers": 1}))
+    model = build_model("bsrnn", options)
+    save_checkpoint(tmp_path / "a" / "best.ckpt", model, "bsrnn", options, step=1)
+    save_checkpoint(tmp_path / "b" / "best.ckpt", model, "bsrnn", options, step=1)
+    assert sha256_file(tmp_path / "a" / "best.ckpt") == sha256_file(tmp_path / "b" / "best.ckpt")

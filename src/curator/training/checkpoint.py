@@ -29,8 +29,10 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, name: str, o
     """Atomically write ``model``'s weights with what is needed to rebuild it; ``meta`` adds e.g. step."""
     payload = {"format": FORMAT, "model": {"name": name, "options": options},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: torch names the zip's root folder after a path's stem, and the temporary file's
+    # random name would make identical weights give different bytes (and DVC hashes)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
