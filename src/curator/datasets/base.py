@@ -78,6 +78,15 @@ def build_dataset(ctx: DatasetContext) -> Dataset:
     return DATASETS.get(ctx.dataset.name)(ctx)
 
 
+def fresh_tmp_dir(target: Path) -> Path:
+    """An empty sibling folder to build ``target`` in; :func:`swap_dir` then swaps it in whole."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def swap_dir(tmp: Path, target: Path) -> None:
     """Replace ``target`` by the finished ``tmp`` folder (rename; the old folder is removed afterwards)."""
     old = target.with_name(f".{target.name}.old")

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 from pathlib import Path
 
-from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
+from curator.datasets.base import (
+    DATASETS,
+    REFERENCE_TRUTH,
+    Dataset,
+    fresh_tmp_dir,
+    swap_dir,
+    write_reference_truth,
+)
 from curator.datasets.checks import CheckRequest, check_many
 from curator.datasets.kaldi import ListError
 from curator.datasets.labels import LANGUAGES, infer_distortion, infer_language
@@ -69,10 +75,7 @@ class FolderDataset(Dataset):
             raise ListError(f"no audio under '{self.params.root}' matches dataset.folder.globs "
                             f"({', '.join(str(v['pattern']) for v in listing.values())})")
         out = self.ctx.external
-        tmp = out.with_name(f".{out.name}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = fresh_tmp_dir(out)
         write_json(tmp / LISTING_FILE, {"root": self.params.root, "splits": listing})
         write_reference_truth(tmp / REFERENCE_TRUTH, {})
         swap_dir(tmp, out)

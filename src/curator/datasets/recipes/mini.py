@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
-from curator.datasets.base import DATASETS, Dataset, swap_dir
+from curator.datasets.base import DATASETS, Dataset, fresh_tmp_dir, swap_dir
 from curator.datasets.mini.build import CHECKSUM_FILE, SPLITS, build_mini
 from curator.datasets.official import ImportResult, Rejection, iter_split
 from curator.datasets.verify import verify_checksums, verify_split
@@ -19,10 +17,7 @@ class MiniDataset(Dataset):
     def prepare(self) -> None:
         """Build into a temporary sibling folder and swap it in, so a failure never leaves half a dataset."""
         out = self.ctx.external
-        tmp = out.with_name(f".{out.name}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = fresh_tmp_dir(out)
         counts = build_mini(tmp, self.ctx.dataset.mini, self.ctx.simulation, self.ctx.dataset.seed,
                             self.ctx.dataset.num_workers)
         swap_dir(tmp, out)

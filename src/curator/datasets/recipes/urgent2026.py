@@ -7,10 +7,16 @@ simulated output lands in ``data/external/urgent2026``. ``manifest`` imports wit
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from curator.datasets.base import DATASETS, REFERENCE_TRUTH, Dataset, swap_dir, write_reference_truth
+from curator.datasets.base import (
+    DATASETS,
+    REFERENCE_TRUTH,
+    Dataset,
+    fresh_tmp_dir,
+    swap_dir,
+    write_reference_truth,
+)
 from curator.datasets.kaldi import ListError, write_kv, write_meta_tsv
 from curator.datasets.official import OPTIONAL_LISTS, ImportResult, Rejection, iter_split, read_layout
 from curator.datasets.params import Urgent2026Params
@@ -63,10 +69,7 @@ class Urgent2026Dataset(Dataset):
     def prepare(self) -> None:
         """Simulate (builtin/official) if asked, check the imported lists, record them in layout.json."""
         out = self.ctx.external
-        tmp = out.with_name(f".{out.name}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = fresh_tmp_dir(out)
         mode, split = self.params.simulate.mode, self.params.simulate.split
         if mode == "builtin":
             self._simulate_builtin(tmp, split)
