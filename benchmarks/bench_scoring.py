@@ -31,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from curator.config import load_params, load_section
-from curator.manifest import apply_filters, read_manifest
+from curator.contract.filters import apply_filters
+from curator.contract.manifest import read_manifest
+from curator.contract.scores import CARRIED
 from curator.scoring.base import AudioPool
 from curator.scoring.cli import native
 from curator.scoring.decode import OK, decode_pair
 from curator.scoring.runner import ScoringJob, score_rows
-from curator.scoring.table import CARRIED
 
 MODEL_SR = 16000  # the rate DNSMOS, VAD, wide-band PESQ and the embeddings run at
 

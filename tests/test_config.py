@@ -80,7 +80,7 @@ def test_repository_params_are_valid(repo_root, monkeypatch):
     monkeypatch.chdir(repo_root)
     sections = validate_params(load_params("params.yaml"))
     assert "data" in sections
-    assert load_section("data").manifests.train.endswith("train.jsonl")
+    assert str(load_section("data").manifest_path("train")).endswith("train.jsonl")
 
 
 def test_unknown_top_level_section(tmp_path):
@@ -97,3 +97,20 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+
+
+def _key_paths(node: object, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict) or not node:
+        return {prefix}
+    return set().union(*(_key_paths(v, f"{prefix}.{k}" if prefix else str(k)) for k, v in node.items()))
+
+
+def test_tests_own_params_have_the_repository_keys(repo_root):
+    """tests/params.yaml (the tests' own copy) keeps every key of params.yaml and no other."""
+    import yaml
+
+    mine = _key_paths(yaml.safe_load((repo_root / "tests" / "params.yaml").read_text()))
+    theirs = _key_paths(yaml.safe_load((repo_root / "params.yaml").read_text()))
+    # dict-valued knobs (quotas, language shares) may list other entries: compare sections two levels deep
+    depth = {k.rsplit(".", 1)[0] if k.count(".") >= 2 else k for k in mine}
+    assert depth == {k.rsplit(".", 1)[0] if k.count(".") >= 2 else k for k in theirs}

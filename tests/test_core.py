@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from curator.audio import AudioError, load_audio, resample, save_audio
+from curator.contract.manifest import ManifestError, Utterance, iter_manifest, read_manifest, write_manifest
 from curator.io import atomic_open, read_json, sha256_file, write_json
-from curator.manifest import ManifestError, Utterance, iter_manifest, read_manifest, write_manifest
 from curator.metrics import estoi, pesq_score, si_sdr, snr
 from curator.registry import Registry
 
@@ -126,7 +126,7 @@ def test_batched_si_sdr_matches_single_and_masks_padding():
 
 
 def test_max_hours_mask_is_seeded_order_free_and_within_the_cap():
-    from curator.manifest import max_hours_mask
+    from curator.contract.filters import max_hours_mask
 
     ids = np.array([f"u{i:03d}" for i in range(200)], dtype=object)
     dur = np.random.default_rng(0).uniform(1, 10, 200)

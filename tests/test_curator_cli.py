@@ -28,7 +28,7 @@ def test_check_accepts_repository_params(repo_root, monkeypatch, capsys):
     ("edit", "match"),
     [
         (lambda p: p["data"].__setitem__("datset", "mini"), r"unknown parameter 'data.datset'.*did you mean 'dataset'"),
-        (lambda p: p["data"].pop("manifests"), r"missing parameter 'data.manifests'"),
+        (lambda p: p["data"].pop("dataset"), r"missing parameter 'data.dataset'"),
         (lambda p: p["data"]["filters"].__setitem__("sample_rates", [12345]), r"data.filters.sample_rates.*valid"),
     ],
 )

@@ -6,9 +6,13 @@ before any work with a message naming the key and, where it helps, the valid cho
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import difflib
 import importlib
+import json
+import os
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +27,7 @@ T = TypeVar("T")
 
 # section name -> module that defines it (imported lazily so a stage only imports what it needs)
 SECTION_MODULES: dict[str, str] = {
-    "data": "curator.datasets.params",
+    "data": "curator.contract.data",
     "dataset": "curator.datasets.params",
     "simulation": "curator.datasets.params",
     "score": "curator.scoring.params",
@@ -35,8 +39,54 @@ SECTION_MODULES: dict[str, str] = {
 _SECTIONS: dict[str, type] = {}
 
 
+TRACE_ENV = "CURATOR_PARAMS_TRACE"
+"""When set to a folder, every process writes there the dotted params keys its code read (a test compares them
+with each stage's ``params:`` in dvc.yaml, so DVC reruns exactly the stages a change affects)."""
+_READ_KEYS: set[str] = set()
+_TRACED: dict[type, type] = {}
+_TRACE_REGISTERED: list[bool] = []
+
+
 class ConfigError(ValueError):
     """A parameter is missing, unknown, mistyped or out of range."""
+
+
+def _traced_class(cls: type) -> type:
+    """A subclass of dataclass ``cls`` that records every field read as ``<where>.<field>``."""
+    if cls not in _TRACED:
+        def __getattribute__(self: Any, name: str) -> Any:
+            value = object.__getattribute__(self, name)
+            if name in cls.__dataclass_fields__ and not dataclasses.is_dataclass(value):  # type: ignore[attr-defined]
+                where = self.__dict__.get("_params_where")
+                if where is not None:
+                    _READ_KEYS.add(f"{where}.{name}")
+            return value
+
+        _TRACED[cls] = type(cls.__name__, (cls,), {"__getattribute__": __getattribute__,
+                                                   "__module__": cls.__module__})
+    return _TRACED[cls]
+
+
+def _trace(obj: T, where: str) -> T:
+    """Record the params read from ``obj`` when :data:`TRACE_ENV` is set (a no-op otherwise)."""
+    if not os.environ.get(TRACE_ENV) or not dataclasses.is_dataclass(obj):
+        return obj
+    if not _TRACE_REGISTERED:
+        _TRACE_REGISTERED.append(True)
+        atexit.register(_write_trace)
+    object.__setattr__(obj, "_params_where", where)
+    object.__setattr__(obj, "__class__", _traced_class(type(obj)))
+    return obj
+
+
+def _write_trace() -> None:
+    """At exit: the params keys read and the curator modules loaded (paths from ``src/``), for the test."""
+    modules = sorted(f"src/{Path(m.__file__).as_posix().rsplit('/src/', 1)[-1]}" for name, m in list(sys.modules.items())
+                     if name.split(".")[0] == "curator" and getattr(m, "__file__", None))
+    folder = Path(os.environ[TRACE_ENV])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv, "keys": sorted(_READ_KEYS),
+                                                            "modules": modules}))
 
 
 def register_section(name: str) -> typing.Callable[[type[T]], type[T]]:
@@ -151,11 +201,12 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing parameter '{sub}' ({_describe(hints[name])})")
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"'{where}': {exc}") from exc
+    return _trace(obj, where)
 
 
 def _describe(tp: Any) -> str:

@@ -9,8 +9,11 @@ import soundfile as sf
 
 from curator.datasets.kaldi import META_COLUMNS
 
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
 REPO = Path(__file__).resolve().parents[2]
-PARAMS = REPO / "params.yaml"
+PARAMS = TEST_PARAMS
 TINY = ["dataset.mini.n_train=8", "dataset.mini.n_dev=4", "dataset.mini.n_test=4",
         "dataset.mini.speakers.train=2", "dataset.mini.speakers.dev=1", "dataset.mini.speakers.test=1",
         "dataset.mini.n_rirs.train=2", "dataset.mini.n_rirs.dev=1", "dataset.mini.n_rirs.test=1",

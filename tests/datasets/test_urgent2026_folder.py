@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from ds_helpers import PARAMS, UTTS, speech_like, write_official_layout, write_wav
 
+from curator.contract.manifest import read_manifest
 from curator.datasets import recipes
 from curator.datasets.cli import main
 from curator.datasets.simulation.official import official_commands
-from curator.manifest import read_manifest
 
 
 def _cli(*args: str) -> int:
@@ -22,8 +22,7 @@ def _cli(*args: str) -> int:
 
 
 def _urgent(root: Path) -> list[str]:
-    return ["data.dataset=urgent2026", "dataset.name=urgent2026", f"dataset.urgent2026.root={root}",
-            "data.manifests.train=m/train.jsonl", "data.manifests.dev=m/dev.jsonl", "data.manifests.test=m/test.jsonl"]
+    return ["data.dataset=urgent2026", f"dataset.urgent2026.root={root}", "data.root=m"]
 
 
 def test_urgent2026_import_only(tmp_path, monkeypatch):
@@ -32,15 +31,15 @@ def test_urgent2026_import_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = [*_urgent(root), "dataset.urgent2026.lists.dev=null", "dataset.urgent2026.meta_tsv.dev=null"]
     assert _cli("--stage", "all", *args) == 0
-    train = read_manifest("m/train.jsonl")
-    assert len(train) == len(UTTS) and read_manifest("m/dev.jsonl").empty
+    train = read_manifest("m/manifests/urgent2026/train.jsonl")
+    assert len(train) == len(UTTS) and read_manifest("m/manifests/urgent2026/dev.jsonl").empty
     assert train["path"].str.startswith("official/simulation_train/noisy/").all()  # inside the cwd: relative
-    truth = Path("data/external/urgent2026/reference_truth.csv").read_text()
+    truth = Path("m/external/urgent2026/reference_truth.csv").read_text()
     assert truth == "utt_id,imperfect,defect\n"
     (root / "simulation_train/noisy/0/fileid_2.flac").write_bytes(b"broken")
     assert _cli("--stage", "verify", *args) == 1
     assert _cli("--stage", "manifest", *args) == 0
-    assert len(read_manifest("m/train.jsonl")) == len(UTTS) - 1
+    assert len(read_manifest("m/manifests/urgent2026/train.jsonl")) == len(UTTS) - 1
 
 
 def test_urgent2026_missing_lists_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -80,12 +79,12 @@ def test_urgent2026_builtin_simulation_of_official_source_lists(tmp_path, monkey
             "dataset.urgent2026.sources.rir=[rir.scp]", "dataset.urgent2026.sources.utt2spk=[utt2spk.scp]",
             "dataset.urgent2026.sources.text=[text.scp]", "dataset.num_workers=1"]
     assert _cli("--stage", "all", *args) == 0
-    train = read_manifest("m/train.jsonl")
+    train = read_manifest("m/manifests/urgent2026/train.jsonl")
     assert sorted(train["sr"]) == [8000, 16000, 24000, 48000]  # the NaN source is left out, not a crash
-    failed = Path("data/external/urgent2026/simulation_train/log/failed").read_text()
+    failed = Path("m/external/urgent2026/simulation_train/log/failed").read_text()
     assert failed.count("\n") == 1 and "NaN" in failed
     assert set(train["language"]) == {"de"}  # no utt2lang: the 'de' token of the uids
-    assert train["path"].str.startswith("data/external/urgent2026/simulation_train/noisy/").all()
+    assert train["path"].str.startswith("m/external/urgent2026/simulation_train/noisy/").all()
 
 
 FAKE_GENERATE = """
@@ -120,9 +119,9 @@ def test_urgent2026_official_simulation_runs_the_checkout_scripts(tmp_path, monk
     args = [*_urgent(tmp_path), "dataset.urgent2026.simulate.mode=official", f"dataset.urgent2026.simulate.python={sys.executable}",
             "dataset.urgent2026.lists.dev=null"]
     assert _cli("--stage", "all", *args) == 0
-    train = read_manifest("m/train.jsonl")
+    train = read_manifest("m/manifests/urgent2026/train.jsonl")
     assert list(train["distortion"]) == ["clipping"] and list(train["language"]) == ["fr"]
-    assert train["path"][0] == "data/external/urgent2026/simulation_train/noisy/0/fileid_1.wav"
+    assert train["path"][0] == "m/external/urgent2026/simulation_train/noisy/0/fileid_1.wav"
 
 
 def test_official_highpass_flag_is_only_passed_when_wanted():
@@ -152,11 +151,10 @@ def _folder_tree(root: Path) -> None:
 def test_folder_dataset_pairs_and_labels_from_paths(tmp_path, monkeypatch):
     _folder_tree(tmp_path / "tree")
     monkeypatch.chdir(tmp_path)
-    args = ["data.dataset=folder", "dataset.name=folder", "dataset.folder.root=tree", "data.manifests.train=m/train.jsonl",
-            "data.manifests.dev=m/dev.jsonl", "data.manifests.test=m/test.jsonl"]
+    args = ["data.dataset=folder", "dataset.folder.root=tree", "data.root=m"]
     assert _cli("--stage", "prepare", *args) == 0
     assert _cli("--stage", "manifest", *args) == 0
-    train = read_manifest("m/train.jsonl").set_index("utt_id")
+    train = read_manifest("m/manifests/folder/train.jsonl").set_index("utt_id")
     assert list(train.index) == ["train-noisy-clip-c", "train-noisy-de-a_reverb_1", "train-noisy-en-b"]
     assert train.loc["train-noisy-de-a_reverb_1", ["language", "distortion"]].tolist() == ["de", "reverb"]
     assert train.loc["train-noisy-clip-c", "distortion"] == "clipping"
@@ -164,7 +162,7 @@ def test_folder_dataset_pairs_and_labels_from_paths(tmp_path, monkeypatch):
     assert train.loc["train-noisy-clip-c", "clean_path"] == "tree/train/clean/clip/c.wav"
     metrics = json.loads(Path("metrics/manifest.json").read_text())
     assert metrics["splits"]["train"]["rejected_by_reason"] == {"silent": 1}
-    assert read_manifest("m/test.jsonl").empty
+    assert read_manifest("m/manifests/folder/test.jsonl").empty
 
 
 def test_folder_reports_unreadable_folders(tmp_path, monkeypatch):
@@ -178,8 +176,7 @@ def test_folder_reports_unreadable_folders(tmp_path, monkeypatch):
 
     monkeypatch.setattr(recipes.folder.os, "walk", walk)
     monkeypatch.chdir(tmp_path)
-    args = ["data.dataset=folder", "dataset.name=folder", "dataset.folder.root=tree", "data.manifests.train=m/train.jsonl",
-            "data.manifests.dev=m/dev.jsonl", "data.manifests.test=m/test.jsonl"]
+    args = ["data.dataset=folder", "dataset.folder.root=tree", "data.root=m"]
     assert _cli("--stage", "manifest", *args) == 0
     metrics = json.loads(Path("metrics/manifest.json").read_text())
     assert metrics["splits"]["train"]["rejected_by_reason"]["unreadable_folder"] == 1
@@ -188,5 +185,5 @@ def test_folder_reports_unreadable_folders(tmp_path, monkeypatch):
 def test_folder_without_matches_is_a_clear_error(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert _cli("--stage", "prepare", "data.dataset=folder", "dataset.name=folder", "dataset.folder.root=empty") == 2
+    assert _cli("--stage", "prepare", "data.dataset=folder", "dataset.folder.root=empty") == 2
     assert "no audio under 'empty' matches dataset.folder.globs" in capsys.readouterr().err

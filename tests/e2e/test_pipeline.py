@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,17 +18,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from curator.config import apply_overrides
+from curator.config import TRACE_ENV, apply_overrides
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny_params.yaml")
-HASHED_STAGES = ("manifest", "score", "select")
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+HASHED_STAGES = ("prepare", "manifest", "probe", "score", "select")
+TRACE_DIR = "params_trace"
+"""Where each stage process of the first repro writes the params keys it read and the modules it loaded."""
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = str(root / "src")  # the copy's code, not the checkout's editable install
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
@@ -37,8 +42,8 @@ def _env(root: Path) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(cwd), capture_output=True, text=True, check=False)
+def run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(cwd, extra_env), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc.stdout + proc.stderr
@@ -54,11 +59,12 @@ def make_copy(dest: Path) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     overrides = [f"{k}={json.dumps(v)}" for k, v in _flatten(yaml.safe_load(TINY.read_text()) or {})]
-    params = apply_overrides(yaml.safe_load((dest / "params.yaml").read_text()), overrides)
+    params = apply_overrides(yaml.safe_load(TEST_PARAMS.read_text()), overrides)  # the tests own their params
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dest / "dvc.lock").unlink(missing_ok=True)
     for d in ("metrics", "dvclive"):
         shutil.rmtree(dest / d, ignore_errors=True)
+    (dest / ".gitignore").write_text((dest / ".gitignore").read_text() + f"/{TRACE_DIR}/\n")
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "tiny copy"], dest)
@@ -86,7 +92,7 @@ def lock_hashes(root: Path) -> dict[str, list[tuple[str, str]]]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     root = make_copy(tmp_path_factory.mktemp("run_a"))
-    run(["dvc", "repro"], root)
+    run(["dvc", "repro"], root, {TRACE_ENV: str(root / TRACE_DIR)})
     (root / "first_run_hashes.json").write_text(json.dumps(lock_hashes(root)))
     return root
 
@@ -138,3 +144,36 @@ def test_two_clean_runs_give_identical_hashes(pipeline: Path, tmp_path_factory):
     run(["dvc", "repro", "select"], other)
     first = {k: [tuple(o) for o in v] for k, v in json.loads((pipeline / "first_run_hashes.json").read_text()).items()}
     assert lock_hashes(other) == first
+
+
+def _covered(key: str, listed: list[str]) -> bool:
+    return any(key == item or key.startswith(item.rstrip("/") + (".")) for item in listed)
+
+
+def _stage_of(argv: list[str], stages: dict) -> str | None:
+    for name, stage in stages.items():
+        cmd = shlex.split(stage["cmd"])
+        module_main = cmd[2].replace(".", "/") + "/__main__.py"
+        if argv[0].endswith(module_main) and argv[1:] == cmd[3:]:
+            return name
+    return None
+
+
+def test_stages_list_every_param_and_module_they_read(pipeline: Path):
+    """Each stage's `params:` covers every key its code read, and its `deps:` every curator module it loaded."""
+    stages = yaml.safe_load((pipeline / "dvc.lock").read_text())["stages"]
+    seen = set()
+    for trace_file in sorted((pipeline / TRACE_DIR).glob("*.json")):
+        trace = json.loads(trace_file.read_text())
+        stage = _stage_of(trace["argv"], stages)
+        if stage is None:
+            continue
+        seen.add(stage)
+        listed = list(stages[stage].get("params", {}).get("params.yaml", {}))
+        unlisted = [k for k in trace["keys"] if not _covered(k, listed)]
+        assert not unlisted, f"stage {stage} reads params it does not list in dvc.yaml: {unlisted}"
+        deps = [d["path"] for d in stages[stage]["deps"]]
+        uncovered = [m for m in trace["modules"]
+                     if not any(m == d or m.startswith(d.rstrip("/") + "/") for d in deps)]
+        assert not uncovered, f"stage {stage} loads modules its dvc.yaml deps do not cover: {uncovered}"
+    assert seen == set(stages), f"no trace from stage(s) {sorted(set(stages) - seen)}"

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from curator.audio import save_audio
-from curator.manifest import write_manifest
+from curator.contract.manifest import write_manifest
+
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
 
 RATES = (8000, 16000, 24000, 48000)
 NO_PROBE = ("score.loss_proxy.weights={in_sisdr: 0.4, in_estoi: 0.3, in_pesq: 0.3}",
@@ -112,6 +115,5 @@ def score_params(**overrides: object):
     """The committed params.yaml's score section with ``overrides`` (dotted keys below score.)."""
     from curator.config import load_params, load_section
 
-    repo = Path(__file__).resolve().parents[2]
-    cfg = load_params(repo / "params.yaml", [*NO_PROBE, *(f"score.{k}={v}" for k, v in overrides.items())])
+    cfg = load_params(TEST_PARAMS, [*NO_PROBE, *(f"score.{k}={v}" for k, v in overrides.items())])
     return load_section("score", cfg=cfg)

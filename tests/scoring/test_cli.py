@@ -10,13 +10,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from curator.contract.scores import SCHEMA_VERSION, read_settings
 from curator.io import read_json, sha256_file
 from curator.scoring.cli import main, split_overrides
-from curator.scoring.table import read_settings
 
 from .conftest import LIGHT, NO_PROBE
 
-PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
+PARAMS = str(TEST_PARAMS)
 CONTRACT = {
     "utt_id": pa.string(), "path": pa.string(), "clean_path": pa.string(), "duration_sec": pa.float64(),
     "sr": pa.int64(), "language": pa.string(), "distortion": pa.string(), "speaker": pa.string(),
@@ -51,7 +54,7 @@ def test_table_follows_the_contract(corpus, tmp_path: Path):
     assert np.isfinite(df[["in_sisdr", "in_estoi", "in_pesq", "in_snr", "loss_proxy"]].to_numpy()).all()
     assert df["loss_proxy"].between(0, 1).all() and df["ref_quality"].between(0, 1).all()
     settings = read_settings(tmp_path / "s.parquet")
-    assert settings["schema_version"] == 1
+    assert settings["schema_version"] == SCHEMA_VERSION
     assert set(settings["scorers"]) == {"dnsmos", "bandwidth", "vad", "clipping", "sisdr", "snr", "estoi", "pesq",
                                         "embedding"}
     for col in ("mos_dns", "ref_dnsmos_sig", "ref_dnsmos_bak", "ref_dnsmos_ovrl", "ref_bandwidth_hz", "ref_bandwidth_ratio",

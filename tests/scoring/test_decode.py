@@ -12,11 +12,14 @@ from curator.scoring.decode import DecodeRules, decode_pair, rms_dbfs
 
 from .conftest import LIGHT
 
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
 RULES = DecodeRules(min_duration_sec=0.5, silence_dbfs=-60.0, max_length_mismatch_sec=0.05)
 
 
 def test_every_bad_input_gets_its_status(mixed_corpus, tmp_path: Path):
-    from curator.manifest import read_manifest
+    from curator.contract.manifest import read_manifest
 
     manifest, expected = mixed_corpus
     for row in read_manifest(manifest).to_dict("records"):
@@ -25,7 +28,7 @@ def test_every_bad_input_gets_its_status(mixed_corpus, tmp_path: Path):
 
 
 def test_speech_free_pair_is_ok_and_flagged(mixed_corpus):
-    from curator.manifest import read_manifest
+    from curator.contract.manifest import read_manifest
 
     manifest, _ = mixed_corpus
     row = read_manifest(manifest).set_index("utt_id").loc["bad_speech_free"].to_dict()
@@ -37,7 +40,7 @@ def test_speech_free_pair_is_ok_and_flagged(mixed_corpus):
 def test_cli_keeps_rejected_rows_with_nan_scores_and_counts_them(mixed_corpus, tmp_path: Path):
     manifest, expected = mixed_corpus
     out, metrics = tmp_path / "s.parquet", tmp_path / "m.json"
-    rc = main(["--config", str(Path(__file__).resolve().parents[2] / "params.yaml"), f"data.manifest={manifest}",
+    rc = main(["--config", str(TEST_PARAMS), f"data.manifest={manifest}",
                "--out", str(out), "--metrics", str(metrics), "score.num_workers=1", "score.shard_size=5", *LIGHT])
     assert rc == 0
     df = pq.read_table(out).to_pandas().set_index("utt_id")

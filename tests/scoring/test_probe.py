@@ -18,7 +18,10 @@ from curator.scoring.runner import score_rows
 from .conftest import score_params, speechlike
 from .test_resume import rows_of
 
-PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
+PARAMS = str(TEST_PARAMS)
 TINY = ProbeParams(steps=30, batch_size=4, crop_sec=0.5, hidden=16, layers=1, train_utterances=8)
 RULES = DecodeRules(0.5, -60.0, 0.05)
 

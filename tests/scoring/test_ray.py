@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from curator.contract.scores import write_table
 from curator.io import sha256_file
 from curator.scoring.runner import score_rows
-from curator.scoring.table import write_table
 
 from .conftest import score_params
 from .test_resume import rows_of

@@ -14,15 +14,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from curator.contract.manifest import read_manifest
+from curator.contract.scores import write_table
 from curator.io import sha256_file
-from curator.manifest import read_manifest
 from curator.scoring.base import SCORERS, AudioBatch, Scorer, float_columns
 from curator.scoring.runner import score_rows
-from curator.scoring.table import write_table
 
 from .conftest import LIGHT, score_params
 
-PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
+PARAMS = str(TEST_PARAMS)
 
 
 @SCORERS.register("test_crash")

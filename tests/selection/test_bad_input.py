@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
-from curator.datasets.params import Filters
+from curator.contract.data import Filters
+from curator.contract.scores import write_table
 from curator.selection.pool import PoolError, load_pool
 from curator.selection.report import TruthError, read_truth
 from curator.selection.synthetic import SyntheticSpec, synthetic_scores
@@ -27,7 +27,7 @@ def table() -> pa.Table:
 
 def write(table: pa.Table, tmp_path: Path) -> Path:
     path = tmp_path / "scores.parquet"
-    pq.write_table(table, path)
+    write_table(table, path)
     return path
 
 

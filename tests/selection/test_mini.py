@@ -26,7 +26,10 @@ from curator.datasets.cli import main as datasets_main
 from curator.scoring.cli import main as score_main
 from curator.selection.cli import main as select_main
 
-PARAMS = str(Path(__file__).resolve().parents[2] / "params.yaml")
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
+PARAMS = str(TEST_PARAMS)
 MINI = ["dataset.mini.n_train=64", "dataset.mini.n_dev=2", "dataset.mini.n_test=2",
         "dataset.mini.speakers.train=4", "dataset.mini.speakers.dev=1", "dataset.mini.speakers.test=1",
         "dataset.mini.n_rirs.train=2", "dataset.mini.n_rirs.dev=1", "dataset.mini.n_rirs.test=1",

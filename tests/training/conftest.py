@@ -10,6 +10,9 @@ import pytest
 import soundfile as sf
 import yaml
 
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+"""The tests' own params (see tests/params.yaml), never the working copy's."""
+
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = {"train": 8, "dev": 4, "test": 4}
 RATES = (8000, 16000)
@@ -47,7 +50,8 @@ def build_corpus(root: Path, seed: int = 0) -> dict[str, Path]:
             rows.append({"utt_id": uid, "path": str(root / f"{uid}_noisy.wav"), "clean_path": clean_path,
                          "duration_sec": SECONDS, "sr": sr, "language": "en" if i % 2 else "de",
                          "distortion": "noise" if i < 2 else "reverb", "split": split})
-        paths[split] = root / f"{split}.jsonl"
+        paths[split] = root / "manifests" / "mini" / f"{split}.jsonl"  # where data.root=<root> puts them
+        paths[split].parent.mkdir(parents=True, exist_ok=True)
         paths[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
     paths["curated"] = root / "curated.csv"
     paths["curated"].write_text("utt_id\n" + "".join(f"train_{i:02d}\n" for i in range(SPLITS["train"])))
@@ -55,9 +59,9 @@ def build_corpus(root: Path, seed: int = 0) -> dict[str, Path]:
 
 
 def tiny_params(root: Path, paths: dict[str, Path]) -> Path:
-    """The repository's params.yaml with manifests pointed at the corpus and the tiny training profile."""
-    cfg = yaml.safe_load((REPO / "params.yaml").read_text())
-    cfg["data"]["manifests"] = {s: str(paths[s]) for s in SPLITS}
+    """The tests' params with data.root at the corpus (its manifests) and the tiny training profile."""
+    cfg = yaml.safe_load((TEST_PARAMS).read_text())
+    cfg["data"].update(dataset="mini", root=str(paths["train"].parents[2]))
     cfg["train"].update(max_steps=4, val_every_steps=2, log_every_steps=1)
     cfg["train"]["model"]["options"].update(num_channels=8, num_layers=1)
     cfg["train"]["data"].update(crop_seconds=0.5, batch_size=2)

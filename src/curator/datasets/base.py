@@ -13,16 +13,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from curator.contract.data import DataParams
 from curator.datasets.kaldi import NONE
 from curator.datasets.official import CheckConfig, ImportResult
-from curator.datasets.params import DataParams, DatasetParams, SimulationParams
+from curator.datasets.params import DatasetParams, SimulationParams
 from curator.io import atomic_open
 from curator.registry import Registry
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset", package="curator.datasets.recipes")
-REFERENCE_TRUTH = "reference_truth.csv"
-"""Ground truth of imperfect clean references, written by every dataset's ``prepare`` (header-only when
-unknown); only used to measure curation quality, never read by a selector."""
 
 
 @dataclass
@@ -34,9 +32,14 @@ class DatasetContext:
     simulation: SimulationParams
 
     @property
+    def name(self) -> str:
+        """The dataset's name: ``data.dataset``."""
+        return self.data.dataset
+
+    @property
     def external(self) -> Path:
         """``<data.root>/external/<dataset>``: the prepare stage's output folder."""
-        return Path(self.data.root) / "external" / self.dataset.name
+        return self.data.external_dir
 
     @property
     def checks(self) -> CheckConfig:
@@ -44,8 +47,8 @@ class DatasetContext:
         return CheckConfig(self.dataset.audio_check, self.dataset.silence_peak, self.dataset.num_workers)
 
     def manifest_path(self, split: str) -> Path:
-        """``data.manifests.<split>``."""
-        return Path(getattr(self.data.manifests, split))
+        """``<data.root>/manifests/<data.dataset>/<split>.jsonl``."""
+        return self.data.manifest_path(split)
 
 
 class Dataset(ABC):
@@ -74,8 +77,8 @@ class Dataset(ABC):
 
 
 def build_dataset(ctx: DatasetContext) -> Dataset:
-    """Instantiate the dataset named by ``dataset.name``."""
-    return DATASETS.get(ctx.dataset.name)(ctx)
+    """Instantiate the dataset named by ``data.dataset``."""
+    return DATASETS.get(ctx.name)(ctx)
 
 
 def fresh_tmp_dir(target: Path) -> Path:

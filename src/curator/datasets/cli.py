@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, apply_overrides, load_yaml, parse, section_class
+from curator.contract.data import SPLITS
+from curator.contract.manifest import ManifestError, write_manifest
 from curator.datasets.base import DatasetContext, build_dataset
 from curator.datasets.kaldi import ListError
 from curator.datasets.mini.tts import TTSUnavailableError
@@ -26,7 +28,6 @@ from curator.datasets.simulation.official import OfficialSimulationError
 from curator.datasets.simulation.plan import PlanError
 from curator.datasets.simulation.render import RenderError
 from curator.io import write_json
-from curator.manifest import SPLITS, ManifestError, write_manifest
 
 STAGES = ("download", "prepare", "verify", "manifest")
 USER_ERRORS = (ConfigError, ListError, ManifestError, AudioError, PlanError, RenderError, OfficialSimulationError,
@@ -52,9 +53,6 @@ def load_context(dataset_cfg: str, data_cfg: str, overrides: Sequence[str]) -> D
     ctx = DatasetContext(data=parse(section_class("data"), gcfg["data"], "data"),
                          dataset=parse(DatasetParams, dcfg["dataset"], "dataset"),
                          simulation=parse(SimulationParams, dcfg["simulation"], "simulation"))
-    if ctx.dataset.name != ctx.data.dataset:
-        raise ConfigError(f"'dataset.name' = '{ctx.dataset.name}' but 'data.dataset' = '{ctx.data.dataset}': "
-                          "set both to the same dataset (DVC paths use data.dataset)")
     return ctx
 
 
@@ -79,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) -> dict:
     """Import every split, streaming its rows into the manifest (written atomically), then the metrics."""
     ds = build_dataset(ctx)
-    summary: dict = {"dataset": ctx.dataset.name, "splits": {}}
+    summary: dict = {"dataset": ctx.name, "splits": {}}
     for split in splits:
         res = ds.manifest(split)
         tally = SplitTally()
         n = write_manifest(ctx.manifest_path(split), tally.count(res.rows))
-        print(f"[{ctx.dataset.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
+        print(f"[{ctx.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
               + (f" ({len(res.rejected)} rejected, see {metrics_path})" if res.rejected else ""))
         summary["splits"][split] = tally.summary(res.rejected, ctx.dataset.max_report_examples)
     write_json(metrics_path, summary)
@@ -110,13 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.report:
                     write_json(args.report, report)
                 print(json.dumps(report, indent=1, sort_keys=True) if not report["ok"]
-                      else f"[{ctx.dataset.name}] verify: ok")
+                      else f"[{ctx.name}] verify: ok")
                 if not report["ok"]:
                     print(f"error: verify found problems in {ctx.external} (report above)", file=sys.stderr)
                     return 1
             else:
                 run_manifest(ctx, splits, args.metrics)
-            print(f"[{ctx.dataset.name}] {stage} took {time.perf_counter() - start:.1f} s")
+            print(f"[{ctx.name}] {stage} took {time.perf_counter() - start:.1f} s")
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curator.contract.manifest import Utterance
 from curator.datasets.checks import CheckRequest, check_many
 from curator.datasets.kaldi import NONE, NOT_AVAILABLE, ListError, read_kv, read_meta_tsv
 from curator.datasets.labels import (
@@ -23,7 +24,6 @@ from curator.datasets.labels import (
     split_augmentations,
 )
 from curator.datasets.paths import resolve_many
-from curator.manifest import Utterance
 
 OPTIONAL_LISTS = ("spk1.scp", "utt2fs", "utt2spk", "text", "utt2lang", "speech_length.scp")
 BLOCK = 50_000
@@ -191,10 +191,10 @@ def _row(uid: str, split: str, sr: int, frames: int, lists: dict[str, dict[str, 
         clean_path=clean[uid][1] if uid in clean else None,
         augmentations=augs,
         snr_db=snr if math.isfinite(snr) else None,
-        rir_id=rir,
+        speech_uid=m["speech_uid"] if m and not free else None,
         noise_id=m["noise_uid"] if m else None,
+        rir_id=rir,
         speaker=lists.get("utt2spk", {}).get(uid) or (m["speech_sid"] if m else None),
         text=None if text in (None, NOT_AVAILABLE) else text,
         source=source,
-        custom={"speech_uid": m["speech_uid"]} if m else {},
     )

@@ -1,12 +1,12 @@
-"""Typed, validated views of the ``data``, ``dataset`` and ``simulation`` sections of params.yaml.
+"""Typed, validated views of the ``dataset`` and ``simulation`` sections of params.yaml.
 
-``data`` is the global routing and filters every stage reads; ``dataset`` says how the chosen dataset is
-made or imported; ``simulation`` holds every probability and range of the URGENT-style simulator.
+``dataset`` says how the chosen dataset (``data.dataset``, see :mod:`curator.contract.data`) is made or
+imported; ``simulation`` holds every probability and range of the URGENT-style simulator.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from curator.audio import SAMPLE_RATES
 from curator.config import ConfigError, check_choice, check_range, register_section
@@ -36,44 +36,6 @@ def _check_weights(where: str, weights: dict[str, float], valid: tuple[str, ...]
         check_range(f"{where}.{key}", w, lo=0.0)
     if not weights or sum(weights.values()) <= 0:
         raise ConfigError(f"'{where}' needs at least one positive weight (keys: {', '.join(valid)})")
-
-
-@dataclass
-class Filters:
-    """Global filters honoured by scoring and selection; empty lists mean "all"."""
-
-    languages: list[str] = field(default_factory=list)
-    sample_rates: list[int] = field(default_factory=list)
-    distortions: list[str] = field(default_factory=list)
-    max_hours: float | None = None
-
-    def __post_init__(self) -> None:
-        bad = [sr for sr in self.sample_rates if sr not in SAMPLE_RATES]
-        if bad:
-            raise ConfigError(
-                f"'data.filters.sample_rates' has {bad}; valid: {', '.join(map(str, SAMPLE_RATES))}"
-            )
-        check_range("data.filters.max_hours", self.max_hours, lo=0.0, lo_open=True)
-
-
-@dataclass
-class Manifests:
-    """Manifest path per split."""
-
-    train: str
-    dev: str
-    test: str
-
-
-@register_section("data")
-@dataclass
-class DataParams:
-    """The ``data`` section: which dataset, where data lives, manifest paths, global filters."""
-
-    dataset: str
-    root: str
-    manifests: Manifests
-    filters: Filters = field(default_factory=Filters)
 
 
 # --------------------------------------------------------------------------------------------- dataset
@@ -233,9 +195,8 @@ class FolderParams:
 @register_section("dataset")
 @dataclass
 class DatasetParams:
-    """The ``dataset`` section: which dataset, how audio is checked, and one sub-section per dataset."""
+    """The ``dataset`` section: how audio is checked, and one sub-section per dataset (``data.dataset`` picks one)."""
 
-    name: str
     seed: int
     num_workers: int
     audio_check: str

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 
+from curator.contract.manifest import Utterance
 from curator.datasets.official import Rejection
-from curator.manifest import Utterance
 
 SECONDS_PER_HOUR = 3600.0
 HOURS_DECIMALS = 6

@@ -20,13 +20,13 @@ import torch
 
 from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.manifest import ManifestError
 from curator.evaluation.enhance import Enhancer, ModelEnhancer
 from curator.evaluation.evaluate import score_split, select_rows
 from curator.evaluation.metrics import METRICS
 from curator.evaluation.plots import plot_slices, slice_table
 from curator.evaluation.report import summarise_split
 from curator.io import atomic_path, write_json
-from curator.manifest import ManifestError
 from curator.training.backends.official import OfficialBaselineError, OfficialEnhancer
 from curator.training.checkpoint import CheckpointError, is_checkpoint
 
@@ -68,10 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ckpt.is_file():
             raise CheckpointError(f"checkpoint '{ckpt}' does not exist; run the train stage (`dvc repro train`)")
         per_utt_path = Path(args.per_utt or Path(PER_UTT_DIR) / ckpt.parent.name / "per_utt.parquet")
-        splits = {s: select_rows(getattr(data.manifests, s), params.max_utts) for s in params.splits}
+        splits = {s: select_rows(str(data.manifest_path(s)), params.max_utts) for s in params.splits}
         empty = [s for s, rows in splits.items() if rows.empty]
         if empty:
-            raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.manifests")
+            raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.dataset and the manifest stage")
         torch.set_num_threads(params.num_threads)
         enhancer = make_enhancer(ckpt, cfg, params.device)
     except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, OSError) as exc:

@@ -14,10 +14,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from curator.audio import AudioError, load_audio
+from curator.contract.manifest import read_manifest, resolve_path
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.metrics import Metric, compute_metrics
 from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
-from curator.manifest import read_manifest, resolve_path
 
 ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec")
 _ENERGY_FLOOR = 1e-12

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.filters import apply_filters
+from curator.contract.manifest import ManifestError, read_manifest
+from curator.contract.scores import CARRIED, write_table
 from curator.io import sha256_file, write_json
-from curator.manifest import ManifestError, apply_filters, read_manifest
 from curator.scoring.base import ScoringError
 from curator.scoring.decode import OK
 from curator.scoring.runner import ScoreResult, score_rows
-from curator.scoring.table import CARRIED, write_table
 
 MANIFEST_OVERRIDE = "data.manifest"
 DEFAULT_METRICS = "metrics/score.json"
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="data/scores/train_scores.parquet", help="scores Parquet to write")
     ap.add_argument("--metrics", default=DEFAULT_METRICS, help="stage metrics JSON (default: %(default)s)")
     ap.add_argument("overrides", nargs="*", metavar="key=value",
-                    help="data.manifest=PATH (default: data.manifests.train) and dotted params overrides, "
+                    help="data.manifest=PATH (default: <data.root>/manifests/<data.dataset>/train.jsonl) and dotted params overrides, "
                          "e.g. score.batch_size=8")
     return ap
 
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    manifest = manifest or data.manifests.train
+    manifest = manifest or str(data.manifest_path("train"))
     if not Path(manifest).is_file():
         print(f"error: manifest '{manifest}' does not exist (run the manifest stage, or pass "
               f"{MANIFEST_OVERRIDE}=PATH)", file=sys.stderr)

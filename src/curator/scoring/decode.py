@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from curator.audio import AudioError, NonFiniteAudioError, load_audio
-from curator.manifest import resolve_path
+from curator.contract.manifest import resolve_path
+from curator.contract.scores import STATUS_OK
 
-OK = "ok"
+OK = STATUS_OK
 UNREADABLE = "unreadable"
 NAN = "nan"
 NO_REFERENCE = "no_reference"

@@ -26,12 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from curator.io import read_json, sha256_file, write_json
-from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
-from curator.scoring.composite import combine
-from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
-from curator.scoring.params import ScoreParams
-from curator.scoring.table import (
+from curator.contract.scores import (
     CARRIED,
     FLOAT_DECIMALS,
     LOSS_PROXY_COLUMN,
@@ -41,6 +36,11 @@ from curator.scoring.table import (
     STATUS_COLUMN,
     write_table,
 )
+from curator.io import read_json, sha256_file, write_json
+from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
+from curator.scoring.composite import combine
+from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
+from curator.scoring.params import ScoreParams
 
 PROBE_COLUMN = "probe_loss"
 

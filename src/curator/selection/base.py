@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from curator.datasets.params import Filters
+from curator.contract.data import Filters
 from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool

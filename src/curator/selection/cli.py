@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section, parse
-from curator.datasets.params import Filters
+from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.curated import meta_path
 from curator.io import atomic_open, sha256_file, write_json
 from curator.selection.pool import PoolError
 from curator.selection.quotas import load_quotas
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     """Validate everything, then select and write the outputs (all atomically)."""
     cfg = load_params(args.config, args.overrides)
     params = load_section("select", args.config, cfg=cfg)
-    data = cfg.get("data") or {}
-    filters = parse(Filters, data.get("filters") or {}, "data.filters")
-    quotas = load_quotas(args.quotas, params.slice_key, params.quotas) if args.quotas else params.quotas
+    filters = load_section("data", args.config, cfg=cfg).filters
+    quotas = (load_quotas(args.quotas, params.slice_key, params.quotas, args.overrides) if args.quotas
+              else params.quotas)
     truth = read_truth(args.truth)
     selector = build(params.name, params=params, filters=filters, quotas=quotas)
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with atomic_open(out, newline="") as f:
         sel.frame().to_csv(f, index=False, float_format=CSV_FLOAT_FORMAT)
-    write_json(out.with_name(f"{out.stem}_meta.json"), meta)
+    write_json(meta_path(out), meta)
     write_json(args.metrics, metrics)
     from curator.selection.plots import write_plots
 

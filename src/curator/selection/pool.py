@@ -19,21 +19,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curator.datasets.params import Filters
-from curator.manifest import max_hours_mask
+from curator.contract.curated import CARRIED as OUTPUT_COLUMNS
+from curator.contract.data import Filters
+from curator.contract.filters import SECONDS_PER_HOUR, filter_mask
+from curator.contract.scores import (
+    EMBED_COLUMN,
+    MOS_COLUMN,
+    REQUIRED,
+    SPEECH_FREE_COLUMN,
+    STATUS_COLUMN,
+    STATUS_OK,
+    read_schema,
+    read_scores,
+)
+from curator.contract.versions import ContractError
 
-EMBED_COLUMN = "ssl_embed"
-STATUS_COLUMN = "status"
-STATUS_OK = "ok"
-MOS_COLUMN = "mos_dns"
-SPEECH_FREE_COLUMN = "speech_free"
-"""Scores column marking noise-only examples (silent target): no reference MOS, exempt from MOS rules."""
-REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "loss_proxy", EMBED_COLUMN)
-"""The spec's required scores columns; ``mos_dns`` is required only while a MOS gate or threshold is on."""
-OUTPUT_COLUMNS = ("path", "clean_path", "language", "distortion", "sr", "speaker", "duration_sec",
-                  "loss_proxy", MOS_COLUMN)
-"""Columns copied into the curated CSV when the scores table has them."""
-SECONDS_PER_HOUR = 3600.0
 SLICE_SEPARATOR = "/"
 MISSING_LABEL = "unknown"
 MIN_NORM = 1e-12
@@ -99,7 +99,10 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         path = str(source)
         if not os.path.isfile(path):
             raise PoolError(f"scores file '{path}' does not exist; run the score stage first (dvc repro score)")
-        schema = pq.read_schema(path)
+        try:
+            schema = read_schema(path)
+        except ContractError as exc:
+            raise PoolError(str(exc)) from exc
     required = list(dict.fromkeys([*REQUIRED, *slice_key, *quality_columns]))
     missing = [c for c in required if c not in schema.names]
     if missing:
@@ -112,7 +115,7 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         )
     scalar_cols = [c for c in dict.fromkeys([*required, *OUTPUT_COLUMNS, STATUS_COLUMN, SPEECH_FREE_COLUMN])
                    if c in schema.names and c != EMBED_COLUMN]
-    table = source.select(scalar_cols) if isinstance(source, pa.Table) else pq.read_table(path, columns=scalar_cols)
+    table = source.select(scalar_cols) if isinstance(source, pa.Table) else read_scores(path, columns=scalar_cols)
     if table.num_rows == 0:
         raise PoolError(f"scores file '{path}' has no rows; check the score stage's metrics/score.json")
     order = pc.sort_indices(table, sort_keys=[("utt_id", "ascending")]).to_numpy()
@@ -121,9 +124,10 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
 
     excluded: dict[str, int] = {}
     keep = _valid_rows(table, quality_columns, excluded, path, max_invalid_fraction)
-    keep &= _filtered(table, filters, excluded)
-    if filters is not None and filters.max_hours is not None:
-        keep &= _cap_hours(table, keep, filters.max_hours, seed, excluded)
+    if filters is not None:
+        keep, dropped = filter_mask({c: table[c].to_numpy(zero_copy_only=False) for c in
+                                     ("utt_id", "duration_sec", "language", "sr", "distortion")}, filters, seed, keep)
+        excluded.update({f"filtered_{k}": v for k, v in dropped.items()})
     if not keep.any():
         raise PoolError(
             f"no usable rows left in '{path}' after validation and data.filters ({_describe(excluded)}); "
@@ -209,34 +213,6 @@ def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_
             f"(more than select.max_invalid_fraction = {max_invalid_fraction}); the score stage is broken for "
             "them: fix it, or raise select.max_invalid_fraction to skip them"
         )
-
-
-def _filtered(table: pa.Table, filters: Filters | None, excluded: dict[str, int]) -> np.ndarray:
-    keep = np.ones(table.num_rows, dtype=bool)
-    if filters is None:
-        return keep
-    for col, allowed in (("language", filters.languages), ("sr", filters.sample_rates),
-                         ("distortion", filters.distortions)):
-        if allowed:
-            inside = pc.is_in(table[col], value_set=pa.array(allowed, type=table.schema.field(col).type))
-            inside = inside.to_numpy(zero_copy_only=False).astype(bool)
-            if (~inside).any():
-                excluded[f"filtered_{col}"] = int((~inside).sum())
-            keep &= inside
-    return keep
-
-
-def _cap_hours(table: pa.Table, keep: np.ndarray, max_hours: float, seed: int,
-               excluded: dict[str, int]) -> np.ndarray:
-    """The kept rows within ``data.filters.max_hours``: the same seeded subset the score stage keeps."""
-    rows = np.flatnonzero(keep)
-    inside = max_hours_mask(table["utt_id"].to_numpy(zero_copy_only=False)[rows],
-                            _numeric(table, "duration_sec")[rows], max_hours, seed)
-    capped = np.zeros_like(keep)
-    capped[rows[inside]] = True
-    if (~inside).any():
-        excluded["filtered_max_hours"] = int((~inside).sum())
-    return capped
 
 
 def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.ndarray, rows: np.ndarray,

@@ -11,13 +11,13 @@ the slices with hours to spare in proportion to their quotas (water-filling), so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from curator.config import ConfigError, load_yaml
+from curator.config import ConfigError, apply_overrides, load_yaml
 from curator.selection.params import validate_quotas
 from curator.selection.pool import Pool
 
@@ -57,13 +57,15 @@ class QuotaPlan:
         return np.maximum(self.target - self.supply, 0.0)
 
 
-def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, Mapping[str, float]]
-                ) -> dict[str, dict[str, float]]:
+def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, Mapping[str, float]],
+                overrides: Sequence[str] = ()) -> dict[str, dict[str, float]]:
     """Quotas from ``--quotas``: a params file (its ``select.quotas``) or a standalone quotas YAML.
 
     A standalone file is the spec's format, ``{distortion: {reverb: 0.12, ...}}``; ``fallback`` (the params'
-    own quotas) is returned when the file is the params file itself.
+    own quotas) is used when a params file has none. Command-line overrides of ``select.quotas`` win over the
+    file in both cases (``select.quotas=...`` replaces, ``select.quotas.distortion.reverb=0.2`` edits one).
     """
+    mine = [o for o in overrides if o.split("=", 1)[0].split(".")[:2] == ["select", "quotas"]]
     data = load_yaml(path)
     if "select" in data:
         section = data["select"] or {}
@@ -71,6 +73,10 @@ def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, M
         where = f"'{path}' select.quotas"
     else:
         quotas, where = data, f"quotas file '{path}'"
+    if mine:
+        quotas = apply_overrides({"select": {"quotas": dict(quotas) if isinstance(quotas, Mapping) else {}}},
+                                 mine)["select"]["quotas"]
+        where = f"{where} with override(s) {' '.join(mine)}"
     if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
         raise ConfigError(f"{where} must map a column to {{value: fraction}}, e.g. "
                           "distortion: {reverb: 0.12, noise: 0.14}")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from curator.contract.curated import SCHEMA_VERSION as CURATED_SCHEMA_VERSION
+from curator.contract.curated import VERSION_KEY as CURATED_VERSION_KEY
 from curator.selection.base import Selection
 from curator.selection.diversity import nearest_selected_stats
 from curator.selection.fill import BLOCKED
@@ -136,6 +138,7 @@ def build_meta(sel: Selection, metrics: dict[str, Any], tails: dict[str, Any], c
     """The ``<out>_meta.json`` sidecar: what produced the CSV and everything known about it."""
     pool, chosen = sel.pool, sel.selected
     return finite_or_none({
+        CURATED_VERSION_KEY: CURATED_SCHEMA_VERSION,
         "config": config,
         "scores_path": pool.source,
         "scores_sha256": scores_sha256,

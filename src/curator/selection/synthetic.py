@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curator.audio import SAMPLE_RATES
+from curator.contract.scores import write_table
 
 DISTORTIONS = ("noise", "reverb", "wind", "bandwidth_limitation", "clipping", "codec", "packet_loss")
 LANGUAGES = ("en", "de", "es", "fr", "zh")
@@ -86,7 +86,7 @@ def synthetic_scores(spec: SyntheticSpec) -> tuple[pa.Table, pd.DataFrame]:
 def write_synthetic(path: str | os.PathLike[str], spec: SyntheticSpec) -> pd.DataFrame:
     """Write :func:`synthetic_scores` as Parquet (row groups of 64k rows); returns the ground truth."""
     table, truth = synthetic_scores(spec)
-    pq.write_table(table, path, row_group_size=65_536)
+    write_table(table, path, row_group_size=65_536)
     return truth
 
 

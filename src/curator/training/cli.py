@@ -16,8 +16,8 @@ import yaml
 
 from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
-from curator.manifest import ManifestError
 from curator.training.backends import BACKENDS, TrainJob
 from curator.training.backends.official import OfficialBaselineError
 from curator.training.data import CuratedListError, load_curated_rows, validation_rows
@@ -64,14 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp_name = args.exp_name or params.exp_name
         if "/" in exp_name or exp_name.startswith("."):
             raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
-        rows, duplicates = load_curated_rows(data.manifests.train, args.curated_list)
-        val_rows = validation_rows(data.manifests.dev, params.data.max_val_utts)
+        rows, duplicates = load_curated_rows(str(data.manifest_path("train")), args.curated_list)
+        val_rows = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
     except (ConfigError, CuratedListError, ManifestError, AudioError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     exp_dir = Path(args.models_dir) / exp_name
     with atomic_open(exp_dir / "config.yaml") as f:
-        manifests = {"train": data.manifests.train, "dev": data.manifests.dev}
+        manifests = {"train": str(data.manifest_path("train")), "dev": str(data.manifest_path("dev"))}
         yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests), f,
                        sort_keys=False)
     hours = float(rows["duration_sec"].sum()) / SECONDS_PER_HOUR

@@ -21,7 +21,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from curator.audio import AudioError, audio_info
-from curator.manifest import read_manifest, resolve_path
+from curator.contract.curated import read_meta
+from curator.contract.manifest import read_manifest, resolve_path
+from curator.contract.versions import ContractError
 
 _PREVIEW = 5  # how many offending ids an error message lists
 
@@ -41,6 +43,10 @@ def read_curated_ids(path: str | os.PathLike[str]) -> tuple[list[str], int]:
     path = Path(path)
     if not path.is_file():
         raise CuratedListError(f"curated list '{path}' does not exist; run the select stage (`dvc repro select`)")
+    try:
+        read_meta(path)
+    except ContractError as exc:
+        raise CuratedListError(str(exc)) from exc
     try:
         df = pd.read_csv(path, dtype={"utt_id": str}, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

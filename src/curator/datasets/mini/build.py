@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from curator.audio import SAMPLE_RATES, load_audio, resample, save_audio
-from curator.datasets.base import REFERENCE_TRUTH, write_reference_truth
+from curator.contract.data import REFERENCE_TRUTH
+from curator.datasets.base import write_reference_truth
 from curator.datasets.kaldi import NONE, SourceEntry, write_kv, write_source_list
 from curator.datasets.mini import noises as N
 from curator.datasets.mini.rirs import shoebox_rir

@@ -12,9 +12,10 @@ import glob
 import os
 from pathlib import Path
 
+from curator.contract.data import REFERENCE_TRUTH, SPLITS
+from curator.contract.manifest import ManifestError, Utterance
 from curator.datasets.base import (
     DATASETS,
-    REFERENCE_TRUTH,
     Dataset,
     fresh_tmp_dir,
     swap_dir,
@@ -27,7 +28,6 @@ from curator.datasets.official import CheckConfig, ImportResult, Rejection
 from curator.datasets.params import FolderParams
 from curator.datasets.paths import to_manifest_path
 from curator.io import write_json
-from curator.manifest import SPLITS, ManifestError, Utterance
 
 LISTING_FILE = "listing.json"
 

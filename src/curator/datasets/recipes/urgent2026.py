@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curator.contract.data import REFERENCE_TRUTH, SPLITS
 from curator.datasets.base import (
     DATASETS,
-    REFERENCE_TRUTH,
     Dataset,
     fresh_tmp_dir,
     swap_dir,
@@ -27,7 +27,6 @@ from curator.datasets.simulation.render import render_all, write_lists
 from curator.datasets.simulation.sources import Sources
 from curator.datasets.verify import verify_checksums, verify_split
 from curator.io import sha256_file, write_json
-from curator.manifest import SPLITS
 
 FAILED_FILE = "failed"
 """``id error`` lines of rows the builtin simulator could not render (left out of the lists)."""

@@ -17,13 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.filters import apply_filters
+from curator.contract.manifest import ManifestError, read_manifest
+from curator.contract.scores import CARRIED, FLOAT_DECIMALS, write_table
 from curator.io import sha256_file, write_json
-from curator.manifest import ManifestError, apply_filters, read_manifest
 from curator.scoring.cli import MANIFEST_OVERRIDE, native, split_overrides
 from curator.scoring.decode import DecodeRules
 from curator.scoring.probe.fit import cross_fit
 from curator.scoring.runner import PROBE_COLUMN
-from curator.scoring.table import CARRIED, FLOAT_DECIMALS, write_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default="data/scores/probe_loss.parquet", help="probe-loss Parquet to write")
     ap.add_argument("--metrics", default="metrics/probe.json", help="stage metrics JSON (default: %(default)s)")
     ap.add_argument("overrides", nargs="*", metavar="key=value",
-                    help=f"{MANIFEST_OVERRIDE}=PATH (default: data.manifests.train) and dotted overrides such as "
+                    help=f"{MANIFEST_OVERRIDE}=PATH (default: <data.root>/manifests/<data.dataset>/train.jsonl) and dotted overrides such as "
                          f"probe.steps=100")
     return ap
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    manifest = manifest or data.manifests.train
+    manifest = manifest or str(data.manifest_path("train"))
     try:
         df = read_manifest(manifest)
     except (ManifestError, OSError) as exc:

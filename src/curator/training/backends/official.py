@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 
 from curator.audio import audio_info, load_audio, save_audio
+from curator.contract.manifest import resolve_path
 from curator.io import atomic_open, atomic_path
-from curator.manifest import resolve_path
 from curator.training.backends import BACKENDS, TrainJob
 from curator.training.params import OfficialParams
 

@@ -1,8 +1,13 @@
 """The manifest: JSONL, one utterance a line, the contract between ``datasets`` and every later stage.
 
 Required fields (the user's spec): ``utt_id, path, duration_sec, sr, language, distortion, split``.
-Pair and provenance fields a curation needs: ``clean_path, augmentations, snr_db, rir_id, noise_id,
-speaker, text, source``. ``path`` is the noisy input, ``clean_path`` its target (None where no target).
+Pair and provenance fields a curation needs: ``clean_path, augmentations, snr_db, speech_uid, noise_id,
+rir_id, speaker, text, source``. ``path`` is the noisy input, ``clean_path`` its target (None where no target);
+``speech_uid``, ``noise_id`` and ``rir_id`` name the source recordings the pair was simulated from and
+``source`` its corpus.
+
+Every row this code writes carries ``schema_version``; a row without one is the spec's base schema (a
+manifest made by another tool) and is read as such, a row of another version is an error naming the file.
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from curator.contract.data import SPLITS
+from curator.contract.versions import SchemaVersionError, check_version
 from curator.io import atomic_open
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2 added ``speech_uid`` and the per-row ``schema_version``."""
+VERSION_FIELD = "schema_version"
 SECONDS_PER_HOUR = 3600.0
-SPLITS = ("train", "dev", "test")
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "split")
 
 
@@ -45,8 +52,9 @@ class Utterance:
     clean_path: str | None = None
     augmentations: list[str] = field(default_factory=list)
     snr_db: float | None = None
-    rir_id: str | None = None
+    speech_uid: str | None = None
     noise_id: str | None = None
+    rir_id: str | None = None
     speaker: str | None = None
     text: str | None = None
     source: str | None = None
@@ -56,14 +64,17 @@ class Utterance:
         d = dataclasses.asdict(self)
         if not d["custom"]:
             d.pop("custom")
+        d[VERSION_FIELD] = SCHEMA_VERSION
         return d
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Utterance))
+"""Row fields in schema order (``schema_version`` is written after them)."""
 _TYPES: dict[str, tuple[type, ...]] = {
     "utt_id": (str,), "path": (str,), "duration_sec": (int, float), "sr": (int,), "language": (str,),
     "distortion": (str,), "split": (str,), "clean_path": (str, type(None)), "augmentations": (list,),
-    "snr_db": (int, float, type(None)), "rir_id": (str, type(None)), "noise_id": (str, type(None)),
+    "snr_db": (int, float, type(None)), "speech_uid": (str, type(None)), "rir_id": (str, type(None)),
+    "noise_id": (str, type(None)),
     "speaker": (str, type(None)), "text": (str, type(None)), "source": (str, type(None)), "custom": (dict,),
 }
 
@@ -72,6 +83,15 @@ def validate_row(row: Any, where: str) -> Utterance:
     """Check one decoded row; ``where`` is ``file:line`` for the error message."""
     if not isinstance(row, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if VERSION_FIELD in row:
+        version = row[VERSION_FIELD]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ManifestError(f"{where}: field '{VERSION_FIELD}' must be an integer, got {version!r}")
+        try:
+            check_version("manifest row", where, version, SCHEMA_VERSION, "the manifest stage (dvc repro manifest)")
+        except SchemaVersionError as exc:
+            raise ManifestError(str(exc)) from exc
+        row = {k: v for k, v in row.items() if k != VERSION_FIELD}
     missing = [k for k in REQUIRED if k not in row]
     if missing:
         raise ManifestError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
@@ -120,7 +140,7 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     rows = [u.to_dict() for u in iter_manifest(path)]
     if not rows:
         return pd.DataFrame(columns=list(FIELDS[:-1]))
-    df = pd.DataFrame.from_records(rows)
+    df = pd.DataFrame.from_records(rows).drop(columns=VERSION_FIELD)
     return df[[c for c in FIELDS if c in df.columns]]
 
 
@@ -146,38 +166,3 @@ def resolve_path(p: str) -> Path:
     """
     path = Path(p)
     return path if path.is_absolute() else Path.cwd() / path
-
-
-def max_hours_mask(utt_id: Any, duration_sec: Any, max_hours: float, seed: int) -> np.ndarray:
-    """Rows kept by ``data.filters.max_hours``: a seeded pseudo-random subset whose hours stay within the cap.
-
-    Rows are ordered by a seeded hash of their ``utt_id`` (vectorised SipHash), so the subset depends neither on
-    row order nor on which other rows are present; scoring and selection share it and so agree on the subset.
-    """
-    ids = np.asarray(utt_id, dtype=object)
-    keys = pd.util.hash_array(ids, hash_key=f"{seed:016d}"[-16:], categorize=False)
-    order = np.lexsort((ids.astype(str), keys))
-    inside = np.cumsum(np.asarray(duration_sec, dtype=np.float64)[order]) / SECONDS_PER_HOUR <= max_hours
-    mask = np.zeros(len(ids), dtype=bool)
-    mask[order[inside]] = True
-    return mask
-
-
-def apply_filters(df: pd.DataFrame, filters: Any, seed: int = 0) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Apply ``data.filters`` (languages, sample_rates, distortions, max_hours) to a manifest DataFrame.
-
-    Empty lists mean "all"; ``max_hours`` keeps the seeded subset of :func:`max_hours_mask`. Returns the kept
-    rows sorted by utt_id and how many rows each filter removed.
-    """
-    dropped: dict[str, int] = {}
-    for column, allowed in (("language", filters.languages), ("sr", filters.sample_rates),
-                            ("distortion", filters.distortions)):
-        if allowed:
-            keep = df[column].isin(list(allowed))
-            dropped[column] = int((~keep).sum())
-            df = df[keep]
-    if filters.max_hours is not None:
-        within = max_hours_mask(df["utt_id"].to_numpy(), df["duration_sec"].to_numpy(), filters.max_hours, seed)
-        dropped["max_hours"] = int((~within).sum())
-        df = df[within]
-    return df.sort_values("utt_id", kind="stable").reset_index(drop=True), dropped

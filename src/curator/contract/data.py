@@ -1,0 +1,68 @@
+"""The ``data`` section of params.yaml and every path derived from it (the one source of truth).
+
+``data.dataset`` names the dataset; its folder, manifests and truth file are derived here and nowhere else.
+``dvc.yaml`` spells the same paths with ``${data.root}`` and ``${data.dataset}``, and a test checks both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curator.audio import SAMPLE_RATES
+from curator.config import ConfigError, check_range, register_section
+
+SPLITS = ("train", "dev", "test")
+DATASET_NAMES = ("mini", "urgent2026", "folder")
+"""Datasets a recipe exists for (``curator.datasets.recipes``); a test keeps this in step with the registry."""
+REFERENCE_TRUTH = "reference_truth.csv"
+"""Ground truth of planted reference defects, written by the mini dataset (header only elsewhere)."""
+
+
+@dataclass
+class Filters:
+    """Global filters honoured by scoring, the probe and selection; empty lists mean "all"."""
+
+    languages: list[str] = field(default_factory=list)
+    sample_rates: list[int] = field(default_factory=list)
+    distortions: list[str] = field(default_factory=list)
+    max_hours: float | None = None
+
+    def __post_init__(self) -> None:
+        bad = [sr for sr in self.sample_rates if sr not in SAMPLE_RATES]
+        if bad:
+            raise ConfigError(
+                f"'data.filters.sample_rates' has {bad}; valid: {', '.join(map(str, SAMPLE_RATES))}"
+            )
+        check_range("data.filters.max_hours", self.max_hours, lo=0.0, lo_open=True)
+
+
+@register_section("data")
+@dataclass
+class DataParams:
+    """The ``data`` section: which dataset, where data lives, global filters."""
+
+    dataset: str
+    root: str = "data"
+    filters: Filters = field(default_factory=Filters)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASET_NAMES:
+            raise ConfigError(f"'data.dataset' = '{self.dataset}' is not valid; choose one of: "
+                              f"{', '.join(DATASET_NAMES)}")
+
+    def manifest_path(self, split: str) -> Path:
+        """``<root>/manifests/<dataset>/<split>.jsonl``: where the manifest stage writes ``split``."""
+        if split not in SPLITS:
+            raise ValueError(f"split '{split}' is not one of {', '.join(SPLITS)}")
+        return Path(self.root) / "manifests" / self.dataset / f"{split}.jsonl"
+
+    @property
+    def external_dir(self) -> Path:
+        """``<root>/external/<dataset>``: the dataset's audio and lists as ``prepare`` leaves them."""
+        return Path(self.root) / "external" / self.dataset
+
+    @property
+    def truth_path(self) -> Path:
+        """The dataset's reference ground truth (``reference_truth.csv``)."""
+        return self.external_dir / REFERENCE_TRUTH
