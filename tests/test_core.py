@@ -135,3 +135,39 @@ def test_max_hours_mask_is_seeded_order_free_and_within_the_cap():
     perm = np.random.default_rng(1).permutation(200)
     assert set(ids[perm][max_hours_mask(ids[perm], dur[perm], 0.1, seed=3)]) == set(ids[mask])
     assert set(ids[max_hours_mask(ids, dur, 0.1, seed=4)]) != set(ids[mask])
+
+
+def test_atomic_outputs_get_the_normal_file_mode(tmp_path):
+    from curator.io import current_umask, write_json
+
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def test_manifest_rows_of_another_schema_version_are_named(tmp_path):
+    from curator.contract.manifest import SCHEMA_VERSION, ManifestError, iter_manifest, write_manifest
+
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [_row(0)])
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert [u.utt_id for u in iter_manifest(path)] == ["u0"]
+    path.write_text(json.dumps({**_row(0), "schema_version": SCHEMA_VERSION - 1}) + "\n")
+    with pytest.raises(ManifestError, match=rf"m.jsonl:1' has schema version {SCHEMA_VERSION - 1}.*dvc repro manifest"):
+        list(iter_manifest(path))
+    path.write_text(json.dumps(_row(0)) + "\n")  # the spec's base row (another tool's manifest): read as is
+    assert [u.utt_id for u in iter_manifest(path)] == ["u0"]
+
+
+def test_curated_sidecar_of_another_schema_version_is_named(tmp_path):
+    from curator.contract.curated import SCHEMA_VERSION, meta_path, read_meta
+    from curator.contract.versions import SchemaVersionError
+
+    csv = tmp_path / "curated_train.csv"
+    csv.write_text("utt_id\nu0\n")
+    assert read_meta(csv) is None  # a list made elsewhere: no sidecar, nothing to check
+    meta_path(csv).write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(SchemaVersionError, match="newer than the version"):
+        read_meta(csv)
+    meta_path(csv).write_text(json.dumps({"n_selected": 1}))
+    with pytest.raises(SchemaVersionError, match="has no schema version.*dvc repro select"):
+        read_meta(csv)

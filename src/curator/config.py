@@ -36,6 +36,13 @@ SECTION_MODULES: dict[str, str] = {
     "train": "curator.training.params",
     "eval": "curator.evaluation.params",
 }
+SECTION_PLUGINS: dict[str, str] = {
+    "score": "curator.scoring.plugins",
+    "select": "curator.selection.plugins",
+    "train": "curator.training.plugins",
+}
+"""Section -> module whose ``validate(params)`` checks plug-in names and options against the registries. The
+dataclasses never import a registry (whose plug-ins import the dataclasses): no import circles."""
 _SECTIONS: dict[str, type] = {}
 
 
@@ -173,7 +180,14 @@ def load_section(
     cfg = load_params(path, overrides) if cfg is None else cfg
     if name not in cfg:
         raise ConfigError(f"missing section '{name}' in {path}")
-    return parse(cls, cfg[name], name)
+    return validate_plugins(name, parse(cls, cfg[name], name))
+
+
+def validate_plugins(name: str, params: T) -> T:
+    """Check a parsed section's plug-in names and options against their registries (see SECTION_PLUGINS)."""
+    if name not in SECTION_PLUGINS:
+        return params
+    return importlib.import_module(SECTION_PLUGINS[name]).validate(params)
 
 
 def validate_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,7 +195,8 @@ def validate_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
     unknown = [k for k in cfg if k not in SECTION_MODULES]
     if unknown:
         raise ConfigError(_unknown("", unknown[0], SECTION_MODULES))
-    return {name: parse(section_class(name), cfg[name], name) for name in SECTION_MODULES if name in cfg}
+    return {name: validate_plugins(name, parse(section_class(name), cfg[name], name))
+            for name in SECTION_MODULES if name in cfg}
 
 
 def parse(cls: type[T], data: Any, where: str) -> T:

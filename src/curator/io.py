@@ -14,6 +14,17 @@ from typing import IO, Any
 _HASH_CHUNK = 1 << 20
 
 
+FILE_MODE = 0o666
+"""Mode of a new file before the umask, as open() creates it."""
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it: the only portable way)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
@@ -28,6 +39,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # mkstemp makes 0600 files: give the output the mode any new file gets (umask)
+            os.chmod(tmp_path, FILE_MODE & ~current_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -105,3 +105,30 @@ def test_help_and_the_curator_entry_point(capsys: pytest.CaptureFixture) -> None
         curator_main(["select", "--help"])
     assert exc.value.code == 0
     assert "strategies (select.name): coverage_only, cvar, mos_threshold, random" in capsys.readouterr().out
+
+
+def test_scores_of_an_older_schema_version_are_a_clear_error(stage: Path, tmp_path: Path, capsys) -> None:
+    import pyarrow.parquet as pq
+
+    from curator.contract.scores import METADATA_SCHEMA_KEY, SCHEMA_VERSION
+
+    table = pq.read_table(stage / "scores.parquet")
+    old = tmp_path / "old_scores.parquet"
+    pq.write_table(table.replace_schema_metadata({METADATA_SCHEMA_KEY: str(SCHEMA_VERSION - 1).encode()}), old)
+    argv = ["--config", str(stage / "params.yaml"), "--scores", str(old), "--out", str(tmp_path / "c.csv"),
+            "--metrics", str(tmp_path / "s.json"), "--plots-dir", str(tmp_path / "plots")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"has schema version {SCHEMA_VERSION - 1}, but this code reads version {SCHEMA_VERSION}" in err
+    assert "old_scores.parquet" in err and "dvc repro score" in err
+    assert not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize("override", ["select.quotas={distortion: {reverb: 0.5, noise: 0.3}}",
+                                      "select.quotas.distortion={reverb: 0.5, noise: 0.3}"])
+def test_quotas_override_wins_over_the_quotas_file(stage: Path, override: str) -> None:
+    code, out = run(stage, "quota_override", override)
+    assert code == 0
+    meta = json.loads((out / "curated_train_meta.json").read_text())
+    assert meta["config"]["quotas"] == {"distortion": {"reverb": 0.5, "noise": 0.3}}
+    assert meta["quota_report"]["slices"]["reverb"]["quota_fraction"] == pytest.approx(0.5)

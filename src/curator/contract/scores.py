@@ -53,6 +53,8 @@ SPEECH_FREE_COLUMN = "speech_free"
 LOSS_PROXY_COLUMN = "loss_proxy"
 REF_QUALITY_COLUMN = "ref_quality"
 EMBED_COLUMN = "ssl_embed"
+PROBE_COLUMN = "probe_loss"
+"""Held-out loss of the probe stage's model, joined into the scores table (a ``loss_proxy`` ingredient)."""
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", LOSS_PROXY_COLUMN, EMBED_COLUMN)
 """The spec's required scores columns."""
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from curator.config import ConfigError, check_choice, check_range, parse, register_section
+from curator.config import ConfigError, check_range, register_section
 
 
 def _check_composite(where: str, weights: dict[str, float], ranges: dict[str, list[float]], anchors: str) -> None:
@@ -83,16 +83,8 @@ class ScoreParams:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from curator.scoring.base import SCORERS
-        from curator.scoring.executors import EXECUTORS
-
-        if not self.scorers:
-            raise ConfigError(f"'score.scorers' is empty; choose from: {', '.join(SCORERS.names())}")
-        for i, name in enumerate(self.scorers):
-            check_choice(f"score.scorers[{i}]", name, SCORERS.names())
         if len(set(self.scorers)) != len(self.scorers):
             raise ConfigError(f"'score.scorers' lists a scorer twice: {self.scorers}")
-        check_choice("score.executor", self.executor, EXECUTORS.names())
         check_range("score.num_workers", self.num_workers, lo=0)
         check_range("score.threads_per_worker", self.threads_per_worker, lo=1)
         check_range("score.decode_workers", self.decode_workers, lo=1)
@@ -100,18 +92,6 @@ class ScoreParams:
         check_range("score.batch_size", self.batch_size, lo=1)
         check_range("score.min_duration_sec", self.min_duration_sec, lo=0.0)
         check_range("score.max_length_mismatch_sec", self.max_length_mismatch_sec, lo=0.0)
-        for name in self.options:
-            check_choice("score.options", name, SCORERS.names())
-        produced = {col for name in self.scorers for col in SCORERS.get(name).outputs} | {"probe_loss"}
-        for where, weights in (("loss_proxy", self.loss_proxy.weights), ("ref_quality", self.ref_quality.weights)):
-            for col, w in weights.items():
-                if w > 0 and col not in produced:
-                    raise ConfigError(f"'score.{where}.weights.{col}' > 0 but no enabled scorer writes '{col}'; "
-                                      f"enable its scorer in score.scorers or set the weight to 0")
-        self.options = {
-            name: parse(SCORERS.get(name).Options, self.options.get(name) or {}, f"score.options.{name}")
-            for name in sorted(set(self.options) | set(self.scorers))
-        }
 
     def workers(self) -> int:
         """Worker processes (local) or actors (ray): ``num_workers``, or one per CPU core when 0."""

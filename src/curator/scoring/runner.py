@@ -30,6 +30,7 @@ from curator.contract.scores import (
     CARRIED,
     FLOAT_DECIMALS,
     LOSS_PROXY_COLUMN,
+    PROBE_COLUMN,
     REF_QUALITY_COLUMN,
     SCHEMA_VERSION,
     SPEECH_FREE_COLUMN,
@@ -41,8 +42,6 @@ from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
 from curator.scoring.composite import combine
 from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
 from curator.scoring.params import ScoreParams
-
-PROBE_COLUMN = "probe_loss"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from curator.config import ConfigError, check_choice, check_range, register_section
+from curator.config import ConfigError, check_range, register_section
 
 QUOTA_SUM_TOLERANCE = 1e-6
 """Quota fractions of one slice-key column may sum to 1 up to float rounding."""
@@ -97,9 +97,6 @@ class SelectParams:
     max_invalid_fraction: float = 0.01
 
     def __post_init__(self) -> None:
-        from curator.selection.registry import SELECTORS
-
-        check_choice("select.name", self.name, SELECTORS.names())
         check_range("select.K_hours", self.K_hours, lo=0.0, lo_open=True)
         if not math.isfinite(self.K_hours):
             raise ConfigError(f"'select.K_hours' = {self.K_hours} must be finite")

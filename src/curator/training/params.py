@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from curator.config import ConfigError, check_choice, check_range, register_section
+from curator.config import ConfigError, check_range, register_section
 
 
 @dataclass
@@ -14,11 +14,6 @@ class ModelParams:
 
     name: str = "bsrnn"
     options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from curator.training.models import model_options
-
-        model_options(self.name, self.options)
 
 
 @dataclass
@@ -96,11 +91,8 @@ class TrainParams:
     official: OfficialParams = field(default_factory=OfficialParams)
 
     def __post_init__(self) -> None:
-        from curator.training.backends import BACKENDS
-
         if not self.exp_name or "/" in self.exp_name or self.exp_name.startswith("."):
             raise ConfigError(f"'train.exp_name' = {self.exp_name!r} must be a plain folder name (no '/')")
-        check_choice("train.backend", self.backend, BACKENDS.names())
         check_range("train.num_threads", self.num_threads, lo=1)
         check_range("train.max_steps", self.max_steps, lo=1)
         check_range("train.val_every_steps", self.val_every_steps, lo=1)
