@@ -69,3 +69,63 @@ def test_summary_of_a_hand_made_split() -> None:
     assert out["slices"]["sr"]["16000"]["si_sdr"] is None
     assert out["urgent_rank"] == {"enhanced": 1.0, "noisy": 2.0}
     assert out["speech_free"] == {"n": 1, "output_to_input_db": -12.0}
+
+
+def noise_like(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
+    """Coloured noise: no digital silence (the official LSD is not zero on exactly silent frames)."""
+    x = np.random.default_rng(seed).standard_normal(int(sr * seconds))
+    return (0.1 * np.convolve(x, [1.0, 0.6, 0.3], mode="same")).astype(np.float32)
+
+
+def at_snr(ref: np.ndarray, snr_db: float, taps: int, seed: int = 3) -> np.ndarray:
+    """``ref`` plus noise orthogonal to ``ref`` delayed by 0..taps-1 samples, at exactly ``snr_db``."""
+    noise = np.random.default_rng(seed).standard_normal(ref.size)
+    basis = np.lib.stride_tricks.sliding_window_view(np.r_[np.zeros(taps - 1), ref], taps)[:, ::-1].astype(np.float64)
+    noise -= basis @ np.linalg.lstsq(basis, noise, rcond=None)[0]
+    noise *= np.sqrt(np.sum(ref.astype(np.float64) ** 2) / np.sum(noise**2) / 10 ** (snr_db / 10))
+    return (ref + noise).astype(np.float32)
+
+
+def score(name: str, est: np.ndarray, ref: np.ndarray, sr: int) -> float:
+    return float(compute_metrics([METRICS.get(name)], [est], [ref], np.array([sr]), pool=None)[name][0])
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 48000])
+def test_identical_signals(sr: int) -> None:
+    x = speechlike(sr, 2.0)
+    assert score("pesq", x, x, sr) == pytest.approx(4.55 if sr == 8000 else 4.64, abs=0.01)
+    assert score("estoi", x, x, sr) == pytest.approx(1.0, abs=1e-6)
+    y = noise_like(sr, 1.5)
+    assert score("lsd", y, y, sr) == pytest.approx(0.0, abs=1e-3)
+    assert score("mcd", y, y, sr) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_scaled_copies_and_known_snrs() -> None:
+    sr = 16000
+    ref = noise_like(sr, 1.0)
+    assert score("si_sdr", 0.3 * ref, ref, sr) > 90
+    assert score("sdr", 0.3 * ref, ref, sr) == pytest.approx(50.0, abs=0.01)  # the official 50 dB clamp
+    for snr_db in (-5.0, 0.0, 10.0, 20.0):
+        assert score("si_sdr", at_snr(ref, snr_db, taps=1), ref, sr) == pytest.approx(snr_db, abs=0.01)
+        assert score("sdr", at_snr(ref, snr_db, taps=512), ref, sr) == pytest.approx(snr_db, abs=0.01)
+    # SDR forgives a short filter (an echo within 512 taps), SI-SDR does not
+    echo = ref + 0.5 * np.r_[np.zeros(40, np.float32), ref[:-40]]
+    assert score("sdr", echo, ref, sr) > 30 and score("si_sdr", echo, ref, sr) < 10  # float32, as official
+
+
+def test_too_short_inputs_follow_the_official_script() -> None:
+    sr = 16000
+    x = speechlike(sr, 0.2)
+    y = x + np.random.default_rng(2).normal(0, 0.01, x.size).astype(np.float32)
+    assert score("pesq", y, x, sr) == -6.0  # pesq's BUFFER_TOO_SHORT code, which the official means include
+    assert score("estoi", y, x, sr) == 1e-5  # pystoi's value when too few frames remain
+    assert math.isnan(score("estoi", y[:100], x[:100], sr))  # shorter than a frame: the official script stops
+    assert math.isnan(score("mcd", y[:500], x[:500], sr))
+
+
+def test_edit_distance() -> None:
+    from curator.evaluation.metrics._text import edit_distance
+
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("abc", "") == 3
+    assert edit_distance("flaw", "lawn") == 2 and edit_distance("same", "same") == 0

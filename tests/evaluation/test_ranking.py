@@ -33,3 +33,37 @@ def test_registry_supplies_categories_and_directions() -> None:
     means = pd.DataFrame({"pesq": [3.0, 2.0], "si_sdr": [5.0, 10.0]}, index=["x", "y"])
     out = rank_systems(means)
     assert out["overall"].to_dict() == {"x": 1.5, "y": 1.5}  # one win each within the intrusive category
+
+
+def test_official_rank_with_ties_rerank_and_a_missing_category() -> None:
+    from curator.evaluation.ranking import OFFICIAL_2026, official_rank
+
+    means = pd.DataFrame({
+        "dnsmos_ovrl": [2.0, 3.0, 3.0, 2.5], "nisqa": [2.0, 3.5, 4.0, 3.5],
+        "pesq": [1.5, 2.5, 2.5, 3.0], "estoi": [0.6, 0.8, 0.7, 0.8],
+        "spk_sim": [0.9, 0.8, 0.7, 0.9], "si_sdr": [0.0, 30.0, 30.0, 1.0],  # extra: reported, not ranked
+    }, index=["noisy", "A", "B", "C"])
+    result = official_rank(means)
+    t = result.table
+    # dense ranks with ties: dnsmos A1 B1 C2 noisy3 | nisqa B1 A2 C2 noisy3 | pesq C1 A2 B2 noisy3 | estoi A1 C1 B2 noisy3
+    assert t.loc["A", "rank/dnsmos_ovrl"] == 1 and t.loc["B", "rank/dnsmos_ovrl"] == 1
+    assert t.loc["C", "rank/nisqa"] == 2 and t.loc["noisy", "rank/pesq"] == 3
+    assert "rank/si_sdr" not in t.columns
+    assert t["category/non_intrusive"].to_dict() == pytest.approx({"noisy": 3.0, "A": 1.5, "B": 1.0, "C": 2.0})
+    assert t["category/intrusive"].to_dict() == pytest.approx({"noisy": 3.0, "A": 1.5, "B": 2.0, "C": 1.0})
+    assert t["category/task_dependent"].to_dict() == pytest.approx({"noisy": 1.0, "A": 2.0, "B": 3.0, "C": 1.0})
+    # averages (the worked example) and the pseudocode's re-ranked result
+    assert t["overall"].to_dict() == pytest.approx({"noisy": 7 / 3, "A": 5 / 3, "B": 2.0, "C": 4 / 3})
+    assert t["category_rank/intrusive"].to_dict() == {"noisy": 4, "A": 2, "B": 3, "C": 1}
+    assert t["overall_rank"].to_dict() == {"C": 1, "A": 2, "B": 3, "noisy": 4}  # mean category ranks 5/3, 2, 7/3, 3
+    assert list(t.index) == ["C", "A", "B", "noisy"]
+    assert result.missing == {"non_intrusive": ("utmos", "scoreq"), "task_independent": OFFICIAL_2026["task_independent"],
+                              "task_dependent": ("emo_sim", "lid_acc", "cacc")}
+    assert not result.complete
+
+
+def test_official_rank_needs_an_official_metric() -> None:
+    from curator.evaluation.ranking import official_rank
+
+    with pytest.raises(ValueError, match="official"):
+        official_rank(pd.DataFrame({"si_sdr": [1.0, 2.0]}, index=["a", "b"]))
