@@ -69,9 +69,19 @@ def _traced_class(cls: type) -> type:
                     _READ_KEYS.add(f"{where}.{name}")
             return value
 
+        def __reduce_ex__(self: Any, protocol: Any) -> tuple:
+            return _untraced, (cls, {k: v for k, v in self.__dict__.items() if k != "_params_where"})
+
         _TRACED[cls] = type(cls.__name__, (cls,), {"__getattribute__": __getattribute__,
-                                                   "__module__": cls.__module__})
+                                                   "__reduce_ex__": __reduce_ex__, "__module__": cls.__module__})
     return _TRACED[cls]
+
+
+def _untraced(cls: type, state: dict[str, Any]) -> Any:
+    """Unpickle a traced params object as its plain dataclass (worker processes do not trace)."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    return obj
 
 
 def _trace(obj: T, where: str) -> T:
