@@ -40,6 +40,7 @@ SECTION_PLUGINS: dict[str, str] = {
     "score": "curator.scoring.plugins",
     "select": "curator.selection.plugins",
     "train": "curator.training.plugins",
+    "eval": "curator.evaluation.plugins",
 }
 """Section -> module whose ``validate(params)`` checks plug-in names and options against the registries. The
 dataclasses never import a registry (whose plug-ins import the dataclasses): no import circles."""

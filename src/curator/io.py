@@ -75,3 +75,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def timings_path(metrics_path: str | os.PathLike[str]) -> Path:
+    """Where a stage's wall-clock figures go: ``timings/<name>`` beside its metrics file. They differ on every run,
+    so they are a plain output, not a DVC metric, and ``dvc exp show`` does not list every experiment as changed."""
+    p = Path(metrics_path)
+    return p.parent / "timings" / p.name

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from curator.evaluation.metrics import CATEGORIES, METRICS, compute_metrics, register_metric
-from curator.evaluation.report import summarise_split, tail_mean
+from curator.evaluation.report import slice_summary, snr_bins, summarise_split, tail_mean
 
 
 def speechlike(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -53,22 +53,41 @@ def test_tail_mean_takes_the_worst_fraction() -> None:
     assert math.isnan(tail_mean(np.array([np.nan]), 0.1, True))
 
 
-def test_summary_of_a_hand_made_split() -> None:
+BOOT = {"n_boot": 200, "seed": 0, "confidence": 0.95}
+
+
+def test_summary_of_a_hand_made_split_is_paired() -> None:
     df = pd.DataFrame({
-        "utt_id": ["a", "b", "c", "d"], "sr": [8000, 8000, 16000, 16000], "language": ["en"] * 4,
-        "distortion": ["noise", "noise", "reverb", "reverb"], "has_reference": [True, True, True, False],
-        "si_sdr": [10.0, 20.0, np.nan, np.nan], "noisy_si_sdr": [0.0, 5.0, 4.0, np.nan],
-        "output_to_input_db": [0.0, 0.0, 0.0, -12.0],
+        "utt_id": ["a", "b", "c", "d", "e"], "sr": [8000, 8000, 16000, 16000, 16000], "language": ["en"] * 5,
+        "distortion": ["noise", "noise", "reverb", "reverb", "reverb"],
+        "has_reference": [True, True, True, False, True],
+        "si_sdr": [10.0, 20.0, np.nan, np.nan, 7.0], "noisy_si_sdr": [0.0, 5.0, 4.0, np.nan, np.nan],
+        "output_to_input_db": [0.0, 0.0, 0.0, -12.0, 0.0],
     })
-    out = summarise_split(df, [METRICS.get("si_sdr")], tail_fraction=0.5, slices=["distortion", "sr"])
-    assert out["enhanced"]["si_sdr"] == 15.0 and out["noisy"]["si_sdr"] == 3.0
-    assert out["improvement"]["si_sdr"] == 12.0
-    assert out["tail"]["enhanced"]["si_sdr"] == 10.0 and out["tail"]["noisy"]["si_sdr"] == 2.0  # ceil(0.5 * 3) = 2 worst: 0, 4
-    assert out["n_with_reference"] == 3 and out["n_failed"]["si_sdr"] == 1  # row c had a reference, no score
-    assert out["slices"]["distortion"]["noise"] == {"n": 2, "si_sdr": 15.0, "noisy_si_sdr": 2.5}
-    assert out["slices"]["sr"]["16000"]["si_sdr"] is None
-    assert out["urgent_rank"] == {"enhanced": 1.0, "noisy": 2.0}
+    out = summarise_split(df, [METRICS.get("si_sdr")], tail_fraction=0.5, bootstrap=BOOT)
+    b = out["metrics"]["si_sdr"]
+    # rows c (enhanced failed), d (no reference) and e (noisy failed) drop from BOTH sides
+    assert b["n"] == 2 and b["n_dropped"] == 3
+    assert b["enhanced"] == 15.0 and b["noisy"] == 2.5 and b["improvement"] == 12.5
+    assert b["tail_enhanced"] == 10.0 and b["tail_noisy"] == 0.0  # ceil(0.5 * 2) = 1 worst
+    assert b["ci_low"] <= 12.5 <= b["ci_high"] and b["verdict"] == "better" and b["win_rate"] == 1.0
+    assert out["n_with_reference"] == 4
+    assert out["urgent_rank"]["all_metrics"] == {"enhanced": 1.0, "noisy": 2.0}
+    assert out["urgent_rank"]["official"] is None  # SI-SDR is not an official 2026 metric
     assert out["speech_free"] == {"n": 1, "output_to_input_db": -12.0}
+    slices = slice_summary(df, [METRICS.get("si_sdr")], ["distortion", "sr"], 0.5, BOOT)
+    assert slices["distortion"]["noise"]["n"] == 2 and slices["distortion"]["noise"]["si_sdr"]["improvement"] == 12.5
+    assert slices["sr"]["16000"]["si_sdr"]["n"] == 0 and slices["sr"]["16000"]["si_sdr"]["improvement"] is None
+
+
+def test_official_rank_in_the_summary_and_snr_bins() -> None:
+    df = pd.DataFrame({"utt_id": ["a", "b"], "has_reference": [True, True], "output_to_input_db": [0.0, 0.0],
+                       "pesq": [3.0, 3.5], "noisy_pesq": [1.5, 2.0], "estoi": [0.9, 0.8], "noisy_estoi": [0.7, 0.6]})
+    out = summarise_split(df, [METRICS.get("pesq"), METRICS.get("estoi")], 0.1, BOOT)
+    assert out["urgent_rank"]["official"] == {"enhanced": 1.0, "noisy": 2.0}
+    assert "non_intrusive" in out["urgent_rank"]["official_missing"]  # named, not silently ranked on fewer
+    bins = snr_bins(pd.Series([-3.0, 0.0, 7.5, 20.0, None]), [0.0, 5.0, 10.0, 15.0])
+    assert bins.tolist() == ["<0", "0..5", "5..10", ">=15", "unknown"]
 
 
 def noise_like(sr: int, seconds: float, seed: int = 0) -> np.ndarray:

@@ -38,18 +38,20 @@ def test_train_then_eval(corpus: dict[str, Path], tmp_path: Path, monkeypatch: p
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     assert eval_main(["--config", str(corpus["params"]), "--ckpt", str(exp / "best.ckpt"),
-                      "eval.splits=[dev,test]", "eval.num_workers=0"]) == 0
+                      "eval.splits=[dev,test]", "eval.num_workers=0", "eval.metrics=[pesq,estoi,si_sdr,nisqa]"]) == 0
     summary = json.loads((tmp_path / "metrics" / "eval.json").read_text())
-    assert set(summary) == {"dev", "test"}
+    assert set(summary) == {"dev", "test", "unavailable_metrics"}
+    assert "nisqa.tar" in summary["unavailable_metrics"]["nisqa"]  # recorded with its reason; the run completed
     test = summary["test"]
     assert test["n_utts"] == 4 and test["n_skipped"] == 0
-    for key in ("enhanced", "noisy", "improvement"):
-        assert set(test[key]) == {"pesq", "estoi", "si_sdr"}
-    assert test["improvement"]["si_sdr"] == pytest.approx(test["enhanced"]["si_sdr"] - test["noisy"]["si_sdr"],
-                                                          abs=1e-5)
-    assert test["tail"]["enhanced"]["si_sdr"] <= test["enhanced"]["si_sdr"]
-    assert set(test["slices"]) == {"distortion", "sr", "language"} and set(test["slices"]["sr"]) == {"8000", "16000"}
-    assert set(test["urgent_rank"]) == {"enhanced", "noisy"}
+    assert set(test["metrics"]) == {"pesq", "estoi", "si_sdr"}
+    si = test["metrics"]["si_sdr"]
+    assert si["improvement"] == pytest.approx(si["enhanced"] - si["noisy"], abs=1e-5)
+    assert si["ci_low"] <= si["improvement"] <= si["ci_high"] and si["n"] + si["n_dropped"] == 4
+    assert si["tail_enhanced"] <= si["enhanced"]
+    assert test["urgent_rank"]["official_missing"]["non_intrusive"]  # no DNSMOS here: named, not hidden
+    slices = json.loads((tmp_path / "metrics" / "eval_slices.json").read_text())["test"]
+    assert set(slices) == {"distortion", "sr", "language", "snr_bin"} and set(slices["sr"]) == {"8000", "16000"}
     per_utt = pd.read_parquet(tmp_path / "data" / "eval" / "tiny" / "per_utt.parquet")
     assert len(per_utt) == 8 and {"split", "utt_id", "sr", "pesq", "noisy_pesq"} <= set(per_utt.columns)
     assert (tmp_path / "metrics" / "plots" / "eval" / "test_distortion.png").stat().st_size > 0

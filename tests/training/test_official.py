@@ -68,7 +68,7 @@ def test_official_train_and_eval(corpus: dict[str, Path], tmp_path: Path, monkey
                       "eval.metrics=[si_sdr]", *overrides]) == 0
     test = json.loads((tmp_path / "metrics" / "eval.json").read_text())["test"]
     # the fake "enhancer" only rescales, and SI-SDR is scale-invariant
-    assert test["enhanced"]["si_sdr"] == pytest.approx(test["noisy"]["si_sdr"], abs=1e-3)
+    assert test["metrics"]["si_sdr"]["enhanced"] == pytest.approx(test["metrics"]["si_sdr"]["noisy"], abs=1e-3)
 
 
 def test_missing_checkout_says_where_to_put_it(corpus: dict[str, Path], tmp_path: Path,

@@ -1,8 +1,10 @@
 """``curator eval`` / ``python -m curator.evaluation``: enhance dev/test, score it, summarise and plot.
 
-Writes per-utterance scores (Parquet), ``metrics/eval.json`` (per split: means of enhanced and noisy input, the
-improvement, tail = mean of the worst ``eval.tail_fraction``, per-slice means, the URGENT rank of enhanced vs
-noisy) and per-slice bar charts (PNG + the CSV behind them).
+Writes per-utterance scores (Parquet); ``metrics/eval.json``, the headline: per split and metric the paired
+means of enhanced output and noisy input over the same utterances, the improvement with its bootstrap
+confidence interval, the tail (mean of the worst ``eval.tail_fraction``), the URGENT rank of enhanced vs noisy,
+and the metrics that could not run with the reason; ``metrics/eval_slices.json``, the same paired figures per
+slice (distortion, rate, language, input-SNR bin); and per-slice bar charts (PNG + the CSV behind them).
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.manifest import ManifestError
 from curator.evaluation.enhance import Enhancer, ModelEnhancer
 from curator.evaluation.evaluate import score_split, select_rows
-from curator.evaluation.metrics import METRICS
+from curator.evaluation.metrics import METRICS, MetricOptions, split_available
+from curator.evaluation.params import SNR_BIN_COLUMN
 from curator.evaluation.plots import plot_slices, slice_table
-from curator.evaluation.report import summarise_split
+from curator.evaluation.report import slice_summary, snr_bins, summarise_split
 from curator.io import atomic_path, write_json
 from curator.training.backends.official import OfficialBaselineError, OfficialEnhancer
 from curator.training.checkpoint import CheckpointError, is_checkpoint
 
 DEFAULT_OUT = "metrics/eval.json"
+DEFAULT_SLICES = "metrics/eval_slices.json"
 DEFAULT_PLOTS = "metrics/plots/eval"
 PER_UTT_DIR = "data/eval"
 MAX_SKIPPED_LISTED = 20  # skipped utterances named in eval.json (all are counted)
@@ -46,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=DEFAULT_OUT, help="summary metrics JSON (default: %(default)s)")
     ap.add_argument("--per_utt", default=None,
                     help=f"per-utterance Parquet (default: {PER_UTT_DIR}/<checkpoint folder>/per_utt.parquet)")
+    ap.add_argument("--slices_out", default=DEFAULT_SLICES,
+                    help="per-slice paired figures JSON (default: %(default)s)")
     ap.add_argument("--plots", default=DEFAULT_PLOTS, help="folder for slice plots (default: %(default)s)")
     ap.add_argument("overrides", nargs="*", help="dotted params overrides, e.g. eval.max_utts=10")
     return ap
@@ -77,38 +83,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    metrics = [METRICS.get(m) for m in params.metrics]
+    options = MetricOptions(device=params.device, batch_size=params.metric_batch_size, weights=params.weights)
+    metrics, unavailable = split_available([METRICS.get(m) for m in params.metrics], options)
+    for name, reason in unavailable.items():
+        print(f"eval: metric '{name}' unavailable, skipped: {reason}", file=sys.stderr)
+    if not metrics:
+        print("error: no metric of eval.metrics can run here (reasons above)", file=sys.stderr)
+        return 2
+    bootstrap = {"n_boot": params.bootstrap.n_boot, "seed": params.bootstrap.seed,
+                 "confidence": params.bootstrap.confidence}
     pool_ctx: Any = ProcessPoolExecutor(params.num_workers) if params.num_workers > 1 else nullcontext()
-    frames, summary = [], {}
+    frames, summary, slices = [], {}, {}
     try:
         with pool_ctx as pool:
             executor: Executor | None = pool
             for split, rows in splits.items():
                 df, skipped = score_split(rows, enhancer, metrics, params.peak, params.silent_reference_peak,
-                                          params.chunk_utts, executor,
-                                          desc=f"eval {split}")
+                                          params.chunk_utts, executor, desc=f"eval {split}", options=options)
                 if df.empty:
                     raise AudioError(f"no utterance of split '{split}' could be read ({len(skipped)} skipped)")
                 df.insert(0, "split", split)
+                df[SNR_BIN_COLUMN] = snr_bins(df.get("snr_db", pd.Series(index=df.index, dtype=float)),
+                                              params.snr_bins_db)
                 frames.append(df)
-                summary[split] = summarise_split(df, metrics, params.tail_fraction, params.slices)
+                summary[split] = summarise_split(df, metrics, params.tail_fraction, bootstrap)
                 summary[split]["n_skipped"] = len(skipped)
                 summary[split]["skipped_examples"] = skipped[:MAX_SKIPPED_LISTED]
+                slices[split] = slice_summary(df, metrics, params.slices, params.tail_fraction, bootstrap)
     except (AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with atomic_path(per_utt_path) as tmp:
         pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
-    write_json(args.out, summary)
+    write_json(args.out, {**summary, "unavailable_metrics": unavailable})
+    write_json(args.slices_out, slices)
     names = [m.name for m in metrics]
-    table = slice_table(summary, names)
+    table = slice_table(slices, names)
+    drawn = [m for m in params.plot_metrics if m in names]
     plots_dir = Path(args.plots)
     with atomic_path(plots_dir / "slices.csv") as tmp:
         table.to_csv(tmp, index=False)
-    pngs = plot_slices(table, names, plots_dir)
+    pngs = plot_slices(table, drawn, plots_dir) if drawn else []
     for split, block in summary.items():
-        print(f"eval {split} ({block['n_utts']} utts): " + ", ".join(
-            f"{m} {block['enhanced'][m]} (noisy {block['noisy'][m]})" for m in names))
+        print(f"eval {split} ({block['n_utts']} utts, enhanced vs noisy on the same utterances):")
+        for m in names:
+            b = block["metrics"][m]
+            print(f"  {m:18s} {b['enhanced']} vs {b['noisy']}: {b['improvement']:+} "
+                  f"[{b['ci_low']}, {b['ci_high']}] {b['verdict']}" if b["improvement"] is not None
+                  else f"  {m:18s} no utterance scored on both sides")
     print(f"eval: wrote {args.out}, {per_utt_path}, {len(pngs)} plots in {plots_dir}")
     return 0
 

@@ -16,10 +16,10 @@ from tqdm import tqdm
 from curator.audio import AudioError, load_audio
 from curator.contract.manifest import read_manifest, resolve_path
 from curator.evaluation.enhance import Enhancer, peak_normalize
-from curator.evaluation.metrics import Metric, compute_metrics
+from curator.evaluation.metrics import DEFAULT_OPTIONS, Metric, MetricOptions, compute_metrics
 from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
 
-ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec")
+ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec", "snr_db")
 _ENERGY_FLOOR = 1e-12
 
 
@@ -56,7 +56,7 @@ def energy_ratio_db(output: np.ndarray, inp: np.ndarray) -> float:
 
 def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric], peak: float,
                 silent_peak: float, chunk_utts: int, pool: Executor | None,
-                desc: str) -> tuple[pd.DataFrame, list[str]]:
+                desc: str, options: MetricOptions = DEFAULT_OPTIONS) -> tuple[pd.DataFrame, list[str]]:
     """Per-utterance scores and the ids skipped as unreadable.
 
     Columns: ``<metric>`` of the peak-normalised enhanced output, ``noisy_<metric>`` of the input, and
@@ -88,9 +88,9 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
         part["has_reference"] = [c is not None for c in clean]
         part[GAIN_COLUMN] = gains
         srs = part["sr"].to_numpy()
-        for name, values in compute_metrics(metrics, enhanced, clean, srs, pool).items():
+        for name, values in compute_metrics(metrics, enhanced, clean, srs, pool, options).items():
             part[name] = values
-        for name, values in compute_metrics(metrics, noisy, clean, srs, pool).items():
+        for name, values in compute_metrics(metrics, noisy, clean, srs, pool, options).items():
             part[NOISY_PREFIX + name] = values
         frames.append(part)
     bar.close()

@@ -7,15 +7,31 @@ from typing import Literal
 
 from curator.config import ConfigError, check_choice, check_range, register_section
 
-SLICE_COLUMNS = ("distortion", "sr", "language", "source", "speaker")
+SNR_BIN_COLUMN = "snr_bin"
+"""Slice of the input SNR (the manifest's ``snr_db``) by ``eval.snr_bins_db``."""
+SLICE_COLUMNS = ("distortion", "sr", "language", "source", "speaker", SNR_BIN_COLUMN)
 
 
 def _default_metrics() -> list[str]:
-    return ["pesq", "estoi", "si_sdr"]
+    return ["pesq", "estoi", "sdr", "si_sdr", "lsd", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "distillmos",
+            "spk_sim"]
 
 
 def _default_slices() -> list[str]:
-    return ["distortion", "sr", "language"]
+    return ["distortion", "sr", "language", SNR_BIN_COLUMN]
+
+
+@dataclass
+class BootstrapParams:
+    """Paired bootstrap of every comparison (resampling utterances)."""
+
+    n_boot: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        check_range("eval.bootstrap.n_boot", self.n_boot, lo=100)
+        check_range("eval.bootstrap.confidence", self.confidence, lo=0.5, hi=1.0, lo_open=True)
 
 
 @register_section("eval")
@@ -32,16 +48,22 @@ class EvalParams:
     num_workers: int = 2
     num_threads: int = 2
     device: Literal["cpu", "cuda"] = "cpu"
+    metric_batch_size: int = 16
+    plot_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "dnsmos_ovrl", "si_sdr"])
+    weights: dict[str, str] = field(default_factory=dict)
+    snr_bins_db: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0])
+    bootstrap: BootstrapParams = field(default_factory=BootstrapParams)
 
     def __post_init__(self) -> None:
-        from curator.evaluation.metrics import METRICS
-
         if not self.splits:
             raise ConfigError("'eval.splits' must name at least one of: dev, test")
         if not self.metrics:
-            raise ConfigError(f"'eval.metrics' must name at least one of: {', '.join(METRICS.names())}")
-        for m in self.metrics:
-            check_choice("eval.metrics", m, METRICS.names())
+            raise ConfigError("'eval.metrics' must name at least one metric")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ConfigError(f"'eval.metrics' lists a metric twice: {self.metrics}")
+        check_range("eval.metric_batch_size", self.metric_batch_size, lo=1)
+        if list(self.snr_bins_db) != sorted(self.snr_bins_db):
+            raise ConfigError(f"'eval.snr_bins_db' must be increasing, got {self.snr_bins_db}")
         for s in self.slices:
             check_choice("eval.slices", s, SLICE_COLUMNS)
         check_range("eval.peak", self.peak, lo=0.0, hi=1.0, lo_open=True)

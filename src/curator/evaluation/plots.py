@@ -17,13 +17,17 @@ PANEL_WIDTH_INCHES = 4.0
 DPI = 110
 
 
-def slice_table(summary: dict[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
-    """Flatten eval.json's slices into rows ``split, slice_by, slice, n, <metric>..., noisy_<metric>...``."""
+def slice_table(slices: dict[str, Any], metrics: Sequence[str]) -> pd.DataFrame:
+    """Flatten eval_slices.json into rows ``split, slice_by, slice, n, <metric>..., noisy_<metric>...`` (paired
+    means: each metric over the slice's utterances scored on both sides)."""
     rows = []
-    for split, block in summary.items():
-        for key, values in block["slices"].items():
+    for split, block in slices.items():
+        for key, values in block.items():
             for value, stats in values.items():
-                rows.append({"split": split, "slice_by": key, "slice": f"{key}={value}", **stats})
+                row = {"split": split, "slice_by": key, "slice": f"{key}={value}", "n": stats["n"]}
+                for m in metrics:
+                    row[m], row[NOISY_PREFIX + m] = stats[m]["enhanced"], stats[m]["noisy"]
+                rows.append(row)
     cols = ["split", "slice_by", "slice", "n", *metrics, *(NOISY_PREFIX + m for m in metrics)]
     return pd.DataFrame(rows, columns=cols)
 

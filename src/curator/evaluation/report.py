@@ -1,83 +1,117 @@
-"""Summaries of per-utterance scores: means, the noisy-input baseline, tails and per-slice means."""
+"""Summaries of per-utterance scores, every one PAIRED: enhanced output against the noisy input on the same rows.
+
+For each metric, a row where the enhanced or the noisy score is missing (a failed metric, no reference) is
+dropped from both sides and counted, so means, improvements, tails and slices always compare the same
+utterances. Improvements come with a paired bootstrap confidence interval (:mod:`curator.evaluation.paired`).
+The headline block (``metrics/eval.json``) holds means, tails and the URGENT rank; per-slice figures go to their
+own file so that ``dvc metrics diff`` stays readable.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from curator.evaluation.metrics import Metric
-from curator.evaluation.ranking import rank_systems
+from curator.evaluation.paired import PairedStats, paired_stats, worst_mean
+from curator.evaluation.ranking import official_rank, rank_systems
 
 NOISY_PREFIX = "noisy_"
 GAIN_COLUMN = "output_to_input_db"
 SYSTEMS = ("enhanced", "noisy")
+DECIMALS = 6
+"""Figures are rounded to this many decimals in the JSON files: far below any metric's meaning."""
 
 
 def tail_mean(values: np.ndarray, fraction: float, higher_is_better: bool) -> float:
     """Mean of the worst ``fraction`` of the finite values (at least one); NaN if none are finite."""
     v = np.asarray(values, dtype=np.float64)
-    v = np.sort(v[np.isfinite(v)])
-    if not v.size:
-        return math.nan
-    k = max(1, math.ceil(fraction * v.size))
-    return float(v[:k].mean() if higher_is_better else v[-k:].mean())
+    v = v[np.isfinite(v)]
+    return float(worst_mean(v, fraction, higher_is_better)) if v.size else math.nan
 
 
-def _clean(x: float) -> float | None:
-    return None if not math.isfinite(x) else round(float(x), 6)
+def _clean(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), DECIMALS)
 
 
-def _expected(df: pd.DataFrame, metric: Metric) -> int:
-    """How many utterances a metric should score (those with a reference, for intrusive ones)."""
-    return int(df["has_reference"].sum()) if metric.needs_reference else len(df)
+def paired_block(stats: PairedStats) -> dict[str, Any]:
+    """One metric's enhanced-vs-noisy figures, JSON-ready."""
+    return {
+        "n": stats.n, "n_dropped": stats.n_dropped,
+        "enhanced": _clean(stats.mean_a), "noisy": _clean(stats.mean_b),
+        "improvement": _clean(stats.diff), "ci_low": _clean(stats.ci_low), "ci_high": _clean(stats.ci_high),
+        "win_rate": _clean(stats.win_rate), "verdict": stats.verdict,
+        "tail_enhanced": _clean(stats.tail_a), "tail_noisy": _clean(stats.tail_b),
+        "tail_improvement": _clean(stats.tail_diff),
+    }
 
 
-def _means(df: pd.DataFrame, metrics: Sequence[Metric], prefix: str = "") -> dict[str, float | None]:
-    return {m.name: _clean(df[prefix + m.name].mean()) for m in metrics}
+def _pair(df: pd.DataFrame, metric: Metric, tail_fraction: float, bootstrap: Mapping[str, Any]) -> PairedStats:
+    return paired_stats(df[metric.name].to_numpy(dtype=np.float64),
+                        df[NOISY_PREFIX + metric.name].to_numpy(dtype=np.float64), metric.higher_is_better,
+                        n_boot=int(bootstrap["n_boot"]), seed=int(bootstrap["seed"]),
+                        confidence=float(bootstrap["confidence"]), tail_fraction=tail_fraction)
 
 
-def slice_means(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[str]) -> dict[str, Any]:
-    """``{slice column: {value: {n, <metric>, noisy_<metric>}}}`` via one groupby per slice column."""
-    cols = [m.name for m in metrics] + [NOISY_PREFIX + m.name for m in metrics]
-    out: dict[str, Any] = {}
-    for key in slices:
-        grouped = df.groupby(key, sort=True, dropna=False)  # numeric slices (sr) sort numerically
-        table = grouped[cols].mean().join(grouped.size().rename("n"))
-        out[key] = {str(v): {c: (int(row[c]) if c == "n" else _clean(row[c])) for c in ["n", *cols]}
-                    for v, row in table.iterrows()}
+def _rank(blocks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The official URGENT rank of enhanced vs noisy (paired means), and the project's rank over all metrics."""
+    means = pd.DataFrame({m: [b["enhanced"], b["noisy"]] for m, b in blocks.items()}, index=list(SYSTEMS),
+                         dtype=float).dropna(axis=1, how="all")
+    if means.empty:
+        return None
+    out: dict[str, Any] = {"all_metrics": {s: _clean(v) for s, v in rank_systems(means)["overall"].items()}}
+    try:
+        ranking = official_rank(means)
+    except ValueError:
+        out["official"] = None
+        out["official_missing"] = "none of the official 2026 metrics was computed"
+        return out
+    out["official"] = {s: _clean(v) for s, v in ranking.table["overall"].items()}
+    out["official_missing"] = {c: list(ms) for c, ms in ranking.missing.items()}
     return out
 
 
 def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: float,
-                    slices: Sequence[str]) -> dict[str, Any]:
-    """eval.json's block for one split."""
-    enhanced, noisy = _means(df, metrics), _means(df, metrics, NOISY_PREFIX)
-    means = pd.DataFrame([{m.name: df[p + m.name].mean() for m in metrics} for p in ("", NOISY_PREFIX)],
-                         index=list(SYSTEMS))
-    ranks = rank_systems(means.dropna(axis=1, how="all"))["overall"] if means.notna().any().any() else None
+                    bootstrap: Mapping[str, Any]) -> dict[str, Any]:
+    """eval.json's headline block for one split (paired per metric)."""
+    blocks = {m.name: paired_block(_pair(df, m, tail_fraction, bootstrap)) for m in metrics}
     return {
         "n_utts": len(df),
         "n_with_reference": int(df["has_reference"].sum()),
-        "n_failed": {m.name: _expected(df, m) - int(df[m.name].notna().sum()) for m in metrics},
-        "enhanced": enhanced,
-        "noisy": noisy,
-        "improvement": {k: None if enhanced[k] is None or noisy[k] is None else round(enhanced[k] - noisy[k], 6)
-                        for k in enhanced},
-        "tail": {
-            "fraction": tail_fraction,
-            "enhanced": {m.name: _clean(tail_mean(df[m.name].to_numpy(), tail_fraction, m.higher_is_better))
-                         for m in metrics},
-            "noisy": {m.name: _clean(tail_mean(df[NOISY_PREFIX + m.name].to_numpy(), tail_fraction,
-                                               m.higher_is_better)) for m in metrics},
-        },
+        "tail_fraction": tail_fraction,
+        "metrics": blocks,
+        "urgent_rank": _rank(blocks),
         "speech_free": {  # rows without a usable reference: intrusive metrics skip them; did the model attenuate?
             "n": int((~df["has_reference"]).sum()),
-            GAIN_COLUMN: _clean(df.loc[~df["has_reference"], GAIN_COLUMN].mean()),
+            GAIN_COLUMN: _clean(float(df.loc[~df["has_reference"], GAIN_COLUMN].mean())
+                                if (~df["has_reference"]).any() else None),
         },
-        "urgent_rank": None if ranks is None else {s: _clean(ranks[s]) for s in SYSTEMS},
-        "slices": slice_means(df, metrics, slices),
     }
+
+
+def slice_summary(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[str], tail_fraction: float,
+                  bootstrap: Mapping[str, Any]) -> dict[str, Any]:
+    """``{slice column: {value: {metric: paired block}}}``: the per-slice file beside eval.json."""
+    out: dict[str, Any] = {}
+    for key in slices:
+        out[key] = {}
+        for value, part in df.groupby(key, sort=True, dropna=False):  # numeric slices (sr) sort numerically
+            out[key][str(value)] = {"n": len(part),
+                                    **{m.name: paired_block(_pair(part, m, tail_fraction, bootstrap))
+                                       for m in metrics}}
+    return out
+
+
+def snr_bins(snr_db: pd.Series, edges: Sequence[float]) -> pd.Series:
+    """Input-SNR slice labels by ``edges`` (``<0``, ``0..5``, ..., ``>=15``); ``unknown`` without an SNR."""
+    labels = [f"<{edges[0]:g}", *(f"{lo:g}..{hi:g}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)),
+              f">={edges[-1]:g}"] if edges else ["all"]
+    values = pd.to_numeric(snr_db, errors="coerce").to_numpy(dtype=np.float64)
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
+    out = np.asarray(labels, dtype=object)[np.minimum(idx, len(labels) - 1)]
+    out[~np.isfinite(values)] = "unknown"
+    return pd.Series(out, index=snr_db.index)

@@ -15,7 +15,7 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.filters import apply_filters
 from curator.contract.manifest import ManifestError, read_manifest
 from curator.contract.scores import CARRIED, write_table
-from curator.io import sha256_file, write_json
+from curator.io import sha256_file, timings_path, write_json
 from curator.scoring.base import ScoringError
 from curator.scoring.decode import OK
 from curator.scoring.runner import ScoreResult, score_rows
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     ap.add_argument("--out", default="data/scores/train_scores.parquet", help="scores Parquet to write")
     ap.add_argument("--metrics", default=DEFAULT_METRICS, help="stage metrics JSON (default: %(default)s)")
+    ap.add_argument("--timings", default=None, help="wall-clock figures, kept out of the metrics DVC compares "
+                    "(default: timings/<name> beside --metrics, e.g. metrics/timings/score.json)")
     ap.add_argument("overrides", nargs="*", metavar="key=value",
                     help="data.manifest=PATH (default: <data.root>/manifests/<data.dataset>/train.jsonl) and dotted params overrides, "
                          "e.g. score.batch_size=8")
@@ -68,15 +70,12 @@ def native(value: Any) -> Any:
 
 
 def metrics(result: ScoreResult, n_manifest: int, dropped: dict[str, int]) -> dict[str, Any]:
-    """The stage's metrics/score.json: counts by status, rejects, throughput, per-scorer model time."""
+    """The stage's metrics/score.json: counts by status and rejects (what the data is, not how fast it went)."""
     statuses: Counter[str] = Counter()
-    scorer_seconds: Counter[str] = Counter()
     for s in result.summaries:
         statuses.update(s.statuses)
-        scorer_seconds.update(s.scorer_seconds)
     audio = sum(s.audio_seconds for s in result.summaries)
     n = sum(s.utterances for s in result.summaries)
-    wall = max(result.wall_seconds, 1e-9)
     return {
         "rows_in_manifest": n_manifest,
         "rows_filtered_out": dropped,
@@ -85,12 +84,25 @@ def metrics(result: ScoreResult, n_manifest: int, dropped: dict[str, int]) -> di
         "rejects": n - statuses.get(OK, 0),
         "speech_free_ok": sum(s.speech_free for s in result.summaries),
         "audio_hours_ok": round(audio / 3600.0, 6),
+        "shards_total": len(result.summaries),
+    }
+
+
+def timings(result: ScoreResult) -> dict[str, Any]:
+    """metrics/timings/score.json: throughput and per-scorer model time (differ on every run, so DVC does not
+    compare them as metrics)."""
+    scorer_seconds: Counter[str] = Counter()
+    for s in result.summaries:
+        scorer_seconds.update(s.scorer_seconds)
+    audio = sum(s.audio_seconds for s in result.summaries)
+    n = sum(s.utterances for s in result.summaries)
+    wall = max(result.wall_seconds, 1e-9)
+    return {
         "wall_seconds": round(result.wall_seconds, 3),
         "utterances_per_second": round(n / wall, 3),
         "times_realtime": round(audio / wall, 3),
         "times_realtime_per_worker": round(audio / wall / max(result.workers, 1), 3),
         "workers": result.workers,
-        "shards_total": len(result.summaries),
         "shards_resumed": sum(s.resumed for s in result.summaries),
         "scorer_seconds": {k: round(v, 3) for k, v in sorted(scorer_seconds.items())},
         "decode_seconds": round(sum(s.decode_seconds for s in result.summaries), 3),
@@ -129,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_table(result.table, args.out, result.settings)
     report = metrics(result, len(df), dropped)
     write_json(args.metrics, report)
+    speed = timings(result)
+    write_json(args.timings or timings_path(args.metrics), speed)
     print(f"scored {report['rows_scored']} utterances ({report['rejects']} rejected: "
-          f"{report['status_counts']}) at {report['times_realtime']}x realtime -> {args.out}")
+          f"{report['status_counts']}) at {speed['times_realtime']}x realtime -> {args.out}")
     return 0

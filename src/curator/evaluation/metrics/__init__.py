@@ -60,7 +60,7 @@ class MetricOptions:
         path = self.weights.get(metric)
         if not path:
             raise MetricUnavailable(metric, f"no weights configured: put {what} in a local folder and set "
-                                            f"eval weights '{metric}' to its path")
+                                            f"eval.weights.{metric} to its path")
         if not Path(path).exists():
             raise MetricUnavailable(metric, f"weights '{path}' not found: put {what} there")
         return Path(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import tempfile
 from collections.abc import Sequence
@@ -49,8 +50,22 @@ def _dnsmos_session(device: str) -> tuple[Any, list[np.poly1d]]:
     return session, [np.poly1d(c) for c in CALIBRATION[False]]
 
 
+_DNSMOS_LAST: dict[tuple, np.ndarray] = {}
+"""The last batch's DNSMOS, keyed by the signals' content: SIG, BAK and OVRL are three registered metrics that
+one model run computes together, so the second and third metric of a batch reuse the first's run."""
+
+
 def dnsmos(signals: Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
     """``(n, 3)`` calibrated DNSMOS P.835 SIG, BAK, OVRL of 16 kHz signals, averaged over all windows."""
+    key = (device, *(hashlib.blake2b(np.ascontiguousarray(x, np.float32).tobytes(), digest_size=16).digest()
+                     for x in signals))
+    if key not in _DNSMOS_LAST:
+        _DNSMOS_LAST.clear()
+        _DNSMOS_LAST[key] = _dnsmos(signals, device)
+    return _DNSMOS_LAST[key]
+
+
+def _dnsmos(signals: Sequence[np.ndarray], device: str) -> np.ndarray:
     from curator.scoring.scorers.dnsmos import windows
 
     session, calibration = _dnsmos_session(device)

@@ -20,7 +20,7 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.filters import apply_filters
 from curator.contract.manifest import ManifestError, read_manifest
 from curator.contract.scores import CARRIED, FLOAT_DECIMALS, write_table
-from curator.io import sha256_file, write_json
+from curator.io import sha256_file, timings_path, write_json
 from curator.scoring.cli import MANIFEST_OVERRIDE, native, split_overrides
 from curator.scoring.decode import DecodeRules
 from curator.scoring.probe.fit import cross_fit
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
     ap.add_argument("--out", default="data/scores/probe_loss.parquet", help="probe-loss Parquet to write")
     ap.add_argument("--metrics", default="metrics/probe.json", help="stage metrics JSON (default: %(default)s)")
+    ap.add_argument("--timings", default=None, help="wall-clock figures, kept out of the metrics DVC compares "
+                    "(default: timings/<name> beside --metrics, e.g. metrics/timings/probe.json)")
     ap.add_argument("overrides", nargs="*", metavar="key=value",
                     help=f"{MANIFEST_OVERRIDE}=PATH (default: <data.root>/manifests/<data.dataset>/train.jsonl) and dotted overrides such as "
                          f"probe.steps=100")
@@ -81,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(args.metrics, {
         "rows": len(rows), "status_counts": dict(sorted(Counter(statuses).items())),
         "mean_probe_loss": round(float(np.nanmean(losses)), 6) if np.isfinite(losses).any() else None,
-        "folds": [dataclasses.asdict(r) for r in reports], "wall_seconds": round(wall, 3),
+        "folds": [dataclasses.asdict(r) for r in reports],
     })
+    write_json(args.timings or timings_path(args.metrics), {"wall_seconds": round(wall, 3)})
     print(f"probe loss for {len(rows)} utterances in {wall:.1f}s -> {args.out}")
     return 0

@@ -1,0 +1,110 @@
+"""Paired comparison of two systems on the same utterances: mean difference with a bootstrap confidence
+interval, win rate, tail (CVaR) difference and a verdict.
+
+Every figure is computed over the utterances that BOTH systems scored (a row where either side's metric failed
+is dropped from both and counted), so a difference never mixes the systems with different test sets. The
+bootstrap resamples utterances with a seeded generator, in blocks that bound memory, so the same inputs give
+the same interval on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+VERDICTS = ("better", "worse", "no evidence")
+BOOTSTRAP_BLOCK = 256
+"""Resamples drawn at once: a (block, n) index matrix bounds the bootstrap's memory."""
+
+
+@dataclass(frozen=True)
+class PairedStats:
+    """System A against system B on one metric (``diff`` = A - B in the metric's units)."""
+
+    n: int
+    n_dropped: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    win_rate: float
+    tail_a: float
+    tail_b: float
+    tail_diff: float
+    tail_ci_low: float
+    tail_ci_high: float
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def worst_mean(values: np.ndarray, fraction: float, higher_is_better: bool, axis: int = -1) -> np.ndarray:
+    """CVaR: the mean of the worst ``fraction`` (at least one value) along ``axis``."""
+    v = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    n = v.shape[axis]
+    k = max(1, math.ceil(fraction * n))
+    worst = np.take(v, np.arange(k) if higher_is_better else np.arange(n - k, n), axis=axis)
+    return worst.mean(axis=axis)
+
+
+def verdict(ci_low: float, ci_high: float, higher_is_better: bool) -> str:
+    """"better" when the whole interval of A - B favours A, "worse" when it favours B, else "no evidence"."""
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return "no evidence"
+    lo, hi = (ci_low, ci_high) if higher_is_better else (-ci_high, -ci_low)
+    if lo > 0:
+        return "better"
+    if hi < 0:
+        return "worse"
+    return "no evidence"
+
+
+def paired_stats(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, seed: int,
+                 confidence: float = 0.95, tail_fraction: float = 0.1) -> PairedStats:
+    """Compare per-utterance scores ``a`` and ``b`` (same utterances, same order; NaN where a metric failed)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_stats: {a.shape} vs {b.shape}; both systems must score the same utterances")
+    both = np.isfinite(a) & np.isfinite(b)
+    a, b = a[both], b[both]
+    n = int(a.size)
+    if n == 0:
+        nan = math.nan
+        return PairedStats(0, int((~both).sum()), nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
+                           "no evidence")
+    d = a - b
+    better = d > 0 if higher_is_better else d < 0
+    win_rate = float((better.sum() + 0.5 * (d == 0).sum()) / n)
+    boot_mean, boot_tail = _bootstrap(a, b, higher_is_better, n_boot, seed, tail_fraction)
+    q = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot_mean, [q, 1.0 - q]) if n > 1 else (math.nan, math.nan)
+    tlo, thi = np.quantile(boot_tail, [q, 1.0 - q]) if n > 1 else (math.nan, math.nan)
+    tail_a = float(worst_mean(a, tail_fraction, higher_is_better))
+    tail_b = float(worst_mean(b, tail_fraction, higher_is_better))
+    return PairedStats(
+        n=n, n_dropped=int((~both).sum()), mean_a=float(a.mean()), mean_b=float(b.mean()), diff=float(d.mean()),
+        ci_low=float(lo), ci_high=float(hi), win_rate=win_rate, tail_a=tail_a, tail_b=tail_b,
+        tail_diff=tail_a - tail_b, tail_ci_low=float(tlo), tail_ci_high=float(thi),
+        verdict=verdict(float(lo), float(hi), higher_is_better))
+
+
+def _bootstrap(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, seed: int,
+               tail_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap distributions of mean(A - B) and CVaR(A) - CVaR(B), resampling utterances (pairs kept)."""
+    rng = np.random.default_rng(seed)
+    n = a.size
+    means, tails = np.empty(n_boot), np.empty(n_boot)
+    for lo in range(0, n_boot, BOOTSTRAP_BLOCK):
+        hi = min(n_boot, lo + BOOTSTRAP_BLOCK)
+        idx = rng.integers(0, n, size=(hi - lo, n))
+        ra, rb = a[idx], b[idx]
+        means[lo:hi] = (ra - rb).mean(axis=1)
+        tails[lo:hi] = worst_mean(ra, tail_fraction, higher_is_better) - worst_mean(rb, tail_fraction,
+                                                                                   higher_is_better)
+    return means, tails
