@@ -29,7 +29,7 @@ check: setup ## validate params.yaml (every section) before any work
 repro: check ## run the whole DVC pipeline (prepare -> manifest -> score -> select -> train -> eval)
 	@echo ">>> dvc repro (stages already up to date are skipped)"
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@$(BIN)/curator summary
 
 test: setup ## run the test suite (end-to-end DVC test included)
 	@echo ">>> pytest"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -45,3 +46,20 @@ def test_check_applies_overrides(tmp_path, repo_root, capsys):
     shutil.copy(repo_root / "params.yaml", tmp_path / "params.yaml")
     assert check.main(["--config", str(tmp_path / "params.yaml"), "data.filters.max_hours=-1"]) == 2
     assert "data.filters.max_hours" in capsys.readouterr().err
+
+
+def test_summary_reads_every_stage(tmp_path, capsys):
+    from curator.summary import main as summary_main
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "mini", "splits": {
+        "train": {"utterances": 3, "hours": 0.01, "rejected": 1}}}))
+    (tmp_path / "train" / "metrics.json").write_text(json.dumps({"best_val_loss": 0.5, "best_step": 2, "steps": 4,
+                                                                  "n_params": 10}))
+    (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "metrics": {"pesq": {
+        "enhanced": 2.0, "noisy": 1.5, "improvement": 0.5, "ci_low": 0.1, "ci_high": 0.9, "verdict": "better"}},
+        "urgent_rank": None}, "unavailable_metrics": {"nisqa": "no weights"}}))
+    assert summary_main(["--metrics_dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "train 3 utts / 0.01 h (1 rejected)" in out and "+0.500 [+0.100, +0.900]  better" in out
+    assert "unavailable metrics" in out and "nisqa" in out

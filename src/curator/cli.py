@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "train": ("curator.training.cli", []),
     "eval": ("curator.evaluation.cli", []),
     "check": ("curator.check", []),
+    "compare": ("curator.evaluation.compare", []),
+    "summary": ("curator.summary", []),
 }
 
 USAGE = """usage: curator <command> [options]
@@ -35,6 +37,8 @@ Stages of the DVC pipeline (run them with `dvc repro`; each also runs alone):
 Other commands:
   datasets   the datasets CLI (--stage download|prepare|verify|manifest|all)
   check      validate every section of params.yaml and exit
+  compare    paired comparison of experiments (CIs, win rate, tails, slices, verdicts, URGENT rank)
+  summary    the pipeline's headline figures in one screen (run by `make repro`)
 
 `curator <command> --help` describes each command's flags.
 """

@@ -1,38 +1,91 @@
-"""Comparing systems from per-utterance Parquet files."""
+"""``curator compare``: paired differences with intervals, verdicts, slices, the official ranking, the files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from curator.evaluation.compare import main
+from curator.evaluation.compare import CompareError, System, compare, main
+from curator.evaluation.metrics import METRICS, compute_metrics
+
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+SR = 16000
 
 
-def write_system(root: Path, name: str, pesq: list[float], si_sdr: list[float], utts: list[str]) -> Path:
+def write_system(root: Path, name: str, columns: dict[str, list[float]], utts: list[str],
+                 distortion: list[str] | None = None) -> Path:
     path = root / name / "per_utt.parquet"
     path.parent.mkdir(parents=True)
-    pd.DataFrame({"split": "test", "utt_id": utts, "pesq": pesq, "si_sdr": si_sdr,
-                  "noisy_pesq": [1.0] * len(utts), "noisy_si_sdr": [0.0] * len(utts)}).to_parquet(path)
+    pd.DataFrame({"split": "test", "utt_id": utts, "distortion": distortion or ["noise"] * len(utts),
+                  **columns}).to_parquet(path)
     return path
 
 
-def test_ranks_systems_and_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    utts = ["u1", "u2"]
-    a = write_system(tmp_path, "cvar", [3.0, 3.0], [10.0, 12.0], utts)
-    b = write_system(tmp_path, "random", [2.0, 2.0], [12.0, 14.0], utts)
-    out = tmp_path / "ranks.csv"
-    assert main([str(a), str(b), "--with_noisy", "--out", str(out)]) == 0
-    table = pd.read_csv(out, index_col="system")
-    # pesq: cvar 1, random 2, noisy 3; si_sdr: random 1, cvar 2, noisy 3 -> intrusive means 1.5, 1.5, 3
-    assert table.loc["cvar", "overall"] == 1.5 and table.loc["random", "overall"] == 1.5
-    assert table.loc["noisy_input", "overall"] == 3.0
-    assert "cvar" in capsys.readouterr().out
+def test_identical_systems_give_no_evidence_on_every_metric(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    utts = [f"u{i}" for i in range(40)]
+    cols = {"pesq": rng.uniform(1.5, 3.5, 40).tolist(), "estoi": rng.uniform(0.5, 0.9, 40).tolist(),
+            "si_sdr": rng.normal(8, 4, 40).tolist()}
+    a = write_system(tmp_path, "a", cols, utts)
+    b = write_system(tmp_path, "b", cols, utts)
+    out = tmp_path / "c.json"
+    assert main(["--config", str(TEST_PARAMS), str(a), str(b), "--json", str(out), "--png",
+                 str(tmp_path / "c.png")]) == 0
+    result = json.loads(out.read_text())
+    blocks = result["systems"]["b"]["metrics"]
+    assert set(blocks) == {"pesq", "estoi", "si_sdr"}
+    assert all(v["verdict"] == "no evidence" and v["improvement"] == 0 for v in blocks.values())
+    text = capsys.readouterr().out
+    assert "## b vs a" in text and max(len(line) for line in text.splitlines()) <= 120
+    assert (tmp_path / "c.png").stat().st_size > 0
 
 
-def test_different_utterances_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a = write_system(tmp_path, "a", [3.0], [1.0], ["u1"])
-    b = write_system(tmp_path, "b", [3.0], [1.0], ["u2"])
-    assert main([str(a), str(b)]) == 2
-    assert "scored different utterances" in capsys.readouterr().err
+def _speechlike(rng: np.random.Generator, n: int) -> np.ndarray:
+    t = np.arange(n) / SR
+    env = 0.5 * (1 + np.sin(2 * np.pi * 3 * t))
+    return (env * sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (180, 360, 720, 1400))
+            ).astype(np.float32) * 0.1
+
+
+def test_the_clean_reference_beats_the_noisy_input_everywhere() -> None:
+    """Real metrics on real signals: 'system' = the clean reference itself, baseline = the noisy input."""
+    rng = np.random.default_rng(1)
+    names = ["pesq", "estoi", "si_sdr", "lsd"]
+    clean = [_speechlike(rng, SR * 2) for _ in range(12)]
+    noisy = [c + rng.normal(0, 0.05, c.size).astype(np.float32) for c in clean]
+    srs = np.full(len(clean), SR)
+    metrics = [METRICS.get(m) for m in names]
+    ref_scores = compute_metrics(metrics, clean, clean, srs, None)
+    noisy_scores = compute_metrics(metrics, noisy, clean, srs, None)
+    frame = lambda s: pd.DataFrame({"split": "test", "utt_id": [f"u{i}" for i in range(12)],  # noqa: E731
+                                    "distortion": ["noise", "reverb"] * 6, **s})
+    result = compare([System("noisy", frame(noisy_scores)), System("clean", frame(ref_scores))], "noisy", "test",
+                     None, ["distortion"], n_boot=500, seed=0, confidence=0.95, tail=0.1)
+    blocks = result["systems"]["clean"]["metrics"]
+    assert {m: b["verdict"] for m, b in blocks.items()} == dict.fromkeys(names, "better")  # LSD: lower is better
+    assert set(result["systems"]["clean"]["slices"]["distortion"]) == {"noise", "reverb"}
+    assert result["ranking"]["official"]["clean"]["overall_rank"] < result["ranking"]["official"]["noisy"]["overall_rank"]
+
+
+def test_only_shared_utterances_are_compared_and_counted(tmp_path: Path) -> None:
+    a = System("a", pd.DataFrame({"split": "test", "utt_id": ["u1", "u2", "u3"], "pesq": [2.0, 3.0, 4.0]}))
+    b = System("b", pd.DataFrame({"split": "test", "utt_id": ["u2", "u3", "u4"], "pesq": [2.0, 3.0, 1.0]}))
+    result = compare([a, b], "a", "test", None, [], 200, 0, 0.95, 0.1)
+    assert result["n_common"] == 2 and result["rows_not_shared"] == {"a": 1, "b": 1}
+    assert result["systems"]["b"]["metrics"]["pesq"]["improvement"] == pytest.approx(-1.0)
+
+
+def test_errors_name_the_system(tmp_path: Path, capsys) -> None:
+    a = write_system(tmp_path, "a", {"pesq": [3.0]}, ["u1"])
+    b = write_system(tmp_path, "b", {"pesq": [3.0]}, ["u2"])
+    assert main(["--config", str(TEST_PARAMS), str(a), str(b)]) == 2
+    assert "share no utterance" in capsys.readouterr().err
+    assert main(["--config", str(TEST_PARAMS), str(a), "no-such-experiment"]) == 2
+    assert "'no-such-experiment' is neither" in capsys.readouterr().err
+    with pytest.raises(CompareError, match="baseline 'zzz'"):
+        compare([System("a", pd.DataFrame({"split": ["test"], "utt_id": ["u"], "pesq": [1.0]}))] * 1, "zzz",
+                "test", None, [], 100, 0, 0.95, 0.1)

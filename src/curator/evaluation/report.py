@@ -38,15 +38,16 @@ def _clean(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), DECIMALS)
 
 
-def paired_block(stats: PairedStats) -> dict[str, Any]:
-    """One metric's enhanced-vs-noisy figures, JSON-ready."""
+def paired_block(stats: PairedStats, a: str = "enhanced", b: str = "noisy") -> dict[str, Any]:
+    """One metric's A-vs-B figures (default: enhanced vs noisy), JSON-ready; ``improvement`` = A - B."""
     return {
         "n": stats.n, "n_dropped": stats.n_dropped,
-        "enhanced": _clean(stats.mean_a), "noisy": _clean(stats.mean_b),
+        a: _clean(stats.mean_a), b: _clean(stats.mean_b),
         "improvement": _clean(stats.diff), "ci_low": _clean(stats.ci_low), "ci_high": _clean(stats.ci_high),
         "win_rate": _clean(stats.win_rate), "verdict": stats.verdict,
-        "tail_enhanced": _clean(stats.tail_a), "tail_noisy": _clean(stats.tail_b),
-        "tail_improvement": _clean(stats.tail_diff),
+        f"tail_{a}": _clean(stats.tail_a), f"tail_{b}": _clean(stats.tail_b),
+        "tail_improvement": _clean(stats.tail_diff), "tail_ci_low": _clean(stats.tail_ci_low),
+        "tail_ci_high": _clean(stats.tail_ci_high),
     }
 
 

@@ -1,0 +1,89 @@
+"""``curator summary``: the pipeline's headline in one screen, read from the stages' metrics files.
+
+``make repro`` ends with it: what was imported, scored and selected, how training went and, per evaluated
+split, each metric's paired improvement over the noisy input with its confidence interval and verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIR = "metrics"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _num(x: Any, nd: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
+def lines(folder: Path) -> list[str]:
+    """The summary's lines; a stage whose metrics file is missing says so."""
+    out = []
+    manifest = _load(folder / "manifest.json")
+    if manifest:
+        parts = [f"{s} {b['utterances']} utts / {b['hours']:.2f} h ({b['rejected']} rejected)"
+                 for s, b in manifest["splits"].items()]
+        out.append(f"manifest  [{manifest['dataset']}] " + "; ".join(parts))
+    score = _load(folder / "score.json")
+    if score:
+        out.append(f"score     {score['rows_scored']} scored, {score['rejects']} rejected "
+                   f"{score['status_counts']}, {score['speech_free_ok']} speech-free")
+    select = _load(folder / "select.json")
+    if select:
+        share = select.get("imperfect_ref_share") or {}
+        out.append(f"select    {select['n_selected']} utts, {select['hours_selected']:.3f} of "
+                   f"{select['budget_hours']:.3f} h budget; imperfect references {_num(share.get('selected'))} "
+                   f"(pool {_num(share.get('pool'))})")
+    train = _load(folder / "train" / "metrics.json")
+    if train:
+        out.append(f"train     best val loss {_num(train.get('best_val_loss'), 4)} at step {train.get('best_step')} "
+                   f"of {train.get('steps')} ({train.get('n_params')} params)")
+    evaluation = _load(folder / "eval.json")
+    if evaluation:
+        for split, block in evaluation.items():
+            if split == "unavailable_metrics" or not isinstance(block, dict):
+                continue
+            if "metrics" not in block:
+                out.append(f"eval      {split}: written by an older version; rerun `dvc repro eval`")
+                continue
+            out.append(f"eval      {split}: {block['n_utts']} utts; enhanced vs noisy input on the same "
+                       "utterances, [95% CI]:")
+            for name, m in block["metrics"].items():
+                if m["improvement"] is None:
+                    out.append(f"  {name:18s} not scored on both sides")
+                    continue
+                out.append(f"  {name:18s} {m['enhanced']:8.3f} vs {m['noisy']:8.3f}  {m['improvement']:+8.3f} "
+                           f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]  {m['verdict']}")
+            rank = block.get("urgent_rank") or {}
+            if rank.get("official"):
+                out.append(f"  URGENT rank (official metrics): {rank['official']}"
+                           + (f"; not computed: {sorted(v for vs in rank['official_missing'].values() for v in vs)}"
+                              if rank.get("official_missing") else ""))
+        if evaluation.get("unavailable_metrics"):
+            out.append(f"  unavailable metrics (see metrics/eval.json for the reasons): "
+                       f"{', '.join(sorted(evaluation['unavailable_metrics']))}")
+    return out or [f"no stage metrics under {folder} yet: run `dvc repro`"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="curator summary", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--metrics_dir", default=DEFAULT_DIR, help="folder of the stages' metrics (default: %(default)s)")
+    args = ap.parse_args(argv)
+    print("\n".join(lines(Path(args.metrics_dir))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
