@@ -37,6 +37,7 @@ from curator.datasets.simulation import distortions as D
 from curator.datasets.simulation.plan import plan_simulation
 from curator.datasets.simulation.render import RenderError, render_all, write_lists
 from curator.datasets.simulation.sources import Sources
+from curator.determinism import pin_threads
 from curator.io import atomic_open, sha256_file
 
 SPLITS = ("train", "dev", "test")
@@ -49,6 +50,9 @@ SOURCE_PEAK = 0.9
 """Source speech is peak-normalised to this after its defect is applied."""
 DEFECT_RESAMPLER = "soxr_hq"
 CHECKSUM_FILE = "checksums.sha256"
+SYNTH_THREADS = 1
+"""BLAS/OpenMP threads in every process that synthesises or simulates: parallelism comes from the worker
+processes, and a fixed count keeps multi-threaded reductions in one order (curator.determinism)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ _SYNTH: dict[str, object] = {}
 
 
 def _init_synth(root: Path, mini: MiniParams, sim: SimulationParams) -> None:
+    pin_threads(SYNTH_THREADS)
     _SYNTH.update(tts=Synthesizer(), root=root, mini=mini, sim=sim)
 
 
@@ -196,6 +201,11 @@ def make_rirs(root: Path, split: str, s_idx: int, mini: MiniParams, seed: int, p
 
 def build_mini(root: Path, mini: MiniParams, sim: SimulationParams, seed: int, workers: int) -> dict[str, int]:
     """Write the whole mini dataset under ``root`` (which should be empty); returns utterances per split."""
+    with pin_threads(SYNTH_THREADS):
+        return _build_mini(root, mini, sim, seed, workers)
+
+
+def _build_mini(root: Path, mini: MiniParams, sim: SimulationParams, seed: int, workers: int) -> dict[str, int]:
     jobs = plan_speech(mini, seed)
     every = [j for split in SPLITS for j in jobs[split]]
     pool = ProcessPoolExecutor(workers, initializer=_init_synth, initargs=(root, mini, sim)) if workers > 1 else None

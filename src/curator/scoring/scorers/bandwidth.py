@@ -40,11 +40,12 @@ def effective_bandwidth(x: np.ndarray, lengths: np.ndarray, sr: int, drop_db: fl
     """Bandwidth in Hz of every row of a padded ``(batch, time)`` batch at one sampling rate."""
     n_fft = 1 << int(np.ceil(np.log2(WINDOW_SEC * sr)))
     hop = n_fft // 2
-    wav = torch.from_numpy(x)
+    wav = torch.from_numpy(x).double()  # float64 FFT: float32 kernels differ in the last bits between CPUs
     if wav.shape[-1] < n_fft:
         wav = torch.nn.functional.pad(wav, (0, n_fft - wav.shape[-1]))
-    spec = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True)
-    power = spec.abs().square().double()  # (batch, freq, frames)
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    spec = torch.stft(wav, n_fft, hop, window=window, center=False, return_complex=True)
+    power = spec.abs().square()  # (batch, freq, frames), float64
     frames = torch.from_numpy(np.maximum(1 + (lengths - n_fft) // hop, 1))
     valid = torch.arange(power.shape[-1])[None, :] < frames[:, None]
     energy_db = 10 * torch.log10(power.sum(1) + POWER_FLOOR)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from curator.determinism import ort_session_options
 from curator.scoring.base import SCORERS, AudioBatch, Scorer, ScoringError, float_columns
 
 SR = 16000  # the sequence model's rate
@@ -62,9 +63,7 @@ class VadScorer(Scorer):
         path = Path(silero_vad.__file__).parent / "data" / MODEL_FILE
         if not path.is_file():
             raise ScoringError(f"Silero VAD model '{path}' is missing: reinstall silero-vad (>= 6.2)")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
+        so = ort_session_options(self.threads)  # the same kernels on every CPU (see curator.determinism)
         so.log_severity_level = 3  # the export carries unused initialisers onnxruntime would warn about
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
