@@ -134,9 +134,16 @@ def test_exp_run_changes_selection_metrics(pipeline: Path):
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], pipeline))
     assert any(k.startswith("metrics/select.json") for k in diff), diff
     assert "metrics/select.json" in diff and diff["metrics/select.json"], diff
-    run(["dvc", "exp", "run", "-S", "select.name=random"], pipeline)
+    run(["dvc", "exp", "run", "-n", "rand", "-S", "select.name=random"], pipeline)
     shown = run(["dvc", "exp", "show", "--json"], pipeline)
     assert "random" in shown
+    # the paired comparison of two experiments of the pipeline: the committed run (HEAD) against `rand`
+    out = run([sys.executable, "-m", "curator.evaluation.compare", "HEAD", "rand", "--config", "params.yaml",
+               "--json", "compare.json"], pipeline)
+    assert "## rand vs HEAD" in out and "95% CI" in out
+    result = json.loads((pipeline / "compare.json").read_text())
+    assert result["n_common"] > 0
+    assert all(b["verdict"] in ("better", "worse", "no evidence") for b in result["systems"]["rand"]["metrics"].values())
 
 
 def test_two_clean_runs_give_identical_hashes(pipeline: Path, tmp_path_factory):
