@@ -35,12 +35,14 @@ SECTION_MODULES: dict[str, str] = {
     "select": "curator.selection.params",
     "train": "curator.training.params",
     "eval": "curator.evaluation.params",
+    "compare": "curator.evaluation.efficacy.params",
 }
 SECTION_PLUGINS: dict[str, str] = {
     "score": "curator.scoring.plugins",
     "select": "curator.selection.plugins",
     "train": "curator.training.plugins",
     "eval": "curator.evaluation.plugins",
+    "compare": "curator.evaluation.efficacy.plugins",
 }
 """Section -> module whose ``validate(params)`` checks plug-in names and options against the registries. The
 dataclasses never import a registry (whose plug-ins import the dataclasses): no import circles."""
@@ -76,6 +78,19 @@ def _traced_class(cls: type) -> type:
         _TRACED[cls] = type(cls.__name__, (cls,), {"__getattribute__": __getattribute__,
                                                    "__reduce_ex__": __reduce_ex__, "__module__": cls.__module__})
     return _TRACED[cls]
+
+
+def read_entry(obj: Any, field_name: str, key: str) -> Any:
+    """``getattr(obj, field_name)[key]`` of a dict-valued param, recorded as reading that one entry only.
+
+    A stage that reads one entry of a mapping (one variant of ``compare.variants``) lists just that entry in
+    dvc.yaml, so editing another entry does not rerun it; plain attribute access would record the whole mapping.
+    """
+    mapping = object.__getattribute__(obj, field_name)
+    where = obj.__dict__.get("_params_where")
+    if where is not None:
+        _READ_KEYS.add(f"{where}.{field_name}.{key}")
+    return mapping[key]
 
 
 def _untraced(cls: type, state: dict[str, Any]) -> Any:

@@ -116,6 +116,22 @@ def test_second_repro_is_a_noop(pipeline: Path):
     assert "Running stage" not in out, out
 
 
+def test_efficacy_matrix_report_and_adding_a_seed_reruns_only_that_seed(pipeline: Path):
+    report = json.loads((pipeline / "metrics/compare.json").read_text())
+    assert report["baseline"] == "random" and set(report["vs_baseline"]["0.5"]) == {"cvar"}
+    cell = report["vs_baseline"]["0.5"]["cvar"]["pesq"]
+    assert {"diff", "ci_low", "ci_high", "verdict", "tail_diff"} <= set(cell)
+    assert "## each strategy against `random` at equal hours" in (pipeline / "metrics/compare.md").read_text()
+    assert (pipeline / "metrics/plots/compare/learning_curve.png").stat().st_size > 0
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["compare"]["seeds"] = [0, 1]
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
+    new_cells = {f"cmp_{s}@{v}-0.5-1" for s in ("train", "eval") for v in ("random", "cvar")}
+    assert new_cells <= changed and changed - new_cells <= {"cmp_report"}, changed
+    run(["git", "checkout", "params.yaml"], pipeline)
+
+
 def test_param_change_reruns_only_dependent_stages(pipeline: Path):
     out = run(["dvc", "status", "--json"], pipeline)
     assert json.loads(out) == {}

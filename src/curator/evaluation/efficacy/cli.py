@@ -1,0 +1,135 @@
+"""``python -m curator.evaluation.efficacy``: the curation-efficacy matrix, one DVC stage per cell.
+
+    select --variant V --budget B            curated list of variant V at K = B x the pool's hours
+    train  --variant V --budget B --seed S   the model of that list, training seed S (compare profile applied)
+    eval   --variant V --budget B --seed S   its per-utterance test metrics
+    report                                   paired comparison of every variant with the baseline, per budget
+
+Each command runs the project's own stage code (selection, training, evaluation) with the variant's overrides,
+so a matrix cell is exactly what `dvc exp run -S ...` would have produced, at a fraction of the bookkeeping.
+``dvc.yaml`` lays the cells out with ``matrix:``; adding a seed or a budget to params adds only new cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.filters import SECONDS_PER_HOUR, filter_mask
+from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_scores
+from curator.contract.versions import ContractError
+from curator.evaluation.efficacy.params import CompareParams, run_id, selection_id
+
+MODELS_DIR = Path("models/compare")
+FILTER_COLUMNS = ("utt_id", "duration_sec", "language", "sr", "distortion")
+
+
+def compare_dir(root: str) -> Path:
+    """``<data.root>/compare``: every cell's curated list, training curves and per-utterance eval."""
+    return Path(root) / "compare"
+
+
+def select_dir(root: str, variant: str, budget: float) -> Path:
+    return compare_dir(root) / "select" / selection_id(variant, budget)
+
+
+def eval_dir(root: str, variant: str, budget: float, seed: int) -> Path:
+    return compare_dir(root) / "eval" / run_id(variant, budget, seed)
+
+
+def pool_hours(scores: str, cfg: dict) -> float:
+    """Hours of the status-ok rows that pass ``data.filters``: the pool the budget fractions refer to."""
+    data = load_section("data", cfg=cfg)
+    seed = load_section("select", cfg=cfg).seed
+    table = read_scores(scores, columns=[*FILTER_COLUMNS, STATUS_COLUMN])
+    ok = (table[STATUS_COLUMN].to_numpy(zero_copy_only=False) == STATUS_OK)
+    columns = {c: table[c].to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
+    keep, _ = filter_mask(columns, data.filters, seed, ok)
+    return float(np.asarray(columns["duration_sec"], dtype=np.float64)[keep].sum() / SECONDS_PER_HOUR)
+
+
+def run_select(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:
+    from curator.selection.cli import main as select_main
+
+    data = load_section("data", cfg=cfg)
+    scores = args.scores or str(Path(data.root) / "scores" / "train_scores.parquet")
+    hours = pool_hours(scores, cfg)
+    out = select_dir(data.root, args.variant, args.budget)
+    print(f"efficacy select: {args.variant} at {args.budget} x {hours:.4f} h pool = {args.budget * hours:.4f} h")
+    return select_main(["--config", args.config, "--scores", scores, "--quotas", args.config,
+                        "--truth", str(data.truth_path),
+                        "--out", str(out / "curated.csv"), "--metrics", str(out / "select.json"),
+                        "--plots-dir", str(out / "plots"), *params.variant_overrides(args.variant),
+                        f"select.K_hours={args.budget * hours!r}"])
+
+
+def run_train(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:
+    from curator.training.cli import main as train_main
+
+    root = load_section("data", cfg=cfg).root
+    rid = run_id(args.variant, args.budget, args.seed)
+    return train_main(["--config", args.config, "--curated_list",
+                       str(select_dir(root, args.variant, args.budget) / "curated.csv"),
+                       "--exp.name", rid, "--models_dir", str(MODELS_DIR), "--live_dir",
+                       str(compare_dir(root) / "train" / rid), *params.active_profile().train,
+                       f"train.seed={args.seed}"])
+
+
+def run_eval(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:
+    from curator.evaluation.cli import main as eval_main
+
+    rid = run_id(args.variant, args.budget, args.seed)
+    out = eval_dir(load_section("data", cfg=cfg).root, args.variant, args.budget, args.seed)
+    return eval_main(["--config", args.config, "--ckpt", str(MODELS_DIR / rid / "best.ckpt"),
+                      "--out", str(out / "eval.json"), "--per_utt", str(out / "per_utt.parquet"),
+                      "--slices_out", str(out / "eval_slices.json"), "--plots", str(out / "plots"),
+                      *params.active_profile().eval])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m curator.evaluation.efficacy", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=("select", "train", "eval", "report"))
+    ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    ap.add_argument("--variant", default=None, help="a key of compare.variants")
+    ap.add_argument("--budget", type=float, default=None, help="an entry of compare.budgets")
+    ap.add_argument("--seed", type=int, default=None, help="an entry of compare.seeds")
+    ap.add_argument("--scores", default=None,
+                    help="scores table (select; default: <data.root>/scores/train_scores.parquet)")
+    ap.add_argument("--out", default="metrics/compare.json", help="report JSON (report; default: %(default)s)")
+    ap.add_argument("--markdown", default="metrics/compare.md", help="report table (report; default: %(default)s)")
+    ap.add_argument("--plots", default="metrics/plots/compare", help="report plots (report; default: %(default)s)")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_params(args.config)
+        params = load_section("compare", cfg=cfg)
+        needs = {"select": ("variant", "budget"), "train": ("variant", "budget", "seed"),
+                 "eval": ("variant", "budget", "seed"), "report": ()}[args.command]
+        missing = [f"--{k}" for k in needs if getattr(args, k) is None]
+        if missing:
+            raise ConfigError(f"'{args.command}' needs {', '.join(missing)}")
+        if args.command == "select":
+            return run_select(args, cfg, params)
+        if args.command == "train":
+            return run_train(args, cfg, params)
+        if args.command == "eval":
+            return run_eval(args, cfg, params)
+        from curator.evaluation.efficacy.report import run_report
+
+        return run_report(params, cfg, Path(args.out), Path(args.markdown), Path(args.plots))
+    except (ConfigError, ContractError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

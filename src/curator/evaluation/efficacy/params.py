@@ -1,0 +1,84 @@
+"""The ``compare`` section: the selector x budget x seed matrix that tests which curated subset trains better."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from curator.config import ConfigError, check_choice, check_range, read_entry, register_section
+
+SELECT_PREFIX = "select."
+"""Variant overrides may only change the ``select`` section: every variant shares scores, model and recipe."""
+
+
+@dataclass
+class ProfileParams:
+    """Overrides applied to every variant's training and evaluation (the matrix's compute profile)."""
+
+    train: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for item in [*self.train, *self.eval]:
+            if "=" not in item:
+                raise ConfigError(f"'compare.profiles' override '{item}' must look like key.path=value")
+
+
+@register_section("compare")
+@dataclass
+class CompareParams:
+    """Selectors (variants), budgets (fractions of the pool's hours), training seeds and what to report."""
+
+    variants: dict[str, list[str]]
+    budgets: list[float]
+    seeds: list[int]
+    baseline: str
+    gate_pairs: dict[str, str] = field(default_factory=dict)
+    profile: str = "mini"
+    profiles: dict[str, ProfileParams] = field(default_factory=dict)
+    headline_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "si_sdr"])
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise ConfigError("'compare.variants' must name at least one variant, e.g. random: [select.name=random]")
+        for name, overrides in self.variants.items():
+            if "/" in name or name.startswith("."):
+                raise ConfigError(f"'compare.variants.{name}': a variant name must be a plain folder name")
+            for item in overrides:
+                if not item.startswith(SELECT_PREFIX) or "=" not in item:
+                    raise ConfigError(f"'compare.variants.{name}' override '{item}' must look like "
+                                      f"select.key=value (variants differ only in their selection)")
+        check_choice("compare.baseline", self.baseline, self.variants)
+        for gated, ungated in self.gate_pairs.items():
+            check_choice("compare.gate_pairs", gated, self.variants)
+            check_choice(f"compare.gate_pairs.{gated}", ungated, self.variants)
+        if not self.budgets or len(set(self.budgets)) != len(self.budgets):
+            raise ConfigError(f"'compare.budgets' must list distinct fractions of the pool, got {self.budgets}")
+        for b in self.budgets:
+            check_range("compare.budgets", b, lo=0.0, hi=1.0, lo_open=True)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"'compare.seeds' must list distinct training seeds, got {self.seeds}")
+        check_choice("compare.profile", self.profile, self.profiles)
+        if not self.headline_metrics:
+            raise ConfigError("'compare.headline_metrics' must name at least one metric")
+
+    def variant_overrides(self, name: str) -> list[str]:
+        """The ``select`` overrides of one variant (recorded as reading that entry only)."""
+        check_choice("variant", name, self.variants)
+        return list(read_entry(self, "variants", name))
+
+    def active_profile(self) -> ProfileParams:
+        """The profile named by ``compare.profile`` (recorded as reading that entry only)."""
+        return read_entry(self, "profiles", self.profile)
+
+
+def budget_tag(budget: float) -> str:
+    """How a budget appears in paths: ``str(float)``, as DVC renders ``${item.budget}`` (0.25 -> "0.25")."""
+    return str(float(budget))
+
+
+def selection_id(variant: str, budget: float) -> str:
+    return f"{variant}_k{budget_tag(budget)}"
+
+
+def run_id(variant: str, budget: float, seed: int) -> str:
+    return f"{selection_id(variant, budget)}_s{seed}"

@@ -1,0 +1,282 @@
+"""The efficacy report: every variant against the baseline at equal hours, the quality gate's effect, learning
+curves and tails, each difference paired and with a confidence interval that covers seeds and utterances.
+
+A run is (variant, budget, seed); its per-utterance scores come from the eval stage. For one comparison at one
+budget, each side is a (seeds x utterances) matrix over the utterances that every run scored. The estimate is
+the difference of the grand means; the interval comes from a two-level bootstrap that resamples utterances
+(shared by both sides: the pairing) and, independently per side, training seeds, so it widens when seeds
+disagree. The same seeded generator gives the same intervals on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from curator.config import load_section
+from curator.evaluation.efficacy.params import CompareParams, budget_tag
+from curator.evaluation.metrics import METRICS
+from curator.evaluation.paired import BOOTSTRAP_BLOCK, verdict, worst_mean
+from curator.io import atomic_path, write_json
+
+SPLIT = "test"
+SLICE_COLUMN = "distortion"
+DPI = 110
+PANEL_WIDTH_INCHES = 4.0
+PANEL_HEIGHT_INCHES = 3.2
+
+
+class ReportError(ValueError):
+    """A run's per-utterance file is missing or unusable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Variant A against variant B on one metric at one budget."""
+
+    n_utts: int
+    n_dropped: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    tail_diff: float
+    tail_ci_low: float
+    tail_ci_high: float
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float)
+                    else v) for k, v in self.__dict__.items()}
+
+
+def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, seed: int, confidence: float,
+             tail: float) -> Contrast:
+    """A (seeds_a x utts) against B (seeds_b x utts), same utterance columns; NaN columns dropped from both."""
+    keep = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+    a, b = a[:, keep], b[:, keep]
+    n = int(keep.sum())
+    if n == 0:
+        nan = math.nan
+        return Contrast(0, int((~keep).sum()), nan, nan, nan, nan, nan, nan, nan, nan, "no evidence")
+    rng = np.random.default_rng(seed)
+    diffs, tails = np.empty(n_boot), np.empty(n_boot)
+    for lo in range(0, n_boot, BOOTSTRAP_BLOCK):
+        r = min(n_boot, lo + BOOTSTRAP_BLOCK) - lo
+        utt = rng.integers(0, n, size=(r, n))
+        sa = rng.integers(0, a.shape[0], size=(r, a.shape[0]))
+        sb = rng.integers(0, b.shape[0], size=(r, b.shape[0]))
+        ua = a[sa[:, :, None], utt[:, None, :]].mean(axis=1)  # (r, n): per-utterance mean over drawn seeds
+        ub = b[sb[:, :, None], utt[:, None, :]].mean(axis=1)
+        diffs[lo:lo + r] = ua.mean(axis=1) - ub.mean(axis=1)
+        tails[lo:lo + r] = worst_mean(ua, tail, higher_is_better) - worst_mean(ub, tail, higher_is_better)
+    q = (1.0 - confidence) / 2.0
+    lo_ci, hi_ci = np.quantile(diffs, [q, 1.0 - q])
+    tlo, thi = np.quantile(tails, [q, 1.0 - q])
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    return Contrast(n, int((~keep).sum()), float(ma.mean()), float(mb.mean()), float(ma.mean() - mb.mean()),
+                    float(lo_ci), float(hi_ci),
+                    float(worst_mean(ma, tail, higher_is_better) - worst_mean(mb, tail, higher_is_better)),
+                    float(tlo), float(thi), verdict(float(lo_ci), float(hi_ci), higher_is_better))
+
+
+def load_runs(params: CompareParams, eval_dir: Any) -> pd.DataFrame:
+    """Every run's test rows, long format: variant, budget, seed, utt_id, distortion, <metrics>."""
+    frames = []
+    for variant in params.variants:
+        for budget in params.budgets:
+            for seed in params.seeds:
+                path = Path(eval_dir(variant, budget, seed)) / "per_utt.parquet"
+                if not path.is_file():
+                    raise ReportError(f"run {variant} / K={budget} / seed {seed}: '{path}' does not exist; run "
+                                      "`dvc repro` (the efficacy stages) first")
+                df = pd.read_parquet(path)
+                df = df[df["split"] == SPLIT].assign(variant=variant, budget=float(budget), seed=int(seed))
+                frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _matrix(runs: pd.DataFrame, variant: str, budget: float, metric: str, utts: pd.Index,
+            rows: np.ndarray | None = None) -> np.ndarray:
+    part = runs[(runs["variant"] == variant) & (runs["budget"] == budget)]
+    wide = part.pivot(index="seed", columns="utt_id", values=metric).reindex(columns=utts)
+    values = wide.to_numpy(dtype=np.float64)
+    return values if rows is None else values[:, rows]
+
+
+def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: int, confidence: float,
+                 tail: float) -> dict[str, Any]:
+    """The report as a JSON-able dict (see the module docstring)."""
+    metrics = [m for m in params.headline_metrics if m in runs.columns]
+    missing = [m for m in params.headline_metrics if m not in runs.columns]
+    if not metrics:
+        raise ReportError(f"no headline metric {params.headline_metrics} in the runs' per-utterance files")
+    utts = pd.Index(sorted(set.intersection(*(set(g["utt_id"]) for _, g in
+                                              runs.groupby(["variant", "budget", "seed"])))))
+    first = runs.drop_duplicates("utt_id").set_index("utt_id").reindex(utts)
+    slices = first[SLICE_COLUMN].astype(str).to_numpy() if SLICE_COLUMN in first.columns else None
+    directions = {m: METRICS.get(m).higher_is_better for m in metrics}
+
+    def cmp(a: str, b: str, budget: float, m: str, rows: np.ndarray | None = None) -> dict[str, Any]:
+        return contrast(_matrix(runs, a, budget, m, utts, rows), _matrix(runs, b, budget, m, utts, rows),
+                        directions[m], n_boot, seed, confidence, tail).as_dict()
+
+    report: dict[str, Any] = {
+        "split": SPLIT, "baseline": params.baseline, "n_utts": len(utts), "seeds": list(params.seeds),
+        "budgets": [float(b) for b in params.budgets], "metrics": metrics, "metrics_missing": missing,
+        "confidence": confidence, "tail_fraction": tail, "n_boot": n_boot,
+        "vs_baseline": {}, "gate": {}, "curve": {}, "slices": {}, "seed_spread": {},
+    }
+    for budget in params.budgets:
+        key = budget_tag(budget)
+        report["vs_baseline"][key] = {v: {m: cmp(v, params.baseline, budget, m) for m in metrics}
+                                      for v in params.variants if v != params.baseline}
+        report["gate"][key] = {f"{g}_vs_{u}": {m: cmp(g, u, budget, m) for m in metrics}
+                               for g, u in params.gate_pairs.items()}
+        if slices is not None:
+            report["slices"][key] = {
+                v: {s: {"n": int((slices == s).sum()), **{m: cmp(v, params.baseline, budget, m, slices == s)
+                                                          for m in metrics[:1]}}
+                    for s in sorted(set(slices))}
+                for v in params.variants if v != params.baseline}
+    for v in params.variants:
+        report["curve"][v] = {}
+        report["seed_spread"][v] = {}
+        for budget in params.budgets:
+            key = budget_tag(budget)
+            report["curve"][v][key] = {m: _mean_ci(_matrix(runs, v, budget, m, utts), n_boot, seed, confidence)
+                                       for m in metrics}
+            report["seed_spread"][v][key] = {
+                m: round(float(np.nanstd(np.nanmean(_matrix(runs, v, budget, m, utts), axis=1))), 6)
+                for m in metrics}
+    report["resolution"] = {m: _median_half_width(report, m) for m in metrics}
+    return report
+
+
+def _mean_ci(values: np.ndarray, n_boot: int, seed: int, confidence: float) -> dict[str, float | None]:
+    """Grand mean of a (seeds x utts) matrix with a two-level bootstrap interval."""
+    keep = np.isfinite(values).all(axis=0)
+    v = values[:, keep]
+    if not v.size:
+        return {"mean": None, "ci_low": None, "ci_high": None}
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for lo in range(0, n_boot, BOOTSTRAP_BLOCK):
+        r = min(n_boot, lo + BOOTSTRAP_BLOCK) - lo
+        utt = rng.integers(0, v.shape[1], size=(r, v.shape[1]))
+        sd = rng.integers(0, v.shape[0], size=(r, v.shape[0]))
+        means[lo:lo + r] = v[sd[:, :, None], utt[:, None, :]].mean(axis=(1, 2))
+    q = (1.0 - confidence) / 2.0
+    lo_ci, hi_ci = np.quantile(means, [q, 1.0 - q])
+    return {"mean": round(float(v.mean()), 6), "ci_low": round(float(lo_ci), 6), "ci_high": round(float(hi_ci), 6)}
+
+
+def _median_half_width(report: Mapping[str, Any], metric: str) -> float | None:
+    """The median half-width of the vs-baseline intervals: about the smallest difference the matrix resolves."""
+    widths = [(c[metric]["ci_high"] - c[metric]["ci_low"]) / 2 for per_budget in report["vs_baseline"].values()
+              for c in per_budget.values() if c[metric]["ci_low"] is not None]
+    return round(float(np.median(widths)), 6) if widths else None
+
+
+def _cell(c: Mapping[str, Any]) -> str:
+    if c["diff"] is None:
+        return "n/a"
+    mark = {"better": " +", "worse": " -"}.get(c["verdict"], "")
+    return f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]{mark}"
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """Tables a person reads: one row per variant and budget, one column per headline metric."""
+    pct = round(report["confidence"] * 100)
+    metrics = report["metrics"]
+    head = "| comparison | K | " + " | ".join(f"{m} diff [{pct}% CI]" for m in metrics) + " |"
+    rule = "|---|---|" + "---|" * len(metrics)
+    lines = [f"# Curation efficacy on {report['split']} ({report['n_utts']} utterances, seeds {report['seeds']})",
+             "", f"Differences are paired per utterance and pooled over seeds; intervals resample utterances "
+             f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse).", "",
+             f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule]
+    for key, per in report["vs_baseline"].items():
+        for v, c in per.items():
+            lines.append(f"| {v} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+    if any(report["gate"].values()):
+        lines += ["", "## the quality gate's effect (same selector, gate on vs off)", "", head, rule]
+        for key, per in report["gate"].items():
+            for pair, c in per.items():
+                lines.append(f"| {pair} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+    lines += ["", f"## worst-{round(report['tail_fraction'] * 100)}% (CVaR) difference against "
+              f"`{report['baseline']}`", "", head.replace("diff", "tail diff"), rule]
+    for key, per in report["vs_baseline"].items():
+        for v, c in per.items():
+            lines.append(f"| {v} | {key} | " + " | ".join(
+                "n/a" if c[m]["tail_diff"] is None else
+                f"{c[m]['tail_diff']:+.3f} [{c[m]['tail_ci_low']:+.3f}, {c[m]['tail_ci_high']:+.3f}]"
+                for m in metrics) + " |")
+    lines += ["", "## learning curve: mean per budget", "",
+              "| variant | " + " | ".join(f"K={k}" for k in map(budget_tag, report["budgets"])) + " |",
+              "|---|" + "---|" * len(report["budgets"])]
+    for v, per in report["curve"].items():
+        lines.append(f"| {v} | " + " | ".join(
+            "n/a" if per[k][metrics[0]]["mean"] is None else
+            f"{per[k][metrics[0]]['mean']:.3f} [{per[k][metrics[0]]['ci_low']:.3f}, {per[k][metrics[0]]['ci_high']:.3f}]"
+            for k in map(budget_tag, report["budgets"])) + f" |  ({metrics[0]})")
+    lines += ["", "resolution (median CI half-width of the comparisons): " + ", ".join(
+        f"{m} {w}" for m, w in report["resolution"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
+    """Metric against budget per variant, with confidence bands (one panel per headline metric)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = report["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
+                             figsize=(PANEL_WIDTH_INCHES * len(metrics), PANEL_HEIGHT_INCHES))
+    budgets = report["budgets"]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for v, per in report["curve"].items():
+            pts = [per[budget_tag(b)][m] for b in budgets]
+            ok = [i for i, p in enumerate(pts) if p["mean"] is not None]
+            xs = [budgets[i] for i in ok]
+            ax.plot(xs, [pts[i]["mean"] for i in ok], marker="o", label=v)
+            ax.fill_between(xs, [pts[i]["ci_low"] for i in ok], [pts[i]["ci_high"] for i in ok], alpha=0.15)
+        ax.set_xlabel("budget (fraction of the pool's hours)")
+        ax.set_title(m)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"{report['split']} ({report['n_utts']} utts, seeds {report['seeds']}): "
+                 f"{round(report['confidence'] * 100)}% bands over utterances and seeds")
+    fig.tight_layout()
+    path = out_dir / "learning_curve.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Path) -> int:
+    """Load every run, write metrics/compare.json, the Markdown table and the learning-curve plot."""
+    from curator.evaluation.efficacy.cli import eval_dir
+
+    ev = load_section("eval", cfg=cfg)
+    root = load_section("data", cfg=cfg).root
+    runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
+    report = build_report(params, runs, ev.bootstrap.n_boot, ev.bootstrap.seed, ev.bootstrap.confidence,
+                          ev.tail_fraction)
+    write_json(out, report)
+    text = markdown(report)
+    with atomic_path(md) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    plot_curves(report, plots)
+    print(text)
+    return 0
+

@@ -1,0 +1,95 @@
+"""The efficacy report on synthetic runs: pairing, seeds in the interval, gate rows, curves, the files."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curator.config import ConfigError, load_params, load_section
+from curator.evaluation.efficacy.cli import eval_dir
+from curator.evaluation.efficacy.cli import main as efficacy_main
+from curator.evaluation.efficacy.params import CompareParams, ProfileParams, run_id
+from curator.evaluation.efficacy.report import build_report, contrast, load_runs
+
+TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+N_UTTS = 60
+
+
+def params(**kw) -> CompareParams:
+    base = dict(variants={"random": ["select.name=random"], "cvar": ["select.name=cvar"],
+                          "cvar_nogate": ["select.name=cvar"]},
+                budgets=[0.25, 0.5], seeds=[0, 1], baseline="random", gate_pairs={"cvar": "cvar_nogate"},
+                profile="mini", profiles={"mini": ProfileParams()}, headline_metrics=["pesq", "si_sdr"])
+    return CompareParams(**{**base, **kw})
+
+
+def write_runs(root: Path, p: CompareParams, gain: dict[str, float]) -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(1.5, 3.0, N_UTTS)
+    for v in p.variants:
+        for b in p.budgets:
+            for s in p.seeds:
+                noise = np.random.default_rng(zlib.crc32(f"{v}{b}{s}".encode())).normal(0, 0.02, N_UTTS)
+                pesq = base + gain.get(v, 0.0) + noise + 0.1 * b
+                out = eval_dir(str(root), v, b, s)
+                out.mkdir(parents=True)
+                pd.DataFrame({"split": "test", "utt_id": [f"u{i:03d}" for i in range(N_UTTS)],
+                              "distortion": np.where(np.arange(N_UTTS) % 2, "noise", "reverb"),
+                              "pesq": pesq, "si_sdr": 5 * pesq}).to_parquet(out / "per_utt.parquet")
+
+
+def test_contrast_pairs_utterances_and_widens_with_seed_disagreement():
+    rng = np.random.default_rng(1)
+    base = rng.normal(2.0, 0.6, (1, 80))
+    same = contrast(base.repeat(2, 0), base.repeat(2, 0), True, 500, 0, 0.95, 0.1)
+    assert same.diff == 0 and same.verdict == "no evidence"
+    up = contrast(base.repeat(2, 0) + 0.05, base.repeat(2, 0), True, 500, 0, 0.95, 0.1)
+    assert up.verdict == "better" and up.ci_low > 0  # 0.05 against a 0.6 spread: only pairing resolves it
+    seeds_disagree = np.vstack([base + 0.3, base - 0.2])
+    wide = contrast(seeds_disagree, base.repeat(2, 0), True, 500, 0, 0.95, 0.1)
+    assert wide.ci_high - wide.ci_low > 0.2 and wide.verdict == "no evidence"
+
+
+def test_report_rows_curves_and_resolution(tmp_path: Path):
+    p = params()
+    write_runs(tmp_path, p, {"cvar": 0.2})
+    runs = load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s))
+    report = build_report(p, runs, n_boot=300, seed=0, confidence=0.95, tail=0.1)
+    assert set(report["vs_baseline"]) == {"0.25", "0.5"}
+    assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["verdict"] == "better"
+    assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
+    assert report["vs_baseline"]["0.5"]["cvar_nogate"]["pesq"]["verdict"] == "no evidence"
+    assert report["gate"]["0.25"]["cvar_vs_cvar_nogate"]["pesq"]["verdict"] == "better"
+    assert report["curve"]["random"]["0.5"]["pesq"]["mean"] > report["curve"]["random"]["0.25"]["pesq"]["mean"]
+    assert set(report["slices"]["0.5"]["cvar"]) == {"noise", "reverb"}
+    assert 0 < report["resolution"]["pesq"] < 0.05
+
+
+def test_cli_report_writes_json_markdown_and_plot(tmp_path: Path, monkeypatch):
+    cfg = load_params(TEST_PARAMS, [f"data.root={tmp_path / 'data'}"])
+    p = load_section("compare", cfg=cfg)
+    write_runs(tmp_path / "data", p, {"cvar": 0.1})
+    (tmp_path / "params.yaml").write_text(__import__("yaml").safe_dump(cfg, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    assert efficacy_main(["report", "--config", "params.yaml"]) == 0
+    report = json.loads((tmp_path / "metrics/compare.json").read_text())
+    assert set(report["vs_baseline"]["0.25"]) == set(p.variants) - {p.baseline}
+    assert "quality gate" in (tmp_path / "metrics/compare.md").read_text()
+    assert (tmp_path / "metrics/plots/compare/learning_curve.png").stat().st_size > 0
+
+
+def test_missing_runs_and_bad_params_are_named(tmp_path: Path, capsys):
+    with pytest.raises(ConfigError, match="select.key=value"):
+        params(variants={"random": ["train.max_steps=1"]})
+    with pytest.raises(ConfigError, match="compare.baseline"):
+        params(baseline="nope")
+    p = params()
+    with pytest.raises(Exception, match=run_id("random", 0.25, 0).replace(".", r"\.").split("_s")[0]):
+        load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s))
+    assert efficacy_main(["train", "--config", str(TEST_PARAMS), "--variant", "cvar"]) == 2
+    assert "needs --budget, --seed" in capsys.readouterr().err
