@@ -125,8 +125,10 @@ def test_nested_slice_keys_multiply_quotas(small_table: pa.Table) -> None:
 
 
 def test_unknown_strategy_names_the_choices() -> None:
+    from curator.selection.plugins import validate
+
     with pytest.raises(ConfigError, match="coverage_only.*cvar.*mos_threshold.*random"):
-        make_params(name="cvarr")
+        validate(make_params(name="cvarr"))
 
 
 def test_new_strategy_is_one_class_and_a_decorator(small_table: pa.Table) -> None:
