@@ -58,7 +58,10 @@ def make_copy(dest: Path) -> Path:
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    overrides = [f"{k}={json.dumps(v)}" for k, v in _flatten(yaml.safe_load(TINY.read_text()) or {})]
+    tiny = yaml.safe_load(TINY.read_text()) or {}
+    replace = tiny.pop("replace", {})
+    overrides = [f"{k}={json.dumps(v)}" for k, v in _flatten(tiny)]
+    overrides += [f"{k}={json.dumps(v)}" for k, v in replace.items()]
     params = apply_overrides(yaml.safe_load(TEST_PARAMS.read_text()), overrides)  # the tests own their params
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (dest / "dvc.lock").unlink(missing_ok=True)
