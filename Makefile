@@ -8,7 +8,7 @@ export PYTHONHASHSEED := 0
 # DVC stages call `python -m curator...`: make that the virtualenv's python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro compare test test-fast lint bench check clean-outputs
+.PHONY: setup repro compare check-lock test test-fast lint bench check clean-outputs
 
 $(STAMP): requirements.txt pyproject.toml
 	@echo ">>> creating $(VENV) and installing pinned requirements (torch CPU/CUDA pin in the same call)"
@@ -34,6 +34,10 @@ repro: check ## run the whole DVC pipeline (prepare -> manifest -> score -> sele
 compare: check ## the curation-efficacy matrix only (selectors x budgets x seeds) and its paired report
 	$(BIN)/dvc repro cmp_report
 	@cat metrics/compare.md
+
+check-lock: check ## rerun the data stages and compare their hashes with the committed dvc.lock (CI does this)
+	$(BIN)/dvc repro select
+	$(BIN)/python benchmarks/check_lock.py
 
 test: setup ## run the test suite (end-to-end DVC test included)
 	@echo ">>> pytest"
