@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from curator.config import ConfigError, load_params, load_section
-from curator.evaluation.efficacy.cli import eval_dir
 from curator.evaluation.efficacy.cli import main as efficacy_main
-from curator.evaluation.efficacy.params import CompareParams, ProfileParams, run_id
+from curator.evaluation.efficacy.params import CompareParams, ProfileParams, eval_dir, run_id
 from curator.evaluation.efficacy.report import build_report, contrast, load_runs
 
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

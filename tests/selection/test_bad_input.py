@@ -148,10 +148,57 @@ def test_noise_only_rows_need_no_mos_and_pass_the_gate(table: pa.Table) -> None:
     with pytest.raises(PoolError, match="'mos_dns'"):
         load_pool(table, ["distortion"], quality_columns=["mos_dns"])
     flags = [i in (0, 1, 2) for i in range(N)]
-    marked = table.append_column("speech_free", pa.array(flags))
+    marked = set_values(table, "mos_dns", [5], 5.0).append_column("speech_free", pa.array(flags))
     pool = load_pool(marked, ["distortion"], quality_columns=["mos_dns"])
     assert pool.n == N and pool.speech_free.sum() == 3
     sel = run_selection(marked, make_params(name="mos_threshold", K_hours=table_hours(table),
                                             **{"quality_gate.min_score": 4.9, "mos_threshold.min_score": 4.9,
                                                "diversity.min_cosine": 0.0}))
     assert sel.selected[pool.speech_free].all() and not sel.gated[pool.speech_free].any()
+    assert sel.selected[~pool.speech_free].sum() == 1
+
+
+def test_gate_that_leaves_only_speech_free_rows_is_an_error(table: pa.Table) -> None:
+    marked = table.append_column("speech_free", pa.array([i < 3 for i in range(N)]))
+    with pytest.raises(PoolError, match="no speech row .* is eligible.*only the 3 speech-free rows are left"):
+        run_selection(marked, make_params(K_hours=0.1, **{"quality_gate.min_score": 5.0}))
+
+
+def test_budget_below_the_shortest_utterance_is_an_error(table: pa.Table) -> None:
+    shortest = float(np.min(table["duration_sec"].to_numpy())) / 3600
+    with pytest.raises(PoolError, match="below the shortest eligible utterance"):
+        run_selection(table, make_params(K_hours=0.5 * shortest))
+
+
+def test_absurd_durations_are_skipped_and_counted(table: pa.Table) -> None:
+    bad = set_values(table, "duration_sec", [11], 1e9)
+    sel = run_selection(bad, make_params(K_hours=0.5 * table_hours(table), **{"diversity.min_cosine": 0.0}))
+    assert sel.pool.excluded == {"invalid_duration_sec": 1}
+    assert sel.pool.hours[sel.selected].sum() >= sel.plan.budget - sel.pool.hours.max()
+    assert not [w for w in sel.warnings if w.code == "budget_unused"]
+
+
+def test_a_long_utterance_that_stops_the_greedy_is_a_warning(table: pa.Table) -> None:
+    long = set_values(table, "duration_sec", [11], 3 * 3600.0).set_column(
+        table.schema.get_field_index("loss_proxy"), "loss_proxy",
+        pa.array([1.0 if i == 11 else v for i, v in enumerate(table["loss_proxy"].to_pylist())]))
+    sel = run_selection(long, make_params(K_hours=0.5 * table_hours(table), **{"diversity.min_cosine": 0.0}))
+    codes = [w.code for w in sel.warnings]
+    assert "budget_unused" in codes and "utt011" in sel.warnings[codes.index("budget_unused")].message
+
+
+def test_all_zero_embeddings_are_invalid(table: pa.Table) -> None:
+    emb = table["ssl_embed"].combine_chunks().flatten().to_numpy().reshape(N, -1).copy()
+    emb[[2, 9]] = 0.0
+    col = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), emb.shape[1])
+    zeroed = table.set_column(table.schema.get_field_index("ssl_embed"), "ssl_embed", col)
+    pool = load_pool(zeroed, ["distortion"], max_invalid_fraction=0.05)
+    assert pool.excluded == {"invalid_embedding": 2} and pool.n == N - 2
+
+
+def test_quota_values_absent_from_the_pool_are_a_warning_with_a_hint(table: pa.Table) -> None:
+    quotas = {"distortion": {"nosie": 0.3, "reverb": 0.2}}
+    sel = run_selection(table, make_params(K_hours=0.2 * table_hours(table), quotas=quotas,
+                                           **{"diversity.min_cosine": 0.0}))
+    (warning,) = [w for w in sel.warnings if w.code == "quota_values_absent"]
+    assert "'nosie' (did you mean 'noise'?)" in warning.message and warning.count == 1

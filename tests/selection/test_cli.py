@@ -56,7 +56,12 @@ def test_outputs_and_their_contents(stage: Path) -> None:
     metrics = json.loads((out / "select.json").read_text())
     assert metrics["hours_per_slice"] == pytest.approx(frame.groupby("slice")["hours"].sum().to_dict(), rel=1e-6)
     assert 0 <= metrics["imperfect_ref_share"]["selected"] <= 1
-    assert {"tail_coverage", "loss_cvar", "var_pool"} <= set(metrics["tail"])
+    assert {"tail_coverage", "tail_coverage_eligible", "loss_cvar", "var_pool"} <= set(metrics["tail"])
+    assert metrics["warnings"]["quota_values_absent"] == 1 and metrics["warnings"]["budget_unused"] == 0
+    assert meta["warnings"][0]["code"] == "quota_values_absent" and "speech_free" in meta["warnings"][0]["message"]
+    div = metrics["diversity"]
+    assert div["violations_found"] == 0 and div["violations_repaired"] == 0 and div["check"].startswith("exact")
+    assert div["nn_cosine_max"] <= 1 - 0.05 + 1e-6
     for name in ("hours_per_slice.csv", "loss_hist.csv", "hours_per_slice.png", "loss_hist.png"):
         assert (out / "plots" / name).stat().st_size > 0
 

@@ -1,70 +1,163 @@
-"""Near-duplicate search: the IVF index against exact search, and the selection's guarantee in IVF mode."""
+"""Whole-selection diversity: exact in every mode, for any geometry, chunk size and cell count.
+
+Every check here is an exact brute-force float64 product written in the test, never the code under test.
+Geometries: ``dense`` (rows near a low-dimensional subspace, median nearest-neighbour cosine ~0.94, where a
+fixed-nprobe IVF missed pairs), ``clustered`` (tight clusters), ``near_duplicate`` (many planted copies).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from curator.selection.diversity import CellStore, NeighbourIndex, exact_pairs, pair_recall
+from curator.selection.diversity import CellStore, NeighbourIndex, check_selection, exact_pairs, pair_recall
 from curator.selection.params import DiversityParams
 from curator.selection.pool import load_pool
 from curator.selection.synthetic import SyntheticSpec, synthetic_scores
 
 from .conftest import make_params, run_selection, table_hours
 
-
-@pytest.fixture(scope="module")
-def pool():  # noqa: ANN201
-    table = synthetic_scores(SyntheticSpec(n=6000, dim=32, seed=4, rows_per_source=100, duplicate_fraction=0.05))[0]
-    return load_pool(table, ["distortion"])
-
-
-def test_ivf_recall_of_near_duplicate_pairs(pool) -> None:  # noqa: ANN001
-    params = DiversityParams(min_cosine=0.15, search="ivf", nprobe=4)
-    sample = np.sort(np.random.default_rng(0).choice(pool.n, 3000, replace=False))
-    result = pair_recall(pool.emb, np.arange(pool.n), sample, params, seed=0)
-    assert result["mode"] == "ivf" and result["nlist"] > 1
-    assert result["exact_pairs"] > 20
-    assert result["recall"] >= 0.99
+GEOMETRIES = ("dense", "clustered", "near_duplicate")
+MODES = ({"diversity.search": "exact"},
+         {"diversity.search": "ivf", "diversity.nlist": 8, "diversity.train_points_per_list": 8},
+         {"diversity.search": "ivf", "diversity.nlist": 16,
+          "diversity.train_points_per_list": 8})
 
 
-def test_query_finds_exactly_the_brute_force_pairs_in_exact_mode(pool) -> None:  # noqa: ANN001
-    params = DiversityParams(min_cosine=0.15, search="exact")
-    index = NeighbourIndex(pool.emb, np.arange(pool.n), params, seed=0)
-    stored = np.arange(0, 1000)
-    index.query(stored)
-    index.add(stored, np.arange(len(stored)))
-    batch = np.arange(1000, 1500)
-    nb = index.query(batch)
-    x = pool.emb.astype(np.float64)
-    sim_stored = x[batch] @ x[stored].T
-    assert np.array_equal(nb.hit, (sim_stored > params.threshold).any(axis=1))
-    pairs = exact_pairs(pool.emb[batch], params.threshold)
-    got = {(q, int(b)) for q in range(len(batch)) for b in nb.nbrs[nb.lims[q]:nb.lims[q + 1]]}
-    assert got == set(map(tuple, pairs.tolist()))
-    near = index.nearest(stored[:50])
-    sims = x[stored[:50]] @ x[stored].T
-    sims[np.arange(50), np.arange(50)] = -1
-    assert np.allclose(near, sims.max(axis=1), atol=1e-5)
+def geometry_embeddings(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
+    """Embeddings of one of the GEOMETRIES (float32, not normalised: the pool centres and normalises)."""
+    rng = np.random.default_rng(seed)
+    if kind == "dense":
+        basis = rng.standard_normal((3, dim))
+        return (rng.standard_normal((n, 3)) @ basis + 0.08 * rng.standard_normal((n, dim))).astype(np.float32)
+    if kind == "clustered":
+        centres = rng.standard_normal((max(2, n // 40), dim))
+        return (centres[rng.integers(0, len(centres), n)] + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+    base = rng.standard_normal((n, dim))
+    copies = rng.choice(n, size=n // 3, replace=False)
+    base[copies] = base[rng.integers(0, n, len(copies))] + 0.05 * rng.standard_normal((len(copies), dim))
+    return base.astype(np.float32)
 
 
-def test_ivf_selection_keeps_the_guarantee_up_to_recall() -> None:
-    table = synthetic_scores(SyntheticSpec(n=3000, dim=16, seed=8, rows_per_source=50, duplicate_fraction=0.2))[0]
-    K = 0.5 * table_hours(table)
-    ivf = run_selection(table, make_params(K_hours=K, **{"diversity.search": "ivf", "diversity.nprobe": 8,
-                                                         "diversity.chunk_size": 512}))
-    x = ivf.pool.emb[ivf.selected].astype(np.float64)
+def with_embeddings(table: pa.Table, emb: np.ndarray) -> pa.Table:
+    col = pa.FixedSizeListArray.from_arrays(pa.array(emb.astype(np.float32).ravel()), emb.shape[1])
+    return table.set_column(table.schema.get_field_index("ssl_embed"), "ssl_embed", col)
+
+
+def geometry_table(kind: str, n: int, dim: int, seed: int) -> pa.Table:
+    table = synthetic_scores(SyntheticSpec(n=n, dim=dim, seed=seed))[0]
+    return with_embeddings(table, geometry_embeddings(kind, n, dim, seed))
+
+
+def worst_pair(emb: np.ndarray) -> float:
+    """Largest cosine between two different rows, by a float64 brute-force product."""
+    x = emb.astype(np.float64)
     sim = x @ x.T
-    np.fill_diagonal(sim, -1)
-    violating = int((sim > ivf.params.diversity.threshold).sum() // 2)
-    exact_dups = len(exact_pairs(ivf.pool.emb, ivf.params.diversity.threshold)) // 2
-    assert ivf.fill.search["mode"] == "ivf"
-    assert violating <= 0.01 * exact_dups
+    np.fill_diagonal(sim, -np.inf)
+    return float(sim.max(initial=-1.0))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(GEOMETRIES), n=st.integers(150, 600), dim=st.sampled_from([4, 8, 24]),
+       seed=st.integers(0, 10_000), min_cosine=st.sampled_from([0.01, 0.05, 0.2]), mode=st.sampled_from(MODES),
+       chunk=st.sampled_from([1, 16, 4096]), frac=st.floats(0.1, 1.0))
+def test_no_selected_pair_above_the_threshold_in_any_geometry_or_mode(kind: str, n: int, dim: int, seed: int,
+                                                                    min_cosine: float, mode: dict, chunk: int,
+                                                                    frac: float) -> None:
+    table = geometry_table(kind, n, dim, seed)
+    params = {"K_hours": frac * table_hours(table), "diversity.min_cosine": min_cosine, **mode}
+    sel = run_selection(table, make_params(**params, **{"diversity.chunk_size": chunk}))
+    assert worst_pair(sel.pool.emb[sel.selected]) <= 1.0 - min_cosine + 1e-6
+    assert sel.fill.check is not None and len(sel.fill.check.violations) == 0 and not sel.fill.repaired
+    exact = run_selection(table, make_params(**{**params, "diversity.search": "exact", "diversity.chunk_size": 1}))
+    assert np.array_equal(exact.fill.order, sel.fill.order), "the selection depends on the mode or chunk size"
+
+
+@pytest.mark.parametrize("kind", GEOMETRIES)
+def test_same_bytes_for_any_chunk_size_and_cell_count_on_a_dense_table(kind: str) -> None:
+    table = geometry_table(kind, 1500, 16, seed=3)
+    base = {"K_hours": 0.5 * table_hours(table), "diversity.min_cosine": 0.02, "diversity.search": "ivf",
+            "diversity.train_points_per_list": 10}
+    frames = [run_selection(table, make_params(**base, **{"diversity.chunk_size": chunk,
+                                                           "diversity.nlist": nlist})).frame()
+              for chunk in (1, 97, 8192) for nlist in (4, 32)]
+    first = frames[0].to_csv(index=False).encode()
+    assert all(f.to_csv(index=False).encode() == first for f in frames[1:])
+    sel = run_selection(table, make_params(**base))
+    assert sel.fill.search["mode"] == "ivf" and sel.fill.search["nlist"] > 1
+    assert worst_pair(sel.pool.emb[sel.selected]) <= 0.98 + 1e-6
+
+
+def test_check_reports_the_exact_largest_cosine_and_finds_planted_violations() -> None:
+    emb = geometry_embeddings("dense", 2000, 12, seed=7)
+    x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = np.arange(len(x))
+    sim = x.astype(np.float64) @ x.astype(np.float64).T
+    truth = np.argwhere(np.triu(sim > 0.995, k=1))
+    params = DiversityParams(search="ivf", train_points_per_list=10)
+    index = NeighbourIndex(x, rows, params, seed=0)
+    check = check_selection(x, rows, 0.995, index.centroids, sample=200, seed=0, chunk=256)
+    assert {tuple(p) for p in check.violations.tolist()} == set(map(tuple, truth.tolist()))
+    assert check.nn_cosine_max_exact and check.nn_cosine_max == pytest.approx(worst_pair(x), abs=1e-6)
+    spread = x[np.sort(np.random.default_rng(1).choice(len(x), 150, replace=False))]
+    loose = check_selection(spread, np.arange(len(spread)), 0.999, None, sample=50, seed=0, chunk=64)
+    assert loose.nn_cosine_max == pytest.approx(worst_pair(spread), abs=1e-6) and loose.nn_cosine_max_exact
+
+
+def test_query_finds_exactly_the_brute_force_pairs_in_both_modes() -> None:
+    pool = load_pool(geometry_table("dense", 4000, 16, seed=4), ["distortion"])
+    for search in ("exact", "ivf"):
+        params = DiversityParams(min_cosine=0.02, search=search, train_points_per_list=10)
+        index = NeighbourIndex(pool.emb, np.arange(pool.n), params, seed=0)
+        stored = np.arange(0, 1000)
+        index.query(stored)
+        index.add(stored, np.arange(len(stored)))
+        batch = np.arange(1000, 1500)
+        nb = index.query(batch)
+        x = pool.emb.astype(np.float64)
+        assert np.array_equal(nb.hit, (x[batch] @ x[stored].T > params.threshold).any(axis=1))
+        pairs = exact_pairs(pool.emb[batch], params.threshold)
+        got = {(q, int(b)) for q in range(len(batch)) for b in nb.nbrs[nb.lims[q]:nb.lims[q + 1]]}
+        assert got == set(map(tuple, pairs.tolist()))
+        if search == "ivf":
+            assert index.nlist > 1 and index.products < len(batch) * (len(stored) + len(batch))
+
+
+def test_recall_is_one_and_the_cells_save_work() -> None:
+    """On low-intrinsic-dimension embeddings the annuli prune most cells (on isotropic ones they cannot)."""
+    pool = load_pool(synthetic_scores(SyntheticSpec(n=6000, dim=32, seed=4, rows_per_source=100, latent_dim=4,
+                                                    duplicate_fraction=0.05))[0], ["distortion"])
+    sample = np.sort(np.random.default_rng(0).choice(pool.n, 3000, replace=False))
+    result = pair_recall(pool.emb, np.arange(pool.n), sample, DiversityParams(min_cosine=0.02, search="ivf"), 0)
+    assert result["exact_pairs"] > 20 and result["recall"] == 1.0
+    assert result["pair_products"] < 0.5 * result["brute_force_products"]
 
 
 def test_cell_store_grows_and_keeps_order() -> None:
     store = CellStore(nlist=3, dim=2)
     for k in range(40):
-        store.append(np.array([k % 3]), np.array([[k, -k]], dtype=np.float32), np.array([k]))
+        store.append(np.array([k % 3]), np.array([[k, -k]], dtype=np.float32), np.array([k]), np.array([0.1 * k]))
     assert store.ids(1).tolist() == list(range(1, 40, 3))
     assert store.vectors(1)[:, 0].tolist() == list(range(1, 40, 3))
+    assert store.rmax[1] == pytest.approx(3.7) and store.rmin[1] == pytest.approx(0.1)
+    store.remove(np.array([4, 7]))
+    assert store.ids(1).tolist() == [1, *range(10, 40, 3)]
+
+
+def test_a_broken_search_is_caught_by_the_check_and_repaired(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the greedy's search missed pairs, the exact check drops the later pick of each and refills."""
+    from curator.selection.diversity import ChunkNeighbours
+
+    def blind(self, rows):  # noqa: ANN001, ANN202
+        self._home, self._angle, _ = self.locate(np.ascontiguousarray(self.emb[rows]))
+        return ChunkNeighbours(hit=np.zeros(len(rows), bool), lims=np.zeros(len(rows) + 1, np.int64),
+                               nbrs=np.zeros(0, np.int64))
+
+    monkeypatch.setattr(NeighbourIndex, "query", blind)
+    table = geometry_table("near_duplicate", 600, 8, seed=2)
+    sel = run_selection(table, make_params(K_hours=0.3 * table_hours(table), **{"diversity.min_cosine": 0.05}))
+    assert sel.fill.repaired and "diversity_repaired" in [w.code for w in sel.warnings]
+    assert worst_pair(sel.pool.emb[sel.selected]) <= 0.95 + 1e-6

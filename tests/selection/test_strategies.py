@@ -145,3 +145,17 @@ def test_new_strategy_is_one_class_and_a_decorator(small_table: pa.Table) -> Non
         assert frame["duration_sec"].max() < small_table["duration_sec"].to_numpy().mean()
     finally:
         SELECTORS._items.pop("shortest_first_test")
+
+
+def test_tail_coverage_is_reported_over_the_pool_and_over_the_eligible_rows(small_table: pa.Table) -> None:
+    """The gate removes tail rows no selector can reach: the eligible figure is the one a selector controls."""
+    from curator.selection.report import tail_stats
+
+    params = make_params(K_hours=0.6 * table_hours(small_table), alpha=0.1,
+                         **{"diversity.min_cosine": 0.0, "quality_gate.column": "ref_quality",
+                            "quality_gate.min_score": 0.9})
+    sel = run_selection(small_table, params)
+    tails = tail_stats(sel)
+    assert sel.gated.any()
+    assert tails["tail_coverage_eligible"] == pytest.approx(1.0)
+    assert tails["tail_coverage"] < tails["tail_coverage_eligible"]

@@ -4,10 +4,19 @@ A strategy implements :meth:`BaseSelector.rank` (a utility in [0, 1] per row, hi
 across slices) and may narrow the eligible rows with :meth:`BaseSelector.restrict`. Everything else, from
 reading the scores to the quota report, is the same for every strategy, so comparisons between strategies
 differ only in the ranking.
+
+Inputs that can only give a useless selection are errors naming the knob to turn (no eligible row; only
+speech-free rows left after the gate; a budget below the shortest utterance). Conditions that still give a
+usable selection are :class:`SelectionWarning` s: logged, listed in the sidecar and counted by code in
+``metrics/select.json`` (quota values no row has, with a did-you-mean; a budget clipped to the pool; a greedy
+that stopped well short of its budget because the next utterance did not fit; rows the exact diversity
+check had to drop).
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,12 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from curator.contract.data import Filters
 from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
 from curator.selection.quotas import QuotaPlan, plan_quotas
+
+log = logging.getLogger("curator.selection")
+
+UNUSED_BUDGET_WARN_FRACTION = 0.01
+"""Warn when the greedy stops with more than this share of the budget unused while rows remain."""
 
 
 @dataclass
@@ -36,6 +51,15 @@ class Ranking:
 
 
 @dataclass
+class SelectionWarning:
+    """A condition the selection survived but a person should see: a code (counted in select.json) and why."""
+
+    code: str
+    message: str
+    count: int = 1
+
+
+@dataclass
 class Selection:
     """Everything a selection run produced, for the CSV, the sidecar, the metrics and the plots."""
 
@@ -46,6 +70,7 @@ class Selection:
     plan: QuotaPlan
     ranking: Ranking
     fill: Fill
+    warnings: list[SelectionWarning] = field(default_factory=list)
 
     @property
     def selected(self) -> np.ndarray:
@@ -108,7 +133,14 @@ class BaseSelector(ABC):
                          max_invalid_fraction=p.max_invalid_fraction, seed=p.seed)
 
     def run(self, pool: Pool) -> Selection:
-        """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool."""
+        """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool.
+
+        BLAS and OpenMP (faiss) run on ``select.threads`` threads throughout (see ``SelectParams.threads``).
+        """
+        with threadpool_limits(limits=self.params.threads):
+            return self._run(pool)
+
+    def _run(self, pool: Pool) -> Selection:
         p = self.params
         gated = np.zeros(pool.n, dtype=bool)
         gate = p.quality_gate
@@ -120,13 +152,63 @@ class BaseSelector(ABC):
                 f"no eligible rows in '{pool.source}': the quality gate removed {int(gated.sum())} and strategy "
                 f"'{p.name}' the rest of {pool.n}; lower select.quality_gate.min_score or select.mos_threshold.min_score"
             )
+        if (~pool.speech_free).any() and not (eligible & ~pool.speech_free).any():
+            raise PoolError(
+                f"no speech row of '{pool.source}' is eligible: the quality gate removed {int(gated.sum())} and "
+                f"strategy '{p.name}' the rest; only the {int(pool.speech_free.sum())} speech-free rows are left, "
+                "and a selection of them alone trains nothing; lower select.quality_gate.min_score or "
+                "select.mos_threshold.min_score"
+            )
+        shortest = float(pool.hours[eligible].min())
+        if p.K_hours < shortest:
+            raise PoolError(
+                f"select.K_hours = {p.K_hours:g} h is below the shortest eligible utterance ({shortest:.6g} h) of "
+                f"'{pool.source}': nothing fits; raise select.K_hours"
+            )
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         ranking = self.rank(pool, eligible)
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
-                           p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed)
-        return Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking,
-                         fill=fill)
+                           p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,
+                           supply=plan.supply)
+        sel = Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking, fill=fill)
+        sel.warnings = selection_warnings(sel, self.quotas)
+        for w in sel.warnings:
+            log.warning("%s", w.message)
+        return sel
 
     def select(self, df_scores: pd.DataFrame | ScoresSource) -> pd.DataFrame:
         """The spec's API: scores in, selected rows out (see :meth:`Selection.frame`)."""
         return self.run(self.load(df_scores)).frame()
+
+
+def selection_warnings(sel: Selection, quotas: Mapping[str, Mapping[str, float]]) -> list[SelectionWarning]:
+    """Conditions worth a person's attention that still give a usable selection (see the module docstring)."""
+    pool, plan, fill = sel.pool, sel.plan, sel.fill
+    out: list[SelectionWarning] = []
+    for col, absent in sorted(plan.unknown_values.items()):
+        j = pool.slice_key.index(col)
+        present = sorted({v[j] for v in pool.slice_values})
+        hints = [f"'{v}'" + (f" (did you mean '{m[0]}'?)" if (m := difflib.get_close_matches(v, present, 1)) else "")
+                 for v in absent]
+        share = sum(quotas.get(col, {}).get(v, 0.0) for v in absent)
+        out.append(SelectionWarning(
+            "quota_values_absent", f"select.quotas.{col} lists {len(absent)} value(s) no eligible row has: "
+            f"{', '.join(hints)}; their {share:.0%} of K is spread over the other slices (pool values: "
+            f"{', '.join(present)})", len(absent)))
+    if plan.clipped:
+        out.append(SelectionWarning(
+            "budget_clipped", f"select.K_hours = {plan.requested_budget:g} exceeds the eligible pool "
+            f"({plan.budget:.3f} h): selecting within the whole pool"))
+    stop = fill.stop
+    if stop.get("reason") == "budget" and stop["unused_hours"] > UNUSED_BUDGET_WARN_FRACTION * plan.budget:
+        row = stop["longest_head_row"]
+        out.append(SelectionWarning(
+            "budget_unused", f"the selection stopped {stop['unused_hours']:.3f} h ({stop['unused_hours'] / plan.budget:.1%}) "
+            f"short of its budget: the next utterance does not fit (e.g. '{pool.utt_id[row]}', "
+            f"{stop['longest_head_hours'] * 3600:.6g} s); selections are prefixes of one order, so rows after it "
+            "are not taken; check duration_sec or raise select.K_hours"))
+    if fill.repaired:
+        out.append(SelectionWarning(
+            "diversity_repaired", f"the exact diversity check dropped {len(fill.repaired)} selected row(s) with a "
+            "near-duplicate picked earlier and refilled the budget", len(fill.repaired)))
+    return out

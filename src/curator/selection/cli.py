@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, help="curated CSV to write; the sidecar is <stem>_meta.json")
     ap.add_argument("--metrics", default=DEFAULT_METRICS, help="metrics JSON to write (default: %(default)s)")
     ap.add_argument("--plots-dir", default=DEFAULT_PLOTS, help="folder for plot data and PNGs (default: %(default)s)")
+    ap.add_argument("--timings", default=None, help="optional JSON for wall-clock figures (total, exact "
+                    "diversity check); kept out of the metrics so reruns stay byte-identical")
     ap.add_argument("overrides", nargs="*", help="dotted overrides of --config, e.g. select.alpha=0.05")
     return ap
 
@@ -83,9 +85,6 @@ def run(args: argparse.Namespace) -> int:
     log.info("pool: %d rows, %.2f h in %d slices (%s)", pool.n, pool.hours.sum(), pool.n_slices,
              ", ".join(f"{k}: {v}" for k, v in sorted(pool.excluded.items())) or "nothing excluded")
     sel = selector.run(pool)
-    if sel.plan.clipped:
-        log.warning("select.K_hours = %g exceeds the eligible pool (%.3f h): selecting within the whole pool",
-                    params.K_hours, sel.plan.budget)
     tails = tail_stats(sel)
     metrics = build_metrics(sel, truth, tails)
     config = {"select": dataclasses.asdict(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
@@ -99,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     from curator.selection.plots import write_plots
 
     write_plots(sel, args.plots_dir, tails["var_pool"])
+    if args.timings:
+        check = sel.fill.check
+        write_json(args.timings, {"wall_seconds": round(time.perf_counter() - start, 3),
+                                  "check_seconds": round(check.seconds, 3) if check is not None else None})
     log.info("%s: selected %d utterances, %.3f of %.3f h budget, in %.1f s -> %s", params.name,
              metrics["n_selected"], metrics["hours_selected"], sel.plan.budget, time.perf_counter() - start, out)
     return 0

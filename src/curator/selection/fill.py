@@ -1,40 +1,65 @@
 """The shared greedy that turns a strategy's utilities into a selection under budget, quotas and diversity.
 
 Each slice offers its rows in its own order (utility, highest first). The greedy repeatedly takes the best
-*head* among the slices, where a slice is *due* while its hours are below its quota share of what has been
-selected so far (counting the head): a due head competes with its utility ``u``, any other head with
-``u - penalty * (1 + overshoot)``, ``overshoot`` being the slice's relative excess over its share. With a
-penalty of at least 1 (utilities lie in [0, 1]) quotas are strict, and once a slice runs dry the others grow
-in proportion to their quotas (the deficit is redistributed proportionally); with 0 the best utilities win
-regardless of slice. A head with a near-duplicate among the selected rows is blocked for good.
+*head* among the slices. A slice is *due* while its hours, counting the head, stay within its water-filled
+allocation of the hours selected so far (counting the head): the running total ``T`` is split in proportion
+to the quota shares, each slice capped at its supply, and a capped slice's shortfall goes to the others in
+proportion to their shares (zero-quota slices share what is left once every quota slice is full, in
+proportion to supply). A slice whose rows run out (taken or blocked) is capped at what it got, so diversity
+losses are redistributed the same way. A due head competes with its utility ``u``, any other head with
+``u - penalty * (1 + overshoot)``, ``overshoot`` being the slice's relative excess over its allocation.
+With a penalty of at least 1 (utilities lie in [0, 1]) due heads always win, so at every prefix each slice
+is within one utterance of its allocation: infeasible quotas are redistributed in proportion, exactly as
+``quotas.water_fill`` plans them. Below 1 the penalty trades quota fit for utility; 0 ignores quotas.
 
-Nothing in this order depends on K: the selection for budget K is the longest prefix of one sequence that
-fits in K. Selections are therefore nested in K (a 300 h subset lies inside the 700 h one), and everything
-that grows with the prefix (tail hours, per-slice hours) is monotone in K.
+A head with a near-duplicate among the selected rows is blocked for good. Nothing in this order depends on
+K: the selection for budget K is the longest prefix of one sequence that fits in K. Selections are
+therefore nested in K (a 300 h subset lies inside the 700 h one), and everything that grows with the prefix
+(tail hours, per-slice hours) is monotone in K.
 
 Neighbour queries are batched: every slice's next rows (a window sized by its quota share, then by its
-recent consumption) are queried together,
-and the compiled kernel runs the merge until some slice's head falls outside its window; the windows are
-then refilled and re-queried. Within a batch, pairs among the batch's own rows come from the same query,
-so the outcome equals the one-row-at-a-time greedy for any window size.
+recent consumption) are queried together, and the compiled kernel runs the merge until some slice's head
+falls outside its window; the windows are then refilled and re-queried. Within a batch, pairs among the
+batch's own rows come from the same exact query (``diversity.py``), so the outcome equals the
+one-row-at-a-time greedy for any window size and any search mode. Afterwards the final selection is
+checked exactly (:func:`diversity.check_selection`); a violating pair (none is expected) loses its later
+pick and the greedy resumes to refill the budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from curator.selection.diversity import NeighbourIndex
+from curator.selection.diversity import (
+    CHECK_WORK_FACTOR,
+    NeighbourIndex,
+    SelectionCheck,
+    check_selection,
+    resolve_nlist,
+    train_centroids,
+)
 from curator.selection.params import DiversityParams
+
+log = logging.getLogger(__name__)
 
 UNDECIDED, SELECTED, BLOCKED = 0, 1, 2
 HOURS_EPS = 1e-9
 """Slack on hour comparisons so float rounding never rejects an exact fit or admits an overrun."""
 FRACTION_FLOOR = 1e-12
-"""Quota share used for slices with a zero quota: they only grow once every other slice is exhausted."""
+"""Allocation floor in the overshoot ratio: a zero allocation makes any head maximally overshooting."""
 RUNNING, DONE, NEED_QUERY = 0, 1, 2
+MAX_REPAIR_ROUNDS = 3
+"""Check-and-refill rounds after the greedy (the greedy is exact, so the first check should find nothing)."""
+CHECK_MIN_PRODUCTS = 1 << 26
+"""A full check is always affordable up to this many pair products (about a second), whatever the greedy did."""
+CHECK_QUERY_ROWS = 2048
+"""Rows per query block of the final check: bounds its (rows x cells) temporaries, which add to the greedy's."""
+CHECK_CELLS_MIN_ROWS = 16_384
+"""Selections at least this large are checked with k-means cells (brute force below: it is cheap there)."""
 
 
 @dataclass
@@ -44,6 +69,9 @@ class Fill:
     state: np.ndarray
     order: np.ndarray
     index: NeighbourIndex | None
+    check: SelectionCheck | None = None
+    repaired: list[int] = field(default_factory=list)
+    stop: dict = field(default_factory=dict)
 
     @property
     def queried(self) -> int:
@@ -54,7 +82,8 @@ class Fill:
     def search(self) -> dict:
         if self.index is None:
             return {"mode": "off"}
-        return {"mode": self.index.mode, "nlist": self.index.nlist, "nprobe": self.index.nprobe}
+        return {"mode": self.index.mode, "nlist": self.index.nlist, "exact": True,
+                "greedy_pair_products": self.index.products}
 
 
 def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, group: np.ndarray,
@@ -68,27 +97,96 @@ def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
 
 def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
                 group: np.ndarray, share: np.ndarray, penalty: float, budget: float, emb: np.ndarray,
-                diversity: DiversityParams, seed: int) -> Fill:
-    """Run the quota-merged greedy described in the module docstring; ``share`` = quota fraction per slice."""
+                diversity: DiversityParams, seed: int, supply: np.ndarray | None = None) -> Fill:
+    """Run the quota-merged greedy described in the module docstring.
+
+    ``share`` = quota fraction per slice, ``supply`` = eligible hours per slice (the water-filling caps;
+    computed from ``eligible`` when None).
+    """
     n, n_groups = len(hours), len(share)
     rows, bounds = slice_order(utility, tiebreak, eligible, group, n_groups)
     state = np.zeros(n, dtype=np.int8)
     order = np.full(n, -1, dtype=np.int64)
-    used = np.zeros(n_groups)
-    totals = np.zeros(2)
-    totals[1] = budget
-    ptr = bounds[:-1].copy()
-    share = np.asarray(share, dtype=np.float64)
     if len(rows) == 0:
         return Fill(state, order, None)
+    if supply is None:
+        supply = np.bincount(group[rows], weights=hours[rows], minlength=n_groups)
+    quota = _QuotaState(np.asarray(share, dtype=np.float64), np.asarray(supply, dtype=np.float64))
+    used = np.zeros(n_groups)
+    totals = np.array([0.0, budget])
+    ptr = bounds[:-1].copy()
     index = NeighbourIndex(emb, rows, diversity, seed) if diversity.enabled else None
+    counter = np.zeros(1, dtype=np.int64)
+    fill = Fill(state, order, index)
+    for _ in range(MAX_REPAIR_ROUNDS + 1):
+        _run(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours, quota, penalty,
+             index, diversity.chunk_size)
+        if index is None:
+            break
+        picked = np.flatnonzero(state == SELECTED)
+        picked = picked[np.argsort(order[picked], kind="stable")]
+        fill.check = check_selection(emb, picked, index.threshold,
+                                     _check_centroids(index, emb, picked, diversity, seed), diversity.stats_sample,
+                                     seed, min(diversity.chunk_size, CHECK_QUERY_ROWS),
+                                     max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS))
+        if not len(fill.check.violations):
+            break
+        drop = np.unique(picked[fill.check.violations[:, 1]])
+        log.warning("exact check found %d selected pair(s) above cosine %.4f; dropping the later pick of each "
+                    "and refilling", len(fill.check.violations), index.threshold)
+        fill.repaired.extend(drop.tolist())
+        state[drop] = BLOCKED
+        order[drop] = -1
+        np.subtract.at(used, group[drop], hours[drop])
+        totals[0] -= hours[drop].sum()
+        index.remove(drop)
+        ptr[:] = bounds[:-1]
+    fill.stop = _stop_reason(rows, bounds, ptr, state, hours, totals)
+    return fill
+
+
+def _check_centroids(index: NeighbourIndex, emb: np.ndarray, picked: np.ndarray, params: DiversityParams,
+                     seed: int) -> np.ndarray | None:
+    """The greedy's cells, or cells trained on the selection when it is large and the greedy had none."""
+    if index.centroids is not None or len(picked) < CHECK_CELLS_MIN_ROWS:
+        return index.centroids
+    nlist = resolve_nlist(params, len(picked))
+    return train_centroids(emb, picked, nlist, params, seed) if nlist > 1 else None
+
+
+def _stop_reason(rows: np.ndarray, bounds: np.ndarray, ptr: np.ndarray, state: np.ndarray, hours: np.ndarray,
+                 totals: np.ndarray) -> dict:
+    """Why the greedy stopped: the pool ran out, or the next head did not fit in what was left of the budget."""
+    heads = [rows[p] for p, end in zip(ptr.tolist(), bounds[1:].tolist(), strict=True)
+             if p < end and state[rows[p]] == UNDECIDED]
+    left = float(totals[1] - totals[0])
+    if not heads:
+        return {"reason": "pool_exhausted", "unused_hours": left}
+    longest = max(heads, key=lambda r: hours[r])
+    return {"reason": "budget", "unused_hours": left, "longest_head_row": int(longest),
+            "longest_head_hours": float(hours[longest])}
+
+
+class _QuotaState:
+    """Water-filling weights (quota shares) and caps (supply; a slice's hours once its rows run out)."""
+
+    def __init__(self, share: np.ndarray, supply: np.ndarray) -> None:
+        self.weight = share
+        self.cap = supply.copy()
+        self.exhausted = np.zeros(len(share), dtype=np.bool_)
+
+
+def _run(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours, quota, penalty,  # noqa: ANN001
+         index: NeighbourIndex | None, chunk: int) -> None:
+    """Alternate neighbour queries and the compiled merge until the merge is done."""
+    n = len(state)
     batch_pos = np.full(n, -1, dtype=np.int64)
-    window = _windows(share, diversity.chunk_size) if index is not None else None
+    share = quota.weight
+    window = _windows(share if share.sum() > 0 else np.ones(len(share)), chunk) if index is not None else None
     batch = np.zeros(0, dtype=np.int64)
     hit = np.zeros(0, dtype=np.bool_)
     lims = np.zeros(1, dtype=np.int64)
     nbrs = np.zeros(0, dtype=np.int64)
-    counter = np.zeros(1, dtype=np.int64)
     status = NEED_QUERY if index is not None else RUNNING
     while status != DONE:
         if status == NEED_QUERY:
@@ -100,12 +198,12 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
             hit, lims, nbrs = nb.hit, nb.lims, nb.nbrs
         before, heads = int(counter[0]), ptr.copy()
         status = _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours,
-                        share, penalty, index is not None, batch, batch_pos, hit, lims, nbrs)
+                        quota.weight, quota.cap, quota.exhausted, penalty, index is not None, batch, batch_pos,
+                        hit, lims, nbrs)
         if index is not None:
             fresh = np.flatnonzero(order[batch] >= before)
             index.add(batch[fresh], fresh)
-            window = _windows(ptr - heads + 1.0, diversity.chunk_size)
-    return Fill(state, order, index)
+            window = _windows(ptr - heads + 1.0, chunk)
 
 
 def _windows(weight: np.ndarray, chunk: int) -> np.ndarray:
@@ -128,10 +226,57 @@ def _next_batch(rows: np.ndarray, bounds: np.ndarray, ptr: np.ndarray, state: np
 
 
 @numba.njit(cache=True)
-def _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours, share,
-           penalty, diverse, batch, batch_pos, hit, lims, nbrs):
+def _allocation(s, total, weight, cap):
+    """Slice ``s``'s water-filled share of ``total`` hours: ``min(cap, lam * weight)``, the rest by supply.
+
+    ``lam`` solves ``sum(min(cap, lam * weight)) = total`` over weighted slices: slices whose share at the
+    current ``lam`` exceeds their cap are fixed at it and ``lam`` is recomputed over the rest, until none
+    changes (at most one round per slice). Past every weighted cap, zero-weight slices share the excess by
+    ``cap``. The same allocation as ``quotas.water_fill``, evaluated at every prefix of the greedy.
+    """
+    g = len(weight)
+    w_total = 0.0
+    pos_cap = 0.0
+    zero_cap = 0.0
+    for k in range(g):
+        if weight[k] > 0.0:
+            w_total += weight[k]
+            pos_cap += cap[k]
+        else:
+            zero_cap += cap[k]
+    if total >= pos_cap:
+        if weight[s] > 0.0:
+            return cap[s]
+        if zero_cap <= 0.0:
+            return 0.0
+        return cap[s] * min(1.0, (total - pos_cap) / zero_cap)
+    if weight[s] <= 0.0:
+        return 0.0
+    # raise lam through the breakpoints cap[k] / weight[k] in increasing order
+    capped = np.zeros(g, dtype=np.bool_)
+    fixed = 0.0
+    free_w = w_total
+    while True:
+        lam = (total - fixed) / free_w
+        changed = False
+        for k in range(g):
+            if weight[k] > 0.0 and not capped[k] and lam * weight[k] > cap[k]:
+                capped[k] = True
+                fixed += cap[k]
+                free_w -= weight[k]
+                changed = True
+        if not changed or free_w <= 0.0:
+            break
+    if capped[s]:
+        return cap[s]
+    return min(cap[s], (total - fixed) / free_w * weight[s]) if free_w > 0.0 else cap[s]
+
+
+@numba.njit(cache=True)
+def _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tiebreak, hours, weight, cap,
+           exhausted, penalty, diverse, batch, batch_pos, hit, lims, nbrs):
     """Advance the merge until done, out of budget, or a chosen head needs a neighbour query."""
-    n_groups = len(share)
+    n_groups = len(weight)
     while True:
         total = totals[0]
         best = -1
@@ -142,13 +287,21 @@ def _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tieb
                 p += 1
             ptr[s] = p
             if p >= bounds[s + 1]:
+                if not exhausted[s]:
+                    exhausted[s] = True
+                    cap[s] = used[s]
+                continue
+        for s in range(n_groups):
+            p = ptr[s]
+            if p >= bounds[s + 1]:
                 continue
             i = rows[p]
             h = hours[i]
-            due = share[s] > 0.0 and used[s] + h <= share[s] * (total + h)
+            alloc = _allocation(s, total + h, weight, cap)
+            due = used[s] + h <= alloc + HOURS_EPS
             pri = utility[i]
             if not due and penalty > 0:
-                over = (used[s] + h) / (max(share[s], FRACTION_FLOOR) * (total + h)) - 1.0
+                over = (used[s] + h) / max(alloc, FRACTION_FLOOR * (total + h)) - 1.0
                 pri = utility[i] - penalty * (1.0 + over)
             if best < 0 or pri > best_pri or (pri == best_pri and tiebreak[i] < tiebreak[rows[ptr[best]]]):
                 best, best_pri = s, pri
@@ -176,4 +329,3 @@ def _merge(rows, bounds, ptr, state, order, used, totals, counter, utility, tieb
         totals[0] = total + h
         order[i] = counter[0]
         counter[0] += 1
-

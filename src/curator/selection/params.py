@@ -14,14 +14,18 @@ QUOTA_SUM_TOLERANCE = 1e-6
 
 @dataclass
 class DiversityParams:
-    """Whole-selection near-duplicate exclusion in embedding space (see ``selection/diversity.py``)."""
+    """Whole-selection near-duplicate exclusion in embedding space (see ``selection/diversity.py``).
+
+    The search is exact in every mode: ``search``, ``nlist``, ``train_*`` and ``chunk_size`` decide only how
+    much work is done, never which rows are selected. Cells are pruned by exact angular bounds (a fixed
+    number of probed cells, the former ``nprobe``, missed pairs on dense embeddings).
+    """
 
     min_cosine: float = 0.15
     center: bool = True
     search: Literal["auto", "exact", "ivf"] = "auto"
     exact_max_rows: int = 50_000
     nlist: int = 0
-    nprobe: int = 4
     train_points_per_list: int = 40
     train_iters: int = 10
     chunk_size: int = 8192
@@ -31,7 +35,6 @@ class DiversityParams:
         check_range("select.diversity.min_cosine", self.min_cosine, lo=0.0, hi=2.0)
         check_range("select.diversity.exact_max_rows", self.exact_max_rows, lo=0)
         check_range("select.diversity.nlist", self.nlist, lo=0)
-        check_range("select.diversity.nprobe", self.nprobe, lo=1)
         check_range("select.diversity.train_points_per_list", self.train_points_per_list, lo=1)
         check_range("select.diversity.train_iters", self.train_iters, lo=1)
         check_range("select.diversity.chunk_size", self.chunk_size, lo=1)
@@ -95,9 +98,13 @@ class SelectParams:
     quality_gate: QualityGateParams = field(default_factory=QualityGateParams)
     mos_threshold: QualityGateParams = field(default_factory=lambda: QualityGateParams(min_score=3.0))
     max_invalid_fraction: float = 0.01
+    threads: int = 1
+    """BLAS/OpenMP threads of the selection. One is the fastest on a shared 2-core machine (spinning thread
+    pools there lose 3x to other processes' load) and keeps every float reduction in one order."""
 
     def __post_init__(self) -> None:
         check_range("select.K_hours", self.K_hours, lo=0.0, lo_open=True)
+        check_range("select.threads", self.threads, lo=1)
         if not math.isfinite(self.K_hours):
             raise ConfigError(f"'select.K_hours' = {self.K_hours} must be finite")
         check_range("select.alpha", self.alpha, lo=0.0, hi=1.0)

@@ -37,7 +37,11 @@ from curator.contract.versions import ContractError
 SLICE_SEPARATOR = "/"
 MISSING_LABEL = "unknown"
 MIN_NORM = 1e-12
-"""Embeddings with a smaller norm (after centring) have no direction and are skipped."""
+"""Embeddings with a smaller norm (before or after centring) have no direction and are skipped: an all-zero
+vector is a failed embedder, and centring would otherwise turn it into minus the mean, a valid-looking one."""
+MAX_DURATION_SEC = 86_400.0
+"""Longest plausible utterance (a day): a longer ``duration_sec`` is a corrupt value, skipped and counted like
+a NaN, instead of a row whose hours would stop the budgeted greedy at a fraction of K."""
 EMBED_BATCH_ROWS = 65_536
 """Rows per Arrow batch while copying embeddings: bounds the Arrow copy held next to the matrix."""
 MAX_GROUP_ROWS = 262_144
@@ -186,7 +190,7 @@ def _valid_rows(table: pa.Table, quality_columns: Sequence[str], excluded: dict[
             excluded["status_not_ok"] = int((~ok).sum())
         keep &= ok
     n_ok = int(keep.sum())
-    checks = {"duration_sec": lambda x: np.isfinite(x) & (x > 0), "loss_proxy": np.isfinite}
+    checks = {"duration_sec": lambda x: np.isfinite(x) & (x > 0) & (x <= MAX_DURATION_SEC), "loss_proxy": np.isfinite}
     speech_free = _speech_free(table)
     for col in quality_columns:
         checks[col] = lambda x: np.isfinite(x) | speech_free
@@ -246,6 +250,9 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
             emb[dest[sel]] = values[sel]
         ok[dest[sel & ~good]] = False
     assert emb is not None
+    for lo in range(0, len(emb), EMBED_BATCH_ROWS):
+        block = emb[lo:lo + EMBED_BATCH_ROWS]
+        ok[lo:lo + EMBED_BATCH_ROWS] &= np.einsum("ij,ij->i", block, block) > MIN_NORM ** 2
     emb[~ok] = 0.0
     mean = emb.sum(axis=0, dtype=np.float64) / max(int(ok.sum()), 1) if center else None
     for lo in range(0, len(emb), EMBED_BATCH_ROWS):

@@ -160,8 +160,14 @@ def _group_sum(keys: np.ndarray, weights: np.ndarray) -> dict:
     return out
 
 
-def quota_report(plan: QuotaPlan, selected: np.ndarray, names: list[str]) -> dict:
-    """Per-slice quota fit of a selection (``selected`` = hours per slice) plus totals."""
+def quota_report(plan: QuotaPlan, selected: np.ndarray, names: list[str], blocked: np.ndarray | None = None) -> dict:
+    """Per-slice quota fit of a selection (``selected`` = hours per slice) plus totals.
+
+    ``blocked`` (hours per slice the diversity rule excluded) explains the deviation of a slice that ran out:
+    the plan counts its whole supply, the greedy could only take what diversity left, and the shortfall went
+    to the other slices in proportion.
+    """
+    blocked = np.zeros(len(names)) if blocked is None else blocked
     slices = {
         name: {
             "quota_fraction": float(plan.fraction[s]),
@@ -170,6 +176,7 @@ def quota_report(plan: QuotaPlan, selected: np.ndarray, names: list[str]) -> dic
             "feasible_hours": float(plan.feasible[s]),
             "selected_hours": float(selected[s]),
             "deviation_hours": float(selected[s] - plan.feasible[s]),
+            "diversity_blocked_hours": float(blocked[s]),
             "infeasible": bool(plan.deficit[s] > HOURS_TOL),
         }
         for s, name in enumerate(names)

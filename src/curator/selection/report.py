@@ -1,8 +1,11 @@
 """What a selection is worth, as numbers: ``metrics/select.json`` and the CSV's ``_meta.json`` sidecar.
 
 Tail statistics use one yardstick for every strategy: the alpha-tail (per slice, by hours) of the candidate
-pool after ``data.filters`` and before the quality gate, so that ``dvc metrics diff`` compares like with
-like. The ground-truth share of imperfect references is computed here, after selection; no selector reads it.
+pool after ``data.filters`` and before the quality gate (``tail_coverage``), so that ``dvc metrics diff``
+compares like with like. Rows the gate removed can never be picked, so that figure is capped below 1 by the
+gate; ``tail_coverage_eligible`` measures the same thing on the eligible pool's own tail (what the selector
+could reach). The ground-truth share of imperfect references is computed here, after selection; no selector
+reads it. Warnings the selection raised are counted by code under ``warnings``.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import pandas as pd
 from curator.contract.curated import SCHEMA_VERSION as CURATED_SCHEMA_VERSION
 from curator.contract.curated import VERSION_KEY as CURATED_VERSION_KEY
 from curator.selection.base import Selection
-from curator.selection.diversity import nearest_selected_stats
 from curator.selection.fill import BLOCKED
 from curator.selection.quotas import quota_report
 from curator.selection.tail import cvar, tail_mask, value_at_risk
 
 TRUTH_COLUMNS = ("utt_id", "imperfect")
+WARNING_CODES = ("quota_values_absent", "budget_clipped", "budget_unused", "diversity_repaired")
+"""Every warning code, always present in select.json so ``dvc metrics diff`` shows a new one appearing."""
+STATS_BLOCK_ELEMENTS = 1 << 22
+"""Largest similarity block of the sample statistics (16 MiB of float32)."""
 
 
 class TruthError(ValueError):
@@ -60,6 +66,8 @@ def tail_stats(sel: Selection) -> dict[str, Any]:
     tail, var = tail_mask(pool.loss, pool.hours, pool.slice_code, everyone, alpha, pool.n_slices)
     tail_hours = float(pool.hours[tail].sum())
     picked_tail = float(pool.hours[tail & chosen].sum())
+    reach, _ = tail_mask(pool.loss, pool.hours, pool.slice_code, sel.eligible, alpha, pool.n_slices)
+    reach_hours = float(pool.hours[reach].sum())
     return {
         "alpha": alpha,
         "var_pool": value_at_risk(pool.loss, pool.hours, alpha),
@@ -67,6 +75,8 @@ def tail_stats(sel: Selection) -> dict[str, Any]:
         "pool_tail_hours": tail_hours,
         "selected_tail_hours": picked_tail,
         "tail_coverage": picked_tail / tail_hours if tail_hours > 0 else math.nan,
+        "eligible_tail_hours": reach_hours,
+        "tail_coverage_eligible": float(pool.hours[reach & chosen].sum()) / reach_hours if reach_hours > 0 else math.nan,
         "loss_mean_pool": _wmean(pool.loss, pool.hours, everyone),
         "loss_cvar_pool": cvar(pool.loss, pool.hours, alpha),
         "loss_mean": _wmean(pool.loss, pool.hours, chosen),
@@ -96,8 +106,11 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
     """The nested-numbers ``metrics/select.json`` (``tails`` from :func:`tail_stats`) for ``dvc metrics diff``."""
     pool, chosen, p = sel.pool, sel.selected, sel.params
     hours = pool.slice_hours(chosen)
-    quota = quota_report(sel.plan, hours, pool.slice_names)
-    nn = nearest_selected_stats(sel.fill.index, pool.emb, np.flatnonzero(chosen), p.diversity.stats_sample, p.seed)
+    blocked = pool.slice_hours(sel.fill.state == BLOCKED)
+    quota = quota_report(sel.plan, hours, pool.slice_names, blocked)
+    check = sel.fill.check
+    nn = (check.summary() if check is not None else
+          nearest_selected_stats(pool.emb, np.flatnonzero(chosen), p.diversity.stats_sample, p.seed))
     metrics: dict[str, Any] = {
         "n_selected": int(chosen.sum()),
         "hours_selected": float(pool.hours[chosen].sum()),
@@ -109,6 +122,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
             "min_cosine": p.diversity.min_cosine,
             "blocked_rows": int((sel.fill.state == BLOCKED).sum()),
             "queried_rows": sel.fill.queried,
+            "violations_repaired": len(sel.fill.repaired),
             **nn,
         },
         "quota": {
@@ -116,6 +130,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
             "redistributed_hours": quota["redistributed_hours"],
             "infeasible_slices": len(quota["infeasible_slices"]),
             "overflow_hours": float(pool.hours[chosen & ~sel.in_quota].sum()),
+            "diversity_blocked_hours": float(blocked.sum()),
         },
         "pool": {
             "rows": pool.n,
@@ -126,6 +141,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
             "mos_mean": _wmean(pool.mos, pool.hours, np.ones(pool.n, bool)) if pool.mos is not None else None,
         },
         "excluded": dict(sorted(pool.excluded.items())),
+        "warnings": warning_counts(sel),
     }
     share = imperfect_share(sel, truth)
     if share is not None:
@@ -146,12 +162,40 @@ def build_meta(sel: Selection, metrics: dict[str, Any], tails: dict[str, Any], c
         "n_selected": int(chosen.sum()),
         "hours_selected": metrics["hours_selected"],
         "hours_per_slice": metrics["hours_per_slice"],
-        "quota_report": quota_report(sel.plan, pool.slice_hours(chosen), pool.slice_names),
+        "quota_report": quota_report(sel.plan, pool.slice_hours(chosen), pool.slice_names,
+                                     pool.slice_hours(sel.fill.state == BLOCKED)),
         "tail": tails,
         "diversity": {**metrics["diversity"], **sel.fill.search},
         "excluded": metrics["excluded"],
+        "warnings": [{"code": w.code, "count": w.count, "message": w.message} for w in sel.warnings],
+        "stop": sel.fill.stop,
         "strategy": {"name": sel.params.name, "reasons": list(sel.ranking.reasons)},
     })
+
+
+def warning_counts(sel: Selection) -> dict[str, int]:
+    """Per warning code, how many rows or values it concerns (0 for every code that did not fire)."""
+    counts = dict.fromkeys(WARNING_CODES, 0)
+    for w in sel.warnings:
+        counts[w.code] = counts.get(w.code, 0) + w.count
+    return counts
+
+
+def nearest_selected_stats(emb: np.ndarray, rows: np.ndarray, sample: int, seed: int) -> dict[str, Any]:
+    """Exact nearest-selected-neighbour cosine of a seeded sample (diversity off: no full check ran)."""
+    if len(rows) < 2 or sample == 0:
+        return {"check": "off", "nn_cosine_max": math.nan, "nn_cosine_mean": math.nan, "nn_sample": 0}
+    probe = np.sort(np.random.default_rng(seed).choice(len(rows), size=min(sample, len(rows)), replace=False))
+    best = np.full(len(probe), -np.inf, dtype=np.float32)
+    xq = np.ascontiguousarray(emb[rows[probe]])
+    step = max(1, STATS_BLOCK_ELEMENTS // len(probe))
+    for lo in range(0, len(rows), step):
+        sims = xq @ emb[rows[lo:lo + step]].T
+        own = (probe >= lo) & (probe < lo + step)
+        sims[np.flatnonzero(own), probe[own] - lo] = -np.inf
+        np.maximum(best, sims.max(axis=1), out=best)
+    return {"check": "off (diversity disabled; sample only)", "nn_cosine_max": float(best.max()),
+            "nn_cosine_max_exact": False, "nn_cosine_mean": float(best.mean()), "nn_sample": int(len(probe))}
 
 
 def finite_or_none(obj: Any) -> Any:

@@ -21,6 +21,8 @@ from curator.contract.scores import write_table
 
 DISTORTIONS = ("noise", "reverb", "wind", "bandwidth_limitation", "clipping", "codec", "packet_loss")
 LANGUAGES = ("en", "de", "es", "fr", "zh")
+LATENT_RESIDUAL = 0.05
+"""Norm of the isotropic noise added to low-intrinsic-dimension embeddings (``SyntheticSpec.latent_dim``)."""
 
 
 @dataclass
@@ -39,6 +41,11 @@ class SyntheticSpec:
     duplicate_noise: float = 0.25
     imperfect_fraction: float = 0.2
     bad_status_fraction: float = 0.0
+    latent_dim: int = 0
+    """0: noise, source and distortion directions are isotropic in all ``dim`` dimensions (high intrinsic
+    dimension, the hardest case for exact near-duplicate search); k > 0: they all lie in one random
+    k-dimensional subspace, plus a little isotropic noise (``LATENT_RESIDUAL``): dense embeddings near a
+    low-dimensional subspace, like pooled SSL features whose nearest neighbours sit at cosine ~0.9."""
 
 
 def synthetic_scores(spec: SyntheticSpec) -> tuple[pa.Table, pd.DataFrame]:
@@ -49,10 +56,18 @@ def synthetic_scores(spec: SyntheticSpec) -> tuple[pa.Table, pd.DataFrame]:
     lang = rng.integers(0, len(LANGUAGES), n)
     n_sources = max(1, n // spec.rows_per_source)
     source = rng.integers(0, n_sources, n)
-    emb = rng.standard_normal((n, d), dtype=np.float32)
-    emb *= np.float32(spec.noise_weight / np.sqrt(d))
-    emb += spec.source_weight * _unit(rng.standard_normal((n_sources, d), dtype=np.float32))[source]
-    emb += spec.distortion_weight * _unit(rng.standard_normal((len(DISTORTIONS), d), dtype=np.float32))[dist]
+    k = spec.latent_dim or d
+    basis = _unit(rng.standard_normal((k, d), dtype=np.float32)) if spec.latent_dim else None
+
+    def lift(z: np.ndarray) -> np.ndarray:
+        return z if basis is None else z @ basis
+
+    emb = lift(rng.standard_normal((n, k), dtype=np.float32))
+    emb *= np.float32(spec.noise_weight / np.sqrt(k))
+    if spec.latent_dim:
+        emb += rng.standard_normal((n, d), dtype=np.float32) * np.float32(LATENT_RESIDUAL / np.sqrt(d))
+    emb += spec.source_weight * _unit(lift(rng.standard_normal((n_sources, k), dtype=np.float32)))[source]
+    emb += spec.distortion_weight * _unit(lift(rng.standard_normal((len(DISTORTIONS), k), dtype=np.float32)))[dist]
     n_dup = int(spec.duplicate_fraction * n)
     copies = rng.choice(n, size=n_dup, replace=False)
     originals = rng.integers(0, n, n_dup)

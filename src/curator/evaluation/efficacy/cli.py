@@ -23,23 +23,10 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.filters import SECONDS_PER_HOUR, filter_mask
 from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_scores
 from curator.contract.versions import ContractError
-from curator.evaluation.efficacy.params import CompareParams, run_id, selection_id
+from curator.evaluation.efficacy.params import CompareParams, compare_dir, eval_dir, run_id, select_dir
 
 MODELS_DIR = Path("models/compare")
 FILTER_COLUMNS = ("utt_id", "duration_sec", "language", "sr", "distortion")
-
-
-def compare_dir(root: str) -> Path:
-    """``<data.root>/compare``: every cell's curated list, training curves and per-utterance eval."""
-    return Path(root) / "compare"
-
-
-def select_dir(root: str, variant: str, budget: float) -> Path:
-    return compare_dir(root) / "select" / selection_id(variant, budget)
-
-
-def eval_dir(root: str, variant: str, budget: float, seed: int) -> Path:
-    return compare_dir(root) / "eval" / run_id(variant, budget, seed)
 
 
 def pool_hours(scores: str, cfg: dict) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from curator.config import ConfigError, check_choice, check_range, read_entry, register_section
 
@@ -82,3 +83,16 @@ def selection_id(variant: str, budget: float) -> str:
 
 def run_id(variant: str, budget: float, seed: int) -> str:
     return f"{selection_id(variant, budget)}_s{seed}"
+
+
+def compare_dir(root: str) -> Path:
+    """``<data.root>/compare``: every cell's curated list, training curves and per-utterance eval."""
+    return Path(root) / "compare"
+
+
+def select_dir(root: str, variant: str, budget: float) -> Path:
+    return compare_dir(root) / "select" / selection_id(variant, budget)
+
+
+def eval_dir(root: str, variant: str, budget: float, seed: int) -> Path:
+    return compare_dir(root) / "eval" / run_id(variant, budget, seed)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from curator.config import load_section
-from curator.evaluation.efficacy.params import CompareParams, budget_tag
+from curator.evaluation.efficacy.params import CompareParams, budget_tag, eval_dir
 from curator.evaluation.metrics import METRICS
 from curator.evaluation.paired import BOOTSTRAP_BLOCK, verdict, worst_mean
 from curator.io import atomic_path, write_json
@@ -265,8 +265,6 @@ def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
 
 def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Path) -> int:
     """Load every run, write metrics/compare.json, the Markdown table and the learning-curve plot."""
-    from curator.evaluation.efficacy.cli import eval_dir
-
     ev = load_section("eval", cfg=cfg)
     root = load_section("data", cfg=cfg).root
     runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
