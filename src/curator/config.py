@@ -102,8 +102,8 @@ def _untraced(cls: type, state: dict[str, Any]) -> Any:
 
 def _trace(obj: T, where: str) -> T:
     """Record the params read from ``obj`` when :data:`TRACE_ENV` is set (a no-op otherwise)."""
-    if not os.environ.get(TRACE_ENV) or not dataclasses.is_dataclass(obj):
-        return obj
+    if not os.environ.get(TRACE_ENV) or not dataclasses.is_dataclass(obj) or where.split(".")[0] not in SECTION_MODULES:
+        return obj  # only values parsed from params.yaml sections are traced (not a checkpoint's stored options)
     if not _TRACE_REGISTERED:
         _TRACE_REGISTERED.append(True)
         atexit.register(_write_trace)
@@ -199,14 +199,20 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Sequence[str] = ()
 
 
 def load_section(
-    name: str, path: str | Path = DEFAULT_PARAMS, overrides: Sequence[str] = (), cfg: Mapping | None = None
+    name: str, path: str | Path = DEFAULT_PARAMS, overrides: Sequence[str] = (), cfg: Mapping | None = None,
+    plugins: bool = True,
 ) -> Any:
-    """Parse top-level section ``name`` of ``params.yaml`` (or of ``cfg``) into its dataclass."""
+    """Parse top-level section ``name`` of ``params.yaml`` (or of ``cfg``) into its dataclass.
+
+    ``plugins=False`` skips the registry checks of :data:`SECTION_PLUGINS`: for a stage that reads a few plain
+    keys of another stage's section (and so must not depend on, or list, the plug-in keys those checks read).
+    """
     cls = section_class(name)
     cfg = load_params(path, overrides) if cfg is None else cfg
     if name not in cfg:
         raise ConfigError(f"missing section '{name}' in {path}")
-    return validate_plugins(name, parse(cls, cfg[name], name))
+    parsed = parse(cls, cfg[name], name)
+    return validate_plugins(name, parsed) if plugins else parsed
 
 
 def validate_plugins(name: str, params: T) -> T:

@@ -49,7 +49,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model of a checkpoint in eval mode; returns (model, checkpoint mapping without weights)."""
     payload = read_checkpoint(path)
-    model = build_model(payload["model"]["name"], payload["model"]["options"])
+    model = build_model(payload["model"]["name"], payload["model"]["options"], f"checkpoint '{path}' model options")
     model.load_state_dict(payload.pop("state_dict"))
     return model.eval(), payload
 

@@ -64,8 +64,11 @@ class CompareParams:
 
     def variant_overrides(self, name: str) -> list[str]:
         """The ``select`` overrides of one variant (recorded as reading that entry only)."""
-        check_choice("variant", name, self.variants)
-        return list(read_entry(self, "variants", name))
+        try:
+            return list(read_entry(self, "variants", name))
+        except KeyError:
+            check_choice("variant", name, object.__getattribute__(self, "variants"))
+            raise
 
     def active_profile(self) -> ProfileParams:
         """The profile named by ``compare.profile`` (recorded as reading that entry only)."""

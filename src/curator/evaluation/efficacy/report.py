@@ -265,7 +265,7 @@ def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
 
 def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Path) -> int:
     """Load every run, write metrics/compare.json, the Markdown table and the learning-curve plot."""
-    ev = load_section("eval", cfg=cfg)
+    ev = load_section("eval", cfg=cfg, plugins=False)  # bootstrap and tail only, no metric checks
     root = load_section("data", cfg=cfg).root
     runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
     report = build_report(params, runs, ev.bootstrap.n_boot, ev.bootstrap.seed, ev.bootstrap.confidence,

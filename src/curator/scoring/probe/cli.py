@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_params(args.config, overrides)
         data = load_section("data", cfg=cfg)
-        score = load_section("score", cfg=cfg)
+        score = load_section("score", cfg=cfg, plugins=False)  # plain decode keys only, no scorer checks
         params = load_section("probe", cfg=cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -44,9 +44,9 @@ def model_options(name: str, options: Mapping[str, Any], where: str = "train.mod
     return parse(cls.Options, dict(options), where)
 
 
-def build_model(name: str, options: Mapping[str, Any]) -> nn.Module:
+def build_model(name: str, options: Mapping[str, Any], where: str = "train.model.options") -> nn.Module:
     """Instantiate registered model ``name`` from a plain options mapping."""
-    return MODELS.get(name)(model_options(name, options))  # type: ignore[return-value]
+    return MODELS.get(name)(model_options(name, options, where))  # type: ignore[return-value]
 
 
 def options_dict(options: Any) -> dict[str, Any]:
