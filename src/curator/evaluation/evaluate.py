@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from curator.audio import AudioError, load_audio
 from curator.contract.manifest import read_manifest, resolve_path
+from curator.contract.scores import FLOAT_DECIMALS
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.metrics import DEFAULT_OPTIONS, Metric, MetricOptions, compute_metrics
 from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
@@ -60,7 +61,9 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
     """Per-utterance scores and the ids skipped as unreadable.
 
     Columns: ``<metric>`` of the peak-normalised enhanced output, ``noisy_<metric>`` of the input, and
-    ``output_to_input_db`` of the raw output (before peak normalisation, which would hide suppression).
+    ``output_to_input_db`` of the raw output (before peak normalisation, which would hide suppression), rounded to
+    ``FLOAT_DECIMALS`` as the scores are: reference implementations (pystoi) jitter by ~1e-16 from run to run,
+    and the per-utterance file must be the same bytes for the same inputs.
     """
     frames, skipped = [], []
     bar = tqdm(total=len(rows), desc=desc, unit="utt")
@@ -89,9 +92,10 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
         part[GAIN_COLUMN] = gains
         srs = part["sr"].to_numpy()
         for name, values in compute_metrics(metrics, enhanced, clean, srs, pool, options).items():
-            part[name] = values
+            part[name] = np.round(values, FLOAT_DECIMALS)
         for name, values in compute_metrics(metrics, noisy, clean, srs, pool, options).items():
-            part[NOISY_PREFIX + name] = values
+            part[NOISY_PREFIX + name] = np.round(values, FLOAT_DECIMALS)
+        part[GAIN_COLUMN] = np.round(part[GAIN_COLUMN].to_numpy(dtype=np.float64), FLOAT_DECIMALS)
         frames.append(part)
     bar.close()
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), skipped
