@@ -199,7 +199,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     head = "| comparison | K | " + " | ".join(f"{m} diff [{pct}% CI]" for m in metrics) + " |"
     rule = "|---|---|" + "---|" * len(metrics)
     lines = [f"# Curation efficacy on {report['split']} ({report['n_utts']} utterances, seeds {report['seeds']})",
-             "", f"Differences are paired per utterance and pooled over seeds; intervals resample utterances "
+             "", "Differences are paired per utterance and pooled over seeds; intervals resample utterances",
              f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse).", "",
              f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule]
     for key, per in report["vs_baseline"].items():
@@ -218,14 +218,15 @@ def markdown(report: Mapping[str, Any]) -> str:
                 "n/a" if c[m]["tail_diff"] is None else
                 f"{c[m]['tail_diff']:+.3f} [{c[m]['tail_ci_low']:+.3f}, {c[m]['tail_ci_high']:+.3f}]"
                 for m in metrics) + " |")
-    lines += ["", "## learning curve: mean per budget", "",
-              "| variant | " + " | ".join(f"K={k}" for k in map(budget_tag, report["budgets"])) + " |",
-              "|---|" + "---|" * len(report["budgets"])]
-    for v, per in report["curve"].items():
-        lines.append(f"| {v} | " + " | ".join(
-            "n/a" if per[k][metrics[0]]["mean"] is None else
-            f"{per[k][metrics[0]]['mean']:.3f} [{per[k][metrics[0]]['ci_low']:.3f}, {per[k][metrics[0]]['ci_high']:.3f}]"
-            for k in map(budget_tag, report["budgets"])) + f" |  ({metrics[0]})")
+    tags = list(map(budget_tag, report["budgets"]))
+    for m in metrics:
+        lines += ["", f"## learning curve: mean {m} per budget", "",
+                  "| variant | " + " | ".join(f"K={k}" for k in tags) + " |", "|---|" + "---|" * len(tags)]
+        for v, per in report["curve"].items():
+            lines.append(f"| {v} | " + " | ".join(
+                "n/a" if per[k][m]["mean"] is None else
+                f"{per[k][m]['mean']:.3f} [{per[k][m]['ci_low']:.3f}, {per[k][m]['ci_high']:.3f}]"
+                for k in tags) + " |")
     lines += ["", "resolution (median CI half-width of the comparisons): " + ", ".join(
         f"{m} {w}" for m, w in report["resolution"].items())]
     return "\n".join(lines) + "\n"
