@@ -55,7 +55,7 @@ def test_probabilities_match_the_official_configuration(rows):
 
 def test_augmentation_strings_are_official_and_bandwidth_goes_lower(rows):
     rows, sim = rows
-    patterns = [r"bandwidth_limitation-(soxr_vhq|soxr_hq|soxr_mq|soxr_lq|polyphase|none)->\d+",
+    patterns = [r"bandwidth_limitation-(kaiser_best|kaiser_fast|scipy|polyphase|none)->\d+",
                 r"clipping\(min=[0-9.e-]+,max=[0-9.e-]+\)",
                 r"codec\(format=(mp3,encoder=None|ogg,encoder=(vorbis|opus)),qscale=-?\d+\)",
                 r"packet_loss\(packet_loss_indices=\[[0-9, ]*\],packet_duration_ms=20\)",
@@ -91,3 +91,22 @@ def test_missing_pool_rate_is_a_clear_error(sim):
     src.noise = {"n0": SourceEntry("n0", 8000, "n0.flac")}
     with pytest.raises(PlanError, match="no noise source sampled at .* Hz or higher"):
         plan_simulation(src, sim, "sim")
+
+
+def test_noise_and_rir_come_from_the_speech_rate_first(sim):
+    """Official select_sample: same-rate sources when there are any, else one randomly chosen higher rate."""
+    speech = {f"s{i:03d}": SourceEntry(f"s{i:03d}", (16000, 22050, 8000)[i % 3], "s.flac") for i in range(300)}
+    src = Sources(root=Path("."), speech=speech,
+                  noise={f"n{r}_{k}": SourceEntry(f"n{r}_{k}", r, "n.flac") for r in (16000, 48000) for k in range(3)},
+                  wind={}, rir={f"r{r}": SourceEntry(f"r{r}", r, "r.flac") for r in (16000, 24000, 48000)},
+                  lengths={u: 3 * e.fs for u, e in speech.items()})
+    rows = plan_simulation(src, sim, "sim")
+    picked: dict[int, Counter] = {fs: Counter() for fs in (8000, 16000, 22050)}
+    for r in rows:
+        picked[int(r["fs"])][src.noise[r["noise_uid"]].fs] += 1
+        if r["rir_uid"] != "none":
+            picked[int(r["fs"])][("rir", src.rir[r["rir_uid"]].fs)] += 1
+    assert set(picked[16000]) == {16000, ("rir", 16000)}  # same rate whenever it exists
+    assert set(picked[22050]) == {48000, ("rir", 24000), ("rir", 48000)}  # no 22.05 kHz: a higher rate
+    assert {16000, 48000} <= set(picked[8000])  # no 8 kHz: either higher rate, chosen at random
+    assert len({u for r in rows if r["fs"] == "16000" for u in [r["noise_uid"]]}) == 3  # uniform within a rate

@@ -145,7 +145,7 @@ def plant_defect(x: np.ndarray, fs: int, defect: str, mini: MiniParams, sim: Sim
     if defect == "noise":
         noise = N.coloured(len(x), fs, rng)
         snr = float(rng.uniform(*mini.defect_snr_db))
-        return x + D.scale_to_snr(x, noise, snr, fs, sim.active_frame_sec, sim.active_threshold)
+        return x + D.scale_to_snr(x, noise, snr, sim.active_threshold, sim.active_frame_length, sim.active_frame_shift)
     if defect == "reverb":
         rir = shoebox_rir(fs, float(rng.uniform(*mini.rt60_sec)), tuple(mini.room_size_m), rng)  # type: ignore[arg-type]
         return D.reverberate(x, rir)

@@ -1,9 +1,11 @@
 """Draw the per-utterance simulation parameters (the official ``meta.tsv``) from the source pools.
 
-The draws follow the official training configuration: wind noise instead of ordinary noise with
+The draws follow the official training configuration and rules: noise and RIRs from sources at the speech's
+own rate when there are any (else from one randomly chosen higher rate); wind noise instead of ordinary noise with
 ``prob_wind_noise``; SNR uniform in its range; a RIR with ``prob_reverberation``; 0..3 extra augmentations
 drawn without replacement by weight, clipping redrawn away when wind noise (which clips itself) is used;
-each augmentation's parameters written into its official string. Everything comes from one seeded
+each augmentation's parameters written into its official string (packet-loss bursts drawn as the official
+generator draws them). Speech-free rows (``n_speech_free``) are our extension. Everything comes from one seeded
 generator walked in a fixed order, so the same sources and params give the same ``meta.tsv``.
 """
 
@@ -26,10 +28,20 @@ class PlanError(ValueError):
 
 
 def _pick(pool: dict[str, SourceEntry], fs: int, rng: np.random.Generator, what: str) -> str:
-    """A uniformly drawn id among entries sampled at ``fs`` or higher (resampled down on use)."""
-    ids = sorted(uid for uid, e in pool.items() if e.fs >= fs)
-    if not ids:
+    """A source id by the official rule: uniformly among entries sampled at exactly ``fs`` when there are
+    any; otherwise the rates above ``fs`` are shuffled and the first one with entries is drawn from
+    uniformly (the clip is resampled down on use)."""
+    by_rate: dict[int, list[str]] = {}
+    for uid, e in pool.items():
+        by_rate.setdefault(e.fs, []).append(uid)
+    if fs in by_rate:
+        ids = sorted(by_rate[fs])
+        return ids[int(rng.integers(len(ids)))]
+    higher = sorted(r for r in by_rate if r > fs)
+    if not higher:
         raise PlanError(f"no {what} source sampled at {fs} Hz or higher; add one to the {what} list")
+    rate = higher[int(rng.permutation(len(higher))[0])]
+    ids = sorted(by_rate[rate])
     return ids[int(rng.integers(len(ids)))]
 
 

@@ -3,7 +3,9 @@
 The order of operations is the official one: (optional high-pass) -> reverberation (the target gets only
 the early RIR) -> noise at the drawn SNR (or wind mixing) -> extra augmentations in drawn order -> one
 common peak normalisation of noisy, target and noise. Each row is rendered from its own parameters and a
-generator seeded by its id, so the result does not depend on worker count or order.
+generator seeded by its id's numeric suffix (as the official renderer), so the result does not depend on
+worker count or order. Every step follows the official ``simulate_data_from_param.py`` (measured row for row
+by ``benchmarks/bench_simulation_fidelity.py``).
 """
 
 from __future__ import annotations
@@ -40,11 +42,21 @@ _CODEC = re.compile(r"codec\(format=(.*),encoder=(.*),qscale=(-?\d+)\)")
 _PACKET = re.compile(r"packet_loss\(packet_loss_indices=(\[.*\]),packet_duration_ms=(\d+)\)")
 
 
+PEAK_FLOOR = 1e-6
+"""The final peak normalisation divides by at least this (the official floor), so silence stays silence."""
+
+
 class RenderError(ValueError):
     """A meta.tsv row cannot be rendered; the message names the row id."""
 
 
-def _row_rng(seed: int, uid: str) -> np.random.Generator:
+def row_rng(seed: int, uid: str) -> np.random.Generator:
+    """The generator of a row's noise excerpt: seeded by the id's numeric suffix (``fileid_12`` -> 12), as the
+    official renderer does, so an official row gets the official excerpt. An id without a numeric suffix
+    (not an official one) falls back to a hash of ``seed`` and the id."""
+    suffix = uid.rsplit("_", 1)[-1]
+    if suffix.isdigit():
+        return np.random.default_rng(int(suffix))
     return np.random.default_rng([seed, zlib.crc32(uid.encode("utf-8"))])
 
 
@@ -75,14 +87,18 @@ def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> 
                       ("rir_uid", sources.rir)):
         if row[key] != NONE and row[key] not in pool:
             raise RenderError(f"row '{uid}': {key} '{row[key]}' is in none of the source lists")
-    rng = _row_rng(sim.seed, uid)
+    rng = row_rng(sim.seed, uid)
     augs = [a for a in row["augmentation"].split("/") if a and a != NONE]
     if row["speech_uid"] == NONE:
-        speech = np.zeros(n, dtype=np.float32)
+        speech = np.zeros(n, dtype=np.float64)
     else:
         speech = D.fit_length(load_audio(sources.resolve(sources.speech[row["speech_uid"]].path), sr=fs)[0], n)
         if sim.highpass:
-            speech = D.highpass(speech, fs, sim.highpass_hz, sim.highpass_order)
+            try:
+                speech = D.highpass(speech, fs, sim.highpass_hz, sim.highpass_transition_hz, sim.highpass_attenuation)
+            except ValueError as exc:  # shorter than filtfilt's padding
+                raise RenderError(f"row '{uid}': cannot high-pass {n} samples: {exc}") from exc
+    speech = np.asarray(speech, dtype=np.float64)
     noisy, target = speech, speech
     if row["rir_uid"] != NONE:
         rir = _load_cached(str(sources.resolve(sources.rir[row["rir_uid"]].path)), fs)
@@ -91,15 +107,20 @@ def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> 
     pool = sources.wind if row["noise_uid"] in sources.wind else sources.noise
     noise = D.fit_noise(_load_cached(str(sources.resolve(pool[row["noise_uid"]].path)), fs), n, rng)
     if row["speech_uid"] != NONE:
-        noise = D.scale_to_snr(noisy, noise, float(row["snr_dB"]), fs, sim.active_frame_sec, sim.active_threshold)
+        noise = D.scale_to_snr(noisy, noise, float(row["snr_dB"]), sim.active_threshold, sim.active_frame_length,
+                               sim.active_frame_shift)
+    noise = np.asarray(noise, dtype=np.float64)
     wind = [a for a in augs if a.startswith("wind_noise")]
     if wind:
         m = _WIND.fullmatch(wind[0])
         if m is None:
             raise RenderError(f"row '{uid}': malformed wind augmentation {wind[0]!r}")
         thr, ratio, att, rel, sc, clip, clip_thr = m.groups()
-        noisy = D.wind_mix(noisy, noise, fs, float(thr), float(ratio), float(att), float(rel), float(sc),
-                           clip == "True", float(clip_thr))
+        clipped = sim.wind.clip_always or clip == "True"
+        noisy, noise, work_scale = D.wind_mix(noisy, noise, fs, float(thr), float(ratio), float(att), float(rel),
+                                              float(sc), float(clip_thr) if clipped else None)
+        if row["rir_uid"] == NONE and sim.wind.scale_dry_clean:
+            target = target * work_scale
     else:
         noisy = noisy + noise
     for aug in augs:
@@ -108,8 +129,8 @@ def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> 
                 noisy = apply_augmentation(noisy, aug, fs)
             except ValueError as exc:
                 raise RenderError(f"row '{uid}': {exc}") from exc
-    peak = max(float(np.max(np.abs(noisy))), float(np.max(np.abs(target))), float(np.max(np.abs(noise))))
-    scale = sim.peak_norm / peak if peak > 0 else 1.0
+    peak = max(float(np.max(np.abs(noisy))), float(np.max(np.abs(target))), float(np.max(np.abs(noise))), PEAK_FLOOR)
+    scale = sim.peak_norm / peak
     return (noisy * scale).astype(np.float32), (target * scale).astype(np.float32)
 
 
