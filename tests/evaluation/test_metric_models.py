@@ -3,6 +3,7 @@ transformers loaders on tiny randomly initialised models of the real classes sav
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -116,3 +117,142 @@ def test_character_accuracy_with_pocketsphinx(arctic: np.ndarray) -> None:
     noise = np.random.default_rng(0).normal(0, 0.5, arctic.size).astype(np.float32)
     same, noisy = run("cacc", [arctic, arctic + noise], [arctic, arctic])
     assert same == 1.0 and (math.isnan(noisy) or noisy < 1.0)
+
+
+# Batched forward passes: each batched metric against its per-utterance path on CPU (``batch_on_cpu``), on
+# utterances of different lengths so padding, crops and windows are all exercised. Tolerance: 1e-4 absolute
+# (different kernels and summation orders; measured differences are ~1e-6).
+BATCH_TOL = 1e-4
+BATCHED = MetricOptions(batch_size=3, batch_on_cpu=True)
+
+
+def mixed_lengths(arctic: np.ndarray, seconds: tuple[float, ...]) -> list[np.ndarray]:
+    """Noisy copies of the ARCTIC clip (tiled) at several lengths."""
+    rng = np.random.default_rng(1)
+    tiled = np.tile(arctic, int(np.ceil(max(seconds) * SR / arctic.size)))
+    return [tiled[:int(s * SR)] + rng.normal(0, 0.02 * (i + 1), int(s * SR)).astype(np.float32)
+            for i, s in enumerate(seconds)]
+
+
+def assert_batched_equal(name: str, est: list[np.ndarray], ref: list[np.ndarray | None],
+                         weights: dict[str, str] | None = None) -> np.ndarray:
+    weights = weights or {}
+    single = run(name, est, ref, MetricOptions(weights=weights))
+    batched = run(name, est, ref, MetricOptions(batch_size=BATCHED.batch_size, batch_on_cpu=True, weights=weights))
+    assert np.isfinite(single).all(), name
+    np.testing.assert_allclose(batched, single, rtol=0, atol=BATCH_TOL, err_msg=name)
+    return single
+
+
+def test_batch_is_one_on_cpu_unless_asked() -> None:
+    assert MetricOptions(batch_size=8).batch == 1
+    assert MetricOptions(batch_size=8, device="cuda").batch == 8
+    assert MetricOptions(batch_size=8, batch_on_cpu=True).batch == 8
+
+
+@pytest.mark.parametrize("name", ["dnsmos_ovrl", "dnsmos_sig", "distillmos"])
+def test_batched_packaged_mos_equals_per_utterance(arctic: np.ndarray, name: str) -> None:
+    # 2.5 s: shorter than one DNSMOS window and one DistillMOS crop; 8.5 and 12 s: several of both
+    signals = mixed_lengths(arctic, (2.5, 12.0, 8.5, 4.0))
+    scores = assert_batched_equal(name, signals, [None] * len(signals))
+    assert len(set(np.round(scores, 3))) == len(signals)  # distinct inputs, so a mix-up of rows would show
+
+
+def test_batched_nisqa_equals_per_utterance(tmp_path: Path, arctic: np.ndarray) -> None:
+    torch = pytest.importorskip("torch")
+    from curator.scoring.nisqa_model import NisqaNet
+
+    args = {"model": "NISQA_DIM", "ms_sr": 48000, "ms_fmax": 20000, "ms_n_fft": 4096, "ms_hop_length": 0.01,
+            "ms_win_length": 0.02, "ms_n_mels": 48, "ms_seg_length": 15, "ms_seg_hop_length": 4,
+            "ms_max_segments": 1300, "cnn_model": "adapt", "cnn_c_out_1": 16, "cnn_c_out_2": 32, "cnn_c_out_3": 64,
+            "cnn_kernel_size": (3, 3), "cnn_dropout": 0.2, "cnn_fc_out_h": None, "cnn_pool_1": [24, 7],
+            "cnn_pool_2": [12, 5], "cnn_pool_3": [6, 3], "td": "self_att", "td_sa_d_model": 64, "td_sa_nhead": 1,
+            "td_sa_pos_enc": False, "td_sa_num_layers": 2, "td_sa_h": 64, "td_sa_dropout": 0.1, "td_2": "skip",
+            "pool": "att", "pool_att_h": 128, "pool_att_dropout": 0}
+    torch.manual_seed(0)
+    model = NisqaNet(args)
+    with torch.no_grad():
+        model.pool_layers[0].model.linear3.bias.fill_(3.0)  # centre the MOS head so the 1..5 clamp rarely bites
+    path = tmp_path / "nisqa.tar"
+    torch.save({"args": args, "model_state_dict": model.state_dict(), "epoch": 1, "model_name": "NISQA_DIM"}, path)
+    signals = mixed_lengths(arctic, (1.5, 3.0, 2.0, 2.5))
+    assert_batched_equal("nisqa", signals, [None] * len(signals), {"nisqa": str(path)})
+
+
+def tiny_ssl_config(transformers, cls: str, layer_norm: bool, **extra):
+    """A small config of a real transformers SSL class; ``layer_norm``: the large models' layer-norm encoder."""
+    norm = {"feat_extract_norm": "layer", "do_stable_layer_norm": True} if layer_norm else {}
+    return getattr(transformers, cls)(hidden_size=32, num_hidden_layers=8, num_attention_heads=2,
+                                      intermediate_size=64, conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8),
+                                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, **norm, **extra)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["group_norm_separable", "layer_norm_masked"])
+def test_batched_speech_bert_score_equals_per_utterance(tmp_path: Path, arctic: np.ndarray, layer_norm: bool) -> None:
+    guard_torchaudio()
+    transformers = pytest.importorskip("transformers")
+    transformers.set_seed(0)
+    transformers.HubertModel(tiny_ssl_config(transformers, "HubertConfig", layer_norm)).save_pretrained(tmp_path / "m")
+    est = mixed_lengths(arctic, (1.0, 2.3, 1.7, 2.9, 1.2))
+    ref = [np.tile(arctic, 2)[:len(e)] for e in est]
+    scores = assert_batched_equal("speech_bert_score", est, ref, {"speech_bert_score": str(tmp_path / "m")})
+    assert (scores < 1.0).all()
+
+
+def test_batched_lps_equals_per_utterance(tmp_path: Path, arctic: np.ndarray) -> None:
+    guard_torchaudio()
+    transformers = pytest.importorskip("transformers")
+    transformers.set_seed(0)
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "a": 5, "b": 6, "k": 7, "t": 8}
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = transformers.Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), word_delimiter_token="|")
+    extractor = transformers.Wav2Vec2FeatureExtractor(sampling_rate=SR, return_attention_mask=True)
+    folder = tmp_path / "phonemes"
+    transformers.Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    config = tiny_ssl_config(transformers, "Wav2Vec2Config", layer_norm=True, vocab_size=len(vocab), pad_token_id=0)
+    model = transformers.Wav2Vec2ForCTC(config)
+    with pytest.importorskip("torch").no_grad():
+        model.lm_head.weight.mul_(20.0)  # confident, input-dependent phonemes: non-trivial strings
+    model.save_pretrained(folder)
+    est = mixed_lengths(arctic, (1.0, 2.3, 1.7, 2.9))
+    ref = [np.tile(arctic, 2)[:len(e)] for e in est]
+    scores = assert_batched_equal("lps", est, ref, {"lps": str(folder)})
+    assert (scores < 1.0).any()  # the noisy estimates do not all transcribe as their references
+
+
+def test_batched_language_id_equals_per_utterance(tmp_path: Path, arctic: np.ndarray) -> None:
+    guard_torchaudio()
+    transformers = pytest.importorskip("transformers")
+    from curator.evaluation.metrics.task_dependent import _lid, languages
+
+    transformers.set_seed(0)
+    folder = tmp_path / "lid"
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=SR, return_attention_mask=True).save_pretrained(folder)
+    config = tiny_ssl_config(transformers, "Wav2Vec2Config", layer_norm=True, num_labels=16)
+    transformers.Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    signals = mixed_lengths(arctic, (1.0, 2.3, 1.7, 2.9, 0.8, 2.0))
+    model, extractor = _lid(folder, "cpu")
+    single = languages(model, extractor, signals, "cpu", 1)
+    assert (languages(model, extractor, signals, "cpu", 4) == single).all()
+    assert len(set(single)) > 1  # the random head tells the inputs apart, so a mix-up of rows would show
+    assert_batched_equal("lid_acc", signals, signals[::-1], {"lid_acc": str(folder)})
+
+
+def test_emotion_similarity_is_unavailable_with_the_reason(tmp_path: Path) -> None:
+    emo = METRICS.get("emo_sim")
+    assert emo.category == "task_dependent" and emo.higher_is_better
+    reason = check_available(emo) or ""
+    assert "emotion2vec_base.pt" in reason and "eval.weights.emo_sim" in reason
+    missing = tmp_path / "emotion2vec_base.pt"
+    reason = check_available(emo, MetricOptions(weights={"emo_sim": str(missing)})) or ""
+    assert str(missing) in reason
+    if importlib.util.find_spec("emo2vec_versa") is None:
+        assert "github.com/ftshijt/emotion2vec" in reason and "fairseq" in reason
+        missing.write_bytes(b"")
+        reason = check_available(emo, MetricOptions(weights={"emo_sim": str(missing)})) or ""
+        assert "emo2vec_versa" in reason and str(missing) not in reason
+        x = np.zeros(SR, np.float32)
+        with pytest.raises(MetricUnavailable, match="emo_sim"):
+            run("emo_sim", [x], [x], MetricOptions(weights={"emo_sim": str(missing)}))
+    ok, skipped = split_available([METRICS.get("si_sdr"), emo])
+    assert [m.name for m in ok] == ["si_sdr"] and "emo_sim" in skipped

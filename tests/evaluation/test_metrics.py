@@ -148,3 +148,17 @@ def test_edit_distance() -> None:
     assert edit_distance("kitten", "sitting") == 3
     assert edit_distance("", "abc") == 3 and edit_distance("abc", "") == 3
     assert edit_distance("flaw", "lawn") == 2 and edit_distance("same", "same") == 0
+
+
+def test_length_batches_sort_by_length_and_respect_the_size() -> None:
+    from curator.evaluation.metrics import length_batches
+
+    lengths = [5, 3, 5, 9, 3, 5, 1]
+    batches = length_batches(lengths, 2)
+    assert [b.tolist() for b in batches] == [[6, 1], [4, 0], [2, 5], [3]]  # stable: equal lengths keep their order
+    equal = length_batches(lengths, 2, equal_length=True)
+    assert [b.tolist() for b in equal] == [[6], [1, 4], [0, 2], [5], [3]]
+    for b in equal:
+        assert len({lengths[i] for i in b}) == 1
+    assert sorted(np.concatenate(equal).tolist()) == list(range(len(lengths)))
+    assert length_batches([], 4) == [] and length_batches([], 4, equal_length=True) == []

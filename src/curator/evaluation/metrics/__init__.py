@@ -14,10 +14,11 @@ record the reason and carry on with the other metrics (:func:`split_available`).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +43,23 @@ class MetricOptions:
     """Run-time settings of model-based metrics.
 
     ``weights`` maps a metric name to the local file or folder of its weights (a param of the eval stage);
-    ``batch_size`` is how many utterances one forward pass takes on the GPU (CPU runs one at a time).
+    ``batch_size`` is how many utterances one forward pass takes on cuda. On CPU a model-based metric runs one
+    utterance at a time unless ``batch_on_cpu`` is set: batched and per-utterance values agree only to float
+    tolerance (different kernels, summation orders), and the eval stage's CPU outputs are hashed in dvc.lock, so
+    the stage keeps CPU per-utterance (batching is no faster there either: 0.8-1.0x measured by
+    ``benchmarks/bench_eval_metrics.py``, against 1.3-4.4x on an H200). Tests and the benchmark set it to check
+    and time the batched path on CPU. :attr:`batch` is the effective size a metric uses.
     """
 
     device: str = "cpu"
     batch_size: int = 8
     weights: Mapping[str, str] = field(default_factory=dict)
+    batch_on_cpu: bool = False
+
+    @property
+    def batch(self) -> int:
+        """Utterances per forward pass: ``batch_size`` on cuda (or with ``batch_on_cpu``), else 1."""
+        return self.batch_size if self.device == "cuda" or self.batch_on_cpu else 1
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -74,7 +86,8 @@ class MetricResources:
     """What a metric needs to run: a model (so a device matters) and which packages it imports."""
 
     model: str | None = None  # the weights it loads, in words; None for signal-processing metrics
-    gpu_capable: bool = False  # runs (batched) on cuda when MetricOptions.device is cuda
+    gpu_capable: bool = False  # runs on cuda when MetricOptions.device is cuda
+    batched: bool = False  # takes MetricOptions.batch utterances per pass (= per-utterance to 1e-4 CPU, 2e-4 cuda)
     packages: tuple[str, ...] = ()  # importable module names the metric needs
 
 
@@ -150,6 +163,44 @@ def register_metric(name: str, category: str, higher_is_better: bool = True, nee
         return fn
 
     return deco
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, equal_length: bool = False) -> list[np.ndarray]:
+    """Indices grouped into batches of at most ``batch_size``, by increasing length (stable), so padding is small.
+
+    ``equal_length``: only utterances of the same length share a batch, for models whose output changes with
+    zero padding (no attention mask, or group norm over time): each batch is then exactly its utterances.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    if not equal_length:
+        return [order[lo:lo + batch_size] for lo in range(0, len(order), batch_size)]
+    out: list[np.ndarray] = []
+    for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+        out += [group[lo:lo + batch_size] for lo in range(0, len(group), batch_size)]
+    return [b for b in out if len(b)]
+
+
+def model_batches(model: Any, signals: Sequence[np.ndarray], batch: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """``(indices, use_mask)`` of the batches a transformers audio model scores ``signals`` in.
+
+    Zero padding with an attention mask leaves the valid frames of a wav2vec2-style model unchanged only when its
+    feature encoder uses layer norm (``config.feat_extract_norm == "layer"``, e.g. wav2vec2-large-lv60, MMS); with
+    group norm (HuBERT base, mHuBERT-147) each channel is normalised over the whole padded length, and such models
+    take no mask (transformers' documentation says to zero-pad them without one), so only equal lengths share a
+    batch. ``use_mask`` is True when the batch needs padding (a batch of equal lengths takes no mask, as a
+    per-utterance call takes none).
+    """
+    invariant = getattr(model.config, "feat_extract_norm", None) == "layer"
+    for idx in length_batches([len(x) for x in signals], batch, equal_length=not invariant):
+        yield idx, len({len(signals[i]) for i in idx}) > 1
+
+
+def frame_counts(model: Any, lengths: Sequence[int]) -> list[int]:
+    """Output frames of a wav2vec2-style model for inputs of ``lengths`` samples (its conv feature encoder)."""
+    import torch
+
+    return [int(n) for n in model._get_feat_extract_output_lengths(torch.as_tensor(list(lengths)))]
 
 
 def map_utterances(fn: Callable[[np.ndarray, np.ndarray, int], float], estimates: Sequence[np.ndarray],
