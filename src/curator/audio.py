@@ -21,13 +21,53 @@ class NonFiniteAudioError(AudioError):
     """A file decodes but holds NaN or infinite samples."""
 
 
-def load_audio(path: str | os.PathLike[str], sr: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to float32 (mono by channel mean unless ``mono=False``), optionally resampled to ``sr``."""
+CHANNEL_POLICIES = ("first", "mean", "reject")
+"""How a multi-channel file becomes mono (``dataset.channel_policy``): its first channel, the mean of its
+channels, or rejected at manifest time. Decoders apply what the manifest row records (:func:`row_decoding`)."""
+RATE_POLICIES = ("reject", "resample")
+"""What the manifest stage does with a file at a rate outside ``dataset.sample_rates``."""
+FALLBACK_CHANNEL_POLICY = "mean"
+"""Used for a row that records no channel policy (a mono file, or a manifest made by another tool)."""
+
+
+def to_mono(data: np.ndarray, policy: str) -> np.ndarray:
+    """(frames, channels) -> (frames,) by ``policy`` (first | mean); mono input is returned as is."""
+    if data.shape[1] == 1:
+        return data[:, 0]
+    if policy == "first":
+        return data[:, 0]
+    if policy == "mean":
+        return data.mean(axis=1)
+    raise ValueError(f"channel policy {policy!r} cannot decode a {data.shape[1]}-channel file; valid: first, mean")
+
+
+def target_rate(sr: int, supported: tuple[int, ...] | list[int]) -> int:
+    """The supported rate a file at ``sr`` is resampled to: the lowest one at or above ``sr`` (nothing of the
+    recorded band is thrown away), else the highest (e.g. 11025 -> 16000, 96000 -> 48000)."""
+    above = [r for r in supported if r >= sr]
+    return int(min(above)) if above else int(max(supported))
+
+
+def row_decoding(row: object) -> tuple[int | None, str]:
+    """(rate to resample to or None, channel policy) recorded in a manifest row's ``custom`` by the manifest
+    stage: ``custom.source_sr`` marks a file decoded at ``row.sr`` from another rate, ``custom.channel_policy``
+    a multi-channel file. ``row`` is a dict, a pandas row or an :class:`~curator.contract.manifest.Utterance`."""
+    get = row.get if hasattr(row, "get") else lambda k, d=None: getattr(row, k, d)  # type: ignore[attr-defined]
+    custom = get("custom", None)
+    if not isinstance(custom, dict):
+        custom = {}
+    target = int(get("sr")) if custom.get("source_sr") is not None else None  # type: ignore[arg-type]
+    return target, str(custom.get("channel_policy") or FALLBACK_CHANNEL_POLICY)
+
+
+def load_audio(path: str | os.PathLike[str], sr: int | None = None, mono: bool = True,
+               channels: str = FALLBACK_CHANNEL_POLICY) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to float32 (mono by ``channels`` policy unless ``mono=False``), optionally resampled to ``sr``."""
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"cannot decode '{path}': {exc}") from exc
-    x = data.mean(axis=1) if mono else data.T
+    x = to_mono(data, channels) if mono else data.T
     if x.size and not np.all(np.isfinite(x)):
         raise NonFiniteAudioError(f"'{path}' contains NaN or infinite samples")
     if sr is not None and sr != file_sr:

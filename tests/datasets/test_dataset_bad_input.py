@@ -123,3 +123,35 @@ def test_missing_wav_scp_and_bad_numbers_are_clear_errors(tmp_path):
     (tmp_path / "utt2fs").write_text("u1 sixteen\n")
     with pytest.raises(ListError, match=r"utt2fs: entry 'u1' has 'sixteen'"):
         import_split("train", tmp_path, None, tmp_path, "t", CheckConfig("decode", 1e-4, 1))
+
+
+@pytest.mark.parametrize("mode", ["lists", "header", "decode"])
+def test_rate_and_channel_policies_apply_to_official_layouts_in_every_check_mode(tmp_path, mode):
+    from curator.datasets.checks import InputPolicy
+
+    good = speech_like(SR, 0.5)
+    write_wav(tmp_path / "ok.wav", good, SR)
+    write_wav(tmp_path / "r96.wav", speech_like(96000, 0.5), 96000)
+    write_wav(tmp_path / "r11.wav", speech_like(11025, 0.5), 11025)
+    write_wav(tmp_path / "st.wav", np.stack([good, good[::-1]], axis=1), SR)
+    lists = _layout(tmp_path, {"a": ("ok.wav", "ok.wav", SR, len(good)), "b": ("r96.wav", "r96.wav", 96000, 48000),
+                               "c": ("r11.wav", "r11.wav", 11025, 5512), "d": ("st.wav", "ok.wav", SR, len(good))})
+    res = import_split("train", lists, tmp_path / "meta.tsv", tmp_path, "t", CheckConfig(mode, 1e-4, 1))
+    strict = InputPolicy([8000, 16000, 48000], "reject", "reject", 2)
+    rejected: list = []
+    kept = list(strict.apply(list(res.rows), rejected))
+    assert [r.utt_id for r in kept] == ["a"]
+    assert {(r.utt_id, r.reason) for r in rejected} == {("b", "unsupported_rate"), ("c", "unsupported_rate"),
+                                                        ("d", "multichannel")}
+    res = import_split("train", lists, tmp_path / "meta.tsv", tmp_path, "t", CheckConfig(mode, 1e-4, 1))
+    lenient = InputPolicy([8000, 16000, 48000], "resample", "first", 2)
+    rejected = []
+    rows = {r.utt_id: r for r in lenient.apply(list(res.rows), rejected)}
+    assert not rejected and (rows["b"].sr, rows["b"].custom) == (48000, {"source_sr": 96000})
+    assert (rows["c"].sr, rows["c"].custom) == (16000, {"source_sr": 11025})
+    assert rows["d"].custom == {"channels": 2, "channel_policy": "first"} and rows["a"].custom == {}
+    assert lenient.summary(1) == {
+        "sample_rates": [8000, 16000, 48000], "rate_policy": "resample", "resampled": 2,
+        "resampled_by_rate": {"11025->16000": 1, "96000->48000": 1}, "resampled_examples": ["b"],
+        "channel_policy": "first", "multichannel": 1, "multichannel_by_channels": {"2": 1},
+        "multichannel_examples": ["d"]}

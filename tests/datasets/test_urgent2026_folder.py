@@ -25,11 +25,15 @@ def _urgent(root: Path) -> list[str]:
     return ["data.dataset=urgent2026", f"dataset.urgent2026.root={root}", "data.root=m"]
 
 
+NO_HOLDOUT = ["dataset.urgent2026.holdout.dev=0", "dataset.urgent2026.holdout.test=0"]
+"""Train only: no split held out of the train folder."""
+
+
 def test_urgent2026_import_only(tmp_path, monkeypatch):
     root = tmp_path / "official"
     write_official_layout(root)
     monkeypatch.chdir(tmp_path)
-    args = [*_urgent(root), "dataset.urgent2026.lists.dev=null", "dataset.urgent2026.meta_tsv.dev=null"]
+    args = [*_urgent(root), "dataset.urgent2026.lists.dev=null", "dataset.urgent2026.meta_tsv.dev=null", *NO_HOLDOUT]
     assert _cli("--stage", "all", *args) == 0
     train = read_manifest("m/manifests/urgent2026/train.jsonl")
     assert len(train) == len(UTTS) and read_manifest("m/manifests/urgent2026/dev.jsonl").empty
@@ -77,7 +81,7 @@ def test_urgent2026_builtin_simulation_of_official_source_lists(tmp_path, monkey
     args = [*_urgent(root), "dataset.urgent2026.simulate.mode=builtin", "dataset.urgent2026.lists.dev=null",
             "dataset.urgent2026.sources.speech=[speech.scp]", "dataset.urgent2026.sources.noise=[noise.scp]",
             "dataset.urgent2026.sources.rir=[rir.scp]", "dataset.urgent2026.sources.utt2spk=[utt2spk.scp]",
-            "dataset.urgent2026.sources.text=[text.scp]", "dataset.num_workers=1"]
+            "dataset.urgent2026.sources.text=[text.scp]", "dataset.num_workers=1", *NO_HOLDOUT]
     assert _cli("--stage", "all", *args) == 0
     train = read_manifest("m/manifests/urgent2026/train.jsonl")
     assert sorted(train["sr"]) == [8000, 16000, 24000, 48000]  # the NaN source is left out, not a crash
@@ -117,7 +121,7 @@ def test_urgent2026_official_simulation_runs_the_checkout_scripts(tmp_path, monk
     (repo / "simulation/simulate_data_from_param.py").write_text(FAKE_SIMULATE)
     monkeypatch.chdir(tmp_path)
     args = [*_urgent(tmp_path), "dataset.urgent2026.simulate.mode=official", f"dataset.urgent2026.simulate.python={sys.executable}",
-            "dataset.urgent2026.lists.dev=null"]
+            "dataset.urgent2026.lists.dev=null", *NO_HOLDOUT]
     assert _cli("--stage", "all", *args) == 0
     train = read_manifest("m/manifests/urgent2026/train.jsonl")
     assert list(train["distortion"]) == ["clipping"] and list(train["language"]) == ["fr"]
@@ -187,3 +191,168 @@ def test_folder_without_matches_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert _cli("--stage", "prepare", "data.dataset=folder", "dataset.folder.root=empty") == 2
     assert "no audio under 'empty' matches dataset.folder.globs" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ one official folder: hold-out, discovery
+
+CODES = ("eng", "deu", "spa", "fra", "zho", "cmn")
+"""ISO 639-2/3 codes as the official utt2lang writes them (``cmn``: some Mandarin corpora)."""
+
+
+def write_speaker_layout(root: Path, n_speakers: int = 10, per_speaker: int = 2, lists: str = "data/train_simulation",
+                         sim: str = "simulation_train", meta: str | None = None, prefix: str = "fileid",
+                         codes: tuple[str, ...] = CODES, speech_free: int = 1) -> list[str]:
+    """An official simulated folder: ``n_speakers`` x ``per_speaker`` utterances plus ``speech_free`` noise-only
+    rows (speaker ``none``), 8 kHz, lists in ``root/lists`` and the log in ``root/meta`` (default: as the official
+    simulation writes it, ``<sim>/log/meta.tsv``). Returns the utt ids."""
+    tables: dict[str, list[str]] = {k: [] for k in ("wav.scp", "spk1.scp", "utt2fs", "utt2spk", "text", "utt2lang",
+                                                    "speech_length.scp")}
+    log = ["\t".join(("id", "noisy_path", "speech_uid", "speech_sid", "clean_path", "noise_uid", "snr_dB", "rir_uid",
+                      "augmentation", "fs", "length", "text"))]
+    fs, ids = 8000, []
+    for i in range(n_speakers * per_speaker + speech_free):
+        uid, free = f"{prefix}_{i}", i >= n_speakers * per_speaker
+        spk, code = ("none", "eng") if free else (f"spk{i // per_speaker}", codes[(i // per_speaker) % len(codes)])
+        clean = np.zeros(4000, np.float32) if free else speech_like(fs, 0.5, seed=i)
+        noisy = clean + 0.01 * np.random.default_rng(i).standard_normal(len(clean)).astype(np.float32)
+        rel_noisy, rel_clean = f"{sim}/noisy/0/{uid}.flac", f"{sim}/clean/0/{uid}.flac"
+        write_wav(root / rel_noisy, noisy, fs)
+        write_wav(root / rel_clean, clean, fs)
+        text = "<not-available>" if free else f"words of {uid}"
+        for name, value in (("wav.scp", rel_noisy), ("spk1.scp", rel_clean), ("utt2fs", fs), ("utt2spk", spk),
+                            ("text", text), ("utt2lang", code), ("speech_length.scp", len(clean))):
+            tables[name].append(f"{uid} {value}")
+        log.append("\t".join(map(str, (uid, rel_noisy, "none" if free else f"src_{i}", spk, rel_clean, f"dns_{i}",
+                                       5.0, "none", "none", fs, len(clean), text))))
+        ids.append(uid)
+    (root / lists).mkdir(parents=True, exist_ok=True)
+    for name, lines in tables.items():
+        (root / lists / name).write_text("\n".join(sorted(lines)) + "\n", encoding="utf-8")
+    meta_path = root / (meta or f"{sim}/log/meta.tsv")
+    meta_path.parent.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text("\n".join(log) + "\n", encoding="utf-8")
+    return ids
+
+
+def _manifests() -> dict[str, pd.DataFrame]:
+    return {s: read_manifest(f"m/manifests/urgent2026/{s}.jsonl") for s in ("train", "dev", "test")}
+
+
+def _speakers(df: pd.DataFrame) -> set[str]:
+    return set(df["speaker"].dropna()) - {"none"}
+
+
+def test_one_official_folder_holds_out_dev_and_test_by_speaker(tmp_path, monkeypatch):
+    """The defaults on a lone training folder: no data/validation, so dev and test are held out by speaker."""
+    ids = write_speaker_layout(tmp_path / "official", n_speakers=10, per_speaker=2)
+    monkeypatch.chdir(tmp_path)
+    args = [*_urgent(tmp_path / "official"), "dataset.urgent2026.holdout.dev=0.2", "dataset.urgent2026.holdout.test=0.1",
+            "dataset.num_workers=1"]
+    assert _cli("--stage", "prepare", *args) == 0
+    assert _cli("--stage", "manifest", *args) == 0
+    m = _manifests()
+    assert sorted(pd.concat(m.values())["utt_id"]) == sorted(ids)  # every row in exactly one split
+    assert len(m["dev"]) == 4 and len(m["test"]) == 2  # round(0.2 * 21), round(0.1 * 21), whole speakers of 2
+    assert not _speakers(m["dev"]) & _speakers(m["test"]) and not (_speakers(m["dev"]) | _speakers(m["test"])) & _speakers(m["train"])
+    assert (m["dev"]["split"] == "dev").all() and (m["test"]["split"] == "test").all()
+    metrics = json.loads(Path("metrics/manifest.json").read_text())["splits"]
+    assert metrics["dev"]["source"] == "holdout" and "no folder" in metrics["dev"]["note"]
+    assert metrics["dev"]["holdout"] == {"of_utterances": 21, "of_speakers": 10, "of_rows_without_speaker": 1,
+                                         "fraction": 0.2, "target_utterances": 4, "held_out_utterances": 4,
+                                         "held_out_speakers": 2, "held_out_rows_without_speaker": 0, "seed": 0}
+    assert metrics["test"]["speakers"] == 1 and metrics["dev"]["speakers"] == 2 and metrics["train"]["speakers"] == 7
+    assert metrics["train"]["held_out"] == {"dev": 4, "test": 2} and metrics["train"]["utterances"] == 15
+    first = {s: Path(f"m/manifests/urgent2026/{s}.jsonl").read_bytes() for s in ("train", "dev", "test")}
+    assert _cli("--stage", "manifest", *args) == 0  # same params: the same bytes
+    assert first == {s: Path(f"m/manifests/urgent2026/{s}.jsonl").read_bytes() for s in ("train", "dev", "test")}
+    assert _cli("--stage", "manifest", *args, "dataset.seed=3") == 0  # another seed: other speakers
+    assert _speakers(_manifests()["dev"]) != _speakers(m["dev"])
+
+
+def test_languages_are_iso639_1_with_the_official_code_kept(tmp_path, monkeypatch):
+    write_speaker_layout(tmp_path / "o", n_speakers=6, per_speaker=1, codes=(*CODES[:5], "tlh"))
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "all", *_urgent(tmp_path / "o"), *NO_HOLDOUT) == 0
+    train = read_manifest("m/manifests/urgent2026/train.jsonl").set_index("utt_id")
+    assert train["language"].tolist() == ["en", "de", "es", "fr", "zh", "tlh", "en"]  # fileid_6: speech-free, eng
+    orig = [c.get("language_orig") if isinstance(c, dict) else None for c in train["custom"]]
+    assert orig == ["eng", "deu", "spa", "fra", "zho", None, "eng"]  # an unknown code is kept as it is
+    metrics = json.loads(Path("metrics/manifest.json").read_text())["splits"]["train"]
+    assert metrics["languages_unknown"] == {"tlh": 1} and metrics["languages_unknown_rows"] == 1
+    assert metrics["languages_normalised"]["eng->en"] == 2 and metrics["languages_normalised"]["zho->zh"] == 1
+    assert set(metrics["language"]) == {"en", "de", "es", "fr", "zh", "tlh"}
+
+
+def test_lists_at_the_top_of_root_are_found(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "flat"
+    write_speaker_layout(root, n_speakers=6, per_speaker=1, lists=".", sim="audio", meta="meta.tsv")
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "prepare", *_urgent(root)) == 0
+    assert "the lists at the top of root are used" in capsys.readouterr().out
+    assert _cli("--stage", "manifest", *_urgent(root)) == 0
+    m = _manifests()
+    assert len(m["dev"]) == 1 and len(m["test"]) == 1 and len(m["train"]) == 5  # 5% of 7, at least one each
+    layout = json.loads(Path("m/external/urgent2026/layout.json").read_text())
+    assert layout["splits"]["train"]["lists"] == str(root) and layout["splits"]["train"]["meta_tsv"] == str(root / "meta.tsv")
+    assert set(layout["lists"]["train"]) >= {"wav.scp", "utt2lang", "meta.tsv"}
+
+
+def test_official_validation_folder_as_dev_or_as_test(tmp_path, monkeypatch):
+    root = tmp_path / "o"
+    write_speaker_layout(root, n_speakers=10, per_speaker=2)
+    val = write_speaker_layout(root, n_speakers=3, per_speaker=1, lists="data/validation", sim="simulation_validation",
+                               prefix="val", speech_free=0)
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "all", *_urgent(root), "dataset.num_workers=1") == 0  # defaults: validation is dev
+    m = _manifests()
+    assert sorted(m["dev"]["utt_id"]) == val and len(m["test"]) == 2 and len(m["train"]) == 19  # target 1: a speaker of 2
+    metrics = json.loads(Path("metrics/manifest.json").read_text())["splits"]
+    assert metrics["dev"]["source"] == "list" and metrics["test"]["source"] == "holdout"
+    as_test = ["dataset.urgent2026.lists.dev=null", "dataset.urgent2026.lists.test=data/validation",
+               "dataset.urgent2026.meta_tsv.test=simulation_validation/log/meta.tsv", "dataset.urgent2026.holdout.dev=0.1"]
+    assert _cli("--stage", "all", *_urgent(root), *as_test, "dataset.num_workers=1") == 0
+    m = _manifests()
+    assert sorted(m["test"]["utt_id"]) == val and len(m["dev"]) == 2 and len(m["train"]) == 19
+    assert not _speakers(m["dev"]) & _speakers(m["train"])
+
+
+def test_holdout_needs_enough_speakers_and_names_the_fix(tmp_path, monkeypatch, capsys):
+    write_speaker_layout(tmp_path / "o", n_speakers=1, per_speaker=3, speech_free=0)
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "prepare", *_urgent(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "has 1 speaker(s)" in err and "dataset.urgent2026.holdout.<split>=0" in err
+
+
+def test_missing_simulation_log_names_every_place_tried(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "o"
+    write_speaker_layout(root, n_speakers=4, per_speaker=1, speech_free=0)
+    (root / "simulation_train/log/meta.tsv").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "prepare", *_urgent(root)) == 2
+    err = capsys.readouterr().err
+    assert "simulation_train/log/meta.tsv" in err and "data/train_simulation/meta.tsv" in err
+    assert "dataset.urgent2026.meta_tsv.train" in err
+    assert _cli("--stage", "all", *_urgent(root), "dataset.urgent2026.meta_tsv.train=null", *NO_HOLDOUT) == 0
+
+
+def test_folder_languages_from_three_letter_path_components(tmp_path, monkeypatch):
+    for rel in ("train/noisy/eng/a.wav", "train/noisy/deu/b.wav", "train/noisy/mls_french_c.wav", "train/noisy/d.wav"):
+        write_wav(tmp_path / "tree" / rel, speech_like(16000, 0.5), 16000)
+    monkeypatch.chdir(tmp_path)
+    args = ["data.dataset=folder", "dataset.folder.root=tree", "data.root=m", "dataset.folder.globs.dev=null",
+            "dataset.folder.globs.test=null"]
+    assert _cli("--stage", "prepare", *args) == 0 and _cli("--stage", "manifest", *args) == 0
+    train = read_manifest("m/manifests/folder/train.jsonl").set_index("utt_id")["language"].to_dict()
+    assert train == {"train-noisy-eng-a": "en", "train-noisy-deu-b": "de", "train-noisy-mls_french_c": "fr",
+                     "train-noisy-d": "en"}  # the last: dataset.folder.default_language
+
+
+def test_one_folder_cannot_be_dev_and_test(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "o"
+    write_speaker_layout(root, n_speakers=4, per_speaker=1)
+    write_speaker_layout(root, n_speakers=2, per_speaker=1, lists="data/validation", sim="simulation_validation",
+                         prefix="val", speech_free=0)
+    monkeypatch.chdir(tmp_path)
+    assert _cli("--stage", "prepare", *_urgent(root), "dataset.urgent2026.lists.test=data/validation") == 2
+    assert "are the same folder ('data/validation')" in capsys.readouterr().err

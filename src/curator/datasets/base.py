@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from curator.contract.data import DataParams
+from curator.datasets.checks import InputPolicy
 from curator.datasets.kaldi import NONE
 from curator.datasets.official import CheckConfig, ImportResult
 from curator.datasets.params import DatasetParams, SimulationParams
@@ -46,6 +47,11 @@ class DatasetContext:
         """How the manifest stage checks audio (``dataset.audio_check`` and friends)."""
         return CheckConfig(self.dataset.audio_check, self.dataset.silence_peak, self.dataset.num_workers)
 
+    def input_policy(self) -> InputPolicy:
+        """A fresh rate/channel policy for one split (``dataset.sample_rates``, ``rate_policy``, ``channel_policy``)."""
+        d = self.dataset
+        return InputPolicy(d.sample_rates, d.rate_policy, d.channel_policy, d.num_workers)
+
     def manifest_path(self, split: str) -> Path:
         """``<data.root>/manifests/<data.dataset>/<split>.jsonl``."""
         return self.data.manifest_path(split)
@@ -74,6 +80,12 @@ class Dataset(ABC):
     @abstractmethod
     def manifest(self, split: str) -> ImportResult:
         """Manifest rows of one split plus rejected files with reasons."""
+
+    def import_split(self, split: str) -> tuple[ImportResult, InputPolicy]:
+        """:meth:`manifest` with the rate and channel policies applied to every row (what the manifest stage writes)."""
+        res = self.manifest(split)
+        policy = self.ctx.input_policy()
+        return ImportResult(policy.apply(res.rows, res.rejected), res.rejected, res.report), policy
 
 
 def build_dataset(ctx: DatasetContext) -> Dataset:

@@ -5,13 +5,17 @@ exceptions, so one bad file is a counted rejection rather than a crash half-way.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
+
+from curator.audio import target_rate
+from curator.contract.manifest import Utterance, resolve_path
 
 CHUNK = 64
 """Files per task sent to a worker (amortises inter-process overhead on short files)."""
@@ -83,3 +87,103 @@ def check_many(reqs: Sequence[CheckRequest], workers: int, desc: str = "check au
                 pool.shutdown()
     bar.close()
     return out
+
+
+# ------------------------------------------------------------------------------------ input policies
+
+
+def _header(path: str | None) -> tuple[int, int] | None:
+    """(sample rate, channels) of a file from its header; None when absent or unreadable (other checks say why)."""
+    if path is None:
+        return None
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        return None
+    return int(info.samplerate), int(info.channels)
+
+
+@dataclass
+class Rejection:
+    """A file left out of the manifest, and why."""
+
+    utt_id: str
+    path: str
+    reason: str
+
+
+class InputPolicy:
+    """The manifest stage's rate and channel policies (``dataset.sample_rates``, ``rate_policy``,
+    ``channel_policy``), applied to every row of every dataset as the rows stream to the manifest writer.
+
+    A multi-channel file is rejected (``multichannel``) or kept with ``custom.channels`` and
+    ``custom.channel_policy`` recorded in its row, which every decoder (scoring, training, evaluation) applies.
+    A file at a rate outside ``sample_rates`` is rejected (``unsupported_rate``) or kept with
+    ``custom.source_sr`` and ``sr`` set to the rate decoders resample it to (:func:`curator.audio.target_rate`).
+    Rejections join the importer's, so they are counted by reason and named in the metrics.
+    """
+
+    def __init__(self, sample_rates: Sequence[int], rate_policy: str, channel_policy: str, workers: int) -> None:
+        self.sample_rates = tuple(sorted(int(r) for r in sample_rates))
+        self.rate_policy = rate_policy
+        self.channel_policy = channel_policy
+        self.workers = max(1, workers)
+        self.resampled: Counter[str] = Counter()
+        self.multichannel: Counter[int] = Counter()
+        self.resampled_ids: list[str] = []
+        self.multichannel_ids: list[str] = []
+
+    def apply(self, rows: Iterable[Utterance], rejected: list) -> Iterator[Utterance]:
+        """Yield the rows that pass (some amended); append a ``Rejection`` to ``rejected`` for the others."""
+        def headers(row: Utterance) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+            clean = str(resolve_path(row.clean_path)) if row.clean_path else None
+            return _header(str(resolve_path(row.path))), _header(clean)
+
+        with ThreadPoolExecutor(self.workers) as pool:
+            for chunk in _batched(rows, CHUNK * 4):
+                for row, (noisy, clean) in zip(chunk, pool.map(headers, chunk), strict=True):
+                    reason = self._amend(row, noisy, clean)
+                    if reason is None:
+                        yield row
+                    else:
+                        rejected.append(Rejection(row.utt_id, row.path, reason))
+
+    def _amend(self, row: Utterance, noisy: tuple[int, int] | None, clean: tuple[int, int] | None) -> str | None:
+        channels = max(h[1] for h in (noisy, clean, (0, 1)) if h is not None)
+        if channels > 1:
+            if self.channel_policy == "reject":
+                return "multichannel"
+            row.custom = {**row.custom, "channels": channels, "channel_policy": self.channel_policy}
+            self.multichannel[channels] += 1
+            self.multichannel_ids.append(row.utt_id)
+        if row.sr not in self.sample_rates:
+            if self.rate_policy == "reject":
+                return "unsupported_rate"
+            target = target_rate(row.sr, self.sample_rates)
+            self.resampled[f"{row.sr}->{target}"] += 1
+            self.resampled_ids.append(row.utt_id)
+            row.custom = {**row.custom, "source_sr": row.sr}
+            row.sr = target
+        return None
+
+    def summary(self, max_examples: int) -> dict:
+        """What the policies did (rejections are in the split's ``rejected_by_reason``)."""
+        return {
+            "sample_rates": list(self.sample_rates), "rate_policy": self.rate_policy,
+            "resampled": sum(self.resampled.values()), "resampled_by_rate": dict(sorted(self.resampled.items())),
+            "resampled_examples": self.resampled_ids[:max_examples],
+            "channel_policy": self.channel_policy, "multichannel": sum(self.multichannel.values()),
+            "multichannel_by_channels": {str(k): v for k, v in sorted(self.multichannel.items())},
+            "multichannel_examples": self.multichannel_ids[:max_examples],
+        }
+
+
+def _batched(rows: Iterable[Utterance], size: int) -> Iterator[list[Utterance]]:
+    chunk: list[Utterance] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -79,12 +79,14 @@ def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) 
     ds = build_dataset(ctx)
     summary: dict = {"dataset": ctx.name, "splits": {}}
     for split in splits:
-        res = ds.manifest(split)
+        res, policy = ds.import_split(split)
         tally = SplitTally()
         n = write_manifest(ctx.manifest_path(split), tally.count(res.rows))
         print(f"[{ctx.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
               + (f" ({len(res.rejected)} rejected, see {metrics_path})" if res.rejected else ""))
-        summary["splits"][split] = tally.summary(res.rejected, ctx.dataset.max_report_examples)
+        summary["splits"][split] = {**res.report,  # the dataset's own figures (filled as its rows streamed)
+                                    **tally.summary(res.rejected, ctx.dataset.max_report_examples),
+                                    "input_policy": policy.summary(ctx.dataset.max_report_examples)}
     write_json(metrics_path, summary)
     return summary
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curator.audio import SAMPLE_RATES
+from curator.audio import CHANNEL_POLICIES, RATE_POLICIES, SAMPLE_RATES
 from curator.config import ConfigError, check_choice, check_range, register_section
 from curator.datasets.labels import LANGUAGES
 
@@ -16,7 +16,7 @@ DEFECTS = ("noise", "reverb", "bandlimit")
 """Defects the mini dataset plants in its imperfect clean references (``reference_truth.csv``)."""
 
 AUDIO_CHECKS = ("lists", "header", "decode")
-RESAMPLE_METHODS = ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "polyphase")
+RESAMPLE_METHODS = ("kaiser_best", "kaiser_fast", "scipy", "polyphase", "soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq")
 SIMULATE_MODES = ("none", "builtin", "official")
 
 
@@ -157,12 +157,32 @@ class SourceLists:
 
 
 @dataclass
+class SpeakerHoldout:
+    """How dev and test are held out of the train folder by speaker when they have no list folder."""
+
+    dev: float
+    test: float
+    max_utterances: int | None
+
+    def __post_init__(self) -> None:
+        w = "dataset.urgent2026.holdout"
+        check_range(f"{w}.dev", self.dev, lo=0.0, hi=0.5)
+        check_range(f"{w}.test", self.test, lo=0.0, hi=0.5)
+        check_range(f"{w}.max_utterances", self.max_utterances, lo=1)
+
+    def fraction(self, split: str) -> float:
+        """``dev`` or ``test``."""
+        return float(getattr(self, split))
+
+
+@dataclass
 class Urgent2026Params:
     """Where the official URGENT layout lives (see cards/urgent2026.md)."""
 
     root: str
     lists: SplitPaths
     meta_tsv: SplitPaths
+    holdout: SpeakerHoldout
     checksums: str | None
     simulate: OfficialSimulation
     sources: SourceLists
@@ -202,6 +222,9 @@ class DatasetParams:
     audio_check: str
     silence_peak: float
     max_report_examples: int
+    sample_rates: list[int]
+    rate_policy: str
+    channel_policy: str
     mini: MiniParams
     urgent2026: Urgent2026Params
     folder: FolderParams
@@ -211,6 +234,12 @@ class DatasetParams:
         check_choice("dataset.audio_check", self.audio_check, AUDIO_CHECKS)
         check_range("dataset.silence_peak", self.silence_peak, lo=0.0, hi=1.0)
         check_range("dataset.max_report_examples", self.max_report_examples, lo=0)
+        if not self.sample_rates:
+            raise ConfigError(f"'dataset.sample_rates' must list at least one of {SAMPLE_RATES}")
+        for sr in self.sample_rates:
+            check_choice("dataset.sample_rates", str(sr), tuple(map(str, SAMPLE_RATES)))
+        check_choice("dataset.rate_policy", self.rate_policy, RATE_POLICIES)
+        check_choice("dataset.channel_policy", self.channel_policy, CHANNEL_POLICIES)
 
 
 # ------------------------------------------------------------------------------------------ simulation
@@ -227,6 +256,8 @@ class WindParams:
     sc_gain: list[float]
     clipping_threshold: list[float]
     clipping_chance: float
+    clip_always: bool
+    scale_dry_clean: bool
 
     def __post_init__(self) -> None:
         w = "simulation.wind"
@@ -347,9 +378,11 @@ class SimulationParams:
     peak_norm: float
     highpass: bool
     highpass_hz: float
-    highpass_order: int
+    highpass_transition_hz: float
+    highpass_attenuation: float
     active_threshold: float
-    active_frame_sec: float
+    active_frame_length: int
+    active_frame_shift: int
     out_format: str
     max_files_per_dir: int
 
@@ -376,9 +409,14 @@ class SimulationParams:
                               f"{n_enabled} have a positive weight in '{w}.augmentations'")
         check_range(f"{w}.peak_norm", self.peak_norm, lo=0.0, hi=1.0, lo_open=True)
         check_range(f"{w}.highpass_hz", self.highpass_hz, lo=0.0, hi=1000.0, lo_open=True)
-        check_range(f"{w}.highpass_order", self.highpass_order, lo=1, hi=16)
+        check_range(f"{w}.highpass_transition_hz", self.highpass_transition_hz, lo=0.0, hi=1000.0, lo_open=True)
+        check_range(f"{w}.highpass_attenuation", self.highpass_attenuation, lo=0.0, hi=1000.0, lo_open=True)
         check_range(f"{w}.active_threshold", self.active_threshold, lo=0.0, hi=1.0)
-        check_range(f"{w}.active_frame_sec", self.active_frame_sec, lo=0.001, hi=1.0)
+        check_range(f"{w}.active_frame_length", self.active_frame_length, lo=1)
+        check_range(f"{w}.active_frame_shift", self.active_frame_shift, lo=1)
+        if self.active_frame_shift > self.active_frame_length:
+            raise ConfigError(f"'{w}.active_frame_shift' ({self.active_frame_shift}) must not exceed "
+                              f"'{w}.active_frame_length' ({self.active_frame_length})")
         check_choice(f"{w}.out_format", self.out_format, ("flac", "wav"))
         check_range(f"{w}.max_files_per_dir", self.max_files_per_dir, lo=1)
 

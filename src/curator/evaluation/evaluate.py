@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from curator.audio import AudioError, load_audio
+from curator.audio import AudioError, load_audio, row_decoding
 from curator.contract.manifest import read_manifest, resolve_path
 from curator.contract.scores import FLOAT_DECIMALS
 from curator.evaluation.enhance import Enhancer, peak_normalize
@@ -33,19 +33,36 @@ def select_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
 
 
 def _load_pair(row: pd.Series, silent_peak: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """Noisy input and reference; the reference is None when absent or silent (a speech-free example)."""
-    noisy, sr = load_audio(resolve_path(row["path"]))
+    """Noisy input and reference; the reference is None when absent or silent (a speech-free example). Decoded
+    as the manifest row says (resampled to its rate, channels by its policy); NaN/inf samples raise."""
+    target, channels = row_decoding(row)
+    noisy, sr = load_audio(resolve_path(row["path"]), sr=target, channels=channels)
     if sr != row["sr"]:
         raise AudioError(f"'{row['path']}' is {sr} Hz but its manifest row says {row['sr']} Hz")
     if row["clean_path"] is None or pd.isna(row["clean_path"]):
         return noisy, None
-    clean, clean_sr = load_audio(resolve_path(row["clean_path"]))
+    clean, clean_sr = load_audio(resolve_path(row["clean_path"]), sr=target, channels=channels)
     if clean_sr != sr:
         raise AudioError(f"'{row['clean_path']}' is {clean_sr} Hz but its noisy input is {sr} Hz")
     n = min(len(noisy), len(clean))
     if not n or float(np.max(np.abs(clean[:n]))) < silent_peak:
         return noisy, None
     return noisy[:n], clean[:n]
+
+
+class EnhancementError(AudioError):
+    """The model cannot run on an utterance (e.g. a rate it does not support) or returned NaN/inf samples."""
+
+
+def _enhance(enhancer: Enhancer, utt_id: str, x: np.ndarray, sr: int) -> np.ndarray:
+    """The enhancer's output, or an :class:`EnhancementError` saying why there is none for this utterance."""
+    try:
+        raw = enhancer(utt_id, x, sr)
+    except ValueError as exc:  # the model's own refusal (BSRNN: a rate above max_sr or without a whole window)
+        raise EnhancementError(f"enhancement failed: {exc}") from exc
+    if not np.isfinite(raw).all():
+        raise EnhancementError("enhancement output holds NaN or infinite samples")
+    return raw
 
 
 def energy_ratio_db(output: np.ndarray, inp: np.ndarray) -> float:
@@ -58,7 +75,9 @@ def energy_ratio_db(output: np.ndarray, inp: np.ndarray) -> float:
 def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric], peak: float,
                 silent_peak: float, chunk_utts: int, pool: Executor | None,
                 desc: str, options: MetricOptions = DEFAULT_OPTIONS) -> tuple[pd.DataFrame, list[str]]:
-    """Per-utterance scores and the ids skipped as unreadable.
+    """Per-utterance scores and the utterances skipped, each as ``"<utt_id>: <reason naming the file>"``: an input
+    that does not decode, holds NaN/inf samples or is not at its row's rate, a rate the model cannot run at,
+    or an output with NaN/inf samples. A skipped utterance reaches no metric; the rest of the split goes on.
 
     Columns: ``<metric>`` of the peak-normalised enhanced output, ``noisy_<metric>`` of the input, and
     ``output_to_input_db`` of the raw output (before peak normalisation, which would hide suppression), rounded to
@@ -69,20 +88,29 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
     bar = tqdm(total=len(rows), desc=desc, unit="utt")
     for lo in range(0, len(rows), chunk_utts):
         chunk = rows.iloc[lo:lo + chunk_utts]
-        enhancer.prepare(chunk)
-        kept, noisy, clean, enhanced, gains = [], [], [], [], []
-        for i, row in chunk.iterrows():
-            bar.update()
+        loaded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        for i, row in chunk.iterrows():  # decode first: an enhancer is never handed a file that was skipped
             try:
-                x, ref = _load_pair(row, silent_peak)
+                loaded[i] = _load_pair(row, silent_peak)
             except AudioError as exc:
-                tqdm.write(f"skip {row['utt_id']}: {exc}")
-                skipped.append(str(row["utt_id"]))
+                skipped.append(f"{row['utt_id']}: {exc}")
+                tqdm.write(f"skip {skipped[-1]}")
+        bar.update(len(chunk) - len(loaded))
+        if loaded:
+            enhancer.prepare(chunk.loc[list(loaded)])
+        kept, noisy, clean, enhanced, gains = [], [], [], [], []
+        for i, (x, ref) in loaded.items():
+            bar.update()
+            row = chunk.loc[i]
+            try:
+                raw = _enhance(enhancer, str(row["utt_id"]), x, int(row["sr"]))
+            except AudioError as exc:
+                skipped.append(f"{row['utt_id']}: {exc}")
+                tqdm.write(f"skip {skipped[-1]}")
                 continue
             kept.append(i)
             noisy.append(x)
             clean.append(ref)
-            raw = enhancer(str(row["utt_id"]), x, int(row["sr"]))
             gains.append(energy_ratio_db(raw, x))
             enhanced.append(peak_normalize(raw, peak))
         if not kept:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from curator.audio import AudioError, NonFiniteAudioError, load_audio
+from curator.audio import FALLBACK_CHANNEL_POLICY, AudioError, NonFiniteAudioError, load_audio
 from curator.contract.manifest import resolve_path
 from curator.contract.scores import STATUS_OK
 
@@ -25,6 +25,9 @@ LENGTH_MISMATCH = "length_mismatch"
 TOO_SHORT = "too_short"
 SILENT = "silent"
 REJECT_STATUSES = (UNREADABLE, NAN, NO_REFERENCE, SR_MISMATCH, LENGTH_MISMATCH, TOO_SHORT, SILENT)
+DECODE_KEY = "decode"
+"""Row key holding ``[rate to resample to or None, channel policy]`` from the manifest row (see
+:func:`curator.audio.row_decoding`); absent for a mono file at a supported rate."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,13 @@ class Decoded:
     clean: np.ndarray | None = None
     sr: int = 0
     speech_free: bool = False
+    duration_sec: float | None = None
+    """Decoded length of the noisy input (None when it does not decode): the scores table's ``duration_sec``."""
 
 
-def _load(path: str) -> tuple[str, np.ndarray | None, int]:
+def _load(path: str, target: int | None, channels: str) -> tuple[str, np.ndarray | None, int]:
     try:
-        x, sr = load_audio(resolve_path(path))
+        x, sr = load_audio(resolve_path(path), sr=target, channels=channels)
     except NonFiniteAudioError:
         return NAN, None, 0
     except AudioError:
@@ -63,24 +68,27 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 def decode_pair(row: dict[str, Any], rules: DecodeRules) -> Decoded:
     """Load ``row['path']`` and ``row['clean_path']`` and check them against ``rules``."""
+    target, channels = row.get(DECODE_KEY) or (None, FALLBACK_CHANNEL_POLICY)
+    status, noisy, sr = _load(row["path"], target, channels)
+    duration = len(noisy) / sr if noisy is not None and sr else None
     if not row.get("clean_path"):
-        return Decoded(NO_REFERENCE)
-    status, noisy, sr = _load(row["path"])
+        return Decoded(NO_REFERENCE, duration_sec=duration)
     if status != OK:
         return Decoded(status)
-    status, clean, clean_sr = _load(row["clean_path"])
+    assert noisy is not None
+    status, clean, clean_sr = _load(row["clean_path"], target, channels)
     if status != OK:
-        return Decoded(status)
-    assert noisy is not None and clean is not None
+        return Decoded(status, duration_sec=duration)
+    assert clean is not None
     if sr != clean_sr or sr != int(row["sr"]):
-        return Decoded(SR_MISMATCH)
+        return Decoded(SR_MISMATCH, duration_sec=duration)
     if abs(len(noisy) - len(clean)) > rules.max_length_mismatch_sec * sr:
-        return Decoded(LENGTH_MISMATCH)
+        return Decoded(LENGTH_MISMATCH, duration_sec=duration)
     n = min(len(noisy), len(clean))
     noisy, clean = noisy[:n], clean[:n]
     if n < rules.min_duration_sec * sr or n == 0:
-        return Decoded(TOO_SHORT)
+        return Decoded(TOO_SHORT, duration_sec=duration)
     if rms_dbfs(noisy) < rules.silence_dbfs:
-        return Decoded(SILENT)
+        return Decoded(SILENT, duration_sec=duration)
     # a silent target under a noisy input is a legitimate noise-only (speech-free) training example
-    return Decoded(OK, noisy, clean, sr, speech_free=rms_dbfs(clean) < rules.silence_dbfs)
+    return Decoded(OK, noisy, clean, sr, speech_free=rms_dbfs(clean) < rules.silence_dbfs, duration_sec=duration)

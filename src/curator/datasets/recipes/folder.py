@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
 from curator.contract.data import REFERENCE_TRUTH, SPLITS
@@ -30,6 +31,15 @@ from curator.datasets.paths import to_manifest_path
 from curator.io import write_json
 
 LISTING_FILE = "listing.json"
+_UNSAFE = re.compile(r"[^\w.-]+")
+"""Runs of characters a Kaldi list or a file name cannot hold safely (whitespace, quotes, slashes, ...)."""
+
+
+def utt_id_of(rel: Path) -> str:
+    """The utt_id of a file: its path relative to the root, without suffix, '/' -> '-', and every run of other
+    characters than letters, digits, '_', '.', '-' -> '_' (so ``a b/c d.wav`` -> ``a_b-c_d``): Kaldi-style lists
+    split on whitespace, so an id must hold none. Deterministic; two files mapping to one id are an error."""
+    return _UNSAFE.sub("_", rel.with_suffix("").as_posix().replace("/", "-"))
 
 
 @DATASETS.register("folder")
@@ -88,8 +98,10 @@ class FolderDataset(Dataset):
             reasons: dict[str, int] = {}
             for r in res.rejected:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
-            report[split] = {"utterances": len(list(res.rows)) + len(res.rejected), "rejected": dict(sorted(reasons.items())),
-                             "ok": not res.rejected}
+            n_rows = len(list(res.rows))
+            report[split] = {"utterances": n_rows + len(res.rejected), "rejected": dict(sorted(reasons.items())),
+                             "ok": not res.rejected,
+                             "examples": [f"{r.path}: {r.reason}" for r in res.rejected[:self.ctx.dataset.max_report_examples]]}
         report["ok"] = all(v["ok"] for v in report.values())
         return report
 
@@ -114,9 +126,10 @@ class FolderDataset(Dataset):
         rejected = [Rejection("", d, "unreadable_folder") for d in unreadable]
         ids: dict[str, Path] = {}
         for f in files:
-            uid = f.relative_to(root).with_suffix("").as_posix().replace("/", "-")
+            uid = utt_id_of(f.relative_to(root))
             if uid in ids:
-                raise ManifestError(f"dataset.folder: '{f}' and '{ids[uid]}' map to the same utt_id '{uid}'")
+                raise ManifestError(f"dataset.folder: '{f}' and '{ids[uid]}' map to the same utt_id '{uid}'; "
+                                    "rename one of them (ids keep letters, digits, '_', '.', '-' of the relative path)")
             ids[uid] = f
         clean = {u: self.clean_of(f) for u, f in ids.items()}
         labels = {u: self._labels(f.relative_to(root).as_posix()) for u, f in ids.items()}

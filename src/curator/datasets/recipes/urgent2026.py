@@ -3,10 +3,16 @@
 ``prepare`` either checks an existing layout (``simulate.mode: none``), simulates the configured source
 lists with the builtin simulator (``builtin``), or runs the official scripts from a checkout (``official``);
 simulated output lands in ``data/external/urgent2026``. ``manifest`` imports with the official importer.
+
+Each split comes from a list folder (``lists.<split>``) or, for dev and test when that is null or absent, is
+held out of the train folder by whole speakers (``holdout``, seeded by ``dataset.seed``); train then loses
+those utterances. A train folder whose lists sit directly in ``root`` is found without overrides.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from curator.contract.data import REFERENCE_TRUTH, SPLITS
@@ -17,8 +23,17 @@ from curator.datasets.base import (
     swap_dir,
     write_reference_truth,
 )
-from curator.datasets.kaldi import ListError, write_kv, write_meta_tsv
-from curator.datasets.official import OPTIONAL_LISTS, ImportResult, Rejection, iter_split, read_layout
+from curator.datasets.kaldi import ListError, read_meta_tsv, write_kv, write_meta_tsv
+from curator.datasets.official import (
+    OPTIONAL_LISTS,
+    ImportResult,
+    Rejection,
+    holdout_target,
+    iter_split,
+    read_layout,
+    speaker_groups,
+    speaker_holdout,
+)
 from curator.datasets.params import Urgent2026Params
 from curator.datasets.paths import under
 from curator.datasets.simulation.official import run_official_simulation
@@ -32,6 +47,26 @@ FAILED_FILE = "failed"
 """``id error`` lines of rows the builtin simulator could not render (left out of the lists)."""
 LAYOUT_FILE = "layout.json"
 """Written by ``prepare``: which lists were imported and their sha256, so DVC sees list changes."""
+META_CANDIDATES = ("meta.tsv", "log/meta.tsv")
+"""Where a split's simulation log is looked for in its list folder when ``meta_tsv.<split>`` is not there."""
+HOLDOUT_SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where one split's rows come from: ``list`` (its own folder), ``simulated`` (``prepare``'s output) or
+    ``holdout`` (part of the train folder, by speaker)."""
+
+    kind: str
+    lists: Path
+    meta: Path | None
+    root: Path
+    note: str = ""
+
+    def describe(self) -> dict:
+        """JSON-able form for layout.json and the manifest metrics."""
+        out = {"source": self.kind, "lists": str(self.lists), "meta_tsv": None if self.meta is None else str(self.meta)}
+        return {**out, "note": self.note} if self.note else out
 
 
 @DATASETS.register("urgent2026")
@@ -53,17 +88,87 @@ class Urgent2026Dataset(Dataset):
     def _simulated(self, split: str) -> bool:
         return self.params.simulate.mode != "none" and split == self.params.simulate.split
 
-    def _layout(self, split: str) -> tuple[Path, Path | None, Path] | None:
-        """(list folder, meta.tsv or None, root) of a split, or None when the split is not configured."""
+    def _meta(self, split: str, lists: Path, root: Path) -> Path | None:
+        """``meta_tsv.<split>`` if it exists, else ``meta.tsv`` / ``log/meta.tsv`` in the list folder; null: none."""
+        configured = getattr(self.params.meta_tsv, split)
+        if configured is None:
+            return None
+        tried = [under(root, configured), *(lists / c for c in META_CANDIDATES)]
+        for path in tried:
+            if path.is_file():
+                return path
+        raise ListError(f"simulation log of {split} not found (tried {', '.join(map(str, tried))}): set "
+                        f"dataset.urgent2026.meta_tsv.{split} to its path, or to null to import without labels "
+                        f"(every row then gets the distortion 'noise')")
+
+    def _source(self, split: str) -> SplitSource | None:
+        """Where ``split`` comes from, or None when it has no rows (a hold-out of size 0)."""
+        root = Path(self.params.root)
         if self._simulated(split):
             ext = self.ctx.external
-            return ext / "lists" / split, ext / f"simulation_{split}" / "log" / "meta.tsv", ext
-        lists = getattr(self.params.lists, split)
-        if lists is None:
+            return SplitSource("simulated", ext / "lists" / split, ext / f"simulation_{split}" / "log" / "meta.tsv", ext)
+        configured = getattr(self.params.lists, split)
+        if split == "train":
+            if configured is None:
+                raise ListError("dataset.urgent2026.lists.train is null: name the folder of the training lists "
+                                "(dev and test can be held out of it by speaker, see dataset.urgent2026.holdout)")
+            lists = under(root, configured)
+            if not (lists / "wav.scp").is_file() and (root / "wav.scp").is_file():
+                return SplitSource("list", root, self._meta(split, root, root), root,
+                                   f"no wav.scp in {lists}: the lists at the top of root are used")
+            if not (lists / "wav.scp").is_file():
+                raise ListError(f"'{lists}/wav.scp' does not exist, nor does '{root}/wav.scp': point "
+                                f"dataset.urgent2026.root at the folder the official simulation ran in, or "
+                                f"dataset.urgent2026.lists.train at the folder holding the official lists "
+                                f"(wav.scp, spk1.scp, utt2fs, ...)")
+            return SplitSource("list", lists, self._meta(split, lists, root), root)
+        note = f"dataset.urgent2026.lists.{split} is null"
+        other = "test" if split == "dev" else "dev"
+        if configured is not None and configured == getattr(self.params.lists, other):
+            raise ListError(f"dataset.urgent2026.lists.dev and .test are the same folder ({configured!r}): a folder "
+                            f"can be one split only; set one of them to null to hold it out of train by speaker")
+        if configured is not None:
+            lists = under(root, configured)
+            if lists.is_dir():
+                read_layout(lists)  # a folder that is there but holds no wav.scp is an error, not a hold-out
+                return SplitSource("list", lists, self._meta(split, lists, root), root)
+            note = f"no folder {lists} (dataset.urgent2026.lists.{split})"
+        if self.params.holdout.fraction(split) <= 0:
             return None
-        root = Path(self.params.root)
-        meta = getattr(self.params.meta_tsv, split)
-        return under(root, lists), (under(root, meta) if meta else None), root
+        train = self._source("train")
+        assert train is not None
+        return SplitSource("holdout", train.lists, train.meta, train.root,
+                           f"{note}: held out of train by speaker")
+
+    @cached_property
+    def _holdout(self) -> dict[str, dict]:
+        """split -> {"ids": utt ids, "report": figures} of the held-out splits (computed once, from the lists)."""
+        splits = [s for s in HOLDOUT_SPLITS if (src := self._source(s)) is not None and src.kind == "holdout"]
+        if not splits:
+            return {}
+        train = self._source("train")
+        assert train is not None
+        lists = read_layout(train.lists)
+        meta = read_meta_tsv(train.meta) if train.meta is not None and "utt2spk" not in lists else None
+        groups = speaker_groups(lists, meta)
+        n, cap = len(groups), self.params.holdout.max_utterances
+        targets = {s: holdout_target(n, self.params.holdout.fraction(s), cap) for s in splits}
+        ids = speaker_holdout(groups, targets, self.ctx.dataset.seed, where=f"the train folder {train.lists}")
+        def speakers(uids) -> tuple[int, int]:  # (speakers, rows without one: each its own group)
+            named = {groups[u] for u in uids if groups[u].startswith("spk:")}
+            return len(named), sum(1 for u in uids if groups[u].startswith("utt:"))
+
+        of_spk, of_free = speakers(groups)
+        out = {}
+        for s in splits:
+            held = ids.get(s, set())
+            spk, free = speakers(held)
+            out[s] = {"ids": held,
+                      "report": {"of_utterances": n, "of_speakers": of_spk, "of_rows_without_speaker": of_free,
+                                 "fraction": self.params.holdout.fraction(s), "target_utterances": targets[s],
+                                 "held_out_utterances": len(held), "held_out_speakers": spk,
+                                 "held_out_rows_without_speaker": free, "seed": self.ctx.dataset.seed}}
+        return out
 
     def prepare(self) -> None:
         """Simulate (builtin/official) if asked, check the imported lists, record them in layout.json."""
@@ -77,24 +182,33 @@ class Urgent2026Dataset(Dataset):
             n = run_official_simulation(s.python, Path(s.baseline_repo), s.config, tmp / f"simulation_{split}",
                                         tmp / "lists" / split, s.nj, self.ctx.simulation.highpass)
             print(f"[urgent2026] official simulation: {n} utterances")
-        layout = {}
+        layout, splits = {}, {}
         for sp in SPLITS:
             if self._simulated(sp):
+                splits[sp] = {"source": "simulated"}
                 continue
-            where = self._layout(sp)
-            if where is None:
+            src = self._source(sp)
+            if src is None:
                 continue
-            lists, meta, _ = where
-            read_layout(lists)  # fails early, naming the missing or malformed list
-            files = [lists / n for n in ("wav.scp", *OPTIONAL_LISTS) if (lists / n).is_file()]
-            if meta is not None:
-                if not meta.is_file():
-                    raise ListError(f"simulation log '{meta}' does not exist (dataset.urgent2026.meta_tsv.{sp})")
-                files.append(meta)
+            splits[sp] = src.describe()
+            if src.note:
+                print(f"[urgent2026] {sp}: {src.note}")
+            if src.kind != "list":
+                continue
+            read_layout(src.lists)  # fails early, naming the missing or malformed list
+            files = [src.lists / n for n in ("wav.scp", *OPTIONAL_LISTS) if (src.lists / n).is_file()]
+            if src.meta is not None:
+                files.append(src.meta)
             layout[sp] = {f.name: sha256_file(f) for f in files}
-        write_json(tmp / LAYOUT_FILE, {"root": self.params.root, "lists": layout, "simulate": mode})
+        if mode == "none":
+            self._holdout  # noqa: B018  fails before anything is written (too few speakers)
+        write_json(tmp / LAYOUT_FILE, {"root": self.params.root, "lists": layout, "splits": splits, "simulate": mode})
         write_reference_truth(tmp / REFERENCE_TRUTH, {})
         swap_dir(tmp, out)
+        for sp, held in self._holdout.items():  # says what the manifest stage will hold out
+            r = held["report"]
+            print(f"[urgent2026] {sp}: {r['held_out_utterances']} of {r['of_utterances']} train utterances "
+                  f"({r['held_out_speakers']} of {r['of_speakers']} speakers) held out")
 
     def _simulate_builtin(self, out: Path, split: str) -> None:
         src = self.params.sources
@@ -112,24 +226,34 @@ class Urgent2026Dataset(Dataset):
                   f"(listed in {log / FAILED_FILE}), e.g. {next(iter(failed.values()))}")
 
     def verify(self) -> dict:
-        """Optional checksum list, then decoding and list lengths per configured split."""
+        """Optional checksum list, then decoding and list lengths per list folder (held-out splits are
+        checked as part of train)."""
         report: dict = {}
         if self.params.checksums:
             root = Path(self.params.root)
             report["checksums"] = verify_checksums(under(root, self.params.checksums), root, self.ctx.dataset.num_workers)
         for split in SPLITS:
-            where = self._layout(split)
-            if where is not None:
-                report[split] = verify_split(split, *where, self.ctx.checks, self.ctx.dataset.max_report_examples)
+            src = self._source(split)
+            if src is not None and src.kind != "holdout":
+                report[split] = verify_split(split, src.lists, src.meta, src.root, self.ctx.checks,
+                                             self.ctx.dataset.max_report_examples)
         report["ok"] = all(v["ok"] for v in report.values())
         return report
 
     def manifest(self, split: str) -> ImportResult:
-        """Import one split (empty when the split is not configured)."""
-        where = self._layout(split)
-        if where is None:
-            print(f"[urgent2026] {split}: not configured (dataset.urgent2026.lists.{split} is null): empty manifest")
-            return ImportResult()
-        lists, meta, root = where
+        """Import one split: its list folder, or its hold-out of the train folder (train without them)."""
+        src = self._source(split)
+        if src is None:
+            print(f"[urgent2026] {split}: no list folder and dataset.urgent2026.holdout.{split} = 0: empty manifest")
+            return ImportResult(report={"source": "none"})
+        only = None
+        report: dict = src.describe()
+        if src.kind == "holdout":
+            held = self._holdout[split]
+            only, report["holdout"] = held["ids"], held["report"]
+        elif split == "train" and self._holdout:
+            only = set(read_layout(src.lists)["wav.scp"]).difference(*(h["ids"] for h in self._holdout.values()))
+            report["held_out"] = {s: len(h["ids"]) for s, h in self._holdout.items()}
         rejected: list[Rejection] = []
-        return ImportResult(iter_split(split, lists, meta, root, self.name, self.ctx.checks, rejected), rejected)
+        rows = iter_split(split, src.lists, src.meta, src.root, self.name, self.ctx.checks, rejected, only, report)
+        return ImportResult(rows, rejected, report)
