@@ -105,6 +105,7 @@ def main() -> int:
         "manifest": args.manifest,
         "utterances": len(rows),
         "audio_seconds": round(audio, 2),
+        "bare_scorers_conditions": "one process, one thread, the stage's length-bucketed batches",
         "scorers": {name: {"seconds": round(sec, 3), "cpu_seconds": round(bare_cpu[name], 3),
                            "times_realtime_per_core": round(audio / sec, 1),
                            "times_realtime_per_cpu_second": round(audio / bare_cpu[name], 1)}
@@ -114,6 +115,7 @@ def main() -> int:
                           "times_realtime_per_cpu_second": round(audio / sum(bare_cpu.values()), 2)},
         "stage": {
             "workers": result.workers,
+            "threads_per_worker": params.threads_per_worker,
             "wall_seconds": round(wall, 3),
             "utterances_per_second": round(len(rows) / wall, 2),
             "times_realtime": round(audio / wall, 2),

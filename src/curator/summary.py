@@ -44,7 +44,8 @@ def lines(folder: Path) -> list[str]:
         share = select.get("imperfect_ref_share") or {}
         out.append(f"select    {select['n_selected']} utts, {select['hours_selected']:.3f} of "
                    f"{select['budget_hours']:.3f} h budget; imperfect references {_num(share.get('selected'))} "
-                   f"(pool {_num(share.get('pool'))})")
+                   f"(pool {_num(share.get('pool'))})" + ("; gate threshold in-sample on mini seed 0"
+                                                          if share.get("threshold_note") else ""))
     train = _load(folder / "train" / "metrics.json")
     if train:
         out.append(f"train     best val loss {_num(train.get('best_val_loss'), 4)} at step {train.get('best_step')} "

@@ -40,7 +40,7 @@ def test_params_need_anchors_for_every_weighted_column():
         parse(LossProxyParams, {"weights": {"in_pesq": 1.0}, "ranges": RANGES, "speech_free_hardness": 1.0},
               "score.loss_proxy")
     with pytest.raises(ConfigError, match="probe_path"):
-        parse(LossProxyParams, {"weights": {"probe_loss": 1.0}, "ranges": {"probe_loss": [0, 1]},
+        parse(LossProxyParams, {"weights": {"probe_holdout_loss": 1.0}, "ranges": {"probe_holdout_loss": [0, 1]},
                                 "speech_free_hardness": 1.0}, "x")
     with pytest.raises(ConfigError, match="positive weight"):
         parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES, "speech_free_hardness": 1.0}, "x")

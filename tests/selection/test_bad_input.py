@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from curator.contract.data import Filters
+from curator.contract.filters import FilterError
 from curator.contract.scores import write_table
 from curator.selection.pool import PoolError, load_pool
 from curator.selection.report import TruthError, read_truth
@@ -105,8 +106,26 @@ def test_filters_and_an_empty_pool(table: pa.Table) -> None:
     kept = pool.columns.to_pandas()
     assert set(kept["language"]) == {"en"} and set(kept["sr"]) == {16000}
     assert pool.excluded["filtered_language"] > 0
+    # a value some row has, but only rows that failed scoring: the pool is empty, and says so
+    wind = pc.equal(table["distortion"], "wind")
+    failed = table.set_column(table.schema.get_field_index("status"), "status",
+                              pc.if_else(wind, "decode_error", table["status"]))
     with pytest.raises(PoolError, match="no usable rows left.*widen data.filters"):
+        load_pool(failed, ["distortion"], Filters(distortions=["wind"]))
+
+
+def test_a_filter_value_no_row_has_is_an_error_naming_the_valid_choices(table: pa.Table) -> None:
+    with pytest.raises(FilterError, match=r"data.filters.distortions lists 'speech_free', which no row of scores "
+                       r"file '<table>' has; valid choices: bandwidth_limitation, clipping, codec, noise, "
+                       r"packet_loss, reverb, wind"):
         load_pool(table, ["distortion"], Filters(distortions=["speech_free"]))
+    # every unknown value of every filter at once, with a did-you-mean; one typo among good values is enough
+    with pytest.raises(FilterError, match=r"languages lists 'eng' \(did you mean 'en'\?\).*de, en, es, fr, zh; "
+                       r"data.filters.augmentations lists 'reverbb' \(did you mean 'reverb'\?\)"):
+        load_pool(table, ["distortion"], Filters(languages=["de", "eng"], augmentations=["reverb", "reverbb"]))
+    with pytest.raises(FilterError, match=r"sample_rates lists 8000.*valid choices: 16000, 22050"):
+        load_pool(table.filter(pc.is_in(table["sr"], pa.array([16000, 22050]))), ["distortion"],
+                  Filters(sample_rates=[8000, 16000]))
 
 
 def test_max_hours_caps_the_pool_deterministically(table: pa.Table) -> None:

@@ -114,7 +114,7 @@ def brute_allocation(weight: np.ndarray, supply: np.ndarray, budget: float, step
     return alloc
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.floats(0, 1, allow_subnormal=False), st.floats(0, 2)), min_size=2, max_size=6),
        st.floats(0.05, 1.0))
 def test_water_fill_matches_brute_force_redistribution(slices: list, budget_share: float) -> None:
@@ -125,7 +125,9 @@ def test_water_fill_matches_brute_force_redistribution(slices: list, budget_shar
     share = weight / weight.sum()
     budget = budget_share * supply.sum()
     alloc = water_fill(share * budget, supply, budget, share)
-    assert alloc == pytest.approx(brute_allocation(share, supply, budget), abs=2 * budget / 4000 + 1e-9)
+    # the brute force hands out whole parts: each slice can end up to one part off, and a slice that fills up
+    # mid-part passes the rest on, so the bound is one part per slice
+    assert alloc == pytest.approx(brute_allocation(share, supply, budget), abs=len(share) * budget / 4000 + 1e-9)
 
 
 @pytest.mark.parametrize("penalty", [1.0, 10.0, 100.0])

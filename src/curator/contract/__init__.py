@@ -4,6 +4,7 @@
   every stage derives from it (manifests, external data), so ``data.dataset`` is the one source of truth.
 - :mod:`curator.contract.manifest`: the manifest (JSONL, one utterance a line), its schema version.
 - :mod:`curator.contract.filters`: the one implementation of ``data.filters`` (scoring, probe, selection).
+- :mod:`curator.contract.flags`: per-augmentation flags (every kind applied to a row, beside its primary label).
 - :mod:`curator.contract.scores`: the scores table (Parquet), its columns and schema version, lazy reads.
 - :mod:`curator.contract.curated`: the curated list (CSV + ``_meta.json`` sidecar) and its schema version.
 

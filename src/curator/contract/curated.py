@@ -1,7 +1,8 @@
 """The curated list: a CSV with at least ``utt_id`` (the user's spec) and its ``<stem>_meta.json`` sidecar.
 
 The select stage writes the columns of :data:`LEADING` then the carried scores columns of :data:`CARRIED`
-(labels, source ids, corpus), and the sidecar records the schema version, the config and the input hashes.
+(labels, per-augmentation flags, source ids, corpus), and the sidecar records the schema version, the config
+and the input hashes.
 A CSV without a sidecar is a list made elsewhere (only ``utt_id`` is read); a sidecar of another schema
 version is an error naming the file.
 """
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from curator.contract.flags import FLAGS_COLUMN
 from curator.contract.scores import MOS_COLUMN
 from curator.contract.versions import ContractError, check_version
 
@@ -23,8 +25,9 @@ RERUN = "the select stage (dvc repro select)"
 LEADING = ("utt_id", "hours", "slice", "reason", "order", "in_quota")
 """What selection adds: hours, slice, why the row was picked, pick order, whether it counted for a quota."""
 CARRIED = ("path", "clean_path", "language", "distortion", "sr", "speaker", "duration_sec", "loss_proxy",
-           MOS_COLUMN, "speech_uid", "noise_id", "rir_id", "source")
-"""Scores columns copied into the curated CSV when the scores table has them."""
+           MOS_COLUMN, "speech_uid", "noise_id", "rir_id", "source", FLAGS_COLUMN)
+"""Scores columns copied into the curated CSV when the scores table has them; ``augmentations`` is the row's
+per-augmentation flags joined by ``+`` (``clipping+noise+reverb``, ``contract/flags.py``)."""
 
 
 def meta_path(csv_path: str | os.PathLike[str]) -> Path:

@@ -26,6 +26,8 @@ class Filters:
     languages: list[str] = field(default_factory=list)
     sample_rates: list[int] = field(default_factory=list)
     distortions: list[str] = field(default_factory=list)
+    augmentations: list[str] = field(default_factory=list)
+    """Per-augmentation flags (``contract/flags.py``): keep rows with any of them, whatever else was applied."""
     max_hours: float | None = None
 
     def __post_init__(self) -> None:
@@ -34,6 +36,15 @@ class Filters:
             raise ConfigError(
                 f"'data.filters.sample_rates' has {bad}; valid: {', '.join(map(str, SAMPLE_RATES))}"
             )
+        for name in ("languages", "distortions", "augmentations"):
+            values = getattr(self, name)
+            blank = [v for v in values if not v.strip() or v != v.strip()]
+            if blank:
+                raise ConfigError(f"'data.filters.{name}' has a blank or space-padded value {blank[0]!r}")
+        for name in ("languages", "sample_rates", "distortions", "augmentations"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ConfigError(f"'data.filters.{name}' repeats a value: {values}")
         check_range("data.filters.max_hours", self.max_hours, lo=0.0, lo_open=True)
 
 

@@ -2,7 +2,8 @@
 
 Required columns (the user's spec): ``utt_id, path, duration_sec, sr, language, distortion, loss_proxy,
 ssl_embed``; every manifest column of :data:`CARRIED` is copied in, the source ids included, so selection
-and training never go back to the manifest for a label.
+and training never go back to the manifest for a label (the manifest's raw ``augmentations`` strings arrive as
+per-augmentation flags).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator.contract.flags import FLAGS_COLUMN, FLAGS_TYPE, row_flags
 from curator.contract.versions import check_version
 from curator.io import atomic_path
 
@@ -37,8 +39,20 @@ CARRIED: dict[str, pa.DataType] = {
     "noise_id": pa.string(),
     "rir_id": pa.string(),
     "source": pa.string(),
+    FLAGS_COLUMN: FLAGS_TYPE,
 }
-"""Manifest columns copied into every scores row (selection and training join on them)."""
+"""Manifest columns copied into every scores row (selection and training join on them). ``augmentations``
+holds the row's per-augmentation flags (``contract/flags.py``: ``row_flags``), not the manifest's raw strings."""
+
+
+def carried_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`CARRIED` fields of a manifest row, its raw ``augmentations`` strings turned into flags."""
+    out = {k: row.get(k) for k in CARRIED}
+    augs = row.get(FLAGS_COLUMN)
+    out[FLAGS_COLUMN] = row_flags(augs if isinstance(augs, list | tuple) else None, row.get("distortion"),
+                                  row.get("noise_id"), row.get("rir_id"))
+    return out
+
 
 FLOAT_DECIMALS = 6
 """Scores are rounded to this many decimals: far below any proxy's meaning, far above the ~1e-13 run-to-run
@@ -53,8 +67,14 @@ SPEECH_FREE_COLUMN = "speech_free"
 LOSS_PROXY_COLUMN = "loss_proxy"
 REF_QUALITY_COLUMN = "ref_quality"
 EMBED_COLUMN = "ssl_embed"
-PROBE_COLUMN = "probe_loss"
-"""Held-out loss of the probe stage's model, joined into the scores table (a ``loss_proxy`` ingredient)."""
+PROBE_HOLDOUT_COLUMN = "probe_holdout_loss"
+"""The probe stage's held-out loss: a probe that never saw the row (RHO-LOSS's irreducible-loss model)."""
+PROBE_CURRENT_COLUMN = "probe_current_loss"
+"""The probe stage's current-model loss (``probe.ranking: reducible_loss``): a probe trained on the row's fold."""
+PROBE_REDUCIBLE_COLUMN = "probe_reducible_loss"
+"""RHO-LOSS's reducible loss: ``probe_current_loss - probe_holdout_loss`` (``probe.ranking: reducible_loss``)."""
+PROBE_COLUMNS = (PROBE_HOLDOUT_COLUMN, PROBE_REDUCIBLE_COLUMN)
+"""Probe columns a ``score.loss_proxy`` weight may name; the score stage joins the weighted ones in."""
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", LOSS_PROXY_COLUMN, EMBED_COLUMN)
 """The spec's required scores columns."""
 

@@ -8,7 +8,8 @@ Columns of ``data/scores/train_scores.parquet`` (one row per manifest row, sorte
   ``ref_bandwidth_hz``, ``ref_bandwidth_ratio``, ``ref_speech_ratio``, ``ref_clip_ratio``
   (``ref_distillmos`` with the ``distillmos`` scorer), composite ``ref_quality`` (HIGHER = CLEANER);
 - input difficulty (noisy vs clean): ``in_sisdr, in_snr, in_estoi, in_pesq``, composite ``loss_proxy``
-  (HIGHER = HARDER; ``probe_loss`` too when the probe stage's output is mixed in);
+  (HIGHER = HARDER); the probe stage's ``probe_holdout_loss`` or ``probe_reducible_loss`` too when a
+  ``score.loss_proxy`` weight mixes it in;
 - ``ssl_embed``: fixed-size float32 list from the configured embedding backend.
 
 The file's metadata holds the schema version and every setting the numbers depend on.

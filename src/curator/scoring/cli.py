@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
-from curator.contract.filters import apply_filters
+from curator.contract.filters import FilterError, apply_filters
 from curator.contract.manifest import ManifestError, read_manifest
 from curator.contract.scores import CARRIED, write_table
 from curator.io import sha256_file, timings_path, write_json
@@ -22,6 +22,8 @@ from curator.scoring.runner import ScoreResult, score_rows
 
 MANIFEST_OVERRIDE = "data.manifest"
 DEFAULT_METRICS = "metrics/score.json"
+MAX_EXAMPLES = 20
+"""Rows named in metrics/score.json's example lists (all are counted)."""
 
 EPILOG = """examples:
   python -m curator.scoring --config params.yaml data.manifest=data/manifests/mini/train.jsonl \\
@@ -83,6 +85,10 @@ def metrics(result: ScoreResult, n_manifest: int, dropped: dict[str, int]) -> di
         "status_counts": dict(sorted(statuses.items())),
         "rejects": n - statuses.get(OK, 0),
         "speech_free_ok": sum(s.speech_free for s in result.summaries),
+        "duration_corrected": sum(s.duration_corrected for s in result.summaries),
+        # manifest hours minus decoded hours of those rows (positive: the manifest claimed audio that is not there)
+        "duration_corrected_hours": round(sum(s.duration_corrected_seconds for s in result.summaries) / 3600.0, 6),
+        "duration_corrected_examples": [u for s in result.summaries for u in s.duration_corrected_ids][:MAX_EXAMPLES],
         "audio_hours_ok": round(audio / 3600.0, 6),
         "shards_total": len(result.summaries),
     }
@@ -126,11 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         df = read_manifest(manifest)
-    except ManifestError as exc:
+        kept, dropped = apply_filters(df, data.filters, seed=params.seed, where=f"manifest '{manifest}'")
+    except (ManifestError, FilterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    kept, dropped = apply_filters(df, data.filters, seed=params.seed)
-    rows = [{k: native(r.get(k)) for k in CARRIED} for r in kept.to_dict("records")]
+    rows = [{k: native(r.get(k)) for k in (*CARRIED, "custom") if k in r} for r in kept.to_dict("records")]
     work_dir = params.work_dir or f"{args.out}.shards"
     extra = {"manifest_sha256": sha256_file(manifest), "filters": dataclasses.asdict(data.filters)}
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from curator.config import ConfigError, check_range, register_section
+from curator.contract.scores import PROBE_COLUMNS
 
 
 def _check_composite(where: str, weights: dict[str, float], ranges: dict[str, list[float]], anchors: str) -> None:
@@ -38,11 +39,16 @@ class LossProxyParams:
     probe_path: str | None = None
 
     def __post_init__(self) -> None:
+        if "probe_loss" in self.weights or "probe_loss" in self.ranges:
+            raise ConfigError("'score.loss_proxy.*.probe_loss' is now named for what it is: probe_holdout_loss (the "
+                              "probe's held-out loss, what probe_loss was) or probe_reducible_loss (RHO-LOSS's "
+                              "reducible loss, with probe.ranking=reducible_loss)")
         _check_composite("score.loss_proxy", self.weights, self.ranges, "[easy, hard]")
         check_range("score.loss_proxy.speech_free_hardness", self.speech_free_hardness, lo=0.0, hi=1.0)
-        if self.weights.get("probe_loss", 0.0) > 0 and not self.probe_path:
-            raise ConfigError("'score.loss_proxy.weights.probe_loss' > 0 needs 'score.loss_proxy.probe_path' "
-                              "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")
+        for col in PROBE_COLUMNS:
+            if self.weights.get(col, 0.0) > 0 and not self.probe_path:
+                raise ConfigError(f"'score.loss_proxy.weights.{col}' > 0 needs 'score.loss_proxy.probe_path' "
+                                  "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from curator.config import ConfigError, check_choice, parse
-from curator.contract.scores import PROBE_COLUMN
+from curator.contract.scores import PROBE_COLUMNS
 from curator.scoring.base import SCORERS
 from curator.scoring.executors import EXECUTORS
 from curator.scoring.params import ScoreParams
@@ -19,7 +19,7 @@ def validate(params: ScoreParams) -> ScoreParams:
     check_choice("score.executor", params.executor, EXECUTORS.names())
     for name in params.options:
         check_choice("score.options", name, SCORERS.names())
-    produced = {col for name in params.scorers for col in SCORERS.get(name).outputs} | {PROBE_COLUMN}
+    produced = {col for name in params.scorers for col in SCORERS.get(name).outputs} | set(PROBE_COLUMNS)
     for where, weights in (("loss_proxy", params.loss_proxy.weights), ("ref_quality", params.ref_quality.weights)):
         for col, w in weights.items():
             if w > 0 and col not in produced:

@@ -26,21 +26,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from curator.audio import FALLBACK_CHANNEL_POLICY, row_decoding
 from curator.contract.scores import (
     CARRIED,
     FLOAT_DECIMALS,
     LOSS_PROXY_COLUMN,
-    PROBE_COLUMN,
+    PROBE_COLUMNS,
     REF_QUALITY_COLUMN,
     SCHEMA_VERSION,
     SPEECH_FREE_COLUMN,
     STATUS_COLUMN,
+    carried_row,
     write_table,
 )
 from curator.io import read_json, sha256_file, write_json
 from curator.scoring.base import SCORERS, AudioPool, Scorer, ScoringError
 from curator.scoring.composite import combine
-from curator.scoring.decode import OK, Decoded, DecodeRules, decode_pair
+from curator.scoring.decode import DECODE_KEY, OK, Decoded, DecodeRules, decode_pair
 from curator.scoring.params import ScoreParams
 
 
@@ -70,6 +72,9 @@ class ShardSummary:
     decode_seconds: float
     speech_free: int = 0
     resumed: bool = False
+    duration_corrected: int = 0
+    duration_corrected_seconds: float = 0.0
+    duration_corrected_ids: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +174,7 @@ class ShardWorker:
         decode_seconds = time.perf_counter() - t0
         ok = [i for i, d in enumerate(decoded) if d.status == OK]
         values, scorer_seconds = self._score(task, decoded, ok)
+        corrected = [i for i, d in enumerate(decoded) if _corrected(task.rows[i], d)]
         summary = ShardSummary(
             index=task.index,
             utterances=len(task.rows),
@@ -177,6 +183,10 @@ class ShardWorker:
             scorer_seconds=scorer_seconds,
             decode_seconds=decode_seconds,
             speech_free=int(sum(d.speech_free for d in decoded)),
+            duration_corrected=len(corrected),
+            duration_corrected_seconds=float(sum(float(task.rows[i]["duration_sec"]) - decoded[i].duration_sec  # type: ignore[operator]
+                                                 for i in corrected)),
+            duration_corrected_ids=[str(task.rows[i]["utt_id"]) for i in corrected],
         )
         return self._table(task, decoded, ok, values), summary
 
@@ -212,6 +222,9 @@ class ShardWorker:
         arrays: dict[str, pa.Array] = {
             name: pa.array([r.get(name) for r in task.rows], type=typ) for name, typ in CARRIED.items()
         }
+        # the decoded length wins over the manifest's duration_sec (hours budgets count audio that exists)
+        arrays["duration_sec"] = pa.array([r.get("duration_sec") if d.duration_sec is None else d.duration_sec
+                                           for r, d in zip(task.rows, decoded, strict=True)], type=pa.float64())
         arrays[STATUS_COLUMN] = pa.array([d.status for d in decoded], type=pa.string())
         arrays[SPEECH_FREE_COLUMN] = pa.array([d.speech_free for d in decoded], type=pa.bool_())
         for col, typ in self.columns.items():
@@ -220,6 +233,28 @@ class ShardWorker:
                 full[ok_idx] = values[col]
             arrays[col] = _to_arrow(full, typ, ok_idx)
         return pa.table(arrays)
+
+
+DURATION_TOLERANCE_SAMPLES = 2
+"""A manifest ``duration_sec`` within this many samples of the decoded length is not counted as corrected
+(resampling on decode may round the length by a sample)."""
+
+
+def _corrected(row: dict[str, Any], d: Decoded) -> bool:
+    """True when the row decodes to another length than its manifest ``duration_sec`` says."""
+    if d.duration_sec is None or row.get("duration_sec") is None:
+        return False
+    return abs(float(row["duration_sec"]) - d.duration_sec) * int(row["sr"]) > DURATION_TOLERANCE_SAMPLES
+
+
+def task_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The carried fields of a manifest row, plus how to decode it when its ``custom`` says (resampled or
+    multi-channel file); rows without such a record keep the exact dict (and shard fingerprint) they had."""
+    out = carried_row(row)
+    target, channels = row_decoding(row)
+    if target is not None or channels != FALLBACK_CHANNEL_POLICY:
+        out[DECODE_KEY] = [target, channels]
+    return out
 
 
 def commit_shard(work_dir: str | Path, task: ShardTask, table: pa.Table, summary: ShardSummary) -> None:
@@ -296,15 +331,16 @@ def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: 
 
 
 def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | None = None) -> pa.Table:
-    """Concatenate finished shards in order; add ``ref_quality``, ``loss_proxy`` (and ``probe_loss`` if given)."""
+    """Concatenate finished shards in order; add ``ref_quality``, ``loss_proxy`` (and the probe columns given)."""
     table = pa.concat_tables([pq.read_table(shard_paths(job.work_dir, t)[0]) for t in tasks])
     table = table.replace_schema_metadata(None)
     columns = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names
                if pa.types.is_floating(table.schema.field(name).type)}
     if probe_loss is not None:
-        probe = _align(table.column("utt_id").to_pylist(), probe_loss)
-        table = table.append_column(PROBE_COLUMN, pa.array(probe, type=pa.float64()))
-        columns[PROBE_COLUMN] = probe
+        for col in probe_loss.column_names[1:]:
+            probe = _align(table.column("utt_id").to_pylist(), probe_loss, col)
+            table = table.append_column(col, pa.array(probe, type=pa.float64()))
+            columns[col] = probe
     speech_free = table.column(SPEECH_FREE_COLUMN).to_numpy(zero_copy_only=False).astype(bool)
     ok = (table.column(STATUS_COLUMN).to_numpy(zero_copy_only=False) == OK)
     for name, spec in ((REF_QUALITY_COLUMN, job.params.ref_quality), (LOSS_PROXY_COLUMN, job.params.loss_proxy)):
@@ -316,9 +352,9 @@ def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | Non
     return table
 
 
-def _align(utt_ids: list[str], probe: pa.Table) -> np.ndarray:
-    """Probe losses in ``utt_ids`` order (NaN where the probe did not score an utterance)."""
-    lookup = dict(zip(probe.column("utt_id").to_pylist(), probe.column(PROBE_COLUMN).to_pylist(), strict=True))
+def _align(utt_ids: list[str], probe: pa.Table, column: str) -> np.ndarray:
+    """Probe column ``column`` in ``utt_ids`` order (NaN where the probe did not score an utterance)."""
+    lookup = dict(zip(probe.column("utt_id").to_pylist(), probe.column(column).to_pylist(), strict=True))
     return np.array([lookup.get(u, np.nan) for u in utt_ids], dtype=np.float64)
 
 
@@ -330,17 +366,24 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     """
     if not rows:
         raise ScoringError("nothing to score: the manifest has no rows after data.filters")
-    probe_path = params.loss_proxy.probe_path if params.loss_proxy.weights.get(PROBE_COLUMN, 0.0) > 0 else None
+    probe_cols = [c for c in PROBE_COLUMNS if params.loss_proxy.weights.get(c, 0.0) > 0]
+    probe_path = params.loss_proxy.probe_path if probe_cols else None
     if probe_path and not Path(probe_path).is_file():
         raise ScoringError(f"score.loss_proxy.probe_path '{probe_path}' does not exist: run the probe stage "
-                           f"(python -m curator.scoring.probe) or set score.loss_proxy.weights.probe_loss to 0")
+                           f"(python -m curator.scoring.probe) or set score.loss_proxy.weights.{probe_cols[0]} to 0")
+    if probe_path:
+        absent = [c for c in probe_cols if c not in pq.read_schema(probe_path).names]
+        if absent:
+            raise ScoringError(f"score.loss_proxy.weights.{absent[0]} > 0 but the probe stage's output "
+                               f"'{probe_path}' has no '{absent[0]}' column: rerun the probe stage with "
+                               "probe.ranking=reducible_loss, or weight probe_holdout_loss instead")
     job = ScoringJob(params, params.resolved_device(), str(work_dir))
     settings = job.settings()
-    tasks = plan_shards([{k: r.get(k) for k in CARRIED} for r in rows], params.shard_size, settings)
+    tasks = plan_shards([task_row(r) for r in rows], params.shard_size, settings)
     workers = min(params.workers(), len(tasks))
     t0 = time.perf_counter()
     summaries = run_shards(job, tasks, params.executor, workers)
-    probe = pq.read_table(probe_path, columns=["utt_id", PROBE_COLUMN]) if probe_path else None
+    probe = pq.read_table(probe_path, columns=["utt_id", *probe_cols]) if probe_path else None
     table = assemble(job, tasks, probe)
     wall = time.perf_counter() - t0
     if not params.keep_shards:

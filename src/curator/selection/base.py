@@ -31,7 +31,7 @@ from curator.contract.data import Filters
 from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
-from curator.selection.quotas import QuotaPlan, plan_quotas
+from curator.selection.quotas import QuotaPlan, flag_quota_names, plan_quotas
 
 log = logging.getLogger("curator.selection")
 
@@ -130,7 +130,8 @@ class BaseSelector(ABC):
         p = self.params
         return load_pool(source, p.slice_key, self.filters, quality_columns=p.quality_columns(),
                          center=p.diversity.center,
-                         max_invalid_fraction=p.max_invalid_fraction, seed=p.seed)
+                         max_invalid_fraction=p.max_invalid_fraction, seed=p.seed,
+                         flag_slices=flag_quota_names(self.quotas))
 
     def run(self, pool: Pool) -> Selection:
         """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool.

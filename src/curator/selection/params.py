@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from curator.config import ConfigError, check_range, register_section
+from curator.contract.flags import FLAGS_COLUMN
 
 QUOTA_SUM_TOLERANCE = 1e-6
 """Quota fractions of one slice-key column may sum to 1 up to float rounding."""
@@ -92,6 +93,7 @@ class SelectParams:
     seed: int = 0
     slice_key: list[str] = field(default_factory=lambda: ["distortion"])
     quotas: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per slice-key column ``{value: share of K}``; ``augmentations: {flag: share}`` for per-augmentation flags."""
     penalties: PenaltyParams = field(default_factory=PenaltyParams)
     diversity: DiversityParams = field(default_factory=DiversityParams)
     coverage: CoverageParams = field(default_factory=CoverageParams)
@@ -131,17 +133,34 @@ class SelectParams:
 
 
 def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], where: str) -> None:
-    """Each quota column must be a slice-key column; fractions in [0, 1] summing to at most 1 per column."""
+    """Quota columns must be slice-key columns, fractions in [0, 1] summing to at most 1 per column.
+
+    ``augmentations`` is the exception: its keys are per-augmentation flags (``contract/flags.py``), each a
+    share of K with that flag whatever else was applied; flags overlap, so their sum is not bounded, and
+    each listed flag adds a ``+flag`` / ``-flag`` dimension to the slices (no slice-key entry needed).
+    """
+    if FLAGS_COLUMN in slice_key:
+        raise ConfigError(
+            f"{where}: '{FLAGS_COLUMN}' cannot be a slice-key column (a row has several); put per-augmentation "
+            f"quotas under select.quotas.{FLAGS_COLUMN}, e.g. {{reverb: 0.5}}, which slices by each listed flag"
+        )
     for column, fractions in quotas.items():
-        if column not in slice_key:
+        if column != FLAGS_COLUMN and column not in slice_key:
             raise ConfigError(
                 f"{where}: quota column '{column}' is not a slice-key column; select.slice_key is {slice_key} "
-                f"(add '{column}' there or remove its quotas)"
+                f"(add '{column}' there or remove its quotas; per-augmentation flags go under "
+                f"select.quotas.{FLAGS_COLUMN})"
             )
         for value, frac in fractions.items():
             if not 0.0 <= frac <= 1.0:
                 raise ConfigError(f"{where}: quota {column}.{value} = {frac} must lie in [0, 1] (a share of K)")
+        if column == FLAGS_COLUMN:
+            bad = [v for v in fractions if not v or v != v.strip()]
+            if bad:
+                raise ConfigError(f"{where}: quota {column} has a blank or space-padded flag name {bad[0]!r}")
+            continue
         total = sum(fractions.values())
         if total > 1.0 + QUOTA_SUM_TOLERANCE:
             raise ConfigError(f"{where}: quotas of '{column}' sum to {total:.4f}; they are shares of K and must "
-                              "sum to <= 1")
+                              "sum to <= 1 (per-augmentation flags, which overlap, go under "
+                              f"select.quotas.{FLAGS_COLUMN})")

@@ -1,7 +1,9 @@
 """Plots of a selection: DVC-native CSV data (for ``dvc plots show/diff``) and PNG images for offline viewing.
 
 * ``hours_per_slice``: selected hours against the feasible quota target, per slice;
-* ``loss_hist``: hours per ``loss_proxy`` bin in the pool and in the selection, with the pool's VaR line.
+* ``loss_hist``: hours per ``loss_proxy`` bin in the pool and in the selection, with the pool's VaR line, over
+  speech rows only, like every tail figure (speech-free rows carry the constant
+  ``score.loss_proxy.speech_free_hardness``, not a measured difficulty; their hours are named in the title).
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ def hours_per_slice(sel: Selection) -> pd.DataFrame:
 
 
 def loss_histogram(sel: Selection) -> pd.DataFrame:
+    """Hours per loss bin over speech rows (speech-free rows are left out, as in the tail statistics)."""
     pool = sel.pool
-    lo, hi = float(pool.loss.min()), float(pool.loss.max())
+    speech = ~pool.speech_free
+    loss = pool.loss[speech]
+    lo, hi = (float(loss.min()), float(loss.max())) if loss.size else (0.0, 1.0)
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, LOSS_BINS + 1)
-    pool_h, _ = np.histogram(pool.loss, edges, weights=pool.hours)
-    sel_h, _ = np.histogram(pool.loss[sel.selected], edges, weights=pool.hours[sel.selected])
+    pool_h, _ = np.histogram(loss, edges, weights=pool.hours[speech])
+    picked = speech & sel.selected
+    sel_h, _ = np.histogram(pool.loss[picked], edges, weights=pool.hours[picked])
     return pd.DataFrame({"loss_proxy": 0.5 * (edges[:-1] + edges[1:]), "pool_hours": pool_h,
                          "selected_hours": sel_h})
 
@@ -45,7 +51,10 @@ def write_plots(sel: Selection, out_dir: str | os.PathLike[str], var_pool: float
     out = Path(out_dir)
     slices, hist = hours_per_slice(sel), loss_histogram(sel)
     written = [_csv(slices, out / "hours_per_slice.csv"), _csv(hist, out / "loss_hist.csv")]
-    written += _png(slices, hist, var_pool, sel.params.alpha, out)
+    free = sel.pool.speech_free
+    note = (f"{int(free.sum())} speech-free rows ({sel.pool.hours[free].sum():.3g} h, "
+            f"{int((free & sel.selected).sum())} selected) not shown" if free.any() else "")
+    written += _png(slices, hist, var_pool, sel.params.alpha, out, note)
     return written
 
 
@@ -55,7 +64,8 @@ def _csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path) -> list[Path]:
+def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path,
+         note: str = "") -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,10 +87,10 @@ def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha
     ax.bar(hist["loss_proxy"], hist["pool_hours"], width=width, alpha=0.4, label="pool")
     ax.bar(hist["loss_proxy"], hist["selected_hours"], width=width, alpha=0.8, label="selected")
     if var_pool is not None and np.isfinite(var_pool):
-        ax.axvline(var_pool, color="k", linestyle="--", label=f"VaR (alpha={alpha:g})")
+        ax.axvline(var_pool, color="k", linestyle="--", label=f"VaR of speech rows (alpha={alpha:g})")
     ax.set_xlabel("loss_proxy (higher = harder)")
     ax.set_ylabel("hours")
-    ax.set_title("loss_proxy: pool vs selection")
+    ax.set_title("loss_proxy of speech rows: pool vs selection" + (f"\n({note})" if note else ""), fontsize=10)
     ax.legend()
     paths.append(_save(fig, out / "loss_hist.png"))
     return paths

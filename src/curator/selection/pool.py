@@ -9,6 +9,7 @@ the order of rows in the Parquet file. Bad rows are either an error naming the f
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import pyarrow.parquet as pq
 
 from curator.contract.curated import CARRIED as OUTPUT_COLUMNS
 from curator.contract.data import Filters
-from curator.contract.filters import SECONDS_PER_HOUR, filter_mask
+from curator.contract.filters import SECONDS_PER_HOUR, arrow_columns, filter_mask
+from curator.contract.flags import FLAGS_COLUMN, FlagMatrix, flags_from_arrow, join_flags
 from curator.contract.scores import (
     EMBED_COLUMN,
     MOS_COLUMN,
@@ -35,6 +37,9 @@ from curator.contract.scores import (
 from curator.contract.versions import ContractError
 
 SLICE_SEPARATOR = "/"
+FLAG_SLICE_PREFIX = f"{FLAGS_COLUMN}."
+"""Slice-key name of a per-augmentation flag dimension (``augmentations.reverb``), added for each flag quota;
+its values are ``+reverb`` (has the flag) and ``-reverb``."""
 MISSING_LABEL = "unknown"
 MIN_NORM = 1e-12
 """Embeddings with a smaller norm (before or after centring) have no direction and are skipped: an all-zero
@@ -70,6 +75,8 @@ class Pool:
     columns: pa.Table
     source: str = ""
     excluded: dict[str, int] = field(default_factory=dict)
+    flags: FlagMatrix | None = None
+    """Per-augmentation flags of the rows (None when the scores table predates them)."""
 
     @property
     def n(self) -> int:
@@ -90,10 +97,12 @@ ScoresSource = str | os.PathLike | pa.Table | pd.DataFrame
 
 def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters | None = None,
               quality_columns: Sequence[str] = (), center: bool = True, max_invalid_fraction: float = 0.01,
-              seed: int = 0) -> Pool:
+              seed: int = 0, flag_slices: Sequence[str] = ()) -> Pool:
     """Read a scores table (Parquet path, Arrow table or DataFrame) into a :class:`Pool`.
 
-    See the module docstring for the bad-input rules.
+    ``flag_slices``: per-augmentation flags that each add a ``+flag`` / ``-flag`` dimension to the slices
+    (those with a quota); a flag no kept row has is an error listing the flags the pool has. See the module
+    docstring for the other bad-input rules.
     """
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
@@ -117,6 +126,9 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
                "select.*.column, or switch them off; " if gate else "")
             + "re-run the score stage"
         )
+    if flag_slices and FLAGS_COLUMN not in schema.names:
+        raise PoolError(f"scores file '{path}' lacks the '{FLAGS_COLUMN}' column that select.quotas.{FLAGS_COLUMN} "
+                        "reads (scored before per-augmentation flags existed); re-run the score stage")
     scalar_cols = [c for c in dict.fromkeys([*required, *OUTPUT_COLUMNS, STATUS_COLUMN, SPEECH_FREE_COLUMN])
                    if c in schema.names and c != EMBED_COLUMN]
     table = source.select(scalar_cols) if isinstance(source, pa.Table) else read_scores(path, columns=scalar_cols)
@@ -129,8 +141,8 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
     excluded: dict[str, int] = {}
     keep = _valid_rows(table, quality_columns, excluded, path, max_invalid_fraction)
     if filters is not None:
-        keep, dropped = filter_mask({c: table[c].to_numpy(zero_copy_only=False) for c in
-                                     ("utt_id", "duration_sec", "language", "sr", "distortion")}, filters, seed, keep)
+        where = f"scores file '{path}'"
+        keep, dropped = filter_mask(arrow_columns(table, filters, where), filters, seed, keep, where=where)
         excluded.update({f"filtered_{k}": v for k, v in dropped.items()})
     if not keep.any():
         raise PoolError(
@@ -140,15 +152,29 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
     rows = np.flatnonzero(keep)
     batches = (source.select([EMBED_COLUMN]).to_batches(EMBED_BATCH_ROWS) if isinstance(source, pa.Table)
                else _parquet_batches(path))
-    emb, ok = _read_embeddings(batches, path, order, rows, center)
+    emb, ok, raw_ok = _read_embeddings(batches, path, order, rows, center)
     pa.default_memory_pool().release_unused()  # Arrow's allocator would otherwise keep the batches' pages
     if not ok.all():
-        excluded["invalid_embedding"] = int((~ok).sum())
-        _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction)
+        if not raw_ok.all():
+            excluded["invalid_embedding"] = int((~raw_ok).sum())
+            _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction)
+        at_mean = int((raw_ok & ~ok).sum())
+        if at_mean:
+            excluded["embedding_at_pool_mean"] = at_mean
+            if at_mean / len(rows) > max_invalid_fraction:
+                raise PoolError(
+                    f"scores file '{path}': {at_mean} of {len(rows)} usable rows have an embedding equal to the "
+                    "pool's mean embedding, so centring (select.diversity.center = true) leaves them no direction: "
+                    "their embeddings are all the same (copies of one utterance, or an embedder returning a "
+                    "constant); set select.diversity.center=false, or check the embedding scorer")
         rows, emb = rows[ok], emb[ok]
     kept = table if len(rows) == table.num_rows else table.take(pa.array(rows))
-    codes, names, values = _slices(kept, slice_key)
+    flags = flags_from_arrow(kept[FLAGS_COLUMN]) if FLAGS_COLUMN in kept.column_names else None
+    codes, names, values = _slices(kept, slice_key, flags, flag_slices, path)
     output = [c for c in OUTPUT_COLUMNS if c in kept.column_names]
+    columns = kept.select(output)
+    if FLAGS_COLUMN in output:
+        columns = columns.set_column(output.index(FLAGS_COLUMN), FLAGS_COLUMN, join_flags(kept[FLAGS_COLUMN]))
     return Pool(
         utt_id=kept["utt_id"].to_numpy(zero_copy_only=False),
         hours=kept["duration_sec"].to_numpy(zero_copy_only=False).astype(np.float64) / SECONDS_PER_HOUR,
@@ -157,8 +183,9 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
              if MOS_COLUMN in kept.column_names else None),
         quality={c: kept[c].to_numpy(zero_copy_only=False).astype(np.float64) for c in quality_columns},
         speech_free=_speech_free(kept),
-        slice_code=codes, slice_names=names, slice_values=values, slice_key=list(slice_key), emb=emb,
-        columns=kept.select(output), source=path, excluded=excluded,
+        slice_code=codes, slice_names=names, slice_values=values,
+        slice_key=[*slice_key, *(FLAG_SLICE_PREFIX + f for f in flag_slices)], emb=emb,
+        columns=columns, source=path, excluded=excluded, flags=flags,
     )
 
 
@@ -220,11 +247,13 @@ def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_
 
 
 def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.ndarray, rows: np.ndarray,
-                     center: bool) -> tuple[np.ndarray, np.ndarray]:
+                     center: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copy the kept rows' embeddings into a (rows, D) float32 matrix, batch by batch; centre and L2-normalise.
 
-    ``order`` maps sorted positions to file rows. Returns the matrix and a mask of rows whose embedding is
-    usable (finite, non-zero); rows of different dimensions are an error.
+    ``order`` maps sorted positions to file rows. Returns the matrix, a mask of rows whose embedding is usable
+    after centring, and a mask of rows whose embedding was usable as read (finite, non-zero); rows of
+    different dimensions are an error. A pool with one usable embedding is not centred (it is its own mean:
+    centring would erase it).
     """
     target = np.full(len(order), -1, dtype=np.int64)
     target[order[rows]] = np.arange(len(rows))
@@ -254,7 +283,8 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
         block = emb[lo:lo + EMBED_BATCH_ROWS]
         ok[lo:lo + EMBED_BATCH_ROWS] &= np.einsum("ij,ij->i", block, block) > MIN_NORM ** 2
     emb[~ok] = 0.0
-    mean = emb.sum(axis=0, dtype=np.float64) / max(int(ok.sum()), 1) if center else None
+    raw_ok = ok.copy()
+    mean = emb.sum(axis=0, dtype=np.float64) / int(ok.sum()) if center and int(ok.sum()) >= 2 else None
     for lo in range(0, len(emb), EMBED_BATCH_ROWS):
         block = emb[lo:lo + EMBED_BATCH_ROWS]
         if mean is not None:
@@ -263,7 +293,7 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
         good = ok[lo:lo + EMBED_BATCH_ROWS] & (norms > MIN_NORM)
         ok[lo:lo + EMBED_BATCH_ROWS] = good
         block *= np.where(good, 1.0 / np.maximum(norms, MIN_NORM), 0.0).astype(np.float32)[:, None]
-    return emb, ok
+    return emb, ok, raw_ok
 
 
 def _parquet_batches(path: str) -> Iterator[pa.RecordBatch]:
@@ -298,14 +328,27 @@ def _embedding_batch(col: pa.Array, path: str) -> tuple[np.ndarray, np.ndarray]:
     return values, good
 
 
-def _slices(table: pa.Table, slice_key: Sequence[str]) -> tuple[np.ndarray, list[str], list[tuple[str, ...]]]:
-    """Integer slice codes (sorted slice names) for the combination of the ``slice_key`` columns."""
+def _slices(table: pa.Table, slice_key: Sequence[str], flags: FlagMatrix | None = None,
+            flag_slices: Sequence[str] = (), path: str = "<table>"
+            ) -> tuple[np.ndarray, list[str], list[tuple[str, ...]]]:
+    """Integer slice codes (sorted slice names) for the combination of the ``slice_key`` columns and of the
+    ``flag_slices`` flags (``+flag`` / ``-flag``)."""
     per_col = []
     for col in slice_key:
         labels = pc.cast(table[col], pa.string()).fill_null(MISSING_LABEL).combine_chunks()
         enc = labels.dictionary_encode()
         dictionary = np.asarray(enc.dictionary.to_pylist(), dtype=object)
         per_col.append((dictionary, enc.indices.to_numpy(zero_copy_only=False)))
+    for flag in flag_slices:
+        assert flags is not None
+        if flag not in flags.names:
+            close = difflib.get_close_matches(flag, flags.names, n=1, cutoff=0.5)
+            raise PoolError(
+                f"select.quotas.{FLAGS_COLUMN} names '{flag}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                + f", which no row of '{path}' left after data.filters has; valid choices: "
+                + (", ".join(flags.names) or "none")
+            )
+        per_col.append((np.asarray([f"-{flag}", f"+{flag}"], dtype=object), flags.has(flag).astype(np.int64)))
     dims = [len(d) for d, _ in per_col]
     combined = np.ravel_multi_index(tuple(idx for _, idx in per_col), dims) if per_col else np.zeros(0, np.int64)
     present, codes = np.unique(combined, return_inverse=True)

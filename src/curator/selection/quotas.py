@@ -5,6 +5,14 @@ A quota file maps each slice-key column to ``{value: fraction of K}``. With seve
 without quotas splits its cell in proportion to the eligible hours (supply). Values a column's quotas do not
 list share the rest of that column (``1 - sum``) in proportion to supply.
 
+Per-augmentation flags (``select.quotas.augmentations: {reverb: 0.5}``: half of K with reverberation,
+whatever else was applied) are columns of their own: each listed flag adds a dimension to the slices with the
+values ``+reverb`` (has it, share 0.5) and ``-reverb`` (the rest), so a flag quota is a quota like any other
+and the greedy still merges disjoint slices. Flags and labels overlap (a row labelled ``reverb`` always has the
+``reverb`` flag), so some combinations have no rows; with two or more quota columns the product target is then
+raked (iterative proportional fitting over the slices that have rows) until every column's shares hold again,
+instead of leaving the empty combinations' share to be spread over every other slice.
+
 A target larger than its slice's supply is infeasible: the slice takes all it has, and the deficit goes to
 the slices with hours to spare in proportion to their quotas (water-filling), so the budget stays K.
 """
@@ -16,13 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from curator.config import ConfigError, apply_overrides, load_yaml
+from curator.contract.flags import FLAGS_COLUMN
 from curator.selection.params import validate_quotas
-from curator.selection.pool import Pool
+from curator.selection.pool import FLAG_SLICE_PREFIX, MISSING_LABEL, Pool
 
 HOURS_TOL = 1e-9
 """Hours below this count as zero (float rounding of sums of durations)."""
+RAKE_ITERS = 500
+"""Most rounds of iterative proportional fitting (each rescales every quota column once)."""
+RAKE_TOL = 1e-12
+"""Raking stops once every column's shares are this close to their targets."""
 
 
 @dataclass
@@ -36,6 +50,8 @@ class QuotaPlan:
     budget: float
     requested_budget: float
     unknown_values: dict[str, list[str]] = field(default_factory=dict)
+    flag_quotas: dict[str, float] = field(default_factory=dict)
+    """Requested share of K per flag (``select.quotas.augmentations``)."""
 
     @property
     def clipped(self) -> bool:
@@ -61,9 +77,10 @@ def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, M
                 overrides: Sequence[str] = ()) -> dict[str, dict[str, float]]:
     """Quotas from ``--quotas``: a params file (its ``select.quotas``) or a standalone quotas YAML.
 
-    A standalone file is the spec's format, ``{distortion: {reverb: 0.12, ...}}``; ``fallback`` (the params'
-    own quotas) is used when a params file has none. Command-line overrides of ``select.quotas`` win over the
-    file in both cases (``select.quotas=...`` replaces, ``select.quotas.distortion.reverb=0.2`` edits one).
+    A standalone file is the spec's format, ``{distortion: {reverb: 0.12, ...}}``, per-augmentation flags under
+    ``augmentations: {reverb: 0.5}``; ``fallback`` (the params' own quotas) is used when a params file has none.
+    Command-line overrides of ``select.quotas`` win over the file in both cases (``select.quotas=...``
+    replaces, ``select.quotas.distortion.reverb=0.2`` edits one). An empty ``augmentations: {}`` is dropped.
     """
     mine = [o for o in overrides if o.split("=", 1)[0].split(".")[:2] == ["select", "quotas"]]
     data = load_yaml(path)
@@ -79,9 +96,24 @@ def load_quotas(path: str | Path, slice_key: list[str], fallback: Mapping[str, M
         where = f"{where} with override(s) {' '.join(mine)}"
     if not isinstance(quotas, Mapping) or not all(isinstance(v, Mapping) for v in quotas.values()):
         raise ConfigError(f"{where} must map a column to {{value: fraction}}, e.g. "
-                          "distortion: {reverb: 0.12, noise: 0.14}")
-    out = {str(col): {str(k): float(v) for k, v in fr.items()} for col, fr in quotas.items()}
+                          "distortion: {reverb: 0.12, noise: 0.14} or augmentations: {reverb: 0.5}")
+    out = {str(col): {str(k): float(v) for k, v in fr.items()} for col, fr in quotas.items()
+           if fr or col != FLAGS_COLUMN}  # `augmentations: {}` (the params' default) asks for nothing
     validate_quotas(out, slice_key, where)
+    return out
+
+
+def flag_quota_names(quotas: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The flags with a quota (``select.quotas.augmentations``), sorted: each is a slice dimension."""
+    return sorted(quotas.get(FLAGS_COLUMN, {}))
+
+
+def slice_quotas(quotas: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Quotas keyed by the pool's slice-key columns: ``augmentations: {reverb: q}`` becomes
+    ``augmentations.reverb: {+reverb: q}`` (``-reverb`` shares the rest)."""
+    out = {str(c): dict(v) for c, v in quotas.items() if c != FLAGS_COLUMN}
+    for flag, share in quotas.get(FLAGS_COLUMN, {}).items():
+        out[FLAG_SLICE_PREFIX + flag] = {f"+{flag}": float(share)}
     return out
 
 
@@ -89,12 +121,13 @@ def plan_quotas(pool: Pool, eligible: np.ndarray, K_hours: float,
                 quotas: Mapping[str, Mapping[str, float]]) -> QuotaPlan:
     """Turn quotas into per-slice hour budgets that sum to ``min(K, eligible hours)``."""
     supply = pool.slice_hours(eligible)
-    fraction, unknown = _fractions(pool, supply, quotas)
+    fraction, unknown = _fractions(pool, supply, slice_quotas(quotas))
     budget = float(min(K_hours, supply.sum()))
     target = fraction * budget
     return QuotaPlan(fraction=fraction, target=target, supply=supply,
                      feasible=water_fill(target, supply, budget, fraction), budget=budget,
-                     requested_budget=float(K_hours), unknown_values=unknown)
+                     requested_budget=float(K_hours), unknown_values=unknown,
+                     flag_quotas={k: float(v) for k, v in sorted(quotas.get(FLAGS_COLUMN, {}).items())})
 
 
 def water_fill(target: np.ndarray, supply: np.ndarray, budget: float, weight: np.ndarray) -> np.ndarray:
@@ -123,6 +156,7 @@ def _fractions(pool: Pool, supply: np.ndarray, quotas: Mapping[str, Mapping[str,
     fraction = np.ones(pool.n_slices)
     constrained = np.zeros(pool.n_slices, dtype=np.int64)
     unknown: dict[str, list[str]] = {}
+    margins: list[tuple[np.ndarray, np.ndarray]] = []
     for j, col in enumerate(pool.slice_key):
         if col not in quotas:
             continue
@@ -137,7 +171,14 @@ def _fractions(pool: Pool, supply: np.ndarray, quotas: Mapping[str, Mapping[str,
             share[unlisted] = [rest * by_value[v] / unlisted_supply if unlisted_supply > 0 else 0.0
                                for v in labels[unlisted]]
         fraction *= share
-        constrained = constrained * len(labels) + _codes(labels)
+        codes = _codes(labels)
+        # raking holds each listed value's share and the unlisted values' total; how the unlisted values
+        # split their rest (by supply at first) is no requirement, so it may give way to other columns
+        group = np.where(unlisted, -1, codes)
+        uniq, group = np.unique(group, return_inverse=True)
+        wanted = np.array([rest if g < 0 else listed[labels[codes == g][0]] for g in uniq.tolist()])
+        margins.append((group.astype(np.int64), wanted))
+        constrained = constrained * len(labels) + codes
         present = set(labels)
         absent = sorted(v for v in listed if v not in present)
         if absent:
@@ -146,7 +187,46 @@ def _fractions(pool: Pool, supply: np.ndarray, quotas: Mapping[str, Mapping[str,
     cell_supply = _group_sum(constrained, supply)
     within = np.array([supply[i] / cell_supply[c] if cell_supply[c] > 0 else 0.0
                        for i, c in enumerate(constrained)])
-    return fraction * within, unknown
+    fraction = fraction * within
+    if len(margins) > 1:
+        fraction = _rake(fraction, supply > HOURS_TOL, margins)
+    return fraction, unknown
+
+
+def _rake(fraction: np.ndarray, present: np.ndarray, margins: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Iterative proportional fitting of ``fraction`` over the ``present`` slices to the column shares.
+
+    ``margins`` holds, per quota column, each slice's value code and each value's requested share; shares of
+    values with no present slice are left out and the rest renormalised (as ``QuotaPlan.share`` does). A
+    no-op (bit for bit) when the product already meets every column's shares, e.g. when no combination is
+    empty. Rescaling a whole value at a time keeps the split inside a quota cell (by supply) unchanged.
+    """
+    if not present.any():
+        return fraction
+    targets = []
+    for codes, share in margins:
+        has = np.bincount(codes[present], minlength=len(share)) > 0
+        wanted = np.where(has, share, 0.0)
+        targets.append(wanted / wanted.sum() if wanted.sum() > 0 else wanted)
+    f = np.where(present, fraction, 0.0)
+    if f.sum() <= 0:
+        return fraction
+    f = f / f.sum()
+
+    def worst() -> float:
+        return max(float(np.abs(np.bincount(c, weights=f, minlength=len(t)) - t).max())
+                   for (c, _), t in zip(margins, targets, strict=True))
+
+    if worst() <= RAKE_TOL:
+        return fraction
+    for _ in range(RAKE_ITERS):
+        for (codes, _), target in zip(margins, targets, strict=True):
+            current = np.bincount(codes, weights=f, minlength=len(target))
+            ratio = np.divide(target, current, out=np.zeros_like(target), where=current > 0)
+            f = f * ratio[codes]
+        if worst() <= RAKE_TOL:
+            break
+    return f
 
 
 def _codes(labels: np.ndarray) -> np.ndarray:
@@ -191,3 +271,42 @@ def quota_report(plan: QuotaPlan, selected: np.ndarray, names: list[str], blocke
         "max_abs_deviation_hours": float(np.abs(selected - plan.feasible).max()) if len(names) else 0.0,
         "quota_values_absent_from_pool": plan.unknown_values,
     }
+
+
+def label_coverage(pool: Pool, plan: QuotaPlan, eligible: np.ndarray, selected: np.ndarray) -> dict:
+    """Hours per primary ``distortion`` label and per augmentation flag: pool, eligible, selected, and the
+    selected share; for a flag with a quota also the requested and planned hours and the shortfall.
+
+    Labels partition the hours; flags overlap (a row has several), so flag hours add up to more than the
+    total. ``planned_hours`` is the flag's part of the water-filled plan (below the requested hours when the
+    pool cannot supply them); ``shortfall_hours`` is what the selection lacks of it (the greedy keeps each
+    slice within about one utterance of its allocation).
+    """
+    total = float(pool.hours[selected].sum())
+    out: dict[str, dict] = {}
+    if "distortion" in pool.columns.column_names:
+        labels = pool.columns["distortion"].to_numpy(zero_copy_only=False)
+        codes, names = pd.factorize(pd.Series(labels, dtype=object).fillna(MISSING_LABEL), sort=True)
+        out["distortion"] = {str(name): _hours(pool.hours, codes == k, eligible, selected, total)
+                             for k, name in enumerate(names)}
+    if pool.flags is not None:
+        flags: dict[str, dict] = {}
+        for j, name in enumerate(pool.flags.names):
+            entry = _hours(pool.hours, pool.flags.matrix[:, j], eligible, selected, total)
+            if name in plan.flag_quotas:
+                column = pool.slice_key.index(FLAG_SLICE_PREFIX + name)
+                has = np.array([v[column] == f"+{name}" for v in pool.slice_values], dtype=bool)
+                planned = float(plan.feasible[has].sum())
+                entry.update({"quota_fraction": plan.flag_quotas[name],
+                              "requested_hours": plan.flag_quotas[name] * plan.budget,
+                              "planned_hours": planned,
+                              "shortfall_hours": max(planned - entry["selected_hours"], 0.0)})
+            flags[name] = entry
+        out[FLAGS_COLUMN] = flags
+    return out
+
+
+def _hours(hours: np.ndarray, rows: np.ndarray, eligible: np.ndarray, selected: np.ndarray, total: float) -> dict:
+    picked = float(hours[rows & selected].sum())
+    return {"pool_hours": float(hours[rows].sum()), "eligible_hours": float(hours[rows & eligible].sum()),
+            "selected_hours": picked, "share_of_selection": picked / total if total > 0 else 0.0}

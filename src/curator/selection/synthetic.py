@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from curator.audio import SAMPLE_RATES
+from curator.contract.flags import FLAGS_COLUMN
 from curator.contract.scores import write_table
 
 DISTORTIONS = ("noise", "reverb", "wind", "bandwidth_limitation", "clipping", "codec", "packet_loss")
@@ -41,6 +42,9 @@ class SyntheticSpec:
     duplicate_noise: float = 0.25
     imperfect_fraction: float = 0.2
     bad_status_fraction: float = 0.0
+    reverb_fraction: float = 0.5
+    """Share of the rows labelled with another distortion that are also reverberated (their ``augmentations``
+    flags then hold ``reverb`` beside their label, as in the official simulation)."""
     latent_dim: int = 0
     """0: noise, source and distortion directions are isotropic in all ``dim`` dimensions (high intrinsic
     dimension, the hardest case for exact near-duplicate search); k > 0: they all lie in one random
@@ -91,6 +95,7 @@ def synthetic_scores(spec: SyntheticSpec) -> tuple[pa.Table, pd.DataFrame]:
         "mos_dns": mos, "ref_quality": ref_quality, "loss_proxy": loss,
     }
     table = pa.table({k: pa.array(v) for k, v in columns.items()})
+    table = table.append_column(FLAGS_COLUMN, _flags(dist, rng.random(n) < spec.reverb_fraction))
     embed = pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), d)
     table = table.append_column("ssl_embed", embed)
     truth = pd.DataFrame({"utt_id": ids, "imperfect": imperfect.astype(int),
@@ -103,6 +108,19 @@ def write_synthetic(path: str | os.PathLike[str], spec: SyntheticSpec) -> pd.Dat
     table, truth = synthetic_scores(spec)
     write_table(table, path, row_group_size=65_536)
     return truth
+
+
+def _flags(dist: np.ndarray, reverberated: np.ndarray) -> pa.Array:
+    """Per-augmentation flags consistent with the primary label: the label, ``noise`` unless wind, and
+    ``reverb`` on the ``reverberated`` rows of other labels (a ``noise`` row is never reverberated: it would be
+    labelled ``reverb``)."""
+    label = np.asarray(DISTORTIONS, dtype=object)[dist]
+    noise = np.where(np.isin(label, ("wind", "noise")), "", "noise")
+    extra = np.where(reverberated & ~np.isin(label, ("noise", "reverb")), "reverb", "")
+    parts = np.sort(np.stack([label, noise, extra], axis=1).astype(str), axis=1)  # "" sorts first
+    keep = parts != ""
+    offsets = np.r_[0, np.cumsum(keep.sum(axis=1))].astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(parts[keep]))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -20,23 +20,23 @@ from pathlib import Path
 import numpy as np
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
-from curator.contract.filters import SECONDS_PER_HOUR, filter_mask
-from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_scores
+from curator.contract.filters import SECONDS_PER_HOUR, arrow_columns, filter_columns, filter_mask
+from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_schema, read_scores
 from curator.contract.versions import ContractError
 from curator.evaluation.efficacy.params import CompareParams, compare_dir, eval_dir, run_id, select_dir
 
 MODELS_DIR = Path("models/compare")
-FILTER_COLUMNS = ("utt_id", "duration_sec", "language", "sr", "distortion")
 
 
 def pool_hours(scores: str, cfg: dict) -> float:
     """Hours of the status-ok rows that pass ``data.filters``: the pool the budget fractions refer to."""
     data = load_section("data", cfg=cfg)
     seed = load_section("select", cfg=cfg).seed
-    table = read_scores(scores, columns=[*FILTER_COLUMNS, STATUS_COLUMN])
+    wanted = filter_columns(data.filters)
+    table = read_scores(scores, columns=[c for c in (*wanted, STATUS_COLUMN) if c in read_schema(scores).names])
     ok = (table[STATUS_COLUMN].to_numpy(zero_copy_only=False) == STATUS_OK)
-    columns = {c: table[c].to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
-    keep, _ = filter_mask(columns, data.filters, seed, ok)
+    columns = arrow_columns(table, data.filters, f"scores file '{scores}'")
+    keep, _ = filter_mask(columns, data.filters, seed, ok, where=f"scores file '{scores}'")
     return float(np.asarray(columns["duration_sec"], dtype=np.float64)[keep].sum() / SECONDS_PER_HOUR)
 
 

@@ -1,7 +1,10 @@
-"""``python -m curator.scoring.probe``: cross-fitted probe-model loss per utterance -> ``probe_loss.parquet``.
+"""``python -m curator.scoring.probe``: cross-fitted probe-model losses per utterance -> ``probe_loss.parquet``.
 
-Mix it into ``loss_proxy`` by setting ``score.loss_proxy.probe_path`` to the output and giving
-``score.loss_proxy.weights.probe_loss`` a positive weight.
+Columns: ``probe_holdout_loss`` (a probe that never saw the row: a difficulty measure, RHO-LOSS's irreducible
+loss) and, with ``probe.ranking: reducible_loss``, ``probe_current_loss`` and RHO-LOSS's
+``probe_reducible_loss`` = current-model loss minus held-out loss (see :func:`curator.scoring.probe.fit.cross_fit`).
+Mix one into ``loss_proxy`` by setting ``score.loss_proxy.probe_path`` to the output and giving
+``score.loss_proxy.weights.<column>`` a positive weight.
 """
 
 from __future__ import annotations
@@ -17,14 +20,21 @@ import numpy as np
 import pyarrow as pa
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
-from curator.contract.filters import apply_filters
+from curator.contract.filters import FilterError, apply_filters
 from curator.contract.manifest import ManifestError, read_manifest
-from curator.contract.scores import CARRIED, FLOAT_DECIMALS, write_table
+from curator.contract.scores import (
+    CARRIED,
+    FLOAT_DECIMALS,
+    PROBE_CURRENT_COLUMN,
+    PROBE_HOLDOUT_COLUMN,
+    PROBE_REDUCIBLE_COLUMN,
+    write_table,
+)
 from curator.io import sha256_file, timings_path, write_json
 from curator.scoring.cli import MANIFEST_OVERRIDE, native, split_overrides
-from curator.scoring.decode import DecodeRules
+from curator.scoring.decode import OK, DecodeRules
 from curator.scoring.probe.fit import cross_fit
-from curator.scoring.runner import PROBE_COLUMN
+from curator.scoring.runner import task_row
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,36 +65,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = manifest or str(data.manifest_path("train"))
     try:
         df = read_manifest(manifest)
-    except (ManifestError, OSError) as exc:
+        kept, _ = apply_filters(df, data.filters, seed=score.seed, where=f"manifest '{manifest}'")
+    except (ManifestError, FilterError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    kept, _ = apply_filters(df, data.filters, seed=score.seed)
-    rows = [{k: native(r.get(k)) for k in CARRIED} for r in kept.to_dict("records")]
+    # task_row: the carried fields plus how the manifest says to decode the file (resampled, channel policy)
+    rows = [task_row({k: native(r.get(k)) for k in (*CARRIED, "custom") if k in r}) for r in kept.to_dict("records")]
     if not rows:
         print("error: nothing to probe: the manifest has no rows after data.filters", file=sys.stderr)
         return 1
     rules = DecodeRules(score.min_duration_sec, score.silence_dbfs, score.max_length_mismatch_sec)
     t0 = time.perf_counter()
     try:
-        losses, folds, statuses, reports = cross_fit(rows, params, rules)
+        result = cross_fit(rows, params, rules)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    columns = {PROBE_HOLDOUT_COLUMN: result.holdout}
+    if result.current is not None:
+        columns |= {PROBE_CURRENT_COLUMN: result.current, PROBE_REDUCIBLE_COLUMN: result.reducible}
     table = pa.table({
         "utt_id": pa.array([r["utt_id"] for r in rows], type=pa.string()),
-        PROBE_COLUMN: pa.array(np.round(losses, FLOAT_DECIMALS), type=pa.float64()),
-        "probe_fold": pa.array(folds, type=pa.int64()),
-        "status": pa.array(statuses, type=pa.string()),
+        **{c: pa.array(np.round(v, FLOAT_DECIMALS), type=pa.float64()) for c, v in columns.items()},
+        "probe_fold": pa.array(result.folds, type=pa.int64()),
+        "status": pa.array(result.statuses, type=pa.string()),
     })
     settings = {"probe": dataclasses.asdict(params), "decode": dataclasses.asdict(rules),
                 "manifest_sha256": sha256_file(manifest), "filters": dataclasses.asdict(data.filters)}
     write_table(table, args.out, settings)
     wall = time.perf_counter() - t0
+    decoded = np.array([s == OK for s in result.statuses])
+    unscored = decoded & ~np.isfinite(result.holdout)
+    skipped = {r.fold: r.skipped for r in result.reports if r.skipped}
     write_json(args.metrics, {
-        "rows": len(rows), "status_counts": dict(sorted(Counter(statuses).items())),
-        "mean_probe_loss": round(float(np.nanmean(losses)), 6) if np.isfinite(losses).any() else None,
-        "folds": [dataclasses.asdict(r) for r in reports],
+        "rows": len(rows), "status_counts": dict(sorted(Counter(result.statuses).items())),
+        "ranking": params.ranking,
+        **{f"mean_{c}": _mean(v) for c, v in columns.items()},
+        "unscored_rows": int(unscored.sum()),
+        "folds": [dataclasses.asdict(r) for r in result.reports],
     })
     write_json(args.timings or timings_path(args.metrics), {"wall_seconds": round(wall, 3)})
-    print(f"probe loss for {len(rows)} utterances in {wall:.1f}s -> {args.out}")
+    for fold, why in skipped.items():
+        print(f"warning: probe fold {fold}: {why}; its {sum(result.folds == fold)} row(s) keep a NaN "
+              f"{PROBE_HOLDOUT_COLUMN} (left out of loss_proxy), counted as unscored_rows in {args.metrics}",
+              file=sys.stderr)
+    print(f"probe {params.ranking} for {len(rows)} utterances in {wall:.1f}s -> {args.out}")
     return 0
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return round(float(np.nanmean(values)), 6) if np.isfinite(values).any() else None

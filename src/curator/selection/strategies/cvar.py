@@ -4,6 +4,13 @@ Within each slice the hours-weighted top-``alpha`` tail of ``loss_proxy`` (at or
 offered hardest first; the rest of the slice's quota goes to the cluster-balanced coverage order of its
 non-tail rows (``selection/coverage.py``). ``alpha = 0`` is pure coverage; ``alpha`` at or above the budget's
 share of the pool is hardest-first.
+
+Speech-free rows are ranked by the constant ``loss_proxy`` the score stage gives them,
+``score.loss_proxy.speech_free_hardness`` (1.0 by default: the maximum, because the baseline is known to fail on
+noise-only input), not by a measured difficulty. That is deliberate and that knob controls it: with
+``distortion`` in ``select.slice_key`` they form their own slice, whose quota bounds them and whose tail order is
+the ``utt_id`` tie-break; without it they sit at the top of every slice's tail. Lower the knob to rank them
+lower. The tail figures in ``metrics/select.json`` leave them out either way (``selection/report.py``).
 """
 
 from __future__ import annotations
