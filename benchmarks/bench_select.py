@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -80,6 +81,7 @@ def run_cli(scores: Path, workdir: Path, params: dict, overrides: list[str]) -> 
     wall, cpu, rss, _ = measured(cmd)
     metrics = json.loads((run_dir / "select.json").read_text())
     timings = json.loads((run_dir / "timings.json").read_text())
+    search = json.loads((run_dir / "curated_meta.json").read_text()).get("diversity", {})
     div = metrics["diversity"]
     return {
         "wall_s": round(wall, 2),
@@ -89,6 +91,10 @@ def run_cli(scores: Path, workdir: Path, params: dict, overrides: list[str]) -> 
         "check": div.get("check"),
         "violations_found": div.get("violations_found"),
         "violations_repaired": div.get("violations_repaired"),
+        "search_mode": search.get("mode"),
+        "nlist": search.get("nlist"),
+        "greedy_pair_products": search.get("greedy_pair_products"),
+        "check_pair_products": div.get("check_pair_products"),
         "nn_cosine_max": div.get("nn_cosine_max"),
         "nn_cosine_max_exact": div.get("nn_cosine_max_exact"),
         "n_selected": metrics["n_selected"],
@@ -166,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(entry)
         print(json.dumps(entry), file=sys.stderr)
     report: dict = {"benchmark": "select", "strategy": args.strategy, "dim": args.dim,
-                    "latent_dim": args.latent_dim, "cpus": os.cpu_count(),
+                    "latent_dim": args.latent_dim, "cpus": os.cpu_count(), "machine": platform.machine(),
+                    "select_threads": base["select"].get("threads"), "processes": 1,
                     "budget_share": BUDGET_SHARE, "overrides": args.override, "runs": runs}
     largest = runs[-1]
     report["targets"] = {"rows": largest["rows"], "wall_ok": largest["select"]["wall_s"] <= TARGET_WALL_S,
