@@ -12,7 +12,7 @@ SR = 16000
 
 def make_loss(scale_invariant: bool = True) -> MultiResL1SpecLoss:
     return MultiResL1SpecLoss([256, 512], time_weight=0.5, scale_invariant=scale_invariant,
-                              normalize_variance=True, eps=1e-8)
+                              normalize_variance=True, eps=1e-8, window="hann", reduction="mean")
 
 
 def test_zero_for_a_perfect_estimate_and_scale_invariant() -> None:

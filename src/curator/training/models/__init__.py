@@ -3,8 +3,10 @@
 Every model maps a batch of waveforms at one sampling rate to enhanced waveforms of the same shape,
 ``forward(noisy: (batch, time), sr: int) -> (batch, time)``, and declares its options as a dataclass
 (``Options``) so ``train.model.options`` in params.yaml is validated before any work. ``bsrnn`` is the
-predictive baseline. A generative model (FlowSE: flow matching on a BSRNN backbone) would register here too but
-also needs its own training objective and sampler, which do not exist yet.
+predictive baseline; ``flowse`` (flow matching on a BSRNN backbone) is the generative one. A model may also
+define ``training_loss(noisy, clean, sr, generator=None)`` (its own objective, used by the trainer instead of
+the regression loss; ``forward`` then runs its sampler) and an ``ema_decay`` attribute (the trainer keeps an
+exponential moving average of its weights for validation and ``best.ckpt``).
 """
 
 from __future__ import annotations

@@ -4,17 +4,30 @@ The STFT window and hop are fixed in *seconds* (20 ms / 10 ms), so every samplin
 spacing and the bins of a lower rate are a prefix of the 48 kHz bins. The band layout is defined once in Hz up
 to ``max_sr / 2``; an input only uses the bands below its own Nyquist frequency, so one set of weights serves
 8 kHz to 48 kHz. Each layer runs a bidirectional LSTM along time (per band) and then along bands (per frame);
-a per-band MLP estimates a complex mask that multiplies the noisy spectrum.
+per-band MLPs estimate a complex mask ``M`` and a complex residual ``R``, and the output spectrum is
+``M * X + R``.
+
+The defaults are the official baseline's architecture (ESPnet ``BSRNNSeparator`` between 20 ms / 10 ms STFT
+encoder and decoder, 196 channels x 6 layers: 37.8 M parameters): mask *and* residual branch, GroupNorm-style
+normalisation over a whole utterance (band-split input per band over time and features, RNN blocks over
+time, bands and channels, mask heads per band over time and channels), no input scaling, reflect-padded STFT.
+This project's earlier variant stays available as named options: ``residual_mask: false`` (mask only),
+``norm: frame`` (statistics per frame, or per band sequence / frame inside the RNN blocks, so a padded tail
+or a loud segment elsewhere does not change a frame's features), ``input_rms_norm: true`` (divide the input
+by its RMS and restore it at the output) and ``stft_pad_mode: constant``.
 
 Band-wise layers are vectorised: bands of equal width share one batched ``einsum`` with stacked per-band
-weights instead of a Python loop over ~34 bands.
+weights instead of a Python loop over ~34 bands. The building blocks (band split, RNN stack, band heads) are
+shared with FlowSE (``curator.training.models.flowse``).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,6 +36,7 @@ from curator.config import ConfigError, check_range
 from curator.training.models import register_model
 
 _FREQ_TOL = 1e-6  # tolerance when checking that a rate gives an integer number of window/hop samples
+NormKind = Literal["group", "frame"]
 
 
 def _default_layout() -> list[list[float]]:
@@ -43,6 +57,10 @@ class BSRNNOptions:
     max_sr: int = 48000
     band_layout: list[list[float]] = field(default_factory=_default_layout)
     eps: float = 1e-5
+    residual_mask: bool = True
+    norm: NormKind = "group"
+    input_rms_norm: bool = False
+    stft_pad_mode: Literal["reflect", "constant"] = "reflect"
 
     def __post_init__(self) -> None:
         where = "train.model.options"
@@ -50,6 +68,7 @@ class BSRNNOptions:
             check_range(f"{where}.{key}", getattr(self, key), lo=1)
         check_range(f"{where}.win_seconds", self.win_seconds, lo=0.0, lo_open=True)
         check_range(f"{where}.hop_seconds", self.hop_seconds, lo=0.0, hi=self.win_seconds, lo_open=True)
+        check_range(f"{where}.eps", self.eps, lo=0.0, lo_open=True)
         band_bins(self.band_layout, self.win_seconds, self.max_sr)  # raises ConfigError on a bad layout
 
 
@@ -67,7 +86,8 @@ def band_bins(layout: list[list[float]], win_seconds: float, max_sr: int) -> tup
             raise ConfigError(f"'train.model.options.band_layout[{i}]' must be [upper_hz, width_hz], got {pair}")
         upper, width = float(pair[0]), float(pair[1])
         steps = (upper - lower) / width if width > 0 else -1.0
-        if upper <= lower or steps < 1 or abs(steps - round(steps)) > _FREQ_TOL or width % bin_hz > _FREQ_TOL:
+        ratio = width / bin_hz
+        if upper <= lower or steps < 1 or abs(steps - round(steps)) > _FREQ_TOL or abs(ratio - round(ratio)) > _FREQ_TOL:
             raise ConfigError(
                 f"'train.model.options.band_layout[{i}]' = {pair}: upper edges must increase, "
                 f"(upper - previous upper) must be a multiple of width, and width a multiple of {bin_hz:g} Hz"
@@ -81,6 +101,17 @@ def band_bins(layout: list[list[float]], win_seconds: float, max_sr: int) -> tup
         )
     starts = [0] + [e + 1 for e in ends[:-1]]
     return starts, [e - s + 1 for s, e in zip(starts, ends, strict=True)]
+
+
+def stft_pad_mode(mode: str, length: int, n_fft: int) -> str:
+    """``mode``, except constant padding for a signal too short to reflect (<= half a window)."""
+    return mode if length > n_fft // 2 else "constant"
+
+
+def _standardize(x: torch.Tensor, dims: Sequence[int], eps: float) -> torch.Tensor:
+    """Zero mean, unit variance over ``dims`` (biased variance, as GroupNorm/LayerNorm)."""
+    var, mean = torch.var_mean(x, dim=tuple(dims), correction=0, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps)
 
 
 class _BandLinear(nn.Module):
@@ -97,66 +128,180 @@ class _BandLinear(nn.Module):
 
 
 class _BandNorm(nn.Module):
-    """Layer norm over the last dim with a separate affine transform per band."""
+    """Normalisation of (B, T, n, d) band features with a separate affine transform per band.
 
-    def __init__(self, n: int, dim: int, eps: float) -> None:
+    ``group`` (official GroupNorm(1, d) per band): statistics over time and features of each band;
+    ``frame``: statistics over the features of each frame (layer norm).
+    """
+
+    def __init__(self, n: int, dim: int, norm: NormKind, eps: float) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(n, dim))
         self.beta = nn.Parameter(torch.zeros(n, dim))
+        self.dims = (1, 3) if norm == "group" else (3,)
         self.eps = eps
 
     def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
-        return x * self.gamma[idx] + self.beta[idx]
+        return _standardize(x, self.dims, self.eps) * self.gamma[idx] + self.beta[idx]
 
 
-class _WidthGroup(nn.Module):
-    """All bands of one width: band-split encoder and mask-estimation MLP, both per band."""
+def width_groups(widths: Sequence[int]) -> dict[int, list[int]]:
+    """Band indices grouped by band width, in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for band, width in enumerate(widths):
+        groups.setdefault(width, []).append(band)
+    return groups
 
-    def __init__(self, bands: list[int], width: int, opts: BSRNNOptions) -> None:
+
+class _Group(nn.Module):
+    """Bookkeeping shared by band-wise layers: the bands of one width and their bins."""
+
+    def __init__(self, bands: list[int], width: int, starts: Sequence[int]) -> None:
         super().__init__()
-        c, n = opts.num_channels, len(bands)
         self.width = width
         self.register_buffer("bands", torch.tensor(bands, dtype=torch.long), persistent=False)
-        self.in_norm = _BandNorm(n, 2 * width, opts.eps)
-        self.in_proj = _BandLinear(n, 2 * width, c)
-        self.out_norm = _BandNorm(n, c, opts.eps)
-        self.out_hidden = _BandLinear(n, c, opts.mask_hidden_factor * c)
-        self.out_proj = _BandLinear(n, opts.mask_hidden_factor * c, 4 * width)  # (re, im) x GLU halves
+        bins = torch.tensor([[starts[b] + k for k in range(width)] for b in bands], dtype=torch.long)
+        self.register_buffer("bins", bins, persistent=False)
 
     def active(self, n_active: int) -> torch.Tensor:
         """Positions (within this group) of the bands the current sampling rate uses."""
         return torch.nonzero(self.bands < n_active).flatten()
 
-    def encode(self, spec: torch.Tensor, bins: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(B, F_full, T, 2) real spectrum -> (B, T, n, C) band features."""
-        x = spec[:, bins[idx]]  # (B, n, w, T, 2)
-        b, n, w, t, _ = x.shape
-        x = x.permute(0, 3, 1, 2, 4).reshape(b, t, n, 2 * w)
-        return self.in_proj(self.in_norm(x, idx), idx)
 
-    def decode(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(B, T, n, C) features -> (B, n, w, T) complex mask."""
-        h = torch.tanh(self.out_hidden(self.out_norm(z, idx), idx))
-        m = nn.functional.glu(self.out_proj(h, idx), dim=-1)  # (B, T, n, 2w)
-        b, t, n, _ = m.shape
-        m = m.reshape(b, t, n, self.width, 2).permute(0, 2, 3, 1, 4).contiguous()
-        return torch.view_as_complex(m)
+class _SplitGroup(_Group):
+    def __init__(self, bands: list[int], width: int, starts: Sequence[int], channels: int, norm: NormKind,
+                 eps: float) -> None:
+        super().__init__(bands, width, starts)
+        self.in_norm = _BandNorm(len(bands), 2 * width, norm, eps)
+        self.in_proj = _BandLinear(len(bands), 2 * width, channels)
+
+
+class BandSplit(nn.Module):
+    """(B, F_full, T, 2) real spectrum -> (B, T, n_active, C) band features (per-band norm + linear)."""
+
+    def __init__(self, starts: Sequence[int], widths: Sequence[int], channels: int, norm: NormKind,
+                 eps: float) -> None:
+        super().__init__()
+        self.starts = list(starts)
+        self.groups = nn.ModuleList(_SplitGroup(bands, w, starts, channels, norm, eps)
+                                    for w, bands in width_groups(widths).items())
+
+    def n_active(self, n_freq: int) -> int:
+        """Bands starting below this rate's Nyquist bin count (the last one may be partly zero-padded)."""
+        return bisect.bisect_left(self.starts, n_freq)
+
+    def forward(self, padded: torch.Tensor, n_active: int) -> torch.Tensor:
+        feats, bands = [], []
+        for g in self.groups:
+            idx = g.active(n_active)
+            if not len(idx):
+                continue
+            x = padded[:, g.bins[idx]]  # (B, n, w, T, 2)
+            b, n, w, t, _ = x.shape
+            x = x.permute(0, 3, 1, 2, 4).reshape(b, t, n, 2 * w)
+            feats.append(g.in_proj(g.in_norm(x, idx), idx))
+            bands.append(g.bands[idx])
+        order = torch.argsort(torch.cat(bands))
+        return torch.cat(feats, dim=2)[:, :, order]  # (B, T, N, C) in band order
+
+
+class _HeadGroup(_Group):
+    def __init__(self, bands: list[int], width: int, starts: Sequence[int], channels: int, hidden: int | None,
+                 per_bin: int, norm: NormKind, eps: float) -> None:
+        super().__init__(bands, width, starts)
+        n = len(bands)
+        self.out_norm = _BandNorm(n, channels, norm, eps)
+        if hidden is None:  # norm -> linear -> tanh (FlowSE's gradient decoder)
+            self.out_proj = _BandLinear(n, channels, per_bin * width)
+        else:  # norm -> linear -> tanh -> linear -> GLU (the BSRNN mask estimator)
+            self.out_hidden = _BandLinear(n, channels, hidden)
+            self.out_proj = _BandLinear(n, hidden, 2 * per_bin * width)
+        self.hidden = hidden
+
+    def forward(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        h = self.out_norm(z, idx)
+        if self.hidden is None:
+            return torch.tanh(self.out_proj(h, idx))
+        return nn.functional.glu(self.out_proj(torch.tanh(self.out_hidden(h, idx)), idx), dim=-1)
+
+
+class BandHead(nn.Module):
+    """(B, T, n_active, C) band features -> (B, T, F_full, per_bin) per-bin outputs (zeros above the bands)."""
+
+    def __init__(self, starts: Sequence[int], widths: Sequence[int], channels: int, hidden: int | None,
+                 per_bin: int, norm: NormKind, eps: float) -> None:
+        super().__init__()
+        self.n_bins = starts[-1] + widths[-1]
+        self.per_bin = per_bin
+        self.groups = nn.ModuleList(_HeadGroup(bands, w, starts, channels, hidden, per_bin, norm, eps)
+                                    for w, bands in width_groups(widths).items())
+
+    def forward(self, z: torch.Tensor, n_active: int) -> torch.Tensor:
+        b, t, _, _ = z.shape
+        out = z.new_zeros(b, t, self.n_bins, self.per_bin)
+        for g in self.groups:
+            idx = g.active(n_active)
+            if not len(idx):
+                continue
+            y = g(z[:, :, g.bands[idx]], idx)  # (B, T, n, w * per_bin)
+            out[:, :, g.bins[idx].flatten()] = y.reshape(b, t, -1, self.per_bin)
+        return out
 
 
 class _RNNBlock(nn.Module):
-    """GroupNorm -> BLSTM -> linear, residual; runs along the middle axis of (sequences, length, C)."""
+    """Norm -> BLSTM -> linear, residual, along time (per band) or along bands (per frame) of (B, T, N, C).
 
-    def __init__(self, channels: int, hidden: int, eps: float) -> None:
+    The norm is GroupNorm(1, C)-style (statistics over several axes, affine per channel): ``group`` (official)
+    over time, bands and channels of each utterance; ``frame`` over each sequence the BLSTM reads (time and
+    channels of a band, or bands and channels of a frame). Both run as one fused ``layer_norm`` over trailing
+    axes.
+    """
+
+    def __init__(self, channels: int, hidden: int, along: Literal["time", "band"], norm: NormKind,
+                 eps: float) -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(1, channels, eps=eps)
+        self.norm = nn.GroupNorm(1, channels, eps=eps)  # holds the per-channel affine weights
         self.rnn = nn.LSTM(channels, hidden, batch_first=True, bidirectional=True)
         self.proj = nn.Linear(2 * hidden, channels)
+        self.along = along
+        self.per_utterance = norm == "group"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm(x.transpose(1, 2)).transpose(1, 2)
+    def _norm(self, x: torch.Tensor, axes: int) -> torch.Tensor:
+        y = nn.functional.layer_norm(x, x.shape[-axes:], eps=self.norm.eps)
+        return y * self.norm.weight + self.norm.bias
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, n, c = z.shape
+        y = self._norm(z, 3) if self.per_utterance else z
+        if cond is not None and self.per_utterance:
+            y = y + cond
+        if self.along == "time":
+            y = y.transpose(1, 2).reshape(b * n, t, c)
+        else:
+            y = y.reshape(b * t, n, c)
+        if not self.per_utterance:
+            y = self._norm(y, 2)
+            if cond is not None:  # (B, 1, 1, C) -> one row per sequence
+                y = y + cond.reshape(b, 1, c).repeat_interleave(n if self.along == "time" else t, dim=0)
         y, _ = self.rnn(y)
-        return x + self.proj(y)
+        y = self.proj(y)
+        if self.along == "time":
+            return z + y.reshape(b, n, t, c).transpose(1, 2)
+        return z + y.reshape(b, t, n, c)
+
+
+class RNNStack(nn.Module):
+    """``num_layers`` x (time BLSTM block, band BLSTM block) on (B, T, N, C); optional per-layer condition."""
+
+    def __init__(self, channels: int, hidden: int, num_layers: int, norm: NormKind, eps: float) -> None:
+        super().__init__()
+        self.time_rnns = nn.ModuleList(_RNNBlock(channels, hidden, "time", norm, eps) for _ in range(num_layers))
+        self.band_rnns = nn.ModuleList(_RNNBlock(channels, hidden, "band", norm, eps) for _ in range(num_layers))
+
+    def forward(self, z: torch.Tensor, conds: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        for i, (time_rnn, band_rnn) in enumerate(zip(self.time_rnns, self.band_rnns, strict=True)):
+            z = band_rnn(time_rnn(z, None if conds is None else conds[i]))
+        return z
 
 
 @register_model("bsrnn")
@@ -169,18 +314,13 @@ class BSRNN(nn.Module):
         super().__init__()
         self.opts = opts
         starts, widths = band_bins(opts.band_layout, opts.win_seconds, opts.max_sr)
-        self.starts = starts
         self.n_bins = starts[-1] + widths[-1]
-        groups: dict[int, list[int]] = {}
-        for band, width in enumerate(widths):
-            groups.setdefault(width, []).append(band)
-        self.groups = nn.ModuleList(_WidthGroup(bands, w, opts) for w, bands in groups.items())
-        for g, bands in zip(self.groups, groups.values(), strict=True):
-            bins = torch.tensor([[starts[b] + k for k in range(g.width)] for b in bands], dtype=torch.long)
-            g.register_buffer("bins", bins, persistent=False)
-        hidden = opts.rnn_hidden_factor * opts.num_channels
-        self.time_rnns = nn.ModuleList(_RNNBlock(opts.num_channels, hidden, opts.eps) for _ in range(opts.num_layers))
-        self.band_rnns = nn.ModuleList(_RNNBlock(opts.num_channels, hidden, opts.eps) for _ in range(opts.num_layers))
+        c = opts.num_channels
+        hidden = opts.mask_hidden_factor * c
+        self.band_split = BandSplit(starts, widths, c, opts.norm, opts.eps)
+        self.rnns = RNNStack(c, opts.rnn_hidden_factor * c, opts.num_layers, opts.norm, opts.eps)
+        self.mask = BandHead(starts, widths, c, hidden, 2, opts.norm, opts.eps)
+        self.residual = BandHead(starts, widths, c, hidden, 2, opts.norm, opts.eps) if opts.residual_mask else None
 
     def stft_params(self, sr: int) -> tuple[int, int]:
         """(n_fft, hop) in samples at ``sr``; the window must be a whole number of samples."""
@@ -195,32 +335,18 @@ class BSRNN(nn.Module):
     def forward(self, noisy: torch.Tensor, sr: int) -> torch.Tensor:
         n_fft, hop = self.stft_params(sr)
         length = noisy.shape[-1]
-        scale = noisy.square().mean(-1, keepdim=True).sqrt() + self.opts.eps
+        scale = noisy.square().mean(-1, keepdim=True).sqrt() + self.opts.eps if self.opts.input_rms_norm else None
+        x = noisy if scale is None else noisy / scale
         window = torch.hann_window(n_fft, device=noisy.device, dtype=noisy.dtype)
-        spec = torch.stft(noisy / scale, n_fft, hop, window=window, center=True, pad_mode="constant",
-                          return_complex=True)  # (B, F, T)
+        spec = torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True,
+                          pad_mode=stft_pad_mode(self.opts.stft_pad_mode, length, n_fft))  # (B, F, T)
         n_freq = spec.shape[1]
-        n_active = bisect.bisect_left(self.starts, n_freq)  # bands starting below this rate's Nyquist
+        n_active = self.band_split.n_active(n_freq)
         padded = nn.functional.pad(torch.view_as_real(spec), (0, 0, 0, 0, 0, self.n_bins - n_freq))
-
-        active = [g.active(n_active) for g in self.groups]
-        feats = [g.encode(padded, g.bins, idx) for g, idx in zip(self.groups, active, strict=True) if len(idx)]
-        order = torch.argsort(torch.cat([g.bands[idx] for g, idx in zip(self.groups, active, strict=True)]))
-        z = torch.cat(feats, dim=2)[:, :, order]  # (B, T, N, C) in band order
-        b, t, n, c = z.shape
-        for time_rnn, band_rnn in zip(self.time_rnns, self.band_rnns, strict=True):
-            z = time_rnn(z.transpose(1, 2).reshape(b * n, t, c)).reshape(b, n, t, c).transpose(1, 2)
-            z = band_rnn(z.reshape(b * t, n, c)).reshape(b, t, n, c)
-
-        mask = spec.new_zeros(b, self.n_bins, t)
-        offset = 0
-        inverse = torch.argsort(order)
-        for g, idx in zip(self.groups, active, strict=True):
-            if not len(idx):
-                continue
-            pos = inverse[offset:offset + len(idx)]
-            offset += len(idx)
-            m = g.decode(z[:, :, pos], idx)  # (B, n, w, T)
-            mask[:, g.bins[idx].flatten()] = m.reshape(b, -1, t)
-        enhanced = torch.istft(mask[:, :n_freq] * spec, n_fft, hop, window=window, center=True, length=length)
-        return enhanced * scale
+        z = self.rnns(self.band_split(padded, n_active))  # (B, T, N, C)
+        mask = torch.view_as_complex(self.mask(z, n_active)[:, :, :n_freq].contiguous()).transpose(1, 2)
+        est = mask * spec
+        if self.residual is not None:
+            est = est + torch.view_as_complex(self.residual(z, n_active)[:, :, :n_freq].contiguous()).transpose(1, 2)
+        enhanced = torch.istft(est, n_fft, hop, window=window, center=True, length=length)
+        return enhanced if scale is None else enhanced * scale
