@@ -7,6 +7,7 @@ all params after overrides, the curated list's hash and size) and DVCLive curves
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,20 +71,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     exp_dir = Path(args.models_dir) / exp_name
-    with atomic_open(exp_dir / "config.yaml") as f:
-        manifests = {"train": str(data.manifest_path("train")), "dev": str(data.manifest_path("dev"))}
-        yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests), f,
-                       sort_keys=False)
-    hours = float(rows["duration_sec"].sum()) / SECONDS_PER_HOUR
-    print(f"train: {len(rows)} curated utterances ({hours:.2f} h, {duplicates} duplicate ids dropped), "
-          f"{len(val_rows)} dev utterances for validation; backend '{params.backend}', experiment '{exp_name}'")
-    job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir))
-    job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
+    manifests = {"train": str(data.manifest_path("train")), "dev": str(data.manifest_path("dev"))}
+    config_text = yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests),
+                                 sort_keys=False)
+    job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir),
+                   config_sha256=hashlib.sha256(config_text.encode("utf-8")).hexdigest())
+    writer = job.launcher_zero  # in a data-parallel run every rank runs this; global rank 0 writes the outputs
+    if writer:
+        with atomic_open(job.config_path) as f:
+            f.write(config_text)
+        hours = float(rows["duration_sec"].sum()) / SECONDS_PER_HOUR
+        print(f"train: {len(rows)} curated utterances ({hours:.2f} h, {duplicates} duplicate ids dropped), "
+              f"{len(val_rows)} dev utterances for validation; backend '{params.backend}', experiment '{exp_name}'")
+        job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
     try:
         summary = BACKENDS.get(params.backend)(job)
     except (CuratedListError, AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not writer:
+        return 0
     if not job.best_ckpt.is_file():
         print(f"error: backend '{params.backend}' finished without writing {job.best_ckpt}", file=sys.stderr)
         return 1

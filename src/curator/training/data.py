@@ -3,16 +3,20 @@
 The batch sampler draws everything random for an epoch at once (index permutations per sampling rate, batch
 order, crop offsets) from a generator seeded by ``(seed, epoch)``, and hands the dataset ``(row, offset)``
 pairs, so crops are reproducible whatever the number of loader workers. Rows without a ``clean_path``
-(speech-free examples) get an all-zero target.
+(speech-free examples) get an all-zero target. Rows are decoded as their manifest ``custom`` says (resampled from
+``source_sr``, channels by ``channel_policy``); :func:`screen_rows` drops, before training, every row whose audio
+could not reach a loss (undecodable, NaN/inf, wrong or unsupported rate), and the backends name them in the metrics.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +24,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from curator.audio import AudioError, audio_info
+from curator.audio import AudioError, NonFiniteAudioError, audio_info, load_audio, row_decoding, to_mono
 from curator.contract.curated import read_meta
 from curator.contract.manifest import read_manifest, resolve_path
 from curator.contract.versions import ContractError
@@ -99,26 +103,47 @@ def validation_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
     return rows
 
 
-def _read_segment(path: str, sr: int, start: int, frames: int) -> np.ndarray:
-    try:
-        with sf.SoundFile(path) as f:
-            if f.samplerate != sr:
-                raise AudioError(f"'{path}' is {f.samplerate} Hz but its manifest row says {sr} Hz")
-            f.seek(start)
-            x = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise AudioError(f"cannot decode '{path}': {exc}") from exc
-    return x.mean(axis=1)
+def _read_segment(path: str, sr: int, start: int, frames: int, resample: bool = False,
+                  channels: str = "mean") -> np.ndarray:
+    """``frames`` samples from ``start`` at ``sr``, mono by the row's channel policy; a resampled row (its
+    file at another rate, ``custom.source_sr``) is decoded whole at ``sr`` and cut. Non-finite samples are an
+    error naming the file: they must never reach a loss."""
+    if resample:
+        x = load_audio(path, sr=sr, channels=channels)[0][start:start + frames]
+    else:
+        try:
+            with sf.SoundFile(path) as f:
+                if f.samplerate != sr:
+                    raise AudioError(f"'{path}' is {f.samplerate} Hz but its manifest row says {sr} Hz")
+                f.seek(start)
+                x = to_mono(f.read(frames, dtype="float32", always_2d=True), channels)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise AudioError(f"cannot decode '{path}': {exc}") from exc
+    if not np.isfinite(x).all():
+        raise NonFiniteAudioError(f"'{path}' contains NaN or infinite samples")
+    return x
+
+
+def _frames(path: str, sr: int, resample: bool) -> int:
+    """Length of a file in samples at ``sr`` (a resampled file's length scaled from its own rate)."""
+    file_sr, n, _ = audio_info(path)
+    return int(n * sr // file_sr) if resample else n
 
 
 class PairDataset(Dataset):
     """Noisy/clean pairs; ``dataset[(row, offset)]`` reads a crop starting at ``offset`` (0..1) of the slack."""
 
-    def __init__(self, rows: pd.DataFrame, crop_seconds: float | None) -> None:
+    def __init__(self, rows: pd.DataFrame, crop_seconds: float | None, crop_samples: int | None = None) -> None:
+        """``crop_samples`` (official: at most that many samples, shorter utterances whole) wins over
+        ``crop_seconds`` (the same duration at every rate, shorter utterances zero-padded to it)."""
         self.noisy = [str(resolve_path(p)) for p in rows["path"]]
         self.clean = [None if pd.isna(p) else str(resolve_path(p)) for p in rows["clean_path"]]
         self.sr = rows["sr"].to_numpy(dtype=np.int64)
+        decoding = [row_decoding(r) for r in rows.to_dict("records")]
+        self.resample = [t is not None for t, _ in decoding]
+        self.channels = [c for _, c in decoding]
         self.crop_seconds = crop_seconds
+        self.crop_samples = crop_samples
 
     def __len__(self) -> int:
         return len(self.noisy)
@@ -127,21 +152,34 @@ class PairDataset(Dataset):
         idx, offset = item
         sr = int(self.sr[idx])
         noisy_path, clean_path = self.noisy[idx], self.clean[idx]
-        n = audio_info(noisy_path)[1]
+        how = {"resample": self.resample[idx], "channels": self.channels[idx]}
+        n = _frames(noisy_path, sr, self.resample[idx])
         if clean_path is not None:
-            n = min(n, audio_info(clean_path)[1])
-        crop = n if self.crop_seconds is None else int(round(self.crop_seconds * sr))
+            n = min(n, _frames(clean_path, sr, self.resample[idx]))
+        if self.crop_samples is not None:
+            crop = min(n, self.crop_samples)
+        else:
+            crop = n if self.crop_seconds is None else int(round(self.crop_seconds * sr))
         start = int(offset * max(n - crop, 0))
         frames = min(crop, n)
-        noisy = _read_segment(noisy_path, sr, start, frames)
-        clean = np.zeros_like(noisy) if clean_path is None else _read_segment(clean_path, sr, start, frames)
+        noisy = _read_segment(noisy_path, sr, start, frames, **how)  # type: ignore[arg-type]
+        clean = np.zeros_like(noisy) if clean_path is None else _read_segment(clean_path, sr, start, frames, **how)  # type: ignore[arg-type]
+        frames = min(len(noisy), len(clean), frames)
+        noisy, clean = noisy[:frames], clean[:frames]
         if frames < crop:
             noisy, clean = np.pad(noisy, (0, crop - frames)), np.pad(clean, (0, crop - frames))
         return noisy, clean, sr
 
 
 class SampleRateBatchSampler(Sampler[list[tuple[int, float]]]):
-    """Batches whose rows share one sampling rate; shuffled per epoch from ``(seed, epoch)`` when asked."""
+    """Batches whose rows share one sampling rate; shuffled per epoch from ``(seed, epoch)`` when asked.
+
+    Under data parallelism (``set_shard(rank, world)``) every rank draws the same global batches of
+    ``batch_size x world`` rows of one rate and takes its own slice of each, so ``world`` processes of batch B
+    train on exactly what one process of batch ``B x world`` would (gradients are averaged). A short last
+    batch of a rate is shared out as evenly as possible, a rank whose slice would be empty repeats rows of
+    that batch: every rank gets the same number of batches, never an empty one (a collective would hang).
+    """
 
     def __init__(self, srs: np.ndarray, batch_size: int, seed: int, shuffle: bool) -> None:
         self.srs = np.asarray(srs)
@@ -149,24 +187,51 @@ class SampleRateBatchSampler(Sampler[list[tuple[int, float]]]):
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
+        self.rank = 0
+        self.world = 1
+        self._skip = 0
 
     def __len__(self) -> int:
         _, counts = np.unique(self.srs, return_counts=True)
-        return int(sum(math.ceil(c / self.batch_size) for c in counts))
+        return int(sum(math.ceil(c / (self.batch_size * self.world)) for c in counts))
+
+    def set_shard(self, rank: int, world: int) -> None:
+        """This process's rank among ``world`` data-parallel processes."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in [0, {world})")
+        self.rank, self.world = rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration draws (Lightning calls this before every epoch)."""
+        self.epoch = epoch
+
+    def skip_next(self, n_batches: int) -> None:
+        """The next iteration starts after its first ``n_batches`` batches (a resumed epoch)."""
+        self._skip = n_batches
+
+    def _my_slice(self, batch: np.ndarray) -> np.ndarray:
+        if self.world == 1:
+            return batch
+        bounds = np.linspace(0, len(batch), self.world + 1).round().astype(int) if len(batch) < (
+            self.batch_size * self.world) else np.arange(self.world + 1) * self.batch_size
+        mine = batch[bounds[self.rank]:bounds[self.rank + 1]]
+        return mine if len(mine) else batch[[self.rank % len(batch)]]
 
     def __iter__(self) -> Iterator[list[tuple[int, float]]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
+        skip, self._skip = self._skip, 0
+        size = self.batch_size * self.world
         batches: list[np.ndarray] = []
         for sr in np.unique(self.srs):
             idx = np.flatnonzero(self.srs == sr)
             if self.shuffle:
                 idx = rng.permutation(idx)
-            batches += [idx[i:i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+            batches += [idx[i:i + size] for i in range(0, len(idx), size)]
         order = rng.permutation(len(batches)) if self.shuffle else np.arange(len(batches))
         offsets = rng.random(len(self.srs)) if self.shuffle else np.zeros(len(self.srs))
-        for b in order:
-            yield [(int(i), float(offsets[i])) for i in batches[b]]
+        for b in order[skip:]:
+            yield [(int(i), float(offsets[i])) for i in self._my_slice(batches[b])]
 
 
 def collate_pairs(items: list[tuple[np.ndarray, np.ndarray, int]]) -> Batch:
@@ -181,9 +246,69 @@ def collate_pairs(items: list[tuple[np.ndarray, np.ndarray, int]]) -> Batch:
 
 
 def make_loader(rows: pd.DataFrame, crop_seconds: float | None, batch_size: int, seed: int, shuffle: bool,
-                num_workers: int) -> DataLoader:
-    """A DataLoader over ``rows`` with sampling-rate-grouped batches."""
-    dataset = PairDataset(rows, crop_seconds)
+                num_workers: int, crop_samples: int | None = None) -> DataLoader:
+    """A DataLoader over ``rows`` with sampling-rate-grouped batches (crops: see PairDataset)."""
+    dataset = PairDataset(rows, crop_seconds, crop_samples)
     sampler = SampleRateBatchSampler(dataset.sr, batch_size, seed, shuffle)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=num_workers,
                       persistent_workers=num_workers > 0)
+
+
+# ------------------------------------------------------------------------------------ screening
+
+MAX_SKIPPED_LISTED = 20
+"""Skipped utterances named in the train metrics (all are counted)."""
+
+
+def _check_file(path: str, sr: int, resample: bool, channels: str) -> str | None:
+    """Why a file cannot be trained on (decode error, wrong rate, NaN/inf samples, empty), else None."""
+    try:
+        if resample:
+            x, _ = load_audio(path, sr=sr, channels=channels)
+        else:
+            x, file_sr = load_audio(path, channels=channels)
+            if file_sr != sr:
+                return f"sr_mismatch: '{path}' is {file_sr} Hz but its manifest row says {sr} Hz"
+    except NonFiniteAudioError:
+        return f"nonfinite: '{path}' contains NaN or infinite samples"
+    except AudioError as exc:
+        return f"undecodable: {exc}"
+    return f"empty: '{path}' has no samples" if x.size == 0 else None
+
+
+def screen_rows(rows: pd.DataFrame, supports_rate: Callable[[int], str | None] | None = None,
+                workers: int | None = None) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Decode every noisy and clean file of ``rows`` once and keep the rows that can reach a loss.
+
+    Whatever ``dataset.audio_check`` the manifest was built with (``lists`` and ``header`` never decode),
+    a file that does not decode, holds NaN/inf samples, is empty, is not at its row's rate, or is at a rate
+    the model cannot run (``supports_rate(sr)`` returns why) is skipped here, before any batch is drawn, so
+    the seeded batches are the same on every run. Returns the kept rows (order kept) and one
+    ``{utt_id, path, reason}`` per skipped row, in row order. Decoding runs on ``workers`` threads (default:
+    one per CPU core, at most 16); the result does not depend on their number.
+    """
+    dataset = PairDataset(rows, None)
+
+    def check(i: int) -> str | None:
+        sr = int(dataset.sr[i])
+        why = supports_rate(sr) if supports_rate is not None else None
+        if why is not None:
+            return f"unsupported_rate: {why}"
+        for path in (dataset.noisy[i], dataset.clean[i]):
+            if path is not None and (why := _check_file(path, sr, dataset.resample[i], dataset.channels[i])):
+                return why
+        return None
+
+    with ThreadPoolExecutor(workers or min(16, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(check, range(len(rows))))
+    skipped = [{"utt_id": str(rows["utt_id"].iloc[i]), "path": str(rows["path"].iloc[i]), "reason": r}
+               for i, r in enumerate(reasons) if r is not None]
+    keep = np.array([r is None for r in reasons], dtype=bool)
+    return rows[keep].reset_index(drop=True), skipped
+
+
+def skip_report(skipped: list[dict[str, str]]) -> dict[str, Any]:
+    """Counts by reason and the first few skipped rows by name, for a stage's metrics."""
+    reasons = Counter(s["reason"].split(":", 1)[0] for s in skipped)
+    return {"n": len(skipped), "by_reason": dict(sorted(reasons.items())),
+            "examples": [f"{s['utt_id']} ({s['path']}): {s['reason']}" for s in skipped[:MAX_SKIPPED_LISTED]]}

@@ -1,7 +1,15 @@
-"""Lightning pieces: the module (model, baseline loss, AdamW + StepLR), best-checkpoint callback, seeding."""
+"""Lightning pieces: the module (model, baseline loss, AdamW + StepLR), best-checkpoint callback, seeding.
+
+A model with its own objective defines ``training_loss(noisy, clean, sr, generator=None)`` (FlowSE: flow
+matching); it is used for training and validation instead of the regression loss, with a generator seeded per
+validation batch so ``val/loss`` is comparable across validations. A model with an ``ema_decay`` attribute
+(not None) gets an exponential moving average of its weights, updated after every optimiser step; validation
+and ``best.ckpt`` use the averaged weights.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -19,6 +27,25 @@ from curator.training.params import LossParams, OptimParams
 MONITOR = "val/loss"
 
 
+class WeightEMA(torch.nn.Module):
+    """Exponential moving average of a model's parameters, with the warm-up of ``torch_ema`` (the official
+    FlowSE trainer's): after update ``n`` the decay is ``min(decay, (1 + n) / (10 + n))``."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.decay = float(decay)
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.num_updates += 1
+        n = int(self.num_updates)
+        decay = min(self.decay, (1 + n) / (10 + n))
+        for avg, new in zip(self.model.parameters(), model.parameters(), strict=True):
+            avg.lerp_(new.detach(), 1.0 - decay)
+
+
 class EnhancementModule(L.LightningModule):
     """Trains ``model`` to map noisy to clean waveforms; logs ``train/loss`` and ``val/loss``."""
 
@@ -27,26 +54,40 @@ class EnhancementModule(L.LightningModule):
         self.model_name = model_name
         self.model_options = model_options
         self.model = build_model(model_name, model_options)
+        decay = getattr(self.model, "ema_decay", None)
+        self.ema = None if decay is None else WeightEMA(self.model, decay)
         self.criterion = MultiResL1SpecLoss(**dataclasses.asdict(loss))
         self.optim = optim
 
     def forward(self, noisy: torch.Tensor, sr: int) -> torch.Tensor:
         return self.model(noisy, sr)
 
-    def _loss(self, batch: Batch) -> torch.Tensor:
-        return self.criterion(self.model(batch.noisy, batch.sr), batch.clean)
+    def inference_model(self) -> torch.nn.Module:
+        """The weights to validate and keep: the moving average when the model asks for one."""
+        return self.model if self.ema is None else self.ema.model
+
+    def _loss(self, model: torch.nn.Module, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        own = getattr(model, "training_loss", None)
+        if own is not None:
+            return own(batch.noisy, batch.clean, batch.sr, generator=generator)
+        return self.criterion(model(batch.noisy, batch.sr), batch.clean)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self._loss(self.model, batch)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch.noisy))
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model)
+
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.log(MONITOR, self._loss(batch), on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch.noisy))
+        generator = torch.Generator(device=batch.noisy.device).manual_seed(batch_idx)  # same draws every validation
+        self.log(MONITOR, self._loss(self.inference_model(), batch, generator), on_step=False, on_epoch=True,
+                 prog_bar=True, batch_size=len(batch.noisy), sync_dist=True)  # all ranks agree on the best
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.optim.lr_step_epochs, gamma=self.optim.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
@@ -66,8 +107,18 @@ class BestCheckpoint(L.Callback):
         if trainer.sanity_checking or value is None or not float(value) < self.best:
             return
         self.best, self.best_step = float(value), trainer.global_step
-        save_checkpoint(self.path, pl_module.model, self.model_name, self.options,
+        if not trainer.is_global_zero:
+            return  # every rank tracks the best; one writes it
+        model = pl_module.inference_model() if isinstance(pl_module, EnhancementModule) else pl_module.model
+        save_checkpoint(self.path, model, self.model_name, self.options,
                         step=self.best_step, val_loss=self.best)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in a resume checkpoint, so a resumed run compares against the best before the kill."""
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.best_step = float(state_dict["best"]), int(state_dict["best_step"])
 
 
 def seed_everything(seed: int, num_threads: int) -> None:

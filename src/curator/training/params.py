@@ -7,25 +7,50 @@ from typing import Any, Literal
 
 from curator.config import ConfigError, check_range, register_section
 
+STRATEGIES = ("auto", "ddp")
+"""Strategies the native trainer supports: ``auto`` (Lightning's choice, one process per device list) and
+``ddp`` (distributed data parallel; unused-parameter detection on, because a sampling-frequency-independent
+BSRNN leaves the bands above a batch's Nyquist frequency without gradient)."""
+
 
 @dataclass
 class ModelParams:
-    """Which registered architecture to train and its options (validated by the model's ``Options``)."""
+    """Which registered architecture to train and its options (validated by the model's ``Options``).
+
+    ``options`` are ``bsrnn``'s and ``flowse`` holds FlowSE's, so ``train.model.name=flowse`` alone switches
+    models; after parsing, ``options`` are always the options of the model ``name`` selects.
+    """
 
     name: str = "bsrnn"
     options: dict[str, Any] = field(default_factory=dict)
+    flowse: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name == "flowse":
+            self.options = dict(self.flowse)
 
 
 @dataclass
 class TrainDataParams:
-    crop_seconds: float
+    """Training crops: ``crop_samples`` (official: at most 96,000 samples at every rate, shorter utterances
+    whole, batches padded to their longest) or ``crop_seconds`` (this project's: the same duration at every
+    rate, shorter utterances zero-padded to it); exactly one of the two is set."""
+
     batch_size: int
+    crop_seconds: float | None = None
+    crop_samples: int | None = None
     val_crop_seconds: float | None = None
     max_val_utts: int | None = None
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        if (self.crop_seconds is None) == (self.crop_samples is None):
+            raise ConfigError(
+                f"set exactly one of 'train.data.crop_seconds' ({self.crop_seconds}) and 'train.data.crop_samples' "
+                f"({self.crop_samples}); the other must be null"
+            )
         check_range("train.data.crop_seconds", self.crop_seconds, lo=0.0, lo_open=True)
+        check_range("train.data.crop_samples", self.crop_samples, lo=1)
         check_range("train.data.batch_size", self.batch_size, lo=1)
         check_range("train.data.val_crop_seconds", self.val_crop_seconds, lo=0.0, lo_open=True)
         check_range("train.data.max_val_utts", self.max_val_utts, lo=1)
@@ -34,11 +59,15 @@ class TrainDataParams:
 
 @dataclass
 class LossParams:
+    """The multi-resolution L1 loss (curator.training.loss); the defaults are the official recipe's."""
+
     windows: list[int]
     time_weight: float
     scale_invariant: bool = True
     normalize_variance: bool = True
-    eps: float = 1e-8
+    eps: float = 1e-6
+    window: Literal["rect", "hann"] = "rect"
+    reduction: Literal["sum", "mean"] = "sum"
 
     def __post_init__(self) -> None:
         if not self.windows or any(w < 2 or w % 2 for w in self.windows):
@@ -89,6 +118,11 @@ class TrainParams:
     loss: LossParams
     optim: OptimParams
     official: OfficialParams = field(default_factory=OfficialParams)
+    resume_every_steps: int | None = None
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
 
     def __post_init__(self) -> None:
         if not self.exp_name or "/" in self.exp_name or self.exp_name.startswith("."):
@@ -97,6 +131,16 @@ class TrainParams:
         check_range("train.max_steps", self.max_steps, lo=1)
         check_range("train.val_every_steps", self.val_every_steps, lo=1)
         check_range("train.log_every_steps", self.log_every_steps, lo=1)
+        check_range("train.resume_every_steps", self.resume_every_steps, lo=1)
+        check_range("train.devices", self.devices, lo=1)
+        check_range("train.num_nodes", self.num_nodes, lo=1)
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"'train.strategy' = {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.resume_every_steps is not None and self.resume_every_steps % self.val_every_steps:
+            raise ConfigError(
+                f"'train.resume_every_steps' = {self.resume_every_steps} must be a multiple of "
+                f"'train.val_every_steps' = {self.val_every_steps}: the resume state is kept right after a validation"
+            )
         if self.max_steps % self.val_every_steps:
             raise ConfigError(
                 f"'train.max_steps' = {self.max_steps} must be a multiple of 'train.val_every_steps' = "

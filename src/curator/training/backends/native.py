@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from curator.training.backends import BACKENDS, TrainJob
+from curator.training.backends import BACKENDS, TrainJob, screen_job
 
 
 @BACKENDS.register("native")
@@ -17,30 +18,83 @@ def train_native(job: TrainJob) -> dict[str, Any]:
     from curator.training.data import make_loader
     from curator.training.models import model_options, options_dict
     from curator.training.module import BestCheckpoint, EnhancementModule, seed_everything
+    from curator.training.parallel import ShardSamplers
+    from curator.training.resume import ResumeCheckpoint, ResumeState
 
     p = job.params
     seed_everything(p.seed, p.num_threads)
     options = options_dict(model_options(p.model.name, p.model.options))
     module = EnhancementModule(p.model.name, options, p.loss, p.optim)
-    train_dl = make_loader(job.train_rows, p.data.crop_seconds, p.data.batch_size, p.seed, True, p.data.num_workers)
+    rates = sorted({int(sr) for sr in job.train_rows["sr"]} | {int(sr) for sr in job.val_rows["sr"]})
+    skipped = screen_job(job, rate_check(module.model, rates))  # before any batch is drawn: same batches every run
+    train_dl = make_loader(job.train_rows, p.data.crop_seconds, p.data.batch_size, p.seed, True, p.data.num_workers,
+                           crop_samples=p.data.crop_samples)
     val_dl = make_loader(job.val_rows, p.data.val_crop_seconds, p.data.batch_size, p.seed, False,
                          p.data.num_workers)
     best = BestCheckpoint(job.best_ckpt, p.model.name, options)
+    callbacks: list[L.Callback] = [best, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")]
+    callbacks.append(ShardSamplers(train_dl.batch_sampler, val_dl.batch_sampler))
+    resume = ResumeState(job.exp_dir)
+    ckpt_path = None
+    if p.resume_every_steps is not None:
+        fp = job.config_sha256
+        ckpt_path, why = resume.find(fp, mutate=job.launcher_zero)
+        if why and job.launcher_zero:
+            print(f"train: {why}")
+        if ckpt_path is not None and job.launcher_zero:
+            resume.restore_outputs(job.best_ckpt, job.live_dir)
+        callbacks.append(ResumeCheckpoint(resume, p.resume_every_steps, fp, job.best_ckpt, job.live_dir,
+                                          train_dl.batch_sampler))
     # save_dvc_exp=False, dvcyaml=None: safe inside `dvc exp run`, never rewrites dvc.yaml
-    logger = DVCLiveLogger(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+    logger = DVCLiveLogger(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None,
+                           resume=ckpt_path is not None)
     trainer = L.Trainer(
-        accelerator=p.accelerator, devices=1, max_steps=p.max_steps,
+        accelerator=p.accelerator, devices=p.devices, num_nodes=p.num_nodes, strategy=_strategy(p.strategy),
+        precision=p.precision, use_distributed_sampler=False,  # the batch sampler shards itself (ShardSamplers)
+        max_steps=p.max_steps,
         val_check_interval=p.val_every_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         gradient_clip_val=p.optim.grad_clip, log_every_n_steps=p.log_every_steps, logger=logger,
-        callbacks=[best, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")],
+        callbacks=callbacks,
         enable_checkpointing=False, enable_model_summary=True, default_root_dir=str(job.exp_dir),
     )
-    trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+    trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl,
+                ckpt_path=None if ckpt_path is None else str(ckpt_path))
     summary = {
         "best_val_loss": best.best, "best_step": best.best_step, "steps": trainer.global_step,
         "n_params": sum(t.numel() for t in module.model.parameters()),
+        "n_train_utts": len(job.train_rows), "n_val_utts": len(job.val_rows),
     }
-    live = logger.experiment
-    live.summary.update(summary)
-    live.make_summary()
-    return summary
+    if trainer.is_global_zero:  # only rank 0 writes outputs
+        live = logger.experiment
+        live.summary.update({**summary, **skipped})
+        live.make_summary()
+        resume.clear()  # finished: the outputs are whole, a rerun starts afresh
+    return {**summary, "skipped_train": skipped["skipped_train"]["n"], "skipped_val": skipped["skipped_val"]["n"]}
+
+
+def _strategy(name: str) -> Any:
+    """The Lightning strategy of ``train.strategy`` (see ``curator.training.params.STRATEGIES``)."""
+    if name == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True)
+    return name
+
+
+def rate_check(model: Any, rates: list[int]) -> Callable[[int], str | None]:
+    """Which of ``rates`` the model can run at, found by running it on 0.1 s of silence at each (eval mode, no
+    gradient: nothing it holds changes); the returned function gives the model's own reason, or None."""
+    import torch
+
+    reasons: dict[int, str | None] = {}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for sr in rates:
+            try:
+                model(torch.zeros(1, max(sr // 10, 1)), sr)
+                reasons[sr] = None
+            except ValueError as exc:
+                reasons[sr] = str(exc)
+    model.train(was_training)
+    return lambda sr: reasons.get(sr)

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from curator.audio import audio_info, load_audio, save_audio
+from curator.audio import AudioError, audio_info, load_audio, row_decoding, save_audio
 from curator.contract.manifest import resolve_path
 from curator.io import atomic_open, atomic_path
-from curator.training.backends import BACKENDS, TrainJob
+from curator.training.backends import BACKENDS, TrainJob, screen_job
 from curator.training.params import OfficialParams
 
 REPO_URL = "https://github.com/urgent-challenge/urgent2026_challenge_track1"
@@ -32,6 +32,7 @@ TRAIN_MODULE = "baseline_code.train_se"
 INFER_MODULE = "baseline_code.inference"
 REQUIRED_FILES = ("baseline_code/train_se.py", "baseline_code/inference.py")
 VAL_LOSS = re.compile(r"val_loss=([0-9]+(?:\.[0-9]+)?)")
+UNSAFE_ID = re.compile(r"\s")
 
 
 class OfficialBaselineError(RuntimeError):
@@ -57,17 +58,46 @@ def _run(cmd: Sequence[str], cwd: Path, what: str) -> None:
         raise OfficialBaselineError(f"official {what} failed (exit {proc.returncode}): {' '.join(cmd)} in {cwd}")
 
 
+def check_list_ids(ids: Sequence[str], where: str) -> None:
+    """Kaldi-style lists are ``<id> <value>`` split on whitespace: an id holding any is an error naming it."""
+    bad = [u for u in ids if not u or UNSAFE_ID.search(u)]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise OfficialBaselineError(
+            f"{len(bad)} utt_id(s) cannot be written to the Kaldi lists of {where}: "
+            f"{', '.join(repr(u) for u in bad[:5])}{more} hold whitespace (or are empty). Rebuild the manifest "
+            "with ids without whitespace (the folder dataset makes them so)")
+
+
+def _as_read(path: str, row: dict[str, Any], out: Path) -> str:
+    """``path`` itself, or, when its manifest row says it is decoded differently (resampled to the row's rate,
+    or one channel picked / channels averaged), a converted copy at ``out`` that the baseline reads as is."""
+    target, channels = row_decoding(row)
+    custom = row.get("custom") if isinstance(row.get("custom"), dict) else {}
+    if target is None and int(custom.get("channels", 1)) == 1:  # type: ignore[union-attr]
+        return path
+    x, sr = load_audio(path, sr=target, channels=channels)
+    save_audio(out, x, sr, subtype="FLOAT")
+    return str(out.resolve())
+
+
 def write_lists(rows: pd.DataFrame, out_dir: Path) -> Path:
     """Write the baseline's pre-simulated list files for ``rows``; returns ``out_dir``."""
-    noisy = [str(resolve_path(p).resolve()) for p in rows["path"]]
+    check_list_ids([str(u) for u in rows["utt_id"]], str(out_dir))
+    records = rows.to_dict("records")
+    noisy = [_as_read(str(resolve_path(r["path"]).resolve()), r, out_dir / "converted" / f"{r['utt_id']}.wav")
+             for r in records]
     lengths = [audio_info(p)[1] for p in noisy]
     clean = []
-    for uid, path, sr, n in zip(rows["utt_id"], rows["clean_path"], rows["sr"], lengths, strict=True):
+    for r, n in zip(records, lengths, strict=True):
+        uid, path, sr = r["utt_id"], r["clean_path"], r["sr"]
         if path is None or pd.isna(path):
             silent = out_dir / "zero_targets" / f"{uid}.wav"
             save_audio(silent, np.zeros(n, np.float32), int(sr))
-            path = silent
-        clean.append(str(resolve_path(str(path)).resolve()))
+            clean.append(str(silent.resolve()))
+        else:
+            clean.append(_as_read(str(resolve_path(str(path)).resolve()), r,
+                                  out_dir / "converted" / f"{uid}_clean.wav"))
     files = {"wav.scp": noisy, "spk1.scp": clean, "utt2fs": rows["sr"].astype(int).tolist(),
              "speech_length.scp": lengths}
     for name, values in files.items():
@@ -94,6 +124,7 @@ def train_official(job: TrainJob) -> dict[str, Any]:
     if not base_config.is_file():
         raise OfficialBaselineError(f"train.official.config: '{base_config}' does not exist in the checkout")
     work = (job.exp_dir / "official").resolve()
+    skipped = screen_job(job)  # the official trainer would die on the first bad file; skip and name them here
     cfg = yaml.safe_load(base_config.read_text(encoding="utf-8")) or {}
     cfg.update(train_set_path=str(write_lists(job.train_rows, work / "train")),
                valid_set_path=str(write_lists(job.val_rows, work / "dev")),
@@ -105,7 +136,8 @@ def train_official(job: TrainJob) -> dict[str, Any]:
     src, loss = best_official_checkpoint(checkout / "exp" / config.stem)
     with atomic_path(job.best_ckpt) as tmp:
         shutil.copyfile(src, tmp)
-    return {"best_val_loss": loss, "official_checkpoint": str(src)}
+    return {"best_val_loss": loss, "official_checkpoint": str(src), "n_train_utts": len(job.train_rows),
+            "skipped_train": skipped["skipped_train"], "skipped_val": skipped["skipped_val"]}
 
 
 class OfficialEnhancer:
@@ -116,21 +148,30 @@ class OfficialEnhancer:
         self.ckpt = Path(ckpt).resolve()
         self.params = p
         self.outputs: dict[str, np.ndarray] = {}
+        self.failed: dict[str, str] = {}
 
     def prepare(self, rows: pd.DataFrame) -> None:
         """Enhance ``rows`` with the official inference script and keep the results in memory."""
         with tempfile.TemporaryDirectory(prefix="official_infer_") as tmp:
             work = Path(tmp)
             scp = work / "wav.scp"
-            scp.write_text("".join(f"{u} {resolve_path(p).resolve()}\n" for u, p in zip(rows["utt_id"], rows["path"],
-                                                                                       strict=True)))
+            check_list_ids([str(u) for u in rows["utt_id"]], str(scp))
+            inputs = [_as_read(str(resolve_path(r["path"]).resolve()), r, work / "converted" / f"{r['utt_id']}.wav")
+                      for r in rows.to_dict("records")]
+            scp.write_text("".join(f"{u} {p}\n" for u, p in zip(rows["utt_id"], inputs, strict=True)))
             out = work / "out"
             _run([self.params.python, "-m", INFER_MODULE, "--input_scp", str(scp), "--output_dir", str(out),
                   "--ckpt_path", str(self.ckpt), "--device", self.params.device], self.checkout, "inference")
-            self.outputs = {str(u): load_audio(out / "wav" / f"{u}.wav")[0] for u in rows["utt_id"]}
+            self.outputs, self.failed = {}, {}
+            for u in map(str, rows["utt_id"]):
+                try:
+                    self.outputs[u] = load_audio(out / "wav" / f"{u}.wav")[0]
+                except AudioError as exc:  # one missing or broken output: that utterance is skipped, not the split
+                    self.failed[u] = str(exc)
 
     def __call__(self, utt_id: str, noisy: np.ndarray, sr: int) -> np.ndarray:
         if utt_id not in self.outputs:
-            raise OfficialBaselineError(f"official inference produced no output for '{utt_id}'")
+            raise AudioError(f"official inference produced no usable output for '{utt_id}'"
+                             + (f" ({self.failed[utt_id]})" if utt_id in self.failed else ""))
         y = self.outputs[utt_id][:len(noisy)]
         return np.pad(y, (0, len(noisy) - len(y)))
