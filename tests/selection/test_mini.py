@@ -41,7 +41,7 @@ BUDGET_SHARE = 0.3
 CLEARLY_SMALLER = 0.6
 """With ref_quality, a quality-aware selection holds at most this fraction of random's imperfect share."""
 DNSMOS_SMALLER = 0.85
-"""With mos_dns, mos_threshold holds at most this fraction of random's imperfect share."""
+"""With mos_dns, mos_threshold holds at most this fraction of the pool's imperfect share (random's expectation)."""
 
 pytestmark = pytest.mark.slow
 
@@ -99,4 +99,5 @@ def test_reference_quality_selections_avoid_imperfect_references(mini: Path) -> 
 
 def test_dnsmos_threshold_does_better_than_random(mini: Path) -> None:
     random, by_score, _ = shares(mini, "mos_dns")
-    assert by_score["selected"] <= DNSMOS_SMALLER * random["selected"], (by_score, random)
+    # against random's expected share (the pool's): one random draw of ~19 rows has a standard error of ~0.11
+    assert by_score["selected"] <= DNSMOS_SMALLER * random["pool"], (by_score, random)
