@@ -72,31 +72,33 @@ class BSRNNOptions:
         band_bins(self.band_layout, self.win_seconds, self.max_sr)  # raises ConfigError on a bad layout
 
 
-def band_bins(layout: list[list[float]], win_seconds: float, max_sr: int) -> tuple[list[int], list[int]]:
-    """(start bin, width in bins) of every band of ``layout`` at ``max_sr``; the first band holds DC."""
+def band_bins(layout: list[list[float]], win_seconds: float, max_sr: int,
+              where: str = "train.model.options") -> tuple[list[int], list[int]]:
+    """(start bin, width in bins) of every band of ``layout`` at ``max_sr``; the first band holds DC.
+    ``where`` names the params section in error messages."""
     bin_hz = 1.0 / win_seconds
     n_fft = max_sr * win_seconds
     if abs(n_fft - round(n_fft)) > _FREQ_TOL:
-        raise ConfigError(f"'train.model.options': max_sr * win_seconds = {n_fft} must be an integer")
+        raise ConfigError(f"'{where}': max_sr * win_seconds = {n_fft} must be an integer")
     n_bins = int(round(n_fft)) // 2 + 1
     ends: list[int] = []
     lower = 0.0
     for i, pair in enumerate(layout):
         if len(pair) != 2:
-            raise ConfigError(f"'train.model.options.band_layout[{i}]' must be [upper_hz, width_hz], got {pair}")
+            raise ConfigError(f"'{where}.band_layout[{i}]' must be [upper_hz, width_hz], got {pair}")
         upper, width = float(pair[0]), float(pair[1])
         steps = (upper - lower) / width if width > 0 else -1.0
         ratio = width / bin_hz
         if upper <= lower or steps < 1 or abs(steps - round(steps)) > _FREQ_TOL or abs(ratio - round(ratio)) > _FREQ_TOL:
             raise ConfigError(
-                f"'train.model.options.band_layout[{i}]' = {pair}: upper edges must increase, "
+                f"'{where}.band_layout[{i}]' = {pair}: upper edges must increase, "
                 f"(upper - previous upper) must be a multiple of width, and width a multiple of {bin_hz:g} Hz"
             )
         ends += [int(round((lower + width * (k + 1)) / bin_hz)) for k in range(int(round(steps)))]
         lower = upper
     if not ends or ends[-1] != n_bins - 1:
         raise ConfigError(
-            f"'train.model.options.band_layout' must end at max_sr / 2 = {max_sr / 2:g} Hz "
+            f"'{where}.band_layout' must end at max_sr / 2 = {max_sr / 2:g} Hz "
             f"(it ends at {lower:g} Hz)"
         )
     starts = [0] + [e + 1 for e in ends[:-1]]

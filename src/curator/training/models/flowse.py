@@ -64,7 +64,7 @@ class FlowSEOptions:
     eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        where = "train.model.options"
+        where = "train.model.flowse"  # where these options are written in params.yaml
         for key in ("num_channels", "num_layers", "rnn_hidden_factor", "decoder_channels", "n_fft", "hop_length",
                     "max_sr", "sampler_steps"):
             check_range(f"{where}.{key}", getattr(self, key), lo=1)
@@ -80,7 +80,7 @@ class FlowSEOptions:
         if self.t_eps == 1.0 or self.ema_decay == 1.0:
             raise ConfigError(f"'{where}.t_eps' and '{where}.ema_decay' must be < 1")
         check_range(f"{where}.eps", self.eps, lo=0.0, lo_open=True)
-        band_bins(self.band_layout, self.n_fft / self.max_sr, self.max_sr)  # raises ConfigError on a bad layout
+        band_bins(self.band_layout, self.n_fft / self.max_sr, self.max_sr, where)  # ConfigError on a bad layout
 
 
 @register_model("flowse")
