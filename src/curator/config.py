@@ -28,6 +28,7 @@ T = TypeVar("T")
 # section name -> module that defines it (imported lazily so a stage only imports what it needs)
 SECTION_MODULES: dict[str, str] = {
     "data": "curator.contract.data",
+    "curation": "curator.contract.data",
     "dataset": "curator.datasets.params",
     "simulation": "curator.datasets.params",
     "score": "curator.scoring.params",

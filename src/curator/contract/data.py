@@ -13,6 +13,9 @@ from curator.audio import SAMPLE_RATES
 from curator.config import ConfigError, check_range, register_section
 
 SPLITS = ("train", "dev", "test")
+CURATION_LEVELS = ("pairs", "sources")
+"""``curation.level``: select simulated pairs (score -> select), or source recordings and simulate the training
+pairs from them (sources -> source_score -> source_select -> source_simulate)."""
 DATASET_NAMES = ("mini", "urgent2026", "folder")
 """Datasets a recipe exists for (``curator.datasets.recipes``); a test keeps this in step with the registry."""
 REFERENCE_TRUTH = "reference_truth.csv"
@@ -74,6 +77,45 @@ class DataParams:
         return Path(self.root) / "external" / self.dataset
 
     @property
+    def sources_manifest_path(self) -> Path:
+        """``<root>/manifests/<dataset>/sources.jsonl``: the train split's source recordings (``contract/sources.py``)."""
+        return Path(self.root) / "manifests" / self.dataset / "sources.jsonl"
+
+    @property
+    def source_scores_path(self) -> Path:
+        """``<root>/scores/source_scores.parquet``: per-source scores (the source_score stage)."""
+        return Path(self.root) / "scores" / "source_scores.parquet"
+
+    @property
+    def source_selection_path(self) -> Path:
+        """``<root>/curated/source_selection/selected_sources.csv``: the source_select stage's list."""
+        return Path(self.root) / "curated" / "source_selection" / "selected_sources.csv"
+
+    def curated_dir(self, level: str) -> Path:
+        """``<root>/curated/<level>``: what training reads at that curation level (``curated_train.csv``, and for
+        ``sources`` the pairs simulated from the selection with their manifest)."""
+        if level not in CURATION_LEVELS:
+            raise ValueError(f"curation level '{level}' is not one of {', '.join(CURATION_LEVELS)}")
+        return Path(self.root) / "curated" / level
+
+    def curated_list(self, level: str) -> Path:
+        """``<root>/curated/<level>/curated_train.csv``."""
+        return self.curated_dir(level) / "curated_train.csv"
+
+    @property
     def truth_path(self) -> Path:
         """The dataset's reference ground truth (``reference_truth.csv``)."""
         return self.external_dir / REFERENCE_TRUTH
+
+
+@register_section("curation")
+@dataclass
+class CurationParams:
+    """The ``curation`` section: at which level the training data is chosen."""
+
+    level: str = "pairs"
+
+    def __post_init__(self) -> None:
+        if self.level not in CURATION_LEVELS:
+            raise ConfigError(f"'curation.level' = '{self.level}' is not valid; choose one of: "
+                              f"{', '.join(CURATION_LEVELS)}")
