@@ -30,7 +30,7 @@ Stages of the DVC pipeline (run them with `dvc repro`; each also runs alone):
   prepare    make (mini) or import/verify (urgent2026, folder) the dataset's audio
   manifest   write data/manifests/<dataset>/{train,dev,test}.jsonl
   score      per-utterance proxies -> data/scores/train_scores.parquet
-  select     curated subset -> data/curated/curated_train.csv (+ _meta.json)
+  select     curated subset -> data/curated/pairs/curated_train.csv (+ _meta.json)
   train      train an enhancement model on the curated list -> models/<exp>/best.ckpt
   eval       enhance the test split, URGENT metrics, tails and slices -> metrics/eval.json
 

@@ -104,7 +104,7 @@ def test_repro_produces_every_output(pipeline: Path):
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
     ds, exp = params["data"]["dataset"], params["train"]["exp_name"]
     for rel in (f"data/manifests/{ds}/train.jsonl", "data/scores/train_scores.parquet",
-                "data/curated/curated_train.csv", "data/curated/curated_train_meta.json",
+                "data/curated/pairs/curated_train.csv", "data/curated/pairs/curated_train_meta.json",
                 f"models/{exp}/best.ckpt", "metrics/select.json", "metrics/eval.json"):
         assert (pipeline / rel).is_file(), rel
     flat = json.dumps(json.loads((pipeline / "metrics/eval.json").read_text())).lower()

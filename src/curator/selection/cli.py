@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=(
             f"strategies (select.name): {', '.join(SELECTORS.names())}\n"
             "example: python -m curator.selection --config params.yaml "
-            "--scores data/scores/train_scores.parquet --quotas params.yaml --out data/curated/curated_train.csv "
+            "--scores data/scores/train_scores.parquet --quotas params.yaml --out data/curated/pairs/curated_train.csv "
             "select.alpha=0.05"
         ),
     )

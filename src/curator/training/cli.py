@@ -23,7 +23,7 @@ from curator.training.backends import BACKENDS, TrainJob
 from curator.training.backends.official import OfficialBaselineError
 from curator.training.data import CuratedListError, load_curated_rows, validation_rows
 
-DEFAULT_CURATED = "data/curated/curated_train.csv"
+DEFAULT_CURATED = "data/curated/pairs/curated_train.csv"
 DEFAULT_MODELS_DIR = "models"
 DEFAULT_LIVE_DIR = "metrics/train"
 SECONDS_PER_HOUR = 3600.0
