@@ -156,12 +156,12 @@ def read_sources(path: str | os.PathLike[str], kinds: Iterable[str] | None = Non
 
 
 def write_sources(path: str | os.PathLike[str], rows: Iterable[Source | dict[str, Any]]) -> dict[str, int]:
-    """Validate and write rows atomically as JSONL, sorted by (kind order, source_id) so two runs give the same
-    bytes; returns rows per kind."""
+    """Validate (Source objects too) and write rows atomically as JSONL, sorted by (kind order, source_id) so two
+    runs give the same bytes; returns rows per kind."""
     out: list[Source] = []
     seen: set[tuple[str, str]] = set()
     for i, row in enumerate(rows, 1):
-        src = row if isinstance(row, Source) else validate_source(row, f"{path} (row {i})")
+        src = validate_source(row.to_dict() if isinstance(row, Source) else row, f"{path} (row {i})")
         if src.key in seen:
             raise SourceManifestError(f"{path} (row {i}): duplicate {src.kind} source_id '{src.source_id}'")
         seen.add(src.key)

@@ -13,11 +13,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from curator.config import ConfigError
 from curator.contract.data import DataParams
 from curator.datasets.checks import InputPolicy
 from curator.datasets.kaldi import NONE
 from curator.datasets.official import CheckConfig, ImportResult
 from curator.datasets.params import DatasetParams, SimulationParams
+from curator.datasets.sources import SourceImport, SourcePolicy
 from curator.io import atomic_open
 from curator.registry import Registry
 
@@ -80,6 +82,17 @@ class Dataset(ABC):
     @abstractmethod
     def manifest(self, split: str) -> ImportResult:
         """Manifest rows of one split plus rejected files with reasons."""
+
+    def sources(self) -> SourceImport:
+        """The train split's source recordings (speech, noise, wind noise, RIRs) as checked rows plus counted
+        skips (:mod:`curator.datasets.sources`); the ``sources`` stage writes them to the source manifest."""
+        raise ConfigError(f"dataset '{self.name}' does not list its source recordings: implement sources() in its "
+                          f"recipe, or keep curation.level: pairs")
+
+    def source_policy(self) -> SourcePolicy:
+        """``dataset.sample_rates`` / ``rate_policy`` / ``channel_policy`` / ``num_workers`` for the sources stage."""
+        d = self.ctx.dataset
+        return SourcePolicy(tuple(d.sample_rates), d.rate_policy, d.channel_policy, d.num_workers)
 
     def import_split(self, split: str) -> tuple[ImportResult, InputPolicy]:
         """:meth:`manifest` with the rate and channel policies applied to every row (what the manifest stage writes)."""

@@ -1,8 +1,10 @@
-"""``python -m curator.datasets``: download | prepare | verify | manifest | all, for the configured dataset.
+"""``python -m curator.datasets``: download | prepare | verify | manifest | all, and sources, for the configured
+dataset.
 
 Examples::
 
     python -m curator.datasets --stage all                          # mini dataset, every split
+    python -m curator.datasets --stage sources                      # train sources -> manifests/<dataset>/sources.jsonl
     python -m curator.datasets --stage manifest --split train dataset.mini.n_train=24
     curator prepare                                                 # the DVC prepare stage
 """
@@ -19,6 +21,7 @@ from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, apply_overrides, load_yaml, parse, section_class
 from curator.contract.data import SPLITS
 from curator.contract.manifest import ManifestError, write_manifest
+from curator.contract.sources import SourceManifestError, write_sources
 from curator.datasets.base import DatasetContext, build_dataset
 from curator.datasets.kaldi import ListError
 from curator.datasets.mini.tts import TTSUnavailableError
@@ -27,11 +30,15 @@ from curator.datasets.report import SplitTally
 from curator.datasets.simulation.official import OfficialSimulationError
 from curator.datasets.simulation.plan import PlanError
 from curator.datasets.simulation.render import RenderError
+from curator.datasets.sources import DEFAULT_METRICS as SOURCES_METRICS
+from curator.datasets.sources import sources_summary
 from curator.io import write_json
 
 STAGES = ("download", "prepare", "verify", "manifest")
-USER_ERRORS = (ConfigError, ListError, ManifestError, AudioError, PlanError, RenderError, OfficialSimulationError,
-               TTSUnavailableError, KeyError)
+SOURCES = "sources"
+"""The source manifest stage (source-level curation); not part of ``all``, which makes the pair manifests."""
+USER_ERRORS = (ConfigError, ListError, ManifestError, SourceManifestError, AudioError, PlanError, RenderError,
+               OfficialSimulationError, TTSUnavailableError, KeyError)
 """Errors caused by params, lists or audio: reported in one line (exit code 2) instead of a traceback."""
 DEFAULT_METRICS = "metrics/manifest.json"
 DATASET_SECTIONS = ("dataset", "simulation")
@@ -63,12 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dataset_cfg", default=DEFAULT_PARAMS,
                     help="file with the 'dataset' and 'simulation' sections (default: params.yaml)")
     ap.add_argument("--data_cfg", default=DEFAULT_PARAMS, help="file with the 'data' section (default: params.yaml)")
-    ap.add_argument("--stage", choices=[*STAGES, "all"], default="all",
+    ap.add_argument("--stage", choices=[*STAGES, SOURCES, "all"], default="all",
                     help="download: fetch (no-op for mini); prepare: make/import audio into data/external/<dataset>; "
                          "verify: checksums, decoding, list lengths; manifest: write data/manifests/<dataset>/*.jsonl "
-                         "and metrics/manifest.json; all: every stage in that order")
+                         "and metrics/manifest.json; all: those four in that order; sources: write the train source "
+                         "recordings to data/manifests/<dataset>/sources.jsonl and metrics/sources.json")
     ap.add_argument("--split", choices=[*SPLITS, "all"], default="all", help="split(s) the manifest stage writes")
-    ap.add_argument("--metrics", default=DEFAULT_METRICS, help=f"manifest metrics JSON (default: {DEFAULT_METRICS})")
+    ap.add_argument("--metrics", default=None,
+                    help=f"metrics JSON (default: {DEFAULT_METRICS}; {SOURCES_METRICS} for --stage sources)")
     ap.add_argument("--report", default=None, help="also write the verify report as JSON to this path")
     ap.add_argument("overrides", nargs="*", help="dotted overrides, e.g. dataset.mini.n_train=24 simulation.seed=1")
     return ap
@@ -91,12 +100,29 @@ def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) 
     return summary
 
 
+def run_sources(ctx: DatasetContext, metrics_path: str) -> dict:
+    """The train split's source recordings -> the source manifest (atomic, sorted) and its metrics."""
+    res = build_dataset(ctx).sources()
+    path = ctx.data.sources_manifest_path
+    counts = write_sources(path, res.rows)
+    summary = sources_summary(ctx.name, str(path), res, ctx.dataset.max_report_examples)
+    write_json(metrics_path, summary)
+    print(f"[{ctx.name}] sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}"
+          + (f" ({len(res.skipped)} skipped, see {metrics_path})" if res.skipped else ""))
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the requested stages; exit code 0 ok, 1 verify found problems, 2 bad params/lists/audio."""
     args = build_parser().parse_args(argv)
     try:
         ctx = load_context(args.dataset_cfg, args.data_cfg, args.overrides)
         ds = build_dataset(ctx)
+        if args.stage == SOURCES:
+            start = time.perf_counter()
+            run_sources(ctx, args.metrics or SOURCES_METRICS)
+            print(f"[{ctx.name}] sources took {time.perf_counter() - start:.1f} s")
+            return 0
         stages = STAGES if args.stage == "all" else (args.stage,)
         splits = SPLITS if args.split == "all" else (args.split,)
         for stage in stages:
@@ -115,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"error: verify found problems in {ctx.external} (report above)", file=sys.stderr)
                     return 1
             else:
-                run_manifest(ctx, splits, args.metrics)
+                run_manifest(ctx, splits, args.metrics or DEFAULT_METRICS)
             print(f"[{ctx.name}] {stage} took {time.perf_counter() - start:.1f} s")
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -154,6 +154,8 @@ class SourceLists:
     utt2spk: list[str]
     text: list[str]
     utt2lang: list[str]
+    corpus: dict[str, str]
+    """Corpus label of a source list by its file stem (the ``sources`` stage); an unnamed list is its stem."""
 
 
 @dataclass
@@ -197,6 +199,23 @@ class PathInference:
 
 
 @dataclass
+class FolderSources:
+    """Source recordings of the folder dataset (the ``sources`` stage): a glob per kind under the root (null:
+    none of that kind), and which folder above a file names its speaker and its corpus (null: none / ``folder``)."""
+
+    speech: str | None
+    noise: str | None
+    wind_noise: str | None
+    rir: str | None
+    speaker_level: int | None
+    corpus_level: int | None
+
+    def __post_init__(self) -> None:
+        check_range("dataset.folder.sources.speaker_level", self.speaker_level, lo=1)
+        check_range("dataset.folder.sources.corpus_level", self.corpus_level, lo=1)
+
+
+@dataclass
 class FolderParams:
     """Any tree of audio files: globs per split, a noisy->clean pairing rule, labels from paths."""
 
@@ -207,6 +226,7 @@ class FolderParams:
     infer: PathInference
     default_language: str
     default_distortion: str
+    sources: FolderSources
 
     def __post_init__(self) -> None:
         check_choice("dataset.folder.default_language", self.default_language, LANGUAGES)
@@ -423,3 +443,24 @@ class SimulationParams:
     def augmentation_count_probs(self) -> dict[int, float]:
         """Number of extra augmentations -> probability, ascending."""
         return {int(k): float(v) for k, v in sorted(self.num_augmentations.items(), key=lambda kv: int(kv[0]))}
+
+
+# ------------------------------------------------------------------------------------ source_simulate
+
+
+@register_section("source_simulate")
+@dataclass
+class SourceSimulateParams:
+    """The ``source_simulate`` section: the training pairs simulated from the selected sources
+    (``curator.datasets.simulation.from_selection``; the draws themselves follow the ``simulation`` section)."""
+
+    seed: int = 0
+    speech_free_fraction: float = 0.05
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("source_simulate.speech_free_fraction", self.speech_free_fraction, lo=0.0, hi=1.0)
+        if self.speech_free_fraction >= 1.0:
+            raise ConfigError(f"'source_simulate.speech_free_fraction' = {self.speech_free_fraction} must be < 1: "
+                              "it is the share of speech-free rows among all simulated rows")
+        check_range("source_simulate.num_workers", self.num_workers, lo=1)

@@ -4,6 +4,10 @@ Noisy inputs are the files matching a glob per split under ``root``; the clean t
 is the same path with ``clean_from`` replaced by ``clean_to`` when that file exists. Language and
 distortion come from path components (``/de/``, ``_reverb_``) or the configured defaults. Folders that
 cannot be read are reported, not skipped silently.
+
+Source recordings for source-level curation are the files matching ``sources.<kind>`` (a glob under ``root``
+per kind: speech, noise, wind_noise, rir); a speech file's language comes from its path as above, its speaker
+and any file's corpus from the folder ``sources.speaker_level`` / ``corpus_level`` levels above it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from curator.datasets.labels import LANGUAGES, infer_distortion, infer_language
 from curator.datasets.official import CheckConfig, ImportResult, Rejection
 from curator.datasets.params import FolderParams
 from curator.datasets.paths import to_manifest_path
+from curator.datasets.sources import Candidate, Skipped, SourceImport, import_candidates
 from curator.io import write_json
 
 LISTING_FILE = "listing.json"
@@ -154,3 +159,54 @@ class FolderDataset(Dataset):
                 clean_path=to_manifest_path(clean[uid]) if clean[uid] is not None else None,  # type: ignore[arg-type]
                 source=self.name))
         return ImportResult(rows, rejected)
+
+    def sources(self) -> SourceImport:
+        """Files matching ``dataset.folder.sources.<kind>`` under the root, ids as :func:`utt_id_of` makes them."""
+        cfg = self.params.sources
+        root = Path(self.params.root)
+        globs = {kind: getattr(cfg, kind) for kind in ("speech", "noise", "wind_noise", "rir")}
+        if not any(globs.values()):
+            raise ListError("dataset.folder.sources has no glob (speech, noise, wind_noise, rir are all null): "
+                            "give at least the speech glob to build the source manifest")
+        if not root.is_dir():
+            raise ListError(f"dataset.folder.root '{root}' is not a readable folder")
+        unreadable: list[str] = []
+        for _ in os.walk(root, onerror=lambda exc: unreadable.append(str(exc.filename))):
+            pass
+        inferred_ids: set[str] = set()
+        cands: list[Candidate] = []
+        for kind, pattern in globs.items():
+            if pattern is None:
+                continue
+            for found in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
+                path = root / found
+                if not path.is_file():
+                    continue
+                rel = Path(found)
+                c = Candidate(kind, utt_id_of(rel), str(path), None, str(path),
+                              corpus=self._level(rel, cfg.corpus_level, "corpus_level") or self.name)
+                if kind == "speech":
+                    c.speaker = self._level(rel, cfg.speaker_level, "speaker_level")
+                    inferred = infer_language(rel.as_posix(), LANGUAGES) if self.params.infer.language_from_path else None
+                    c.language = inferred or self.params.default_language
+                    if inferred is not None:
+                        inferred_ids.add(c.source_id)
+                cands.append(c)
+        res = import_candidates(cands, self.source_policy(), self.ctx.dataset.max_report_examples,
+                                {"root": str(root), "globs": globs})
+        speech = [r.source_id for r in res.rows if r.kind == "speech"]
+        res.report["languages_from_path"] = sum(1 for u in speech if u in inferred_ids)
+        res.report["languages_default"] = len(speech) - res.report["languages_from_path"]
+        res.skipped += [Skipped("", "", d, "unreadable_folder") for d in sorted(unreadable)]
+        return res
+
+    @staticmethod
+    def _level(rel: Path, level: int | None, what: str) -> str | None:
+        """Name of the folder ``level`` levels above ``rel`` (1 = its parent), None when ``level`` is None."""
+        if level is None:
+            return None
+        folders = rel.parent.parts
+        if level > len(folders):
+            raise ListError(f"dataset.folder.sources.{what} = {level}, but '{rel}' has only {len(folders)} folder(s) "
+                            f"above it under the root; lower the level or set it to null")
+        return folders[-level]

@@ -7,6 +7,10 @@ simulated output lands in ``data/external/urgent2026``. ``manifest`` imports wit
 Each split comes from a list folder (``lists.<split>``) or, for dev and test when that is null or absent, is
 held out of the train folder by whole speakers (``holdout``, seeded by ``dataset.seed``); train then loses
 those utterances. A train folder whose lists sit directly in ``root`` is found without overrides.
+
+``sources`` lists the recordings of the ``sources`` lists (speech, noise, wind noise, RIRs with utt2spk, text and
+utt2lang) for source-level curation; a source's corpus is its list's file stem (the official lists are one per
+corpus), renamed by ``sources.corpus``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,13 @@ from curator.datasets.simulation.official import run_official_simulation
 from curator.datasets.simulation.plan import plan_simulation
 from curator.datasets.simulation.render import render_all, write_lists
 from curator.datasets.simulation.sources import Sources
+from curator.datasets.sources import (
+    LanguageTally,
+    SourceImport,
+    candidates_from_lists,
+    corpus_of,
+    import_candidates,
+)
 from curator.datasets.verify import verify_checksums, verify_split
 from curator.io import sha256_file, write_json
 
@@ -257,3 +268,21 @@ class Urgent2026Dataset(Dataset):
         rejected: list[Rejection] = []
         rows = iter_split(split, src.lists, src.meta, src.root, self.name, self.ctx.checks, rejected, only, report)
         return ImportResult(rows, rejected, report)
+
+    def sources(self) -> SourceImport:
+        """Every source of ``dataset.urgent2026.sources`` (paths relative to ``root``), corpus by list stem."""
+        src, root = self.params.sources, Path(self.params.root)
+        if not src.speech:
+            raise ListError("dataset.urgent2026.sources.speech is empty: list the official `uid fs path` speech "
+                            "lists (relative to dataset.urgent2026.root) to build the source manifest")
+        lists = {kind: [(under(root, p), corpus_of(p, src.corpus)) for p in getattr(src, kind)]
+                 for kind in ("speech", "noise", "wind_noise", "rir")}
+        unused = sorted(set(src.corpus) - {Path(p).stem for kind in lists for p, _ in lists[kind]})
+        if unused:
+            raise ListError(f"dataset.urgent2026.sources.corpus names list(s) {unused} that no source list has as "
+                            f"its file stem (lists: {', '.join(p.stem for k in lists for p, _ in lists[k])})")
+        languages = LanguageTally()
+        cands, report = candidates_from_lists(lists, root, [under(root, p) for p in src.utt2spk],
+                                              [under(root, p) for p in src.text],
+                                              [under(root, p) for p in src.utt2lang], languages)
+        return import_candidates(cands, self.source_policy(), self.ctx.dataset.max_report_examples, report, languages)

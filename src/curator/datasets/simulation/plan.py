@@ -11,6 +11,8 @@ generator walked in a fixed order, so the same sources and params give the same 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from curator.audio import SAMPLE_RATES
@@ -27,21 +29,44 @@ class PlanError(ValueError):
     """The sources cannot satisfy the configuration (e.g. no noise at or above a speech rate)."""
 
 
-def _pick(pool: dict[str, SourceEntry], fs: int, rng: np.random.Generator, what: str) -> str:
-    """A source id by the official rule: uniformly among entries sampled at exactly ``fs`` when there are
-    any; otherwise the rates above ``fs`` are shuffled and the first one with entries is drawn from
-    uniformly (the clip is resampled down on use)."""
+RateIndex = dict[int, list[str]]
+"""Source ids of one pool by sampling rate, each list sorted (what :func:`_pick` draws from)."""
+
+
+def rate_index(pool: dict[str, SourceEntry]) -> RateIndex:
+    """The pool's ids by sampling rate, sorted: built once per simulation, not once per drawn row (a pool holds
+    up to hundreds of thousands of clips)."""
     by_rate: dict[int, list[str]] = {}
     for uid, e in pool.items():
         by_rate.setdefault(e.fs, []).append(uid)
+    return {rate: sorted(ids) for rate, ids in by_rate.items()}
+
+
+@dataclass(frozen=True)
+class PoolIndex:
+    """:func:`rate_index` of the noise, wind-noise and RIR pools of one :class:`Sources`."""
+
+    noise: RateIndex
+    wind: RateIndex
+    rir: RateIndex
+
+    @classmethod
+    def of(cls, sources: Sources) -> PoolIndex:
+        return cls(rate_index(sources.noise), rate_index(sources.wind), rate_index(sources.rir))
+
+
+def _pick(by_rate: RateIndex, fs: int, rng: np.random.Generator, what: str) -> str:
+    """A source id by the official rule: uniformly among entries sampled at exactly ``fs`` when there are
+    any; otherwise the rates above ``fs`` are shuffled and the first one with entries is drawn from
+    uniformly (the clip is resampled down on use)."""
     if fs in by_rate:
-        ids = sorted(by_rate[fs])
+        ids = by_rate[fs]
         return ids[int(rng.integers(len(ids)))]
     higher = sorted(r for r in by_rate if r > fs)
     if not higher:
         raise PlanError(f"no {what} source sampled at {fs} Hz or higher; add one to the {what} list")
     rate = higher[int(rng.permutation(len(higher))[0])]
-    ids = sorted(by_rate[rate])
+    ids = by_rate[rate]
     return ids[int(rng.integers(len(ids)))]
 
 
@@ -110,32 +135,44 @@ def plan_simulation(sources: Sources, sim: SimulationParams, out_dir: str, salt:
     rng = np.random.default_rng([sim.seed, salt])
     order = sorted(sources.speech.values(), key=lambda e: (-e.fs, e.uid))
     rows = []
+    index = PoolIndex.of(sources)
     for count, entry in enumerate(order, 1):
-        rows.append(_plan_row(count, entry.uid, entry.fs, sources.lengths[entry.uid], sources, sim, out_dir,
+        rows.append(_plan_row(count, entry.uid, entry.fs, sources.lengths[entry.uid], sources, index, sim, out_dir,
                               id_prefix, rng))
     for k in range(n_speech_free):
         donor = order[int(rng.integers(len(order)))]
-        rows.append(_plan_row(len(order) + k + 1, None, donor.fs, sources.lengths[donor.uid], sources, sim, out_dir,
-                              id_prefix, rng))
+        rows.append(_plan_row(len(order) + k + 1, None, donor.fs, sources.lengths[donor.uid], sources, index, sim,
+                              out_dir, id_prefix, rng))
     return rows
 
 
-def _plan_row(count: int, speech_uid: str | None, fs: int, length: int, sources: Sources, sim: SimulationParams,
-              out_dir: str, id_prefix: str, rng: np.random.Generator) -> dict[str, str]:
+def plan_row(uid: str, speech_uid: str | None, fs: int, length: int, sources: Sources, sim: SimulationParams,
+             rng: np.random.Generator, index: PoolIndex | None = None) -> dict[str, str]:
+    """One row's draws (noise or wind, SNR, RIR, augmentations) from ``rng``, as :func:`plan_simulation` draws
+    each of its rows, under the id ``uid`` (no output paths): what dynamic mixing draws per example and epoch.
+    ``speech_uid`` None is a speech-free row; ``index`` (``PoolIndex.of(sources)``, kept by a caller that draws
+    many rows) saves re-indexing the pools."""
+    index = PoolIndex.of(sources) if index is None else index
+    row = _plan_row(0, speech_uid, fs, length, sources, index, sim, "", "", rng)
+    return {**row, "id": uid, "noisy_path": NONE, "clean_path": NONE}
+
+
+def _plan_row(count: int, speech_uid: str | None, fs: int, length: int, sources: Sources, index: PoolIndex,
+              sim: SimulationParams, out_dir: str, id_prefix: str, rng: np.random.Generator) -> dict[str, str]:
     speech_free = speech_uid is None
     use_wind = bool(sources.wind) and not speech_free and bool(rng.random() < sim.prob_wind_noise)
     augs = _draw_augmentations(sim, use_wind, rng)
     if use_wind:
-        noise_uid = _pick(sources.wind, fs, rng, "wind noise")
+        noise_uid = _pick(index.wind, fs, rng, "wind noise")
         aug_strings = [_wind_string(sim, rng)]
         snr = float(rng.uniform(*sim.wind_snr_db))
     else:
-        noise_uid = _pick(sources.noise, fs, rng, "noise")
+        noise_uid = _pick(index.noise, fs, rng, "noise")
         aug_strings = []
         snr = float(rng.uniform(*sim.snr_db))
     rir_uid = NONE
     if sources.rir and not speech_free and rng.random() < sim.prob_reverberation:
-        rir_uid = _pick(sources.rir, fs, rng, "RIR")
+        rir_uid = _pick(index.rir, fs, rng, "RIR")
     aug_strings += [_augmentation_string(a, sim, fs, length, rng) for a in augs]
     name = f"fileid_{count}.{sim.out_format}"
     sub = str(count // sim.max_files_per_dir)

@@ -82,17 +82,35 @@ def apply_augmentation(x: np.ndarray, aug: str, fs: int) -> np.ndarray:
 
 def render_row(row: dict[str, str], sources: Sources, sim: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, target) for one meta row, both ``length`` samples at ``fs``, peak-normalised together."""
-    uid, fs, n = row["id"], int(row["fs"]), int(row["length"])
-    for key, pool in (("speech_uid", sources.speech), ("noise_uid", {**sources.noise, **sources.wind}),
-                      ("rir_uid", sources.rir)):
-        if row[key] != NONE and row[key] not in pool:
-            raise RenderError(f"row '{uid}': {key} '{row[key]}' is in none of the source lists")
-    rng = row_rng(sim.seed, uid)
-    augs = [a for a in row["augmentation"].split("/") if a and a != NONE]
+    _check_row_sources(row, sources)
+    fs, n = int(row["fs"]), int(row["length"])
     if row["speech_uid"] == NONE:
         speech = np.zeros(n, dtype=np.float64)
     else:
         speech = D.fit_length(load_audio(sources.resolve(sources.speech[row["speech_uid"]].path), sr=fs)[0], n)
+    return mix_row(row, speech, sources, sim)
+
+
+def _check_row_sources(row: dict[str, str], sources: Sources) -> None:
+    """Every source a row names is in the pools (a dict lookup each: pools hold up to millions of entries)."""
+    for key, pools in (("speech_uid", (sources.speech,)), ("noise_uid", (sources.noise, sources.wind)),
+                       ("rir_uid", (sources.rir,))):
+        if row[key] != NONE and not any(row[key] in pool for pool in pools):
+            raise RenderError(f"row '{row['id']}': {key} '{row[key]}' is in none of the source lists")
+
+
+def mix_row(row: dict[str, str], speech: np.ndarray, sources: Sources, sim: SimulationParams
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy, target) of one meta row from its clean ``speech`` (``length`` samples at ``fs``; zeros for a
+    speech-free row): what :func:`render_row` does after loading the speech, and what dynamic mixing calls on
+    an excerpt it has already read."""
+    _check_row_sources(row, sources)
+    uid, fs, n = row["id"], int(row["fs"]), int(row["length"])
+    if len(speech) != n:
+        raise RenderError(f"row '{uid}': speech has {len(speech)} samples, the row says length {n}")
+    rng = row_rng(sim.seed, uid)
+    augs = [a for a in row["augmentation"].split("/") if a and a != NONE]
+    if row["speech_uid"] != NONE:
         if sim.highpass:
             try:
                 speech = D.highpass(speech, fs, sim.highpass_hz, sim.highpass_transition_hz, sim.highpass_attenuation)
