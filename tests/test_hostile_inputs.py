@@ -267,7 +267,7 @@ for key in ("train_set_path", "valid_set_path"):
             assert (info.channels, info.samplerate, info.frames) == (1, int(fs[uid]), int(length[uid])), (uid, path)
 out = pathlib.Path("exp") / cfg_path.stem / "ckpts"
 out.mkdir(parents=True, exist_ok=True)
-(out / "best-val_loss=0.5.ckpt").write_text("official weights")
+(out / "epoch=00-step=000002-val_loss=0.5.ckpt").write_text("official weights")
 '''
 
 
@@ -292,6 +292,7 @@ def _fake_checkout(root: Path) -> Path:
     (root / "baseline_code").mkdir(parents=True)
     (root / "baseline_code" / "train_se.py").write_text(FAKE_OFFICIAL_TRAIN)
     (root / "baseline_code" / "inference.py").write_text(FAKE_OFFICIAL_INFER)
+    (root / "baseline_code" / "config.py").write_text("class Config:\n    pass\n")  # the safe-load launcher imports it
     (root / "conf" / "models").mkdir(parents=True)
     (root / "conf" / "models" / "BSRNN_baseline.yaml").write_text("hidden: 7\n")
     return root

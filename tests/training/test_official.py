@@ -49,6 +49,8 @@ def fake_checkout(root: Path) -> Path:
     (root / "baseline_code").mkdir(parents=True)
     (root / "baseline_code" / "train_se.py").write_text(FAKE_TRAIN)
     (root / "baseline_code" / "inference.py").write_text(FAKE_INFER)
+    # what inference allows for weights-only checkpoint loading (SAFE_GLOBALS) is imported from the checkout
+    (root / "baseline_code" / "config.py").write_text("class Config:\n    pass\n")
     (root / "conf" / "models").mkdir(parents=True)
     (root / "conf" / "models" / "BSRNN_baseline.yaml").write_text("hidden: 7\ntrain_set_dynamic_mixing: true\n")
     return root
@@ -63,7 +65,13 @@ def test_official_train_and_eval(corpus: dict[str, Path], tmp_path: Path, monkey
                        "--exp.name", "off", *overrides]) == 0
     best = tmp_path / "models" / "off" / "best.ckpt"
     assert best.read_text() == "official weights 0.500"  # the lowest val_loss
-    assert (tmp_path / "models" / "off" / "official" / "train" / "zero_targets" / "train_07.wav").is_file()
+    # the speech-free row is dropped for this backend (its loss divides by the reference's variance) and counted
+    wav_scp = (tmp_path / "models" / "off" / "official" / "train" / "wav.scp").read_text()
+    assert len(wav_scp.splitlines()) == 7 and "train_07 " not in wav_scp
+    metrics = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
+    assert metrics["speech_free_train"]["n"] == 1 and metrics["best_val_loss"] == 0.5
+    # the fake trainer ran in the run's own folder: its exp/ is there, never in the checkout
+    assert (tmp_path / "models" / "off" / "official" / "exp" / "off").is_dir() and not (checkout / "exp").exists()
     assert eval_main(["--config", str(corpus["params"]), "--ckpt", str(best), "eval.num_workers=0",
                       "eval.metrics=[si_sdr]", *overrides]) == 0
     test = json.loads((tmp_path / "metrics" / "eval.json").read_text())["test"]

@@ -28,6 +28,9 @@ class TrainJob:
     live_dir: Path
     config_sha256: str = ""
     """sha256 of the frozen config (what ``config.yaml`` holds): the resume state's fingerprint."""
+    mixing: Any = None
+    """``curator.training.data.DynamicMixing`` when ``train.data.dynamic_mixing`` is on (the native backend mixes
+    the training pairs afresh every epoch from it), else None."""
 
     @property
     def best_ckpt(self) -> Path:

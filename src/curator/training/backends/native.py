@@ -28,7 +28,7 @@ def train_native(job: TrainJob) -> dict[str, Any]:
     rates = sorted({int(sr) for sr in job.train_rows["sr"]} | {int(sr) for sr in job.val_rows["sr"]})
     skipped = screen_job(job, rate_check(module.model, rates))  # before any batch is drawn: same batches every run
     train_dl = make_loader(job.train_rows, p.data.crop_seconds, p.data.batch_size, p.seed, True, p.data.num_workers,
-                           crop_samples=p.data.crop_samples)
+                           crop_samples=p.data.crop_samples, mixing=job.mixing)
     val_dl = make_loader(job.val_rows, p.data.val_crop_seconds, p.data.batch_size, p.seed, False,
                          p.data.num_workers)
     best = BestCheckpoint(job.best_ckpt, p.model.name, options)

@@ -1,0 +1,170 @@
+"""The official backend against a real checkout of urgent-challenge/urgent2026_challenge_track1 (issue 13, item 5).
+
+The end-to-end test trains the official baseline for a few steps on CPU from a copy of its own config, then
+enhances with its own inference script; it is skipped only when the checkout or its interpreter is absent:
+``CURATOR_OFFICIAL_CHECKOUT`` (default ``third_party/urgent2026_challenge_track1``) and ``CURATOR_OFFICIAL_PYTHON``
+(default ``<checkout>/.venv/bin/python``); see third_party/README.md for building both offline. The other tests
+check the pieces (interval scaling, speech-free rows, the config copy, checkpoint picking) without a checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from curator.training.backends.official import (
+    SAFE_GLOBALS,
+    OfficialBaselineError,
+    best_official_checkpoint,
+    official_batches,
+    official_config,
+    scaled_interval,
+    split_speech_free,
+    write_lists,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(os.environ.get("CURATOR_OFFICIAL_CHECKOUT", REPO / "third_party" / "urgent2026_challenge_track1"))
+PYTHON = os.environ.get("CURATOR_OFFICIAL_PYTHON", str(CHECKOUT / ".venv" / "bin" / "python"))
+# a few steps of a tiny model: 1 epoch of 3 batches of 2 utterances, 8 channels x 1 layer (official 196 x 6)
+TINY = {"num_train_epochs": 1, "batch_size": 2, "num_worker": 1, "model_configs": {"num_channel": 8, "num_layer": 1}}
+
+
+def _official_present() -> str | None:
+    """Why the real checkout cannot be used (absent checkout or interpreter), or None."""
+    missing = [f for f in ("baseline_code/train_se.py", "baseline_code/inference.py") if not (CHECKOUT / f).is_file()]
+    if missing:
+        return f"no official checkout at {CHECKOUT} (set CURATOR_OFFICIAL_CHECKOUT; see third_party/README.md)"
+    if shutil.which(PYTHON) is None:
+        return f"no interpreter for the official checkout at {PYTHON} (set CURATOR_OFFICIAL_PYTHON)"
+    return None
+
+
+def test_batches_follow_the_official_sampler() -> None:
+    rates = [8000] * 5 + [16000] * 3
+    assert official_batches(rates, 2) == 2 + 1  # one rate per batch, incomplete batches dropped
+    assert official_batches(rates, 4) == 1
+    assert official_batches(rates, 2, world_size=2) == 1  # rank 1 gets 8 kHz rows 1, 3 and 16 kHz row 1 only
+    assert official_batches([16000], 2) == 0
+
+
+def test_interval_is_scaled_to_the_curated_set() -> None:
+    assert scaled_interval(5000, 3, 1) == 1  # a checkpoint needs a validation before it: at most half the run
+    assert scaled_interval(5000, 3, 2) == 3  # at most one epoch (Lightning refuses more)
+    assert scaled_interval(5000, 40, 80) == 40
+    assert scaled_interval(7, 40, 80) == 7  # a configured interval that fits is kept
+    with pytest.raises(OfficialBaselineError, match="two"):
+        scaled_interval(5000, 1, 1)
+
+
+def test_config_copy_sets_lists_interval_and_refuses_forced_overrides(tmp_path: Path) -> None:
+    base = {"val_check_interval": 5000, "batch_size": 4, "num_train_epochs": 80, "resume": True,
+            "model_configs": {"num_channel": 196, "num_layer": 6}}
+    cfg, info = official_config(base, TINY, tmp_path / "tr", tmp_path / "dv", [8000] * 4 + [16000] * 3,
+                                [8000, 8000, 16000, 16000], seed=3, device="cpu")
+    assert cfg["resume"] is False and cfg["train_set_dynamic_mixing"] is False and cfg["seed"] == 3
+    assert cfg["train_set_path"] == str(tmp_path / "tr") and cfg["model_configs"] == TINY["model_configs"]
+    assert (cfg["val_check_interval"], info["train_batches_per_epoch"], info["val_batches"]) == (1, 3, 2)
+    assert info["configured_val_check_interval"] == 5000 and base["resume"] is True  # the original is untouched
+    with pytest.raises(OfficialBaselineError, match="resume"):
+        official_config(base, {"resume": True}, tmp_path, tmp_path, [8000] * 4, [8000] * 4, seed=0, device="cpu")
+    with pytest.raises(OfficialBaselineError, match="num_worker >= 1"):
+        official_config(base, {**TINY, "num_worker": 0}, tmp_path, tmp_path, [8000] * 4, [8000] * 4, seed=0,
+                        device="cpu")
+    with pytest.raises(OfficialBaselineError, match=r"no validation batch.*\{16000: 1\}"):
+        official_config(base, TINY, tmp_path, tmp_path, [8000] * 4, [16000], seed=0, device="cpu")
+
+
+def test_speech_free_rows_are_dropped_and_named(tmp_path: Path) -> None:
+    sr, n = 8000, 800
+    rng = np.random.default_rng(0)
+    paths = {}
+    for name, x in {"noisy": rng.normal(0, 0.1, n), "speech": rng.normal(0, 0.1, n), "zeros": np.zeros(n)}.items():
+        paths[name] = tmp_path / f"{name}.wav"
+        sf.write(paths[name], x.astype(np.float32), sr)
+    rows = pd.DataFrame({"utt_id": ["a", "b", "c"], "path": [str(paths["noisy"])] * 3, "sr": [sr] * 3,
+                         "clean_path": [str(paths["speech"]), None, str(paths["zeros"])]})
+    kept, dropped = split_speech_free(rows)
+    assert kept["utt_id"].tolist() == ["a"]
+    assert [(d["utt_id"], d["reason"].split(":")[0]) for d in dropped] == [("b", "speech_free"),
+                                                                          ("c", "silent_reference")]
+    write_lists(kept, tmp_path / "lists")
+    assert (tmp_path / "lists" / "spk1.scp").read_text() == f"a {paths['speech'].resolve()}\n"
+    with pytest.raises(OfficialBaselineError, match="b"):
+        write_lists(rows.iloc[:2], tmp_path / "lists2")
+
+
+def test_best_checkpoint_ignores_non_finite_losses(tmp_path: Path) -> None:
+    ckpts = tmp_path / "baseline" / "version_0" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for name in ("best_epoch=00-step=000002-val_loss=0.700.ckpt", "best_epoch=00-step=000004-val_loss=nan.ckpt",
+                 "best_epoch=01-step=000006-val_loss=0.500.ckpt"):
+        (ckpts / name).write_text(name)
+    path, loss = best_official_checkpoint(tmp_path)
+    assert (path.name, loss) == ("best_epoch=01-step=000006-val_loss=0.500.ckpt", 0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_official_present() is not None, reason=_official_present() or "")
+def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str, Path], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from curator.evaluation.cli import main as eval_main
+    from curator.training.cli import main as train_main
+
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "models" / "off" / "official"
+    stale = work / "exp" / "off" / "baseline" / "version_0" / "checkpoints"
+    stale.mkdir(parents=True)  # an earlier run's leftovers: must be neither resumed nor picked as best
+    (stale / "best_epoch=09-step=000099-val_loss=0.001.ckpt").write_text("stale")
+    checkout_runs = CHECKOUT / "exp" / "off"
+    existed = checkout_runs.exists()
+    overrides = ["train.backend=official", f"train.official.checkout={CHECKOUT}", f"train.official.python={PYTHON}",
+                 "train.official.device=cpu", f"train.official.overrides={json.dumps(TINY)}"]
+    assert train_main(["--config", str(corpus["params"]), "--curated_list", str(corpus["curated"]),
+                       "--exp.name", "off", "--live_dir", "metrics/train", *overrides]) == 0
+
+    metrics = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
+    # the corpus: 8 train rows at 8/16 kHz, train_07 speech-free; 4 dev rows
+    assert metrics["speech_free_train"]["n"] == 1 and "train_07" in metrics["speech_free_train"]["examples"][0]
+    assert metrics["speech_free_val"]["n"] == 0 and metrics["n_train_utts"] == 7 and metrics["n_val_utts"] == 4
+    assert (metrics["train_batches_per_epoch"], metrics["val_batches"], metrics["steps"]) == (3, 2, 3)
+    assert (metrics["configured_val_check_interval"], metrics["val_check_interval"]) == (5000, 1)
+    assert metrics["n_validations"] == 3 and metrics["n_checkpoints"] == 2  # saves at steps 2, 3 (after a validation)
+    assert math.isfinite(metrics["best_val_loss"]) and metrics["best_val_loss"] != 0.001
+    assert metrics["last_val_loss"] < metrics["first_val_loss"]  # three optimiser steps lower the dev loss
+    wav_scp = (work / "train" / "wav.scp").read_text().splitlines()
+    assert len(wav_scp) == 7 and not any(line.startswith("train_07 ") for line in wav_scp)
+    copied = yaml.safe_load((work / "off.yaml").read_text())
+    assert copied["resume"] is False and copied["val_check_interval"] == 1
+    assert copied["model_configs"] == TINY["model_configs"] and copied["num_train_epochs"] == 1
+    assert not (stale / "best_epoch=09-step=000099-val_loss=0.001.ckpt").exists()  # a fresh run folder
+    assert checkout_runs.exists() == existed  # the checkout is never written to
+    best = tmp_path / "models" / "off" / "best.ckpt"
+    assert best.read_bytes() == (work / metrics["official_checkpoint"]).read_bytes()
+    assert "val_loss=" in metrics["official_checkpoint"] and f"step={metrics['best_step']:06d}" in \
+        metrics["official_checkpoint"]
+    curve = (tmp_path / "metrics" / "train" / "plots" / "metrics" / "val_loss_epoch.tsv").read_text().splitlines()
+    assert curve[0] == "step\tval_loss_epoch" and len(curve) == 1 + 3
+    # the safe load: the checkpoint pickles exactly SAFE_GLOBALS beyond tensors, so weights-only loading refuses it
+    # unless they are allowed (what the inference launcher does in the official interpreter)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(best) == list(SAFE_GLOBALS)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(best, map_location="cpu", weights_only=True)
+
+    assert eval_main(["--config", str(corpus["params"]), "--ckpt", str(best), "eval.num_workers=0",
+                      "eval.metrics=[si_sdr]", "eval.splits=[test]", *overrides]) == 0
+    test = json.loads((tmp_path / "metrics" / "eval.json").read_text())["test"]
+    si_sdr = test["metrics"]["si_sdr"]
+    assert si_sdr["n"] == 4 and test["n_skipped"] == 0
+    # a real (barely trained) network, not a pass-through: its output differs from the noisy input
+    assert abs(si_sdr["enhanced"] - si_sdr["noisy"]) > 1.0
