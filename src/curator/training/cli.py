@@ -21,7 +21,14 @@ from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
 from curator.training.backends import BACKENDS, TrainJob
 from curator.training.backends.official import OfficialBaselineError
-from curator.training.data import CuratedListError, load_curated_rows, validation_rows
+from curator.training.data import (
+    CuratedListError,
+    load_curated_rows,
+    load_dynamic_mixing,
+    mixing_pool_paths,
+    train_manifest_path,
+    validation_rows,
+)
 
 DEFAULT_CURATED = "data/curated/pairs/curated_train.csv"
 DEFAULT_MODELS_DIR = "models"
@@ -45,15 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int, duplicates: int,
-                  manifests: dict[str, str]) -> dict[str, Any]:
-    """What models/<exp>/config.yaml records: enough to know exactly what was trained on what."""
-    return {
+                  manifests: dict[str, str], dynamic_mixing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What models/<exp>/config.yaml records: enough to know exactly what was trained on what (with dynamic
+    mixing, the source pool too)."""
+    out = {
         "exp_name": exp_name,
         "curated_list": {"path": curated, "sha256": sha256_file(curated), "n_utts": n_rows,
                          "duplicates_dropped": duplicates},
         "manifests": manifests,
         "params": cfg,
     }
+    if dynamic_mixing is not None:
+        out["dynamic_mixing"] = dynamic_mixing
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,17 +76,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp_name = args.exp_name or params.exp_name
         if "/" in exp_name or exp_name.startswith("."):
             raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
-        rows, duplicates = load_curated_rows(str(data.manifest_path("train")), args.curated_list)
+        train_manifest = train_manifest_path(args.curated_list, data.manifest_path("train"))
+        rows, duplicates = load_curated_rows(train_manifest, args.curated_list)
         val_rows = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
+        mixing = None
+        if params.data.dynamic_mixing:
+            if params.backend != "native":
+                raise ConfigError(f"'train.data.dynamic_mixing' is implemented by the native backend; backend "
+                                  f"'{params.backend}' trains on the simulated pairs (set it to false)")
+            sources_path, selection_path = mixing_pool_paths(args.curated_list, data.sources_manifest_path)
+            mixing = load_dynamic_mixing(rows, sources_path, selection_path, load_section("simulation", cfg=cfg),
+                                         params.seed)
     except (ConfigError, CuratedListError, ManifestError, AudioError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     exp_dir = Path(args.models_dir) / exp_name
-    manifests = {"train": str(data.manifest_path("train")), "dev": str(data.manifest_path("dev"))}
-    config_text = yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests),
-                                 sort_keys=False)
+    manifests = {"train": train_manifest, "dev": str(data.manifest_path("dev"))}
+    config_text = yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests,
+                                               None if mixing is None else mixing.describe()), sort_keys=False)
     job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir),
-                   config_sha256=hashlib.sha256(config_text.encode("utf-8")).hexdigest())
+                   config_sha256=hashlib.sha256(config_text.encode("utf-8")).hexdigest(), mixing=mixing)
     writer = job.launcher_zero  # in a data-parallel run every rank runs this; global rank 0 writes the outputs
     if writer:
         with atomic_open(job.config_path) as f:

@@ -6,6 +6,9 @@ pairs, so crops are reproducible whatever the number of loader workers. Rows wit
 (speech-free examples) get an all-zero target. Rows are decoded as their manifest ``custom`` says (resampled from
 ``source_sr``, channels by ``channel_policy``); :func:`screen_rows` drops, before training, every row whose audio
 could not reach a loss (undecodable, NaN/inf, wrong or unsupported rate), and the backends name them in the metrics.
+The manifest is the one the curated list's sidecar names (pairs simulated from a source selection), else the
+dataset's train manifest. With ``train.data.dynamic_mixing`` the noisy side is mixed afresh every epoch from each
+row's clean speech (:class:`DynamicMixingDataset`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,10 @@ from curator.audio import AudioError, NonFiniteAudioError, audio_info, load_audi
 from curator.contract.curated import read_meta
 from curator.contract.manifest import read_manifest, resolve_path
 from curator.contract.versions import ContractError
+
+if TYPE_CHECKING:
+    from curator.datasets.params import SimulationParams
+    from curator.datasets.simulation.sources import Sources
 
 _PREVIEW = 5  # how many offending ids an error message lists
 
@@ -83,6 +91,30 @@ def join_curated(manifest: pd.DataFrame, ids: list[str], manifest_path: str, cur
             "manifest; re-run scoring and selection on this one (`dvc repro select`)"
         )
     return indexed.loc[ids].reset_index(drop=True)
+
+
+def curated_sidecar(curated_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The curated list's version-checked ``_meta.json`` sidecar ({} when the list has none)."""
+    try:
+        meta = read_meta(curated_path)
+    except ContractError as exc:
+        raise CuratedListError(str(exc)) from exc
+    return meta or {}
+
+
+def train_manifest_path(curated_path: str | os.PathLike[str], default: str | os.PathLike[str]) -> str:
+    """The manifest the curated list's rows come from: the one its sidecar names under ``manifest`` (the pairs
+    simulated from a source selection, ``curator.datasets.simulation.from_selection``), else ``default`` (the
+    dataset's train manifest, ``data.manifest_path("train")``)."""
+    named = curated_sidecar(curated_path).get("manifest")
+    if named is None:
+        return str(default)
+    if not isinstance(named, str) or not named:
+        raise CuratedListError(f"curated list sidecar of '{curated_path}': 'manifest' must be a path, got {named!r}")
+    if not resolve_path(named).is_file():
+        raise CuratedListError(f"the sidecar of curated list '{curated_path}' names manifest '{named}', which does "
+                               "not exist; re-run the stage that wrote the list (dvc repro source_simulate)")
+    return named
 
 
 def load_curated_rows(manifest_path: str, curated_path: str) -> tuple[pd.DataFrame, int]:
@@ -245,11 +277,171 @@ def collate_pairs(items: list[tuple[np.ndarray, np.ndarray, int]]) -> Batch:
     return Batch(torch.from_numpy(noisy), torch.from_numpy(clean), srs.pop())
 
 
+# ------------------------------------------------------------------------------------ dynamic mixing
+
+
+@dataclass
+class DynamicMixing:
+    """What dynamic mixing draws from: the source pools (the selected sources, or every source of the manifest),
+    the ``simulation`` params and the training seed; where they came from is recorded in the frozen config."""
+
+    sources: Sources
+    sim: SimulationParams
+    seed: int
+    sources_path: str
+    selection_path: str | None
+
+    def describe(self) -> dict[str, Any]:
+        """The pool's files and sizes (the frozen config, hence the resume fingerprint, covers them)."""
+        from curator.io import sha256_file
+
+        return {"sources": self.sources_path, "sources_sha256": sha256_file(self.sources_path),
+                "selection": self.selection_path,
+                "selection_sha256": None if self.selection_path is None else sha256_file(self.selection_path),
+                "pool": {"speech": len(self.sources.speech), "noise": len(self.sources.noise),
+                         "wind_noise": len(self.sources.wind), "rir": len(self.sources.rir)}}
+
+
+def mixing_pool_paths(curated_path: str | os.PathLike[str], default_sources: str | os.PathLike[str]
+                      ) -> tuple[str, str | None]:
+    """(source manifest, selected-sources CSV or None) dynamic mixing draws from: those the curated list's sidecar
+    names (``sources`` / ``selection``: a list simulated from a source selection), else every source of
+    ``default_sources`` (``data.sources_manifest_path``)."""
+    meta = curated_sidecar(curated_path)
+    sources, selection = meta.get("sources"), meta.get("selection")
+    if sources is None:
+        sources, selection = str(default_sources), None
+    for what, path in (("source manifest", sources), ("selected-sources list", selection)):
+        if path is not None and not resolve_path(path).is_file():
+            raise CuratedListError(f"train.data.dynamic_mixing draws from the {what} '{path}', which does not exist; "
+                                   "run the sources stage (dvc repro sources) or the stages that wrote the curated list")
+    return str(sources), None if selection is None else str(selection)
+
+
+def load_dynamic_mixing(rows: pd.DataFrame, sources_path: str, selection_path: str | None, sim: SimulationParams,
+                        seed: int) -> DynamicMixing:
+    """The pools for ``rows``; an error naming the rows whose speech is not in the pool, or a rate no noise
+    reaches (the simulation draws noise at the speech's rate or above)."""
+    from curator.datasets.simulation.from_selection import SelectionError, load_pool, read_selected_ids
+
+    try:
+        selected = read_selected_ids(selection_path) if selection_path is not None else None
+        pool = load_pool(sources_path, selected).sources
+    except (SelectionError, ContractError, ValueError) as exc:
+        raise CuratedListError(f"train.data.dynamic_mixing: {exc}") from exc
+    speech = [None if pd.isna(u) else str(u) for u in rows.get("speech_uid", pd.Series([None] * len(rows)))]
+    missing = sorted({u for u in speech if u is not None and u not in pool.speech})
+    if missing:
+        more = f" (and {len(missing) - _PREVIEW} more)" if len(missing) > _PREVIEW else ""
+        raise CuratedListError(
+            f"train.data.dynamic_mixing: {len(missing)} speech_uid(s) of the curated rows are not in the pool "
+            f"'{sources_path}'{'' if selection_path is None else f' (selection {selection_path})'}: "
+            f"{', '.join(repr(m) for m in missing[:_PREVIEW])}{more}")
+    if not pool.noise:
+        raise CuratedListError(f"train.data.dynamic_mixing: the pool '{sources_path}' has no noise source")
+    top = max(e.fs for e in pool.noise.values())
+    high = sorted({int(sr) for sr in rows["sr"] if int(sr) > top})
+    if high:
+        raise CuratedListError(f"train.data.dynamic_mixing: rows at {high} Hz, but no noise source of the pool "
+                               f"'{sources_path}' is sampled that high (highest {top} Hz)")
+    return DynamicMixing(pool, sim, seed, sources_path, selection_path)
+
+
+class DynamicMixingDataset(Dataset):
+    """Each row's clean speech mixed afresh every epoch: ``dataset[(row, offset, epoch)]`` draws that row's noise
+    (or wind noise), SNR, RIR and augmentations with the official probabilities from a generator seeded by
+    ``(train.seed, epoch, row)`` (as the official trainer's ``train_set_dynamic_mixing`` draws per example),
+    and renders the crop in memory with the simulator's own functions. The same (seed, epoch, row, offset) gives
+    the same pair, so a resumed run replays its epoch exactly; another epoch gives another mixture.
+
+    The crop (``offset`` of the slack, as :class:`PairDataset`) is cut from the speech source first and the
+    simulation runs on it (the official one simulates its first ``max_duration`` samples). Speech-free rows
+    (no ``speech_uid``) are noise only at the row's duration, with an all-zero target.
+    """
+
+    def __init__(self, rows: pd.DataFrame, mixing: DynamicMixing, crop_seconds: float | None,
+                 crop_samples: int | None = None) -> None:
+        from curator.datasets.simulation.plan import PoolIndex
+
+        self.mixing = mixing
+        self.index = PoolIndex.of(mixing.sources)  # once, not per drawn example
+        self.speech = [None if pd.isna(u) else str(u) for u in rows["speech_uid"]]
+        self.sr = rows["sr"].to_numpy(dtype=np.int64)
+        self.frames_free = np.round(rows["duration_sec"].to_numpy(dtype=np.float64) * self.sr).astype(np.int64)
+        self.crop_seconds = crop_seconds
+        self.crop_samples = crop_samples
+
+    def __len__(self) -> int:
+        return len(self.speech)
+
+    def _length(self, idx: int) -> int:
+        uid, sr = self.speech[idx], int(self.sr[idx])
+        if uid is None:
+            return int(self.frames_free[idx])
+        src = self.mixing.sources
+        return int(src.lengths[uid] * sr // src.speech[uid].fs)
+
+    def draw(self, idx: int, offset: float, epoch: int) -> tuple[dict[str, str], int, int]:
+        """Row ``idx``'s draws for ``epoch`` (a ``meta.tsv`` row: noise_uid, snr_dB, rir_uid, augmentation ...),
+        the crop's first speech sample and the crop length (before padding)."""
+        from curator.datasets.simulation.plan import plan_row
+
+        m, sr = self.mixing, int(self.sr[idx])
+        n = self._length(idx)
+        crop = self._crop(n, sr)
+        start, frames = int(offset * max(n - crop, 0)), min(crop, n)
+        rng = np.random.default_rng([m.seed, epoch, idx])
+        row = plan_row(f"dm-s{m.seed}-e{epoch}-r{idx}", self.speech[idx], sr, frames, m.sources, m.sim, rng, self.index)
+        return row, start, frames
+
+    def _crop(self, n: int, sr: int) -> int:
+        if self.crop_samples is not None:
+            return min(n, self.crop_samples)
+        return n if self.crop_seconds is None else int(round(self.crop_seconds * sr))
+
+    def __getitem__(self, item: tuple[int, float, int]) -> tuple[np.ndarray, np.ndarray, int]:
+        from curator.datasets.simulation.distortions import fit_length
+        from curator.datasets.simulation.render import mix_row
+
+        idx, offset, epoch = item
+        m, sr, uid = self.mixing, int(self.sr[idx]), self.speech[idx]
+        row, start, frames = self.draw(idx, offset, epoch)
+        crop = self._crop(self._length(idx), sr)
+        if uid is None:
+            speech = np.zeros(frames, dtype=np.float64)
+        else:
+            path = m.sources.resolve(m.sources.speech[uid].path)
+            speech = fit_length(load_audio(path, sr=sr)[0][start:start + frames], frames)
+        noisy, clean = mix_row(row, speech, m.sources, m.sim)
+        if not (np.isfinite(noisy).all() and np.isfinite(clean).all()):
+            raise NonFiniteAudioError(f"dynamic mixing of row {idx} (speech '{uid}', epoch {epoch}) gave NaN or "
+                                      f"infinite samples: {row}")
+        if frames < crop:
+            noisy, clean = np.pad(noisy, (0, crop - frames)), np.pad(clean, (0, crop - frames))
+        return noisy, clean, sr
+
+
+class EpochBatchSampler(SampleRateBatchSampler):
+    """:class:`SampleRateBatchSampler` whose items also carry the epoch they were drawn for (what dynamic mixing
+    seeds each example with; the index and offset draws are the parent's, so resume and sharding work as there)."""
+
+    def __iter__(self) -> Iterator[list[tuple[int, float, int]]]:  # type: ignore[override]
+        epoch = self.epoch
+        for batch in super().__iter__():
+            yield [(i, o, epoch) for i, o in batch]
+
+
 def make_loader(rows: pd.DataFrame, crop_seconds: float | None, batch_size: int, seed: int, shuffle: bool,
-                num_workers: int, crop_samples: int | None = None) -> DataLoader:
-    """A DataLoader over ``rows`` with sampling-rate-grouped batches (crops: see PairDataset)."""
-    dataset = PairDataset(rows, crop_seconds, crop_samples)
-    sampler = SampleRateBatchSampler(dataset.sr, batch_size, seed, shuffle)
+                num_workers: int, crop_samples: int | None = None, mixing: DynamicMixing | None = None) -> DataLoader:
+    """A DataLoader over ``rows`` with sampling-rate-grouped batches (crops: see PairDataset); with ``mixing``,
+    the pairs are mixed afresh every epoch from each row's clean speech (:class:`DynamicMixingDataset`)."""
+    dataset: Dataset
+    if mixing is not None:
+        dataset = DynamicMixingDataset(rows, mixing, crop_seconds, crop_samples)
+        sampler: SampleRateBatchSampler = EpochBatchSampler(dataset.sr, batch_size, seed, shuffle)
+    else:
+        dataset = PairDataset(rows, crop_seconds, crop_samples)
+        sampler = SampleRateBatchSampler(dataset.sr, batch_size, seed, shuffle)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=num_workers,
                       persistent_workers=num_workers > 0)
 

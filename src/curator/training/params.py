@@ -42,6 +42,9 @@ class TrainDataParams:
     val_crop_seconds: float | None = None
     max_val_utts: int | None = None
     num_workers: int = 0
+    dynamic_mixing: bool = False
+    """Draw each epoch's noise, RIR, SNR and augmentations afresh for every row's clean speech
+    (:class:`curator.training.data.DynamicMixingDataset`); validation stays on the fixed dev pairs."""
 
     def __post_init__(self) -> None:
         if (self.crop_seconds is None) == (self.crop_samples is None):
@@ -100,6 +103,9 @@ class OfficialParams:
     config: str = "conf/models/BSRNN_baseline.yaml"
     python: str = "python"
     device: Literal["cpu", "cuda"] = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Top-level keys of the official YAML config replaced in the copy this project runs (epochs, model size, ...);
+    the keys the backend sets itself (see ``curator.training.backends.official.FORCED_KEYS``) are refused."""
 
 
 @register_section("train")
