@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -121,7 +122,7 @@ def test_second_repro_is_a_noop(pipeline: Path):
 
 def test_efficacy_matrix_report_and_adding_a_seed_reruns_only_that_seed(pipeline: Path):
     report = json.loads((pipeline / "metrics/compare.json").read_text())
-    assert report["baseline"] == "random" and set(report["vs_baseline"]["0.5"]) == {"cvar"}
+    assert report["baseline"] == "random" and set(report["vs_baseline"]["0.5"]) == {"cvar", "sources_cvar"}
     cell = report["vs_baseline"]["0.5"]["cvar"]["pesq"]
     assert {"diff", "ci_low", "ci_high", "verdict", "tail_diff"} <= set(cell)
     assert "## each strategy against `random` at equal hours" in (pipeline / "metrics/compare.md").read_text()
@@ -130,7 +131,7 @@ def test_efficacy_matrix_report_and_adding_a_seed_reruns_only_that_seed(pipeline
     params["compare"]["seeds"] = [0, 1]
     (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
-    new_cells = {f"cmp_{s}@{v}-0.5-1" for s in ("train", "eval") for v in ("random", "cvar")}
+    new_cells = {f"cmp_{s}@{v}-0.5-1" for s in ("train", "eval") for v in ("random", "cvar", "sources_cvar")}
     assert new_cells <= changed and changed - new_cells <= {"cmp_report"}, changed
     run(["git", "checkout", "params.yaml"], pipeline)
 
@@ -144,6 +145,32 @@ def test_param_change_reruns_only_dependent_stages(pipeline: Path):
     changed = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
     assert "select" in changed and not changed & {"prepare", "manifest", "score"}, changed
     run(["git", "checkout", "params.yaml"], pipeline)
+
+
+def _ran(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+
+
+def test_curation_level_sources_with_one_param(pipeline: Path):
+    """`curation.level: sources` trains on pairs simulated from the selected sources: one param changes, and only
+    train and eval rerun; then a source-selection knob reruns exactly selection, simulation, training and eval."""
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["curation"]["level"] = "sources"
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(json.loads(run(["dvc", "status", "--json"], pipeline))) == {"train", "eval"}
+    assert _ran(run(["dvc", "repro"], pipeline)) == {"train", "eval"}
+    exp = params["train"]["exp_name"]
+    frozen = yaml.safe_load((pipeline / f"models/{exp}/config.yaml").read_text())
+    assert "curated/sources/curated_train.csv" in json.dumps(frozen)
+    simulated = (pipeline / "data/curated/sources/train.jsonl").read_text().splitlines()
+    selected = set(pd.read_csv(pipeline / "data/curated/source_selection/selected_sources.csv")["source_id"])
+    assert simulated and all(json.loads(r)["speech_uid"] in selected for r in simulated if json.loads(r)["speech_uid"])
+    params["source_select"]["K_hours"] = params["source_select"]["K_hours"] / 2
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _ran(run(["dvc", "repro", "eval"], pipeline))
+    assert ran == {"source_select", "source_simulate", "train", "eval"}, ran
+    run(["git", "checkout", "params.yaml"], pipeline)
+    run(["dvc", "repro"], pipeline)  # back to the committed pair-level state for the tests that follow
 
 
 def test_exp_run_changes_selection_metrics(pipeline: Path):
@@ -179,8 +206,8 @@ def _covered(key: str, listed: list[str]) -> bool:
 def _stage_of(argv: list[str], stages: dict) -> str | None:
     for name, stage in stages.items():
         cmd = shlex.split(stage["cmd"])
-        module_main = cmd[2].replace(".", "/") + "/__main__.py"
-        if argv[0].endswith(module_main) and argv[1:] == cmd[3:]:
+        module = cmd[2].replace(".", "/")  # `python -m pkg` runs pkg/__main__.py, `python -m pkg.mod` pkg/mod.py
+        if argv[0].endswith((module + "/__main__.py", module + ".py")) and argv[1:] == cmd[3:]:
             return name
     return None
 

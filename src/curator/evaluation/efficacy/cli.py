@@ -1,6 +1,7 @@
 """``python -m curator.evaluation.efficacy``: the curation-efficacy matrix, one DVC stage per cell.
 
-    select --variant V --budget B            curated list of variant V at K = B x the pool's hours
+    select --variant V --budget B            curated list of variant V at K = B x the pool's hours (a source-level
+                                             variant selects sources, then simulates its pairs at equal hours)
     train  --variant V --budget B --seed S   the model of that list, training seed S (compare profile applied)
     eval   --variant V --budget B --seed S   its per-utterance test metrics
     report                                   paired comparison of every variant with the baseline, per budget
@@ -23,7 +24,8 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.filters import SECONDS_PER_HOUR, arrow_columns, filter_columns, filter_mask
 from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_schema, read_scores
 from curator.contract.versions import ContractError
-from curator.evaluation.efficacy.params import CompareParams, compare_dir, eval_dir, run_id, select_dir
+from curator.evaluation.efficacy.params import (LEVEL_KEY, CompareParams, cell_list, compare_dir, eval_dir, run_id,
+                                                select_dir)
 
 MODELS_DIR = Path("models/compare")
 
@@ -48,11 +50,39 @@ def run_select(args: argparse.Namespace, cfg: dict, params: CompareParams) -> in
     hours = pool_hours(scores, cfg)
     out = select_dir(data.root, args.variant, args.budget)
     print(f"efficacy select: {args.variant} at {args.budget} x {hours:.4f} h pool = {args.budget * hours:.4f} h")
+    if params.variant_level(args.variant) == "sources":
+        return run_select_sources(args, cfg, params, data, scores, args.budget * hours, out)
     return select_main(["--config", args.config, "--scores", scores, "--quotas", args.config,
                         "--truth", str(data.truth_path),
                         "--out", str(out / "curated.csv"), "--metrics", str(out / "select.json"),
                         "--plots-dir", str(out / "plots"), *params.variant_overrides(args.variant),
                         f"select.K_hours={args.budget * hours!r}"])
+
+
+def run_select_sources(args: argparse.Namespace, cfg: dict, params: CompareParams, data, pair_scores: str,
+                       hours: float, out: Path) -> int:
+    """A source-level cell: select sources for the speech share of ``hours``, then simulate its training pairs.
+
+    The simulation adds speech-free rows at ``source_simulate.speech_free_fraction`` of the rows, so the speech
+    budget is ``hours x (1 - fraction)``: the cell's pairs come to the same hours as the pair-level cells'."""
+    from curator.datasets.simulation.from_selection import main as simulate_main
+    from curator.selection.sources.cli import main as source_select_main
+
+    fraction = load_section("source_simulate", cfg=cfg).speech_free_fraction
+    speech_hours = hours * (1.0 - fraction)
+    overrides = [o for o in params.variant_overrides(args.variant) if not o.startswith(f"{LEVEL_KEY}=")]
+    selection = out / "source_selection" / "selected_sources.csv"
+    print(f"efficacy select: {args.variant} is source-level: {speech_hours:.4f} h of speech sources "
+          f"(speech-free share {fraction})")
+    rc = source_select_main(["--config", args.config, "--sources", str(data.sources_manifest_path),
+                             "--scores", str(data.source_scores_path), "--pair-scores", pair_scores,
+                             "--out", str(selection), "--metrics", str(out / "select.json"), *overrides,
+                             f"source_select.K_hours={speech_hours!r}"])
+    if rc != 0:
+        return rc
+    return simulate_main(["--config", args.config, "--sources", str(data.sources_manifest_path),
+                          "--selection", str(selection), "--out", str(out / "sources"),
+                          "--metrics", str(out / "simulate.json")])
 
 
 def run_train(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:
@@ -61,7 +91,7 @@ def run_train(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int
     root = load_section("data", cfg=cfg).root
     rid = run_id(args.variant, args.budget, args.seed)
     return train_main(["--config", args.config, "--curated_list",
-                       str(select_dir(root, args.variant, args.budget) / "curated.csv"),
+                       str(cell_list(root, args.variant, args.budget, params.variant_level(args.variant))),
                        "--exp.name", rid, "--models_dir", str(MODELS_DIR), "--live_dir",
                        str(compare_dir(root) / "train" / rid), *params.active_profile().train,
                        f"train.seed={args.seed}"])

@@ -8,7 +8,11 @@ from pathlib import Path
 from curator.config import ConfigError, check_choice, check_range, read_entry, register_section
 
 SELECT_PREFIX = "select."
-"""Variant overrides may only change the ``select`` section: every variant shares scores, model and recipe."""
+SOURCE_PREFIX = "source_select."
+LEVEL_KEY = "curation.level"
+VARIANT_PREFIXES = (SELECT_PREFIX, SOURCE_PREFIX, f"{LEVEL_KEY}=")
+"""Variant overrides may only change the selection (``select``, or ``source_select`` with
+``curation.level=sources``): every variant shares scores, simulation, model and recipe."""
 
 
 @dataclass
@@ -45,9 +49,20 @@ class CompareParams:
             if "/" in name or name.startswith("."):
                 raise ConfigError(f"'compare.variants.{name}': a variant name must be a plain folder name")
             for item in overrides:
-                if not item.startswith(SELECT_PREFIX) or "=" not in item:
-                    raise ConfigError(f"'compare.variants.{name}' override '{item}' must look like "
-                                      f"select.key=value (variants differ only in their selection)")
+                if not item.startswith(VARIANT_PREFIXES) or "=" not in item:
+                    raise ConfigError(f"'compare.variants.{name}' override '{item}' must look like select.key=value, "
+                                      "source_select.key=value or curation.level=sources (variants differ only in "
+                                      "their selection)")
+            levels = [i.split("=", 1)[1] for i in overrides if i.startswith(f"{LEVEL_KEY}=")]
+            if any(v not in ("pairs", "sources") for v in levels) or len(levels) > 1:
+                raise ConfigError(f"'compare.variants.{name}': curation.level must be given once, as pairs or sources")
+            level = levels[0] if levels else "pairs"
+            wrong = SELECT_PREFIX if level == "sources" else SOURCE_PREFIX
+            stray = [i for i in overrides if i.startswith(wrong)]
+            if stray:
+                raise ConfigError(f"'compare.variants.{name}': {stray[0]!r} has no effect at curation.level={level} "
+                                  f"(a {level} variant is chosen by {'source_select' if level == 'sources' else 'select'}"
+                                  " overrides)")
         check_choice("compare.baseline", self.baseline, self.variants)
         for gated, ungated in self.gate_pairs.items():
             check_choice("compare.gate_pairs", gated, self.variants)
@@ -69,6 +84,13 @@ class CompareParams:
         except KeyError:
             check_choice("variant", name, object.__getattribute__(self, "variants"))
             raise
+
+    def variant_level(self, name: str) -> str:
+        """``sources`` when the variant sets ``curation.level=sources``, else ``pairs``."""
+        for item in self.variant_overrides(name):
+            if item.startswith(f"{LEVEL_KEY}="):
+                return item.split("=", 1)[1]
+        return "pairs"
 
     def active_profile(self) -> ProfileParams:
         """The profile named by ``compare.profile`` (recorded as reading that entry only)."""
@@ -95,6 +117,13 @@ def compare_dir(root: str) -> Path:
 
 def select_dir(root: str, variant: str, budget: float) -> Path:
     return compare_dir(root) / "select" / selection_id(variant, budget)
+
+
+def cell_list(root: str, variant: str, budget: float, level: str) -> Path:
+    """The curated list a cell trains on: the pair selection's ``curated.csv``, or for a source-level variant the
+    list of the pairs simulated from its selected sources (``sources/curated_train.csv``)."""
+    cell = select_dir(root, variant, budget)
+    return cell / "sources" / "curated_train.csv" if level == "sources" else cell / "curated.csv"
 
 
 def eval_dir(root: str, variant: str, budget: float, seed: int) -> Path:
