@@ -54,11 +54,14 @@ class AudioPool:
         return len(self.utt_ids)
 
     def resampled(self, which: Signal, sr: int, rows: Sequence[int]) -> list[np.ndarray]:
-        native = self.noisy if which == "noisy" else self.clean
+        native, other = (self.noisy, self.clean) if which == "noisy" else (self.clean, self.noisy)
         cache = self._cache.setdefault((which, sr), [None] * len(self))
+        twin = self._cache.get(("clean" if which == "noisy" else "noisy", sr))
         for i in rows:
             if cache[i] is None:
-                cache[i] = resample(native[i], int(self.sr[i]), sr)
+                # one array as both signals (a source scored alone): resample it once for both
+                same = twin is not None and twin[i] is not None and native[i] is other[i]
+                cache[i] = twin[i] if same else resample(native[i], int(self.sr[i]), sr)  # type: ignore[index]
         return [cache[i] for i in rows]  # type: ignore[misc]
 
     def batch(self, rows: Sequence[int]) -> AudioBatch:

@@ -97,6 +97,10 @@ class ScoringJob:
         p = self.params
         return DecodeRules(p.min_duration_sec, p.silence_dbfs, p.max_length_mismatch_sec)
 
+    def decode(self, row: dict[str, Any], rules: DecodeRules) -> Decoded:
+        """Decode one task row (a noisy/clean pair here; source scoring decodes one recording)."""
+        return decode_pair(row, rules)
+
     def settings(self) -> dict[str, Any]:
         """Every setting the per-shard numbers depend on (fingerprinted, and stored in the Parquet metadata)."""
         return {
@@ -170,7 +174,7 @@ class ShardWorker:
         """The shard's table and summary, written nowhere (Ray actors ship them to the driver)."""
         t0 = time.perf_counter()
         with ThreadPoolExecutor(self.job.params.decode_workers) as pool:
-            decoded = list(pool.map(lambda r: decode_pair(r, self.rules), task.rows))
+            decoded = list(pool.map(lambda r: self.job.decode(r, self.rules), task.rows))
         decode_seconds = time.perf_counter() - t0
         ok = [i for i, d in enumerate(decoded) if d.status == OK]
         values, scorer_seconds = self._score(task, decoded, ok)
