@@ -10,8 +10,12 @@ the ones repaired.
 
 Beside it, in the same process tree and on the same table, the naive selector of the seed spec runs
 (pandas reads the table, per slice the hardest utterances by loss_proxy up to the slice's quota of K; no
-coverage, no diversity, no exactness), as the yardstick of what the extra guarantees cost. The 1-minute
-load average before each run is recorded: on a shared machine the figures are upper bounds.
+coverage, no diversity, no exactness), as the yardstick of what the extra guarantees cost. The
+load averages (1, 5, 15 min) before and after each run are recorded beside the child's CPU time: on a shared
+machine the wall figures are upper bounds, and with a load above the core count the CPU time is the better
+measure of the work. The exact check's method is ``full`` (every selected pair within reach, by the cells'
+angular bounds) or ``audit`` (a seeded sample of rows by brute force); only a full check backs
+``no_violation_left``.
 
 Targets: 1M rows in <= 20 s wall and <= 2.5 GB peak on 2 cores.
 usage: python benchmarks/bench_select.py [--rows 200000 1000000] [--workdir /tmp/bench_select]
@@ -79,16 +83,21 @@ def run_cli(scores: Path, workdir: Path, params: dict, overrides: list[str]) -> 
            "--out", str(run_dir / "curated.csv"), "--metrics", str(run_dir / "select.json"),
            "--plots-dir", str(run_dir / "plots"), "--timings", str(run_dir / "timings.json"), *overrides]
     wall, cpu, rss, _ = measured(cmd)
+    load_after = [round(v, 2) for v in os.getloadavg()]
     metrics = json.loads((run_dir / "select.json").read_text())
     timings = json.loads((run_dir / "timings.json").read_text())
     search = json.loads((run_dir / "curated_meta.json").read_text()).get("diversity", {})
     div = metrics["diversity"]
+    check = div.get("check") or ""
     return {
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "peak_rss_gb": round(rss, 3),
+        "loadavg_after": load_after,
         "exact_check_s": timings["check_seconds"],
-        "check": div.get("check"),
+        "check_method": ("full" if check.startswith("exact all-pairs") else "audit" if check.startswith("audit")
+                         else check or None),
+        "check": check or None,
         "violations_found": div.get("violations_found"),
         "violations_repaired": div.get("violations_repaired"),
         "search_mode": search.get("mode"),
@@ -136,7 +145,7 @@ def run_naive(scores: Path, workdir: Path, budget: float, config: Path) -> dict:
     wall, cpu, rss, out = measured([sys.executable, "-c", NAIVE, str(scores), str(budget), str(config),
                                     str(run_dir / "naive.csv")])
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_gb": round(rss, 3),
-            "n_selected": int(out.split()[0])}
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()], "n_selected": int(out.split()[0])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         params = {"data": {**base["data"], "filters": {"languages": [], "sample_rates": [], "distortions": [],
                                                        "max_hours": None}},
                   "select": {**base["select"], "name": args.strategy, "K_hours": BUDGET_SHARE * hours}}
-        entry: dict = {"rows": rows, "pool_hours": round(hours, 1), "loadavg_1min_before": round(os.getloadavg()[0], 2)}
+        entry: dict = {"rows": rows, "pool_hours": round(hours, 1),
+                       "loadavg_before": [round(v, 2) for v in os.getloadavg()]}
         entry["select"] = run_cli(scores, args.workdir, params, args.override)
         if not args.no_naive:
-            entry["loadavg_1min_before_naive"] = round(os.getloadavg()[0], 2)
+            entry["loadavg_before_naive"] = [round(v, 2) for v in os.getloadavg()]
             entry["naive"] = run_naive(scores, args.workdir, BUDGET_SHARE * hours,
                                        args.workdir / scores.stem / "params.yaml")
             entry["select_over_naive_wall"] = round(entry["select"]["wall_s"] / entry["naive"]["wall_s"], 2)
+            entry["select_over_naive_cpu"] = round(entry["select"]["cpu_s"] / entry["naive"]["cpu_s"], 2)
         runs.append(entry)
         print(json.dumps(entry), file=sys.stderr)
     report: dict = {"benchmark": "select", "strategy": args.strategy, "dim": args.dim,
@@ -176,9 +187,14 @@ def main(argv: list[str] | None = None) -> int:
                     "select_threads": base["select"].get("threads"), "processes": 1,
                     "budget_share": BUDGET_SHARE, "overrides": args.override, "runs": runs}
     largest = runs[-1]
-    report["targets"] = {"rows": largest["rows"], "wall_ok": largest["select"]["wall_s"] <= TARGET_WALL_S,
-                         "rss_ok": largest["select"]["peak_rss_gb"] <= TARGET_RSS_GB,
-                         "no_violation_left": largest["select"]["violations_found"] in (0, None)}
+    sel = largest["select"]
+    full = sel["check_method"] == "full"
+    report["targets"] = {"rows": largest["rows"], "wall_s": TARGET_WALL_S, "rss_gb": TARGET_RSS_GB,
+                         "wall_ok": sel["wall_s"] <= TARGET_WALL_S, "cpu_ok": sel["cpu_s"] <= TARGET_WALL_S,
+                         "rss_ok": sel["peak_rss_gb"] <= TARGET_RSS_GB, "check_full": full,
+                         # only a full check proves it: an audit samples rows
+                         "no_violation_left": (full and (sel["violations_found"] or 0) <= (sel["violations_repaired"] or 0))
+                         if sel["violations_found"] is not None else None}
     print(json.dumps(report, indent=2))
     return 0
 

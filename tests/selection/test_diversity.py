@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curator.selection.diversity import CellStore, NeighbourIndex, check_selection, exact_pairs, pair_recall
+from curator.selection.diversity import (
+    CellStore,
+    NeighbourIndex,
+    check_selection,
+    exact_pairs,
+    pair_recall,
+    train_centroids,
+)
 from curator.selection.params import DiversityParams
 from curator.selection.pool import load_pool
 from curator.selection.synthetic import SyntheticSpec, synthetic_scores
@@ -107,10 +114,12 @@ def test_check_reports_the_exact_largest_cosine_and_finds_planted_violations() -
     assert loose.nn_cosine_max == pytest.approx(worst_pair(spread), abs=1e-6) and loose.nn_cosine_max_exact
 
 
-def test_query_finds_exactly_the_brute_force_pairs_in_both_modes() -> None:
-    pool = load_pool(geometry_table("dense", 4000, 16, seed=4), ["distortion"])
-    for search in ("exact", "ivf"):
-        params = DiversityParams(min_cosine=0.02, search=search, train_points_per_list=10)
+@pytest.mark.parametrize("kind", GEOMETRIES)
+def test_query_finds_exactly_the_brute_force_pairs_in_both_modes(kind: str) -> None:
+    pool = load_pool(geometry_table(kind, 4000, 16, seed=4), ["distortion"])
+    # nlist 4: cells of ~1,000 rows; 0: cells sized to the data
+    for search, nlist in (("exact", 0), ("ivf", 0), ("ivf", 4)):
+        params = DiversityParams(min_cosine=0.02, search=search, train_points_per_list=10, nlist=nlist)
         index = NeighbourIndex(pool.emb, np.arange(pool.n), params, seed=0)
         stored = np.arange(0, 1000)
         index.query(stored)
@@ -122,7 +131,7 @@ def test_query_finds_exactly_the_brute_force_pairs_in_both_modes() -> None:
         pairs = exact_pairs(pool.emb[batch], params.threshold)
         got = {(q, int(b)) for q in range(len(batch)) for b in nb.nbrs[nb.lims[q]:nb.lims[q + 1]]}
         assert got == set(map(tuple, pairs.tolist()))
-        if search == "ivf":
+        if search == "ivf" and kind != "dense":
             assert index.nlist > 1 and index.products < len(batch) * (len(stored) + len(batch))
 
 
@@ -147,7 +156,8 @@ def test_cell_store_grows_and_keeps_order() -> None:
     assert store.ids(1).tolist() == [1, *range(10, 40, 3)]
 
 
-def test_a_broken_search_is_caught_by_the_check_and_repaired(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", [MODES[0], MODES[1]])
+def test_a_broken_search_is_caught_by_the_check_and_repaired(monkeypatch: pytest.MonkeyPatch, mode: dict) -> None:
     """If the greedy's search missed pairs, the exact check drops the later pick of each and refills."""
     from curator.selection.diversity import ChunkNeighbours
 
@@ -158,6 +168,74 @@ def test_a_broken_search_is_caught_by_the_check_and_repaired(monkeypatch: pytest
 
     monkeypatch.setattr(NeighbourIndex, "query", blind)
     table = geometry_table("near_duplicate", 600, 8, seed=2)
-    sel = run_selection(table, make_params(K_hours=0.3 * table_hours(table), **{"diversity.min_cosine": 0.05}))
+    sel = run_selection(table, make_params(K_hours=0.3 * table_hours(table), **{"diversity.min_cosine": 0.05},
+                                           **mode))
+    assert sel.fill.search["mode"] == mode["diversity.search"]
     assert sel.fill.repaired and "diversity_repaired" in [w.code for w in sel.warnings]
     assert worst_pair(sel.pool.emb[sel.selected]) <= 0.95 + 1e-6
+
+
+def test_seeding_gives_one_cell_per_cluster_below_the_cap() -> None:
+    """Cells sized to the data: 1,500 tight clusters and a cap of 5,000 cells give about one cell per cluster
+    (a few clusters share one: with many seeds, some unrelated seed lies above the seeding threshold by chance)."""
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((1500, 64))
+    label = np.repeat(np.arange(1500), 8)
+    x = centres[label] + 0.3 * rng.standard_normal((len(label), 64))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    centroids = train_centroids(x, np.arange(len(x)), 5000, DiversityParams(train_points_per_list=1), seed=0)
+    assert 0.8 * 1500 <= len(centroids) <= 1.2 * 1500
+    home = np.argmax(x @ centroids.T, axis=1)
+    whole = [np.bincount(home[label == k]).max() == 8 for k in range(1500)]
+    assert np.mean(whole) >= 0.9
+
+
+@pytest.mark.parametrize("nlist", [0, 3])
+def test_check_with_the_greedys_cells_finds_the_same_pairs_and_maximum(nlist: int) -> None:
+    """The final check may reuse the cells the greedy located the rows in: same pairs, same exact maximum
+    (nlist 3: large cells, wide rings)."""
+    emb = geometry_embeddings("near_duplicate", 3000, 12, seed=8)
+    x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    rows = np.random.default_rng(2).permutation(len(x))
+    index = NeighbourIndex(x, rows, DiversityParams(search="ivf", train_points_per_list=10, nlist=nlist), seed=0)
+    for lo in range(0, len(rows), 700):
+        index.query(rows[lo:lo + 700])
+        index.add(rows[lo:lo + 700], np.arange(len(rows[lo:lo + 700])))
+    fresh = check_selection(x, rows, 0.99, index.centroids, sample=100, seed=0, chunk=256)
+    reused = check_selection(x, rows, 0.99, index.centroids, sample=100, seed=0, chunk=256,
+                             located=index.cells_of(rows))
+    sim = x.astype(np.float64) @ x.astype(np.float64).T
+    pos = np.argsort(rows)
+    truth = {tuple(sorted((int(pos[a]), int(pos[b])))) for a, b in np.argwhere(np.triu(sim > 0.99, k=1))}
+    assert len(truth) > 10 and fresh.method.startswith("exact all-pairs")
+    for check in (fresh, reused):
+        assert {tuple(p) for p in check.violations.tolist()} == truth
+        assert check.nn_cosine_max == pytest.approx(worst_pair(x), abs=1e-6)
+
+
+@pytest.mark.parametrize("n_queries", [3, 64])
+def test_ring_kernels_agree_with_brute_force(n_queries: int) -> None:
+    """One cell whose members all sit at one angle: every ring is the whole cell; the compiled scans must give
+    exactly the brute-force pairs, hits and largest cosines."""
+    from curator.selection.diversity import ANGLE_MARGIN, _ring_hits, _ring_pairs
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((40, 8))
+    x = base[rng.integers(0, 40, 128 + n_queries)] + 0.1 * rng.standard_normal((128 + n_queries, 8))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    members, queries = x[:128], np.ascontiguousarray(x[128:])
+    threshold = 0.98
+    theta = float(np.arccos(threshold)) + ANGLE_MARGIN
+    cptr, cq, cang = np.array([0, n_queries]), np.arange(n_queries), np.full(n_queries, 0.5)
+    mptr, mang = np.array([0, 128]), np.full(128, 0.5)
+    up, low = np.float32(threshold + 1e-5), np.float32(threshold - 1e-5)
+    best, mbest = np.full(n_queries, -2.0, np.float32), np.full(128, -2.0, np.float32)
+    out_q, out_m, work = _ring_pairs(queries, np.ones(n_queries, np.int64), cptr, cq, cang, mptr, members,
+                                     np.zeros(128, np.int64), mang, theta, up, low, threshold, best, mbest)
+    sim = queries.astype(np.float64) @ members.astype(np.float64).T
+    truth = set(map(tuple, np.argwhere(sim > threshold).tolist()))
+    assert len(truth) > 3 and set(zip(out_q.tolist(), out_m.tolist(), strict=True)) == truth
+    assert work == n_queries * 128 and np.allclose(best, sim.max(axis=1), atol=1e-5)
+    hit = np.zeros(n_queries, dtype=bool)
+    _ring_hits(queries, cptr, cq, cang, mptr, np.arange(128), mang, members, theta, up, low, threshold, hit)
+    assert np.array_equal(hit, (sim > threshold).any(axis=1))

@@ -56,8 +56,9 @@ MAX_REPAIR_ROUNDS = 3
 """Check-and-refill rounds after the greedy (the greedy is exact, so the first check should find nothing)."""
 CHECK_MIN_PRODUCTS = 1 << 26
 """A full check is always affordable up to this many pair products (about a second), whatever the greedy did."""
-CHECK_QUERY_ROWS = 2048
-"""Rows per query block of the final check: bounds its (rows x cells) temporaries, which add to the greedy's."""
+CHECK_QUERY_ROWS = 8192
+"""Rows per query block of the final check: bounds its (rows x cells) temporaries (as the greedy's batches do);
+each block reads the members of the cells it reaches once, so larger blocks read the selection fewer times."""
 CHECK_CELLS_MIN_ROWS = 16_384
 """Selections at least this large are checked with k-means cells (brute force below: it is cheap there)."""
 
@@ -125,10 +126,11 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
             break
         picked = np.flatnonzero(state == SELECTED)
         picked = picked[np.argsort(order[picked], kind="stable")]
-        fill.check = check_selection(emb, picked, index.threshold,
-                                     _check_centroids(index, emb, picked, diversity, seed), diversity.stats_sample,
+        centroids = _check_centroids(index, emb, picked, diversity, seed)
+        fill.check = check_selection(emb, picked, index.threshold, centroids, diversity.stats_sample,
                                      seed, min(diversity.chunk_size, CHECK_QUERY_ROWS),
-                                     max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS))
+                                     max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
+                                     located=index.cells_of(picked) if centroids is index.centroids else None)
         if not len(fill.check.violations):
             break
         drop = np.unique(picked[fill.check.violations[:, 1]])
