@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,9 @@ class BaseSelector(ABC):
         self.params = params
         self.filters = filters
         self.quotas = dict(params.quotas if quotas is None else quotas)
+        self.limit: Callable[[Pool, np.ndarray, Ranking], np.ndarray] | None = None
+        """Optional hook run after ranking: narrows the eligible rows by the ranking (source-level caps keep each
+        speaker's best rows, ``selection/sources``); the quotas are then planned on what it leaves."""
 
     @abstractmethod
     def rank(self, pool: Pool, eligible: np.ndarray) -> Ranking:
@@ -166,8 +169,10 @@ class BaseSelector(ABC):
                 f"select.K_hours = {p.K_hours:g} h is below the shortest eligible utterance ({shortest:.6g} h) of "
                 f"'{pool.source}': nothing fits; raise select.K_hours"
             )
-        plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         ranking = self.rank(pool, eligible)
+        if self.limit is not None:
+            eligible = eligible & self.limit(pool, eligible, ranking)
+        plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
                            p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,
                            supply=plan.supply)
