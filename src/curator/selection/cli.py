@@ -14,7 +14,11 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.curated import meta_path
@@ -30,6 +34,30 @@ DEFAULT_SCORES = "data/scores/train_scores.parquet"
 DEFAULT_METRICS = "metrics/select.json"
 DEFAULT_PLOTS = "metrics/plots/select"
 CSV_FLOAT_FORMAT = "%.9g"
+CSV_BLOCK_ROWS = 65_536
+"""Rows of the curated CSV formatted and written at a time (bounds the strings held next to the frame)."""
+
+
+def write_csv(frame: pd.DataFrame, f, float_format: str = CSV_FLOAT_FORMAT) -> None:  # noqa: ANN001 (text file)
+    """``frame.to_csv(f, index=False, float_format=float_format)``, byte for byte, with the float columns formatted
+    by one list comprehension each instead of pandas' per-value formatter (1.9 s -> 1.4-1.7 s at 280k rows; the
+    rest is pandas' C row writer, which a plain ``csv.writer`` does not beat).
+
+    pandas writes a numpy float value ``v`` as ``float_format % v`` and a NaN as the empty ``na_rep``; the columns
+    formatted here are passed on as strings, which ``to_csv`` writes unchanged. Rows go out in blocks of
+    CSV_BLOCK_ROWS (the header with the first), so the formatted strings of only one block are held at a time.
+    """
+    for lo in range(0, max(len(frame), 1), CSV_BLOCK_ROWS):
+        block = frame.iloc[lo:lo + CSV_BLOCK_ROWS]
+        out = {}
+        for name, col in block.items():
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+                values = col.to_numpy()
+                text = np.array([float_format % v for v in values.tolist()], dtype=object)
+                text[np.isnan(values)] = ""
+                col = pd.Series(text, index=col.index, dtype=object)
+            out[name] = col
+        pd.DataFrame(out, index=block.index, columns=block.columns).to_csv(f, index=False, header=lo == 0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -81,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     selector = build(params.name, params=params, filters=filters, quotas=quotas)
 
     start = time.perf_counter()
+    # the scores file's hash is only needed for the sidecar: a second thread computes it meanwhile (hashlib and
+    # file reads release the GIL), so its seconds (about 1 s per GB) are off the critical path
+    hashing = ThreadPoolExecutor(max_workers=1)
+    scores_sha256 = hashing.submit(sha256_file, args.scores)
+    hashing.shutdown(wait=False)
     pool = selector.load(args.scores)
     log.info("pool: %d rows, %.2f h in %d slices (%s)", pool.n, pool.hours.sum(), pool.n_slices,
              ", ".join(f"{k}: {v}" for k, v in sorted(pool.excluded.items())) or "nothing excluded")
@@ -88,11 +121,11 @@ def run(args: argparse.Namespace) -> int:
     tails = tail_stats(sel)
     metrics = build_metrics(sel, truth, tails)
     config = {"select": dataclasses.asdict(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
-    meta = build_meta(sel, metrics, tails, config, sha256_file(args.scores), args.truth)
+    meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
 
     out = Path(args.out)
     with atomic_open(out, newline="") as f:
-        sel.frame().to_csv(f, index=False, float_format=CSV_FLOAT_FORMAT)
+        write_csv(sel.frame(), f)
     write_json(meta_path(out), meta)
     write_json(args.metrics, metrics)
     from curator.selection.plots import write_plots
