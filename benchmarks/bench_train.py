@@ -16,10 +16,20 @@ Variants (``--models``):
 - ``espnet-official``: the official baseline's own model (ESPnet ``BSRNNSeparator`` between its STFT encoder
   and decoder, 20 ms / 10 ms at every rate), when ``espnet2`` is importable, with the official loss.
 
+Every variant runs for each ``--batch`` (``max``: the largest batch that fits on the GPU, found by doubling
+from 4 until the allocator runs out), each ``--precision`` (``32``; ``bf16``: autocast) and each ``--compile``
+(``off``; ``on``: ``torch.compile``, its compilation inside the warm-up step, not timed). With
+``espnet-official`` in the same run, each row also gets ``x_official``: its throughput over the official
+model's at the same batch, precision and compile setting.
+
 The figures of a shared CPU are upper bounds (the 1-minute load average is recorded); GPU figures need
 ``--device cuda``. usage:
-  python benchmarks/bench_train.py [--device cpu] [--batch 2] [--samples 16000] [--sr 16000] [--steps 3]
-                                   [--models bsrnn-official bsrnn-ours ...] [--precision 32|bf16] [--threads 2]
+  python benchmarks/bench_train.py [--device cpu] [--batch 2 ...|max] [--samples 16000] [--sr 16000] [--steps 3]
+                                   [--models bsrnn-official bsrnn-ours ...] [--precision 32 bf16] [--compile off on]
+                                   [--threads 2] [--matmul-precision highest|high|medium] [--cudnn-benchmark]
+The issue's GPU table (official size, 2 s crops at 48 kHz, beside the official model):
+  python benchmarks/bench_train.py --device cuda --models bsrnn-official espnet-official --batch 4 max \
+      --samples 96000 --sr 48000 --precision 32 bf16 --compile off on --steps 5 --matmul-precision high
 """
 
 from __future__ import annotations
@@ -112,7 +122,8 @@ def build(name: str) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, torch.
     raise SystemExit(f"unknown model variant {name!r}; choose from {', '.join(ALL)}")
 
 
-def bench(name: str, args: argparse.Namespace) -> dict:
+def bench(name: str, args: argparse.Namespace, batch: int, precision: str, compiled: bool) -> dict:
+    """One variant's timed training steps at ``batch``, ``precision`` (32 | bf16) and with or without compile."""
     torch.manual_seed(0)
     built = build(name)
     if built is None:
@@ -121,10 +132,13 @@ def bench(name: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     model.to(device).train()
     n_params = sum(p.numel() for p in model.parameters())
+    row = {"model": name, "params": n_params, "batch": batch, "precision": precision, "compile": compiled}
+    if compiled:
+        model.compile()  # in place: parameters (and their count) are the plain model's
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-6)
-    noisy = torch.randn(args.batch, args.samples, device=device) * 0.1
+    noisy = torch.randn(batch, args.samples, device=device) * 0.1
     clean = noisy * 0.5
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16"
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
     walls, cpus = [], []
     if device.type == "cuda":
@@ -145,41 +159,111 @@ def bench(name: str, args: argparse.Namespace) -> dict:
             if i:  # the first step warms up allocators and kernels
                 walls.append(time.perf_counter() - w0)
                 cpus.append(time.process_time() - c0)
+    except torch.cuda.OutOfMemoryError:
+        del model, opt, noisy, clean
+        torch.cuda.empty_cache()
+        return {**row, "oom": True}
     except (RuntimeError, ValueError) as exc:
-        return {"model": name, "params": n_params, "failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        return {**row, "failed": f"{type(exc).__name__}: {str(exc)[:200]}"}
     wall = statistics.median(walls)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"model": name, "params": n_params, "step_ms": round(1000 * wall, 1),
-            "cpu_ms": round(1000 * statistics.median(cpus), 1),
-            "audio_x_realtime": round(args.batch * args.samples / args.sr / wall, 2),
+    return {**row, "step_ms": round(1000 * wall, 1), "cpu_ms": round(1000 * statistics.median(cpus), 1),
+            "audio_x_realtime": round(batch * args.samples / args.sr / wall, 2),
             "peak_mem_gib": round(peak / 2**30, 3), "loss": float(loss.detach())}
+
+
+def largest_batch(name: str, args: argparse.Namespace, precision: str, compiled: bool) -> list[dict]:
+    """Rows at batch 4, 8, 16, ... up to ``--max-batch`` until one runs out of GPU memory; the last row that
+    fitted is marked ``largest_fitting``."""
+    rows: list[dict] = []
+    batch = 4
+    while batch <= args.max_batch:
+        row = bench(name, args, batch, precision, compiled)
+        print(json.dumps(row), file=sys.stderr)
+        if row.get("oom") or "step_ms" not in row:
+            if not row.get("oom"):
+                rows.append(row)
+            break
+        rows.append(row)
+        batch *= 2
+    fitted = [r for r in rows if "step_ms" in r]
+    if fitted:
+        fitted[-1]["largest_fitting"] = True
+    return rows
+
+
+def compare(results: list[dict]) -> dict:
+    """Each row's throughput over the official model's (same batch, precision, compile), and the issue's goals."""
+    key = lambda r: (r["batch"], r["precision"], r["compile"])  # noqa: E731
+    official = {key(r): r["audio_x_realtime"] for r in results
+                if r["model"] == "espnet-official" and "audio_x_realtime" in r}
+    for r in results:
+        if "audio_x_realtime" in r and r["model"] != "espnet-official" and key(r) in official:
+            r["x_official"] = round(r["audio_x_realtime"] / official[key(r)], 2)
+    ours = [r for r in results if r["model"] == "bsrnn-official" and "audio_x_realtime" in r]
+    goals: dict = {}
+    at4 = [r["x_official"] for r in ours if r["batch"] == 4 and r["precision"] == "32" and not r["compile"]
+           and "x_official" in r]
+    if at4:
+        goals["x_official_batch4_fp32"] = at4[0]
+        goals["goal_2x_official_batch4"] = at4[0] >= 2.0
+    if ours:
+        best = max(ours, key=lambda r: r["audio_x_realtime"])
+        goals["best_audio_x_realtime"] = best["audio_x_realtime"]
+        goals["best_setting"] = {k: best[k] for k in ("batch", "precision", "compile")}
+        goals["goal_400x_realtime"] = best["audio_x_realtime"] >= 400
+    return goals
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--batch", nargs="+", default=["2"],
+                    help="batch sizes; 'max' = the largest that fits (GPU only: doubling from 4 until out of memory)")
+    ap.add_argument("--max-batch", type=int, default=512, help="upper bound of the 'max' search")
+    ap.add_argument("--compile", nargs="+", choices=["off", "on"], default=["off"])
+    ap.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest",
+                    help="torch.set_float32_matmul_precision (train.matmul_precision)")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark (train.cudnn_benchmark)")
     ap.add_argument("--samples", type=int, default=16000, help="samples per example (official crop: 96000)")
     ap.add_argument("--sr", type=int, default=16000)
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
-    ap.add_argument("--precision", choices=["32", "bf16"], default="32")
+    ap.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["bsrnn-official", "bsrnn-ours", "bsrnn-mini-official",
                                                      "bsrnn-mini-ours", "flowse-mini", "espnet-official"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    results = []
+    torch.set_float32_matmul_precision(args.matmul_precision)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if "max" in args.batch and args.device == "cpu":
+        raise SystemExit("--batch max searches GPU memory; give explicit batch sizes on CPU")
+    batches = [b for b in args.batch if b != "max"]
+    if not all(b.isdigit() and int(b) > 0 for b in batches):
+        raise SystemExit(f"--batch takes positive integers or 'max', got {args.batch}")
+    load_before = round(os.getloadavg()[0], 2)
+    results: list[dict] = []
     for name in args.models:
-        # peak RSS is per process: each variant's figure includes the ones before it on CPU (run one at a
-        # time with --models for a clean memory figure)
-        results.append(bench(name, args))
-        print(json.dumps(results[-1]), file=sys.stderr)
+        if name == "espnet-official" and espnet_model() is None:
+            results.append({"model": name, "skipped": "espnet2 is not importable here"})
+            continue
+        for precision in args.precision:
+            for compiled in args.compile:
+                # peak RSS is per process: each CPU figure includes the runs before it (run one variant at a
+                # time with --models for a clean memory figure); the CUDA peak is reset per run
+                for batch in batches:
+                    results.append(bench(name, args, int(batch), precision, compiled == "on"))
+                    print(json.dumps(results[-1]), file=sys.stderr)
+                if "max" in args.batch:
+                    results += largest_batch(name, args, precision, compiled == "on")
+    goals = compare(results)
     print(json.dumps({
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(), "threads": args.threads,
-        "load_avg_1min": round(os.getloadavg()[0], 2), "batch": args.batch, "samples": args.samples, "sr": args.sr,
-        "precision": args.precision, "results": results,
+        "load_avg_1min_before": load_before, "load_avg_1min": round(os.getloadavg()[0], 2),
+        "samples": args.samples, "sr": args.sr, "matmul_precision": args.matmul_precision,
+        "cudnn_benchmark": args.cudnn_benchmark, "results": results, "goals": goals,
     }, indent=2))
 
 

@@ -432,9 +432,16 @@ class EpochBatchSampler(SampleRateBatchSampler):
 
 
 def make_loader(rows: pd.DataFrame, crop_seconds: float | None, batch_size: int, seed: int, shuffle: bool,
-                num_workers: int, crop_samples: int | None = None, mixing: DynamicMixing | None = None) -> DataLoader:
+                num_workers: int, crop_samples: int | None = None, mixing: DynamicMixing | None = None,
+                pin_memory: bool = False, prefetch_factor: int = 2, persistent_workers: bool = True) -> DataLoader:
     """A DataLoader over ``rows`` with sampling-rate-grouped batches (crops: see PairDataset); with ``mixing``,
-    the pairs are mixed afresh every epoch from each row's clean speech (:class:`DynamicMixingDataset`)."""
+    the pairs are mixed afresh every epoch from each row's clean speech (:class:`DynamicMixingDataset`).
+
+    Decoding, resampling and mixing run in ``__getitem__``, i.e. in the ``num_workers`` worker processes (each
+    loads ``prefetch_factor`` batches ahead; ``persistent_workers`` keeps them between epochs); the training
+    process only collates. Every random draw comes from the batch sampler (``(seed, epoch)``) or, for dynamic
+    mixing, from ``(seed, epoch, row)``, so the batches are the same whatever ``num_workers``.
+    ``pin_memory`` puts batches in page-locked memory for asynchronous copies to a GPU."""
     dataset: Dataset
     if mixing is not None:
         dataset = DynamicMixingDataset(rows, mixing, crop_seconds, crop_samples)
@@ -442,8 +449,9 @@ def make_loader(rows: pd.DataFrame, crop_seconds: float | None, batch_size: int,
     else:
         dataset = PairDataset(rows, crop_seconds, crop_samples)
         sampler = SampleRateBatchSampler(dataset.sr, batch_size, seed, shuffle)
+    workers = {"prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers} if num_workers > 0 else {}
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+                      pin_memory=pin_memory, **workers)
 
 
 # ------------------------------------------------------------------------------------ screening

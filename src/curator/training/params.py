@@ -42,6 +42,12 @@ class TrainDataParams:
     val_crop_seconds: float | None = None
     max_val_utts: int | None = None
     num_workers: int = 0
+    pin_memory: bool = False
+    """Page-locked host batches for faster, asynchronous copies to a GPU (no effect on CPU)."""
+    prefetch_factor: int = 2
+    """Batches each worker loads ahead (only with ``num_workers`` > 0)."""
+    persistent_workers: bool = True
+    """Keep the worker processes between epochs (only with ``num_workers`` > 0)."""
     dynamic_mixing: bool = False
     """Draw each epoch's noise, RIR, SNR and augmentations afresh for every row's clean speech
     (:class:`curator.training.data.DynamicMixingDataset`); validation stays on the fixed dev pairs."""
@@ -58,6 +64,7 @@ class TrainDataParams:
         check_range("train.data.val_crop_seconds", self.val_crop_seconds, lo=0.0, lo_open=True)
         check_range("train.data.max_val_utts", self.max_val_utts, lo=1)
         check_range("train.data.num_workers", self.num_workers, lo=0)
+        check_range("train.data.prefetch_factor", self.prefetch_factor, lo=1)
 
 
 @dataclass
@@ -129,6 +136,13 @@ class TrainParams:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    compile: bool = False
+    """``torch.compile`` the model before training (mode ``compile_mode``); the math is unchanged."""
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
+    cudnn_benchmark: bool = False
+    """Let cuDNN pick the fastest kernels per input shape (GPU; picks may differ run to run)."""
+    matmul_precision: Literal["highest", "high", "medium"] = "highest"
+    """``torch.set_float32_matmul_precision``: high/medium allow TF32/bf16 inner products on a GPU."""
 
     def __post_init__(self) -> None:
         if not self.exp_name or "/" in self.exp_name or self.exp_name.startswith("."):
@@ -140,6 +154,10 @@ class TrainParams:
         check_range("train.resume_every_steps", self.resume_every_steps, lo=1)
         check_range("train.devices", self.devices, lo=1)
         check_range("train.num_nodes", self.num_nodes, lo=1)
+        for key, allowed in (("compile_mode", ("default", "reduce-overhead", "max-autotune")),
+                             ("matmul_precision", ("highest", "high", "medium"))):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"'train.{key}' = {getattr(self, key)!r} is not one of {', '.join(allowed)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"'train.strategy' = {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.resume_every_steps is not None and self.resume_every_steps % self.val_every_steps:

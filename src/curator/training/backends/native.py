@@ -27,10 +27,13 @@ def train_native(job: TrainJob) -> dict[str, Any]:
     module = EnhancementModule(p.model.name, options, p.loss, p.optim)
     rates = sorted({int(sr) for sr in job.train_rows["sr"]} | {int(sr) for sr in job.val_rows["sr"]})
     skipped = screen_job(job, rate_check(module.model, rates))  # before any batch is drawn: same batches every run
+    loading = {"pin_memory": p.data.pin_memory, "prefetch_factor": p.data.prefetch_factor,
+               "persistent_workers": p.data.persistent_workers}
     train_dl = make_loader(job.train_rows, p.data.crop_seconds, p.data.batch_size, p.seed, True, p.data.num_workers,
-                           crop_samples=p.data.crop_samples, mixing=job.mixing)
+                           crop_samples=p.data.crop_samples, mixing=job.mixing, **loading)
     val_dl = make_loader(job.val_rows, p.data.val_crop_seconds, p.data.batch_size, p.seed, False,
-                         p.data.num_workers)
+                         p.data.num_workers, **loading)
+    apply_speed_settings(p, module)
     best = BestCheckpoint(job.best_ckpt, p.model.name, options)
     callbacks: list[L.Callback] = [best, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")]
     callbacks.append(ShardSamplers(train_dl.batch_sampler, val_dl.batch_sampler))
@@ -70,6 +73,17 @@ def train_native(job: TrainJob) -> dict[str, Any]:
         live.make_summary()
         resume.clear()  # finished: the outputs are whole, a rerun starts afresh
     return {**summary, "skipped_train": skipped["skipped_train"]["n"], "skipped_val": skipped["skipped_val"]["n"]}
+
+
+def apply_speed_settings(p: Any, module: Any) -> None:
+    """``train.cudnn_benchmark``, ``train.matmul_precision`` and ``train.compile`` (compiling ``module.model`` in
+    place with ``train.compile_mode``; its parameters, hence checkpoints, are those of the plain model)."""
+    import torch
+
+    torch.backends.cudnn.benchmark = p.cudnn_benchmark
+    torch.set_float32_matmul_precision(p.matmul_precision)
+    if p.compile:
+        module.model.compile(mode=p.compile_mode)
 
 
 def _strategy(name: str) -> Any:

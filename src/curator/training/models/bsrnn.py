@@ -17,7 +17,11 @@ or a loud segment elsewhere does not change a frame's features), ``input_rms_nor
 by its RMS and restore it at the output) and ``stft_pad_mode: constant``.
 
 Band-wise layers are vectorised: bands of equal width share one batched ``einsum`` with stacked per-band
-weights instead of a Python loop over ~34 bands. The building blocks (band split, RNN stack, band heads) are
+weights instead of a Python loop over ~34 bands. The bands a sampling rate uses are a prefix of every width
+group, so the weights are sliced (views, no copy, no host-device sync), and when the groups are runs of
+consecutive bands (every layout of ``[upper, width]`` runs with distinct widths, the defaults included) the
+band split reads each group as a view of one time-major copy of the spectrum and the heads concatenate their
+outputs in bin order, with no index gather or scatter. The building blocks (band split, RNN stack, band heads) are
 shared with FlowSE (``curator.training.models.flowse``).
 """
 
@@ -125,8 +129,9 @@ class _BandLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n, d_in, d_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, d_out).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("...ni,nio->...no", x, self.weight[idx]) + self.bias[idx]
+    def forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """The first ``k`` layers (the active bands of a group) on ``x`` (..., k, d_in)."""
+        return torch.einsum("...ni,nio->...no", x, self.weight[:k]) + self.bias[:k]
 
 
 class _BandNorm(nn.Module):
@@ -143,8 +148,8 @@ class _BandNorm(nn.Module):
         self.dims = (1, 3) if norm == "group" else (3,)
         self.eps = eps
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return _standardize(x, self.dims, self.eps) * self.gamma[idx] + self.beta[idx]
+    def forward(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        return _standardize(x, self.dims, self.eps) * self.gamma[:k] + self.beta[:k]
 
 
 def width_groups(widths: Sequence[int]) -> dict[int, list[int]]:
@@ -155,19 +160,27 @@ def width_groups(widths: Sequence[int]) -> dict[int, list[int]]:
     return groups
 
 
+def consecutive_runs(groups: dict[int, list[int]]) -> bool:
+    """Whether the width groups, in order, are runs of consecutive bands covering every band in order."""
+    flat = [b for bands in groups.values() for b in bands]
+    return flat == list(range(len(flat)))
+
+
 class _Group(nn.Module):
     """Bookkeeping shared by band-wise layers: the bands of one width and their bins."""
 
     def __init__(self, bands: list[int], width: int, starts: Sequence[int]) -> None:
         super().__init__()
         self.width = width
+        self.band_list = list(bands)  # ascending: the active bands of a rate are a prefix
+        self.first_bin = starts[bands[0]]
         self.register_buffer("bands", torch.tensor(bands, dtype=torch.long), persistent=False)
         bins = torch.tensor([[starts[b] + k for k in range(width)] for b in bands], dtype=torch.long)
         self.register_buffer("bins", bins, persistent=False)
 
-    def active(self, n_active: int) -> torch.Tensor:
-        """Positions (within this group) of the bands the current sampling rate uses."""
-        return torch.nonzero(self.bands < n_active).flatten()
+    def active(self, n_active: int) -> int:
+        """How many of this group's bands (its first ones) the current sampling rate uses."""
+        return bisect.bisect_left(self.band_list, n_active)
 
 
 class _SplitGroup(_Group):
@@ -187,24 +200,42 @@ class BandSplit(nn.Module):
         self.starts = list(starts)
         self.groups = nn.ModuleList(_SplitGroup(bands, w, starts, channels, norm, eps)
                                     for w, bands in width_groups(widths).items())
+        self.runs = consecutive_runs(width_groups(widths))
 
     def n_active(self, n_freq: int) -> int:
         """Bands starting below this rate's Nyquist bin count (the last one may be partly zero-padded)."""
         return bisect.bisect_left(self.starts, n_freq)
 
     def forward(self, padded: torch.Tensor, n_active: int) -> torch.Tensor:
+        if self.runs:
+            return self._forward_runs(padded, n_active)
         feats, bands = [], []
         for g in self.groups:
-            idx = g.active(n_active)
-            if not len(idx):
+            k = g.active(n_active)
+            if not k:
                 continue
-            x = padded[:, g.bins[idx]]  # (B, n, w, T, 2)
+            x = padded[:, g.bins[:k]]  # (B, n, w, T, 2)
             b, n, w, t, _ = x.shape
             x = x.permute(0, 3, 1, 2, 4).reshape(b, t, n, 2 * w)
-            feats.append(g.in_proj(g.in_norm(x, idx), idx))
-            bands.append(g.bands[idx])
+            feats.append(g.in_proj(g.in_norm(x, k), k))
+            bands.append(g.bands[:k])
         order = torch.argsort(torch.cat(bands))
         return torch.cat(feats, dim=2)[:, :, order]  # (B, T, N, C) in band order
+
+    def _forward_runs(self, padded: torch.Tensor, n_active: int) -> torch.Tensor:
+        """Groups that are runs of consecutive bands, in band order: one time-major copy of the active bins,
+        each group a view of it, features concatenated in band order."""
+        b, _, t, _ = padded.shape
+        active = [(g, g.active(n_active)) for g in self.groups]
+        active = [(g, k) for g, k in active if k]
+        covered = active[-1][0].first_bin + active[-1][1] * active[-1][0].width
+        x_all = padded[:, :covered].transpose(1, 2).reshape(b, t, 2 * covered)  # (B, T, F' * 2), bin-major
+        feats = []
+        for g, k in active:
+            lo = 2 * g.first_bin
+            x = x_all[:, :, lo:lo + 2 * k * g.width].view(b, t, k, 2 * g.width)
+            feats.append(g.in_proj(g.in_norm(x, k), k))
+        return feats[0] if len(feats) == 1 else torch.cat(feats, dim=2)  # (B, T, N, C)
 
 
 class _HeadGroup(_Group):
@@ -220,15 +251,17 @@ class _HeadGroup(_Group):
             self.out_proj = _BandLinear(n, hidden, 2 * per_bin * width)
         self.hidden = hidden
 
-    def forward(self, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        h = self.out_norm(z, idx)
+    def forward(self, z: torch.Tensor, k: int) -> torch.Tensor:
+        h = self.out_norm(z, k)
         if self.hidden is None:
-            return torch.tanh(self.out_proj(h, idx))
-        return nn.functional.glu(self.out_proj(torch.tanh(self.out_hidden(h, idx)), idx), dim=-1)
+            return torch.tanh(self.out_proj(h, k))
+        return nn.functional.glu(self.out_proj(torch.tanh(self.out_hidden(h, k)), k), dim=-1)
 
 
 class BandHead(nn.Module):
-    """(B, T, n_active, C) band features -> (B, T, F_full, per_bin) per-bin outputs (zeros above the bands)."""
+    """(B, T, n_active, C) band features -> (B, T, F', per_bin) per-bin outputs of the bins of the active bands
+    (``F'`` = the end of the last active band; with a layout of non-consecutive width groups, ``F_full`` with
+    zeros above the active bands)."""
 
     def __init__(self, starts: Sequence[int], widths: Sequence[int], channels: int, hidden: int | None,
                  per_bin: int, norm: NormKind, eps: float) -> None:
@@ -237,16 +270,26 @@ class BandHead(nn.Module):
         self.per_bin = per_bin
         self.groups = nn.ModuleList(_HeadGroup(bands, w, starts, channels, hidden, per_bin, norm, eps)
                                     for w, bands in width_groups(widths).items())
+        self.runs = consecutive_runs(width_groups(widths))
 
     def forward(self, z: torch.Tensor, n_active: int) -> torch.Tensor:
         b, t, _, _ = z.shape
+        if self.runs:  # groups in band order: slice the bands, concatenate the bins
+            outs, first = [], 0
+            for g in self.groups:
+                k = g.active(n_active)
+                if not k:
+                    break
+                outs.append(g(z[:, :, first:first + k], k).reshape(b, t, k * g.width, self.per_bin))
+                first += k
+            return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
         out = z.new_zeros(b, t, self.n_bins, self.per_bin)
         for g in self.groups:
-            idx = g.active(n_active)
-            if not len(idx):
+            k = g.active(n_active)
+            if not k:
                 continue
-            y = g(z[:, :, g.bands[idx]], idx)  # (B, T, n, w * per_bin)
-            out[:, :, g.bins[idx].flatten()] = y.reshape(b, t, -1, self.per_bin)
+            y = g(z[:, :, g.bands[:k]], k)  # (B, T, n, w * per_bin)
+            out[:, :, g.bins[:k].flatten()] = y.reshape(b, t, -1, self.per_bin)
         return out
 
 
@@ -274,12 +317,19 @@ class _RNNBlock(nn.Module):
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         b, t, n, c = z.shape
-        y = self._norm(z, 3) if self.per_utterance else z
-        if cond is not None and self.per_utterance:
-            y = y + cond
-        if self.along == "time":
-            y = y.transpose(1, 2).reshape(b * n, t, c)
+        if self.per_utterance and self.along == "time":
+            # statistics over (T, N, C) are those over (N, T, C): normalise in band-major order, so the copy the
+            # normalisation makes is already the BLSTM's (B * N, T, C) input
+            y = self._norm(z.transpose(1, 2), 3)
+            if cond is not None:
+                y = y + cond
+            y = y.reshape(b * n, t, c)
+        elif self.along == "time":
+            y = z.transpose(1, 2).reshape(b * n, t, c)
         else:
+            y = self._norm(z, 3) if self.per_utterance else z
+            if cond is not None and self.per_utterance:
+                y = y + cond
             y = y.reshape(b * t, n, c)
         if not self.per_utterance:
             y = self._norm(y, 2)
@@ -346,9 +396,10 @@ class BSRNN(nn.Module):
         n_active = self.band_split.n_active(n_freq)
         padded = nn.functional.pad(torch.view_as_real(spec), (0, 0, 0, 0, 0, self.n_bins - n_freq))
         z = self.rnns(self.band_split(padded, n_active))  # (B, T, N, C)
-        mask = torch.view_as_complex(self.mask(z, n_active)[:, :, :n_freq].contiguous()).transpose(1, 2)
-        est = mask * spec
+        # (B, T, F, 2) head outputs sliced to this rate's bins are complex views (no copy); est in (B, T, F)
+        est = torch.view_as_complex(self.mask(z, n_active)[:, :, :n_freq]) * spec.transpose(1, 2)
         if self.residual is not None:
-            est = est + torch.view_as_complex(self.residual(z, n_active)[:, :, :n_freq].contiguous()).transpose(1, 2)
+            est = est + torch.view_as_complex(self.residual(z, n_active)[:, :, :n_freq])
+        est = est.transpose(1, 2)
         enhanced = torch.istft(est, n_fft, hop, window=window, center=True, length=length)
         return enhanced if scale is None else enhanced * scale
