@@ -109,6 +109,8 @@ def run_sources(ctx: DatasetContext, metrics_path: str) -> dict:
     write_json(metrics_path, summary)
     print(f"[{ctx.name}] sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}"
           + (f" ({len(res.skipped)} skipped, see {metrics_path})" if res.skipped else ""))
+    if "unavailable" in res.report:
+        print(f"[{ctx.name}] note: {res.report['unavailable']}", file=sys.stderr)
     return summary
 
 

@@ -165,9 +165,10 @@ class FolderDataset(Dataset):
         cfg = self.params.sources
         root = Path(self.params.root)
         globs = {kind: getattr(cfg, kind) for kind in ("speech", "noise", "wind_noise", "rir")}
-        if not any(globs.values()):
-            raise ListError("dataset.folder.sources has no glob (speech, noise, wind_noise, rir are all null): "
-                            "give at least the speech glob to build the source manifest")
+        if not globs["speech"]:
+            return SourceImport(rows=[], skipped=[], report={"unavailable": (
+                "no speech glob (dataset.folder.sources.speech is null): the source manifest is empty and source-level "
+                "curation (curation.level: sources) is unavailable; give at least the speech glob to use it")})
         if not root.is_dir():
             raise ListError(f"dataset.folder.root '{root}' is not a readable folder")
         unreadable: list[str] = []

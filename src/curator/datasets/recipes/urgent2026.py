@@ -273,8 +273,10 @@ class Urgent2026Dataset(Dataset):
         """Every source of ``dataset.urgent2026.sources`` (paths relative to ``root``), corpus by list stem."""
         src, root = self.params.sources, Path(self.params.root)
         if not src.speech:
-            raise ListError("dataset.urgent2026.sources.speech is empty: list the official `uid fs path` speech "
-                            "lists (relative to dataset.urgent2026.root) to build the source manifest")
+            return SourceImport(rows=[], skipped=[], report={"unavailable": (
+                "no speech source lists (dataset.urgent2026.sources.speech is empty): the source manifest is empty "
+                "and source-level curation (curation.level: sources) is unavailable; list the official `uid fs path` "
+                "speech lists (relative to dataset.urgent2026.root) to use it")})
         lists = {kind: [(under(root, p), corpus_of(p, src.corpus)) for p in getattr(src, kind)]
                  for kind in ("speech", "noise", "wind_noise", "rir")}
         unused = sorted(set(src.corpus) - {Path(p).stem for kind in lists for p, _ in lists[kind]})

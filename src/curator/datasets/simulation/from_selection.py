@@ -48,6 +48,7 @@ from curator.contract.curated import SCHEMA_VERSION as CURATED_SCHEMA_VERSION
 from curator.contract.curated import meta_path as curated_meta_path
 from curator.contract.flags import FLAGS_COLUMN, row_flags
 from curator.contract.manifest import SECONDS_PER_HOUR, ManifestError, Utterance, write_manifest
+from curator.contract.source_selection import read_meta as read_selection_meta
 from curator.contract.source_selection import read_selection
 from curator.contract.sources import KINDS, SourceManifestError, read_sources
 from curator.contract.versions import ContractError
@@ -263,6 +264,18 @@ def build_metrics(result: SimulationResult, pool: Pool) -> dict[str, Any]:
     }
 
 
+def write_unavailable(args: argparse.Namespace, out: Path, note: str) -> int:
+    """The dataset lists no sources (the selection says so): an empty pair manifest and curated list, so the
+    pipeline runs at curation.level: pairs; training on this list stops with the note."""
+    tmp = fresh_tmp_dir(out)
+    write_outputs(SimulationResult([], 0, {}, []), tmp, out,
+                  {VERSION_KEY: CURATED_SCHEMA_VERSION, "manifest": to_manifest_path(out / MANIFEST_NAME),
+                   "unavailable": note})
+    write_json(args.metrics, {"pairs": 0, "hours": 0.0, "unavailable": note})
+    print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m curator.datasets.simulation.from_selection", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim = load_section("simulation", cfg=cfg)
         params = load_section("source_simulate", cfg=cfg)
         data = load_section("data", cfg=cfg)
+        if Path(args.selection).is_file() and "unavailable" in read_selection_meta(args.selection):
+            return write_unavailable(args, out, read_selection_meta(args.selection)["unavailable"])
         selected = read_selected_ids(args.selection)
         pool = load_pool(args.sources, selected)
         tmp = fresh_tmp_dir(out)

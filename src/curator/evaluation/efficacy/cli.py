@@ -14,6 +14,7 @@ so a matrix cell is exactly what `dvc exp run -S ...` would have produced, at a 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.curated import read_meta
 from curator.contract.filters import SECONDS_PER_HOUR, arrow_columns, filter_columns, filter_mask
 from curator.contract.scores import STATUS_COLUMN, STATUS_OK, read_schema, read_scores
 from curator.contract.versions import ContractError
-from curator.evaluation.efficacy.params import (LEVEL_KEY, CompareParams, cell_list, compare_dir, eval_dir, run_id,
-                                                select_dir)
+from curator.evaluation.efficacy.params import (
+    LEVEL_KEY,
+    SKIPPED_FILE,
+    CompareParams,
+    cell_list,
+    compare_dir,
+    eval_dir,
+    run_id,
+    select_dir,
+)
+from curator.io import write_json
 
 MODELS_DIR = Path("models/compare")
 
@@ -90,8 +101,14 @@ def run_train(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int
 
     root = load_section("data", cfg=cfg).root
     rid = run_id(args.variant, args.budget, args.seed)
-    return train_main(["--config", args.config, "--curated_list",
-                       str(cell_list(root, args.variant, args.budget, params.variant_level(args.variant))),
+    curated = cell_list(root, args.variant, args.budget, params.variant_level(args.variant))
+    why = read_meta(curated) or {}
+    if "unavailable" in why:  # a source-level variant on a dataset without source lists: say so, train nothing
+        for folder in (MODELS_DIR / rid, compare_dir(root) / "train" / rid):
+            write_json(folder / SKIPPED_FILE, {"reason": why["unavailable"]})
+        print(f"efficacy train: {rid} not run: {why['unavailable']}", file=sys.stderr)
+        return 0
+    return train_main(["--config", args.config, "--curated_list", str(curated),
                        "--exp.name", rid, "--models_dir", str(MODELS_DIR), "--live_dir",
                        str(compare_dir(root) / "train" / rid), *params.active_profile().train,
                        f"train.seed={args.seed}"])
@@ -102,6 +119,10 @@ def run_eval(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:
 
     rid = run_id(args.variant, args.budget, args.seed)
     out = eval_dir(load_section("data", cfg=cfg).root, args.variant, args.budget, args.seed)
+    skipped = MODELS_DIR / rid / SKIPPED_FILE
+    if skipped.is_file():
+        write_json(out / SKIPPED_FILE, json.loads(skipped.read_text(encoding="utf-8")))
+        return 0
     return eval_main(["--config", args.config, "--ckpt", str(MODELS_DIR / rid / "best.ckpt"),
                       "--out", str(out / "eval.json"), "--per_utt", str(out / "per_utt.parquet"),
                       "--slices_out", str(out / "eval_slices.json"), "--plots", str(out / "plots"),

@@ -10,6 +10,9 @@ from curator.config import ConfigError, check_choice, check_range, read_entry, r
 SELECT_PREFIX = "select."
 SOURCE_PREFIX = "source_select."
 LEVEL_KEY = "curation.level"
+SKIPPED_FILE = "skipped.json"
+"""Written instead of a model / per-utterance metrics by a cell that cannot run (a source-level variant on a dataset
+that lists no sources); the report lists the variant as not run, with the reason."""
 VARIANT_PREFIXES = (SELECT_PREFIX, SOURCE_PREFIX, f"{LEVEL_KEY}=")
 """Variant overrides may only change the selection (``select``, or ``source_select`` with
 ``curation.level=sources``): every variant shares scores, simulation, model and recipe."""

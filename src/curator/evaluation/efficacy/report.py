@@ -10,6 +10,8 @@ disagree. The same seeded generator gives the same intervals on every machine.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from curator.config import load_section
-from curator.evaluation.efficacy.params import CompareParams, budget_tag, eval_dir
+from curator.evaluation.efficacy.params import SKIPPED_FILE, CompareParams, budget_tag, eval_dir
 from curator.evaluation.metrics import METRICS
 from curator.evaluation.paired import BOOTSTRAP_BLOCK, verdict, worst_mean
 from curator.io import atomic_path, write_json
@@ -85,6 +87,19 @@ def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, 
                     float(lo_ci), float(hi_ci),
                     float(worst_mean(ma, tail, higher_is_better) - worst_mean(mb, tail, higher_is_better)),
                     float(tlo), float(thi), verdict(float(lo_ci), float(hi_ci), higher_is_better))
+
+
+def skipped_variants(params: CompareParams, eval_dir: Any) -> dict[str, str]:
+    """Variants whose cells were not run, with why (a source-level variant on a dataset that lists no sources
+    writes ``skipped.json`` in its eval folders instead of per-utterance metrics)."""
+    out: dict[str, str] = {}
+    for variant in params.variants:
+        for budget in params.budgets:
+            for seed in params.seeds:
+                marker = Path(eval_dir(variant, budget, seed)) / SKIPPED_FILE
+                if marker.is_file():
+                    out[variant] = json.loads(marker.read_text(encoding="utf-8"))["reason"]
+    return out
 
 
 def load_runs(params: CompareParams, eval_dir: Any) -> pd.DataFrame:
@@ -227,6 +242,8 @@ def markdown(report: Mapping[str, Any]) -> str:
                 "n/a" if per[k][m]["mean"] is None else
                 f"{per[k][m]['mean']:.3f} [{per[k][m]['ci_low']:.3f}, {per[k][m]['ci_high']:.3f}]"
                 for k in tags) + " |")
+    for v, why in report.get("not_run", {}).items():
+        lines += ["", f"not run: `{v}`: {why}"]
     lines += ["", "resolution (median CI half-width of the comparisons): " + ", ".join(
         f"{m} {w}" for m, w in report["resolution"].items())]
     return "\n".join(lines) + "\n"
@@ -268,9 +285,17 @@ def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Pat
     """Load every run, write metrics/compare.json, the Markdown table and the learning-curve plot."""
     ev = load_section("eval", cfg=cfg, plugins=False)  # bootstrap and tail only, no metric checks
     root = load_section("data", cfg=cfg).root
+    not_run = skipped_variants(params, lambda v, b, s: eval_dir(root, v, b, s))
+    if params.baseline in not_run:
+        raise ReportError(f"the baseline variant '{params.baseline}' was not run: {not_run[params.baseline]}")
+    if not_run:
+        params = dataclasses.replace(
+            params, variants={v: o for v, o in params.variants.items() if v not in not_run},
+            gate_pairs={g: u for g, u in params.gate_pairs.items() if g not in not_run and u not in not_run})
     runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
     report = build_report(params, runs, ev.bootstrap.n_boot, ev.bootstrap.seed, ev.bootstrap.confidence,
                           ev.tail_fraction)
+    report["not_run"] = not_run
     write_json(out, report)
     text = markdown(report)
     with atomic_path(md) as tmp:

@@ -160,9 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SourceManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if sources.empty:
-        print(f"error: source manifest '{args.sources}' has no rows: nothing to score", file=sys.stderr)
-        return 2
+    if sources.empty:  # a dataset without source lists: empty outputs, so the pipeline runs at curation.level: pairs
+        import pyarrow as pa
+
+        from curator.contract.source_scores import LABELS
+
+        empty = pa.table({name: pa.array([], type=typ) for name, typ in LABELS.items()})
+        write_source_scores(empty, args.out, {"sources_sha256": sha256_file(args.sources)})
+        note = (f"source manifest '{args.sources}' has no rows (the dataset lists no sources): nothing scored, "
+                "source-level curation is unavailable")
+        write_json(args.metrics, {"rows": 0, "rows_by_kind": {k: 0 for k in KINDS}, "unavailable": note})
+        write_json(args.timings or timings_path(args.metrics), {"wall_sec": 0.0})
+        print(f"note: {note}", file=sys.stderr)
+        return 0
     work_dir = params.work_dir or f"{args.out}.shards"
     try:
         result = score_sources(sources, params, options, ref_quality, work_dir)

@@ -72,6 +72,21 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not os.path.isfile(path):
             raise SourceSelectionError(f"{flag} '{path}' does not exist; run the stage that writes it first")
     manifest = read_sources(args.sources)
+    if not (manifest["kind"] == "speech").any():  # a dataset without source lists: an empty selection, said so
+        import pandas as pd
+
+        from curator.contract.source_selection import COLUMNS
+
+        note = (f"source manifest '{args.sources}' has no speech sources (the dataset lists none): nothing selected, "
+                "source-level curation is unavailable")
+        inputs = {"sources": args.sources, "scores": args.scores}
+        write_selection(args.out, pd.DataFrame(columns=list(COLUMNS)),
+                        {"config": {"source_select": dataclasses.asdict(params)}, "n_selected": 0,
+                         "hours_selected": 0.0, "unavailable": note,
+                         "inputs": {k: {"path": v, "sha256": sha256_file(v)} for k, v in inputs.items()}})
+        write_json(args.metrics, {"n_selected": 0, "hours_selected": 0.0, "unavailable": note})
+        log.warning(note)
+        return 0
     scores = read_source_scores(args.scores)
     pairs = None
     if args.pair_scores is not None and params.hardness == "pairs":
