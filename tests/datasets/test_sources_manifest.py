@@ -140,8 +140,11 @@ def test_a_uid_in_two_lists_of_one_kind_is_an_error_naming_both(tmp_path, monkey
 def test_bad_source_params_are_clear_errors(tmp_path, monkeypatch, capsys):
     args = _official_sources(tmp_path / "official")
     monkeypatch.chdir(tmp_path)
-    assert _cli("--stage", "sources", *args, "dataset.urgent2026.sources.speech=[]") == 2
-    assert "dataset.urgent2026.sources.speech is empty" in capsys.readouterr().err
+    # no speech lists: an empty manifest that says why (the pair-level pipeline still runs on such a folder)
+    assert _cli("--stage", "sources", *args, "dataset.urgent2026.sources.speech=[]") == 0
+    assert "source-level curation (curation.level: sources) is unavailable" in capsys.readouterr().err
+    assert _rows(MANIFEST["urgent2026"]) == {}
+    assert "dataset.urgent2026.sources.speech is empty" in _metrics()["unavailable"]
     assert _cli("--stage", "sources", *args, "dataset.urgent2026.sources.corpus={librits: x}") == 2
     assert "['librits']" in capsys.readouterr().err
     with open(tmp_path / "official/lists/utt2lang", "a") as f:
@@ -287,8 +290,8 @@ def test_folder_globs_label_sources_from_paths(tmp_path, monkeypatch, capsys):
     assert corpus[("noise", "src-noise-dns-n")] == "src"  # counted up from each file
     assert _cli("--stage", "sources", *args, "dataset.folder.sources.corpus_level=4") == 2
     assert "corpus_level = 4, but 'src/noise/dns/n.wav' has only 3 folder(s)" in capsys.readouterr().err
-    assert _cli("--stage", "sources", *base) == 2
-    assert "dataset.folder.sources has no glob" in capsys.readouterr().err
+    assert _cli("--stage", "sources", *base) == 0  # no speech glob: an empty manifest that says why
+    assert "dataset.folder.sources.speech is null" in capsys.readouterr().err and _rows(MANIFEST["folder"]) == {}
     write_wav(tree / "src/speech/vctk/de/spk1/a.flac", speech_like(16000, 0.5), 16000)  # same id as a.wav
     assert _cli("--stage", "sources", *args) == 2
     err = capsys.readouterr().err
