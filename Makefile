@@ -36,7 +36,7 @@ compare: check ## the curation-efficacy matrix only (selectors x budgets x seeds
 	@cat metrics/compare.md
 
 check-lock: check ## rerun the data stages and compare their hashes with the committed dvc.lock (CI does this)
-	$(BIN)/dvc repro select
+	$(BIN)/dvc repro select source_simulate
 	$(BIN)/python benchmarks/check_lock.py
 
 test: setup ## run the test suite (end-to-end DVC test included)

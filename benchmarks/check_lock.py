@@ -2,7 +2,7 @@
 
 Run after a fresh ``dvc repro`` of the data stages (CI)::
 
-    python benchmarks/check_lock.py                       # prepare, manifest, probe, score, select vs HEAD
+    python benchmarks/check_lock.py                       # prepare..select and sources..source_simulate vs HEAD
     python benchmarks/check_lock.py --rev origin/main --stages prepare,manifest
 
 The expected hashes come from ``git show <rev>:dvc.lock`` (stages.<name>.outs[].md5), the actual ones are
@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-DATA_STAGES = ("prepare", "manifest", "probe", "score", "select")
+DATA_STAGES = ("prepare", "manifest", "probe", "score", "select", "sources", "source_score", "source_select",
+               "source_simulate")
 DIR_SUFFIX = ".dir"
 CHUNK = 1 << 20
 ALWAYS_IGNORED = (".gitignore", ".dvcignore")
