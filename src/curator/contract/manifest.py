@@ -79,6 +79,46 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def split_typed(row: dict[str, Any], types: dict[str, tuple[type, ...]], required: tuple[str, ...], where: str,
+                error: type[Exception]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A JSONL row's required fields present and its known fields of their types (bool is never a number);
+    returns (known fields, extra fields). Shared by the pair manifest and the source manifest."""
+    missing = [k for k in required if k not in row]
+    if missing:
+        raise error(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(required)})")
+    known = {k: v for k, v in row.items() if k in types}
+    extra = {k: v for k, v in row.items() if k not in types}
+    for key, value in known.items():
+        if isinstance(value, bool) or not isinstance(value, types[key]):
+            raise error(f"{where}: field '{key}' has type {type(value).__name__}, value {value!r}")
+    return known, extra
+
+
+def check_audio_fields(row: dict[str, Any], where: str, error: type[Exception]) -> float:
+    """``duration_sec`` positive and finite, ``sr`` positive, ``split`` known; returns the duration as a float."""
+    dur = float(row["duration_sec"])
+    if not math.isfinite(dur) or dur <= 0:
+        raise error(f"{where}: duration_sec must be a positive number, got {row['duration_sec']!r}")
+    if row["sr"] <= 0:
+        raise error(f"{where}: sr must be a positive integer, got {row['sr']!r}")
+    if row["split"] not in SPLITS:
+        raise error(f"{where}: split '{row['split']}' is not one of {', '.join(SPLITS)}")
+    return dur
+
+
+def iter_json_lines(path: str | os.PathLike[str], error: type[Exception]) -> Iterator[tuple[str, Any]]:
+    """``(file:line, decoded JSON)`` for every non-blank line of a JSONL file, lazily."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{where}: not valid JSON ({exc.msg})") from exc
+
+
 def validate_row(row: Any, where: str) -> Utterance:
     """Check one decoded row; ``where`` is ``file:line`` for the error message."""
     if not isinstance(row, dict):
@@ -92,23 +132,10 @@ def validate_row(row: Any, where: str) -> Utterance:
         except SchemaVersionError as exc:
             raise ManifestError(str(exc)) from exc
         row = {k: v for k, v in row.items() if k != VERSION_FIELD}
-    missing = [k for k in REQUIRED if k not in row]
-    if missing:
-        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
-    known = {k: v for k, v in row.items() if k in _TYPES}
-    extra = {k: v for k, v in row.items() if k not in _TYPES}
-    for key, value in known.items():
-        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
-            raise ManifestError(f"{where}: field '{key}' has type {type(value).__name__}, value {value!r}")
+    known, extra = split_typed(row, _TYPES, REQUIRED, where, ManifestError)
     if not row["utt_id"]:
         raise ManifestError(f"{where}: empty utt_id")
-    dur = float(row["duration_sec"])
-    if not math.isfinite(dur) or dur <= 0:
-        raise ManifestError(f"{where}: duration_sec must be a positive number, got {row['duration_sec']!r}")
-    if row["sr"] <= 0:
-        raise ManifestError(f"{where}: sr must be a positive integer, got {row['sr']!r}")
-    if row["split"] not in SPLITS:
-        raise ManifestError(f"{where}: split '{row['split']}' is not one of {', '.join(SPLITS)}")
+    dur = check_audio_fields(row, where, ManifestError)
     utt = Utterance(**known)
     utt.duration_sec = dur
     if extra:
@@ -119,20 +146,12 @@ def validate_row(row: Any, where: str) -> Utterance:
 def iter_manifest(path: str | os.PathLike[str]) -> Iterator[Utterance]:
     """Lazily read and validate a manifest, one row at a time (a million lines never sit in memory)."""
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
-            utt = validate_row(row, where)
-            if utt.utt_id in seen:
-                raise ManifestError(f"{where}: duplicate utt_id '{utt.utt_id}'")
-            seen.add(utt.utt_id)
-            yield utt
+    for where, row in iter_json_lines(path, ManifestError):
+        utt = validate_row(row, where)
+        if utt.utt_id in seen:
+            raise ManifestError(f"{where}: duplicate utt_id '{utt.utt_id}'")
+        seen.add(utt.utt_id)
+        yield utt
 
 
 def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from curator.contract.data import SPLITS
+from curator.contract.manifest import check_audio_fields, iter_json_lines, split_typed
 from curator.contract.versions import ContractError, SchemaVersionError, check_version
 from curator.io import atomic_open
 
@@ -93,26 +92,13 @@ def validate_source(row: Any, where: str) -> Source:
     except SchemaVersionError as exc:
         raise SourceManifestError(str(exc)) from exc
     row = {k: v for k, v in row.items() if k != VERSION_FIELD}
-    missing = [k for k in REQUIRED if k not in row]
-    if missing:
-        raise SourceManifestError(f"{where}: missing field(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
-    known = {k: v for k, v in row.items() if k in _TYPES}
-    extra = {k: v for k, v in row.items() if k not in _TYPES}
-    for key, value in known.items():
-        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
-            raise SourceManifestError(f"{where}: field '{key}' has type {type(value).__name__}, value {value!r}")
+    known, extra = split_typed(row, _TYPES, REQUIRED, where, SourceManifestError)
     if not row["source_id"] or row["source_id"] != row["source_id"].strip() or any(c.isspace() for c in row["source_id"]):
         raise SourceManifestError(f"{where}: source_id {row['source_id']!r} is empty or has whitespace "
                                   "(official lists are whitespace-separated)")
     if row["kind"] not in KINDS:
         raise SourceManifestError(f"{where}: kind '{row['kind']}' is not one of {', '.join(KINDS)}")
-    dur = float(row["duration_sec"])
-    if not math.isfinite(dur) or dur <= 0:
-        raise SourceManifestError(f"{where}: duration_sec must be a positive number, got {row['duration_sec']!r}")
-    if row["sr"] <= 0:
-        raise SourceManifestError(f"{where}: sr must be a positive integer, got {row['sr']!r}")
-    if row["split"] not in SPLITS:
-        raise SourceManifestError(f"{where}: split '{row['split']}' is not one of {', '.join(SPLITS)}")
+    dur = check_audio_fields(row, where, SourceManifestError)
     src = Source(**known)
     src.duration_sec = dur
     if extra:
@@ -123,20 +109,12 @@ def validate_source(row: Any, where: str) -> Source:
 def iter_sources(path: str | os.PathLike[str]) -> Iterator[Source]:
     """Lazily read and validate a source manifest; a repeated ``(kind, source_id)`` is an error."""
     seen: set[tuple[str, str]] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceManifestError(f"{where}: not valid JSON ({exc.msg})") from exc
-            src = validate_source(row, where)
-            if src.key in seen:
-                raise SourceManifestError(f"{where}: duplicate {src.kind} source_id '{src.source_id}'")
-            seen.add(src.key)
-            yield src
+    for where, row in iter_json_lines(path, SourceManifestError):
+        src = validate_source(row, where)
+        if src.key in seen:
+            raise SourceManifestError(f"{where}: duplicate {src.kind} source_id '{src.source_id}'")
+        seen.add(src.key)
+        yield src
 
 
 def read_sources(path: str | os.PathLike[str], kinds: Iterable[str] | None = None) -> pd.DataFrame:

@@ -65,9 +65,33 @@ class RefQualityParams:
         _check_composite("score.ref_quality", self.weights, self.ranges, "[bad, good]")
 
 
+class ExecutionMixin:
+    """Workers, devices and their checks, shared by ``score`` and ``source_score`` (both run the same runner); the
+    dataclass using it has ``num_workers, threads_per_worker, decode_workers, shard_size, batch_size, device``."""
+
+    def check_execution(self, section: str) -> None:
+        check_range(f"{section}.num_workers", self.num_workers, lo=0)
+        check_range(f"{section}.threads_per_worker", self.threads_per_worker, lo=1)
+        check_range(f"{section}.decode_workers", self.decode_workers, lo=1)
+        check_range(f"{section}.shard_size", self.shard_size, lo=1)
+        check_range(f"{section}.batch_size", self.batch_size, lo=1)
+
+    def workers(self) -> int:
+        """Worker processes (local) or actors (ray): ``num_workers``, or one per CPU core when 0."""
+        return self.num_workers or max(1, (os.cpu_count() or 1) // self.threads_per_worker)
+
+    def resolved_device(self) -> str:
+        """``auto`` -> cuda when a GPU is visible, else cpu."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @register_section("score")
 @dataclass
-class ScoreParams:
+class ScoreParams(ExecutionMixin):
     scorers: list[str]
     loss_proxy: LossProxyParams
     ref_quality: RefQualityParams
@@ -91,22 +115,6 @@ class ScoreParams:
     def __post_init__(self) -> None:
         if len(set(self.scorers)) != len(self.scorers):
             raise ConfigError(f"'score.scorers' lists a scorer twice: {self.scorers}")
-        check_range("score.num_workers", self.num_workers, lo=0)
-        check_range("score.threads_per_worker", self.threads_per_worker, lo=1)
-        check_range("score.decode_workers", self.decode_workers, lo=1)
-        check_range("score.shard_size", self.shard_size, lo=1)
-        check_range("score.batch_size", self.batch_size, lo=1)
+        self.check_execution("score")
         check_range("score.min_duration_sec", self.min_duration_sec, lo=0.0)
         check_range("score.max_length_mismatch_sec", self.max_length_mismatch_sec, lo=0.0)
-
-    def workers(self) -> int:
-        """Worker processes (local) or actors (ray): ``num_workers``, or one per CPU core when 0."""
-        return self.num_workers or max(1, (os.cpu_count() or 1) // self.threads_per_worker)
-
-    def resolved_device(self) -> str:
-        """``auto`` -> cuda when a GPU is visible, else cpu."""
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,11 +8,11 @@ columns mean exactly what they mean in the pairs' scores table; everything about
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 from curator.config import ConfigError, check_range, register_section
+from curator.scoring.params import ExecutionMixin
 
 
 @dataclass
@@ -60,7 +60,7 @@ class RirSourceParams:
 
 @register_section("source_score")
 @dataclass
-class SourceScoreParams:
+class SourceScoreParams(ExecutionMixin):
     speech: SpeechSourceParams
     noise: NoiseSourceParams
     rir: RirSourceParams
@@ -78,20 +78,4 @@ class SourceScoreParams:
     mixed_precision: bool = False
 
     def __post_init__(self) -> None:
-        check_range("source_score.num_workers", self.num_workers, lo=0)
-        check_range("source_score.threads_per_worker", self.threads_per_worker, lo=1)
-        check_range("source_score.decode_workers", self.decode_workers, lo=1)
-        check_range("source_score.shard_size", self.shard_size, lo=1)
-        check_range("source_score.batch_size", self.batch_size, lo=1)
-
-    def workers(self) -> int:
-        """Worker processes (local) or actors (ray): ``num_workers``, or one per CPU core when 0."""
-        return self.num_workers or max(1, (os.cpu_count() or 1) // self.threads_per_worker)
-
-    def resolved_device(self) -> str:
-        """``auto`` -> cuda when a GPU is visible, else cpu."""
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        self.check_execution("source_score")
