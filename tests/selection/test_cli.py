@@ -137,3 +137,27 @@ def test_quotas_override_wins_over_the_quotas_file(stage: Path, override: str) -
     meta = json.loads((out / "curated_train_meta.json").read_text())
     assert meta["config"]["quotas"] == {"distortion": {"reverb": 0.5, "noise": 0.3}}
     assert meta["quota_report"]["slices"]["reverb"]["quota_fraction"] == pytest.approx(0.5)
+
+
+def test_same_bytes_for_any_thread_count(tmp_path: Path) -> None:
+    """The selection's work runs in blocks shaped by the data (workers.py), so 1, 2 and 3 threads write the same
+    bytes on a table that takes every parallel path: row groups read in parallel, several coverage slices,
+    cell-pruned (ivf) search with several row blocks per batch and several cell groups, and the windowed check."""
+    table, truth = synthetic_scores(SyntheticSpec(n=24_000, dim=32, seed=4, rows_per_source=40))
+    write_table(table, tmp_path / "scores.parquet", row_group_size=5_000)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    params = yaml.safe_load(TEST_PARAMS.read_text())
+    params["select"]["K_hours"] = 0.3 * float(table["duration_sec"].to_numpy().sum()) / 3600.0
+    params["select"]["diversity"].update(search="ivf", chunk_size=3_000)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    outs = {}
+    for threads in (1, 2, 3):
+        code, outs[threads] = run(tmp_path, f"t{threads}", f"select.threads={threads}")
+        assert code == 0
+    meta = json.loads((outs[1] / "curated_train_meta.json").read_text())
+    search = meta["diversity"]
+    assert search["mode"] == "ivf" and search["nlist"] > 1 and "threads" not in meta["config"]["select"]
+    metrics = json.loads((outs[1] / "select.json").read_text())
+    assert metrics["diversity"]["check"].startswith("exact all-pairs") and metrics["diversity"]["violations_found"] == 0
+    for name in ("curated_train.csv", "curated_train_meta.json", "select.json", "plots/loss_hist.csv"):
+        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes() == (outs[3] / name).read_bytes(), name

@@ -192,8 +192,8 @@ def test_seeding_gives_one_cell_per_cluster_below_the_cap() -> None:
 
 @pytest.mark.parametrize("nlist", [0, 3])
 def test_check_with_the_greedys_cells_finds_the_same_pairs_and_maximum(nlist: int) -> None:
-    """The final check may reuse the cells the greedy located the rows in: same pairs, same exact maximum
-    (nlist 3: large cells, wide rings)."""
+    """The final check may reuse the cells the greedy located the rows in, and the cell windows its queries
+    reached: same pairs, same exact maximum (nlist 3: large cells, wide rings)."""
     emb = geometry_embeddings("near_duplicate", 3000, 12, seed=8)
     x = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     rows = np.random.default_rng(2).permutation(len(x))
@@ -204,11 +204,15 @@ def test_check_with_the_greedys_cells_finds_the_same_pairs_and_maximum(nlist: in
     fresh = check_selection(x, rows, 0.99, index.centroids, sample=100, seed=0, chunk=256)
     reused = check_selection(x, rows, 0.99, index.centroids, sample=100, seed=0, chunk=256,
                              located=index.cells_of(rows))
+    windows = index.windows_for(rows)
+    assert windows is not None and sum(len(w.rows) for w in windows) == len(rows)
+    windowed = check_selection(x, rows, 0.99, index.centroids, sample=100, seed=0, chunk=256,
+                               located=index.cells_of(rows), windows=windows)
     sim = x.astype(np.float64) @ x.astype(np.float64).T
     pos = np.argsort(rows)
     truth = {tuple(sorted((int(pos[a]), int(pos[b])))) for a, b in np.argwhere(np.triu(sim > 0.99, k=1))}
     assert len(truth) > 10 and fresh.method.startswith("exact all-pairs")
-    for check in (fresh, reused):
+    for check in (fresh, reused, windowed):
         assert {tuple(p) for p in check.violations.tolist()} == truth
         assert check.nn_cosine_max == pytest.approx(worst_pair(x), abs=1e-6)
 
@@ -216,8 +220,10 @@ def test_check_with_the_greedys_cells_finds_the_same_pairs_and_maximum(nlist: in
 @pytest.mark.parametrize("n_queries", [3, 64])
 def test_ring_kernels_agree_with_brute_force(n_queries: int) -> None:
     """One cell whose members all sit at one angle: every ring is the whole cell; the compiled scans must give
-    exactly the brute-force pairs, hits and largest cosines."""
-    from curator.selection.diversity import ANGLE_MARGIN, _ring_hits, _ring_pairs
+    exactly the brute-force pairs, hits and largest cosines, over the entries of the window they are asked for
+    only, and the same whether the cell ranges run on one thread or two."""
+    from curator.selection import workers
+    from curator.selection.diversity import ANGLE_MARGIN, IN_BATCH, IN_STORE, Entries, ring_hits, ring_pairs
 
     rng = np.random.default_rng(3)
     base = rng.standard_normal((40, 8))
@@ -226,16 +232,25 @@ def test_ring_kernels_agree_with_brute_force(n_queries: int) -> None:
     members, queries = x[:128], np.ascontiguousarray(x[128:])
     threshold = 0.98
     theta = float(np.arccos(threshold)) + ANGLE_MARGIN
-    cptr, cq, cang = np.array([0, n_queries]), np.arange(n_queries), np.full(n_queries, 0.5)
+    # every query in the store window; the odd ones in the batch window too
+    flag = np.where(np.arange(n_queries) % 2 == 1, IN_STORE | IN_BATCH, IN_STORE).astype(np.uint8)
+    entries = Entries(np.array([0, n_queries]), np.arange(n_queries), np.full(n_queries, 0.5), flag)
     mptr, mang = np.array([0, 128]), np.full(128, 0.5)
     up, low = np.float32(threshold + 1e-5), np.float32(threshold - 1e-5)
-    best, mbest = np.full(n_queries, -2.0, np.float32), np.full(128, -2.0, np.float32)
-    out_q, out_m, work = _ring_pairs(queries, np.ones(n_queries, np.int64), cptr, cq, cang, mptr, members,
-                                     np.zeros(128, np.int64), mang, theta, up, low, threshold, best, mbest)
     sim = queries.astype(np.float64) @ members.astype(np.float64).T
     truth = set(map(tuple, np.argwhere(sim > threshold).tolist()))
-    assert len(truth) > 3 and set(zip(out_q.tolist(), out_m.tolist(), strict=True)) == truth
-    assert work == n_queries * 128 and np.allclose(best, sim.max(axis=1), atol=1e-5)
-    hit = np.zeros(n_queries, dtype=bool)
-    _ring_hits(queries, cptr, cq, cang, mptr, np.arange(128), mang, members, theta, up, low, threshold, hit)
-    assert np.array_equal(hit, (sim > threshold).any(axis=1))
+    assert len(truth) > 3
+    for threads in (1, 2):
+        with workers.threads(threads):
+            best, mbest = np.full(n_queries, -2.0, np.float32), np.full(128, -2.0, np.float32)
+            out_q, out_m, work = ring_pairs(queries, np.ones(n_queries, np.int64), entries, IN_STORE, mptr, members,
+                                            np.zeros(128, np.int64), mang, theta, up, low, threshold, best, mbest)
+            assert set(zip(out_q.tolist(), out_m.tolist(), strict=True)) == truth
+            assert work == n_queries * 128 and np.allclose(best, sim.max(axis=1), atol=1e-5)
+            assert np.allclose(mbest, sim.max(axis=0), atol=1e-5)
+            out_q, _, work = ring_pairs(queries, np.ones(n_queries, np.int64), entries, IN_BATCH, mptr, members,
+                                        np.zeros(128, np.int64), mang, theta, up, low, threshold,
+                                        np.full(n_queries, -2.0, np.float32), np.full(128, -2.0, np.float32))
+            assert work == (n_queries // 2) * 128 and set(out_q.tolist()) <= set(range(1, n_queries, 2))
+            hit, _ = ring_hits(queries, entries, mptr, np.arange(128), mang, members, theta, up, low, threshold)
+            assert np.array_equal(hit, (sim > threshold).any(axis=1))

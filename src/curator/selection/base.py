@@ -28,6 +28,7 @@ import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from curator.contract.data import Filters
+from curator.selection import workers
 from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
@@ -131,17 +132,19 @@ class BaseSelector(ABC):
     def load(self, source: ScoresSource) -> Pool:
         """Read and validate the scores (Parquet path, Arrow table or DataFrame) into a pool."""
         p = self.params
-        return load_pool(source, p.slice_key, self.filters, quality_columns=p.quality_columns(),
-                         center=p.diversity.center,
-                         max_invalid_fraction=p.max_invalid_fraction, seed=p.seed,
-                         flag_slices=flag_quota_names(self.quotas))
+        with threadpool_limits(limits=1), workers.threads(p.threads):
+            return load_pool(source, p.slice_key, self.filters, quality_columns=p.quality_columns(),
+                             center=p.diversity.center,
+                             max_invalid_fraction=p.max_invalid_fraction, seed=p.seed,
+                             flag_slices=flag_quota_names(self.quotas))
 
     def run(self, pool: Pool) -> Selection:
         """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool.
 
-        BLAS and OpenMP (faiss) run on ``select.threads`` threads throughout (see ``SelectParams.threads``).
+        The work runs in fixed blocks on ``select.threads`` threads, each block's BLAS and OpenMP (faiss) on one
+        thread (``workers.py``): the bytes do not depend on the thread count (see ``SelectParams.threads``).
         """
-        with threadpool_limits(limits=self.params.threads):
+        with threadpool_limits(limits=1), workers.threads(self.params.threads):
             return self._run(pool)
 
     def _run(self, pool: Pool) -> Selection:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import logging
 import sys
 import time
@@ -23,6 +24,7 @@ import pandas as pd
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.curated import meta_path
 from curator.io import atomic_open, sha256_file, write_json
+from curator.selection.params import recorded_config
 from curator.selection.pool import PoolError
 from curator.selection.quotas import load_quotas
 from curator.selection.registry import SELECTORS, build
@@ -111,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     # the scores file's hash is only needed for the sidecar: a second thread computes it meanwhile (hashlib and
     # file reads release the GIL), so its seconds (about 1 s per GB) are off the critical path
-    hashing = ThreadPoolExecutor(max_workers=1)
+    hashing = ThreadPoolExecutor(max_workers=2)
     scores_sha256 = hashing.submit(sha256_file, args.scores)
+    # matplotlib (about 0.5 s of imports) loads meanwhile too, while the pool is read
+    hashing.submit(lambda: importlib.import_module("curator.selection.plots").load_matplotlib())
     hashing.shutdown(wait=False)
     pool = selector.load(args.scores)
     log.info("pool: %d rows, %.2f h in %d slices (%s)", pool.n, pool.hours.sum(), pool.n_slices,
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     sel = selector.run(pool)
     tails = tail_stats(sel)
     metrics = build_metrics(sel, truth, tails)
-    config = {"select": dataclasses.asdict(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
+    config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
     meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
 
     out = Path(args.out)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from curator.selection import workers
 from curator.selection.params import CoverageParams
 
 
@@ -45,12 +46,23 @@ def coverage_order(emb: np.ndarray, group: np.ndarray, mask: np.ndarray, params:
     rnd = np.full(n, -1, dtype=np.int64)
     visit = np.full(n, -1, dtype=np.int64)
     cluster = np.full(n, -1, dtype=np.int64)
-    for g in np.unique(group[mask]):
-        rows = np.flatnonzero(mask & (group == g))
-        labels, sim, centroids = _cluster(np.ascontiguousarray(emb[rows]), params, seed + int(g))
+    members = np.flatnonzero(mask)
+    members = members[np.argsort(group[members], kind="stable")]
+    values, starts = np.unique(group[members], return_index=True)
+    bounds = [*starts.tolist(), len(members)]
+
+    def one(k: int) -> None:
+        # the slices run on the selection's threads (``workers.py``), each k-means on one OpenMP thread: faiss's
+        # sums then have one order, so the clusters do not depend on the thread count
+        faiss.omp_set_num_threads(1)
+        rows = members[bounds[k]:bounds[k + 1]]
+        labels, sim, centroids = _cluster(np.ascontiguousarray(emb[rows]), params, seed + int(values[k]))
         rnd[rows] = _rank_in_cluster(labels, sim)
         visit[rows] = _visit_rank(centroids, np.bincount(labels, minlength=len(centroids)))[labels]
         cluster[rows] = labels
+
+    # largest slices first, so the threads finish together (each slice writes its own rows)
+    workers.blocks(one, np.argsort(-np.diff(bounds), kind="stable").tolist())
     return CoverageOrder(round=rnd, visit=visit, cluster=cluster)
 
 

@@ -20,11 +20,14 @@ much work is skipped. ``exact`` mode is one cell (every pair, BLAS blocks of bou
 Speed (IVF): the cells are seeded one per natural cluster of the data (:func:`train_centroids`), so a query's
 rings hold a few hundred rows; the scans are compiled (numba) and run cell by cell, each cell's members read
 once per batch from one contiguous buffer; the only dense products are each batch's cosines to the
-centroids (one BLAS call per batch).
+centroids. Products and scans run on ``select.threads`` threads in blocks fixed by the data (row blocks of
+:data:`SIMS_BLOCK_ROWS`, :data:`CELL_GROUPS` cell ranges; ``workers.py``), so the selection and every figure,
+pair products included, are the same for any thread count.
 
 After the greedy, :func:`check_selection` verifies the final selection independently of the greedy's
-batching (an exact all-pairs range search over the selected rows with the same bounds, in blocks of
-queries against static cells built from the final selection) and measures the
+dynamic state (an exact all-pairs range search over the selected rows with the same bounds, every query
+against static cells built from the final selection, no early stop; the cells each row's query reached are
+the ones the greedy recorded, which spares a second product with the centroids) and measures the
 largest selected-pair cosine exactly; ``fill.py`` drops the later pick of any violating pair (none is
 expected: the greedy is exact) and the metrics report what was checked, found and repaired.
 """
@@ -40,6 +43,7 @@ import faiss
 import numba
 import numpy as np
 
+from curator.selection import workers
 from curator.selection.params import DiversityParams
 
 GROWTH = 1.5
@@ -90,6 +94,19 @@ the selection is audited on a sample (see :func:`check_selection`). The greedy s
 hit and the check does not, so the full check's products run near the greedy's (on the 1M-row benchmark
 table: 5.4e7 against 5.9e7); a factor of 2 keeps it full there with room, and the audit for embeddings whose
 cells prune little."""
+SIMS_BLOCK_ROWS = 1024
+"""Rows per block of a (rows x cells) cosine product: one single-threaded BLAS call per block, the blocks spread
+over ``select.threads`` threads (``workers.py``). The block shape depends on the data alone, so every cosine has
+the same bits for any thread count (a float32 product's last bits follow its blocking); 1,024 rows x 3,204
+cells is 13 MB."""
+CELL_GROUPS = 16
+"""The ring scans run on this many contiguous cell ranges (balanced by their (query, cell) entries), each with its
+own early-stop state: the unit of parallel work, fixed so the pair products counted are the same for any
+thread count."""
+LOCATE_ROWS = 1 << 16
+"""Rows located at once when only their home cells are wanted (their cosines are dropped block by block)."""
+IN_STORE, IN_BATCH = 1, 2
+"""Flags of a (query, cell) entry: the cell is in the query's window over the stored rows / over its batch."""
 STATS_MAX_PAIRS = 1 << 26
 """Pair products spent on the exact nearest-neighbour mean: the sample shrinks on large selections."""
 
@@ -127,34 +144,35 @@ class NeighbourIndex:
         self.products = 0
         self._home = np.zeros(0, dtype=np.int64)
         self._angle = np.zeros(0)
+        self._entries: Entries | None = None
+        self.windows: list[BatchWindows] = []
+        """The window entries of every selected row, as its batch was queried (see :meth:`windows_for`)."""
 
-    def locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Home cell (nearest centroid), angle to it, and the cosines to every centroid (None: one cell)."""
+    def locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+        """Home cell (nearest centroid), angle to it, and the cosines to every centroid in row blocks of
+        :data:`SIMS_BLOCK_ROWS` (None: one cell)."""
         if self.centroids is None:
             return np.zeros(len(x), dtype=np.int64), np.zeros(len(x)), None
-        sims = x @ self.centroids.T
-        home = np.argmax(sims, axis=1)
-        angle = np.arccos(np.clip(sims[np.arange(len(x)), home].astype(np.float64), -1.0, 1.0))
-        return home, angle, sims
+        return locate_blocks(x, self.centroids)
 
     def query(self, rows: np.ndarray) -> ChunkNeighbours:
         """Near-duplicates of ``rows`` (distinct) among the selected rows and among ``rows`` themselves."""
         x = np.ascontiguousarray(self.emb[rows])
         self.queried += len(rows)
+        self._entries = None
         home, angle, sims = self.locate(x)
         self._home, self._angle = home, angle
         if sims is not None:
             return self._query_cells(rows, x, home, angle, sims)
         hit = np.zeros(len(rows), dtype=bool)
         cells = self.cells
-        for cell, qs in cell_groups(sims, len(rows), cells.rmin, cells.rmax, cells.sizes > 0, self.theta):
+        for cell, qs in one_cell(len(rows), cells.sizes > 0):
             todo = qs[~hit[qs]]
             if len(todo):
                 hit[todo] = self._any_above(x[todo], cells.vectors(cell))
         members, bounds = _members_by_cell(home, self.nlist)
-        rmin, rmax = _radii(home, angle, self.nlist)
         pair_q, pair_b = [], []
-        for cell, qs in cell_groups(sims, len(rows), rmin, rmax, np.diff(bounds) > 0, self.theta):
+        for cell, qs in one_cell(len(rows), np.diff(bounds) > 0):
             mine = members[bounds[cell]:bounds[cell + 1]]
             for lo, hi in _blocks(len(qs), len(mine)):
                 qi, bi = np.nonzero(exceeds(x[qs] @ x[mine[lo:hi]].T, x[qs], x[mine[lo:hi]], self.threshold))
@@ -164,25 +182,26 @@ class NeighbourIndex:
         return ChunkNeighbours(hit=hit, **_csr(pair_q, pair_b, len(rows)))
 
     def _query_cells(self, rows: np.ndarray, x: np.ndarray, home: np.ndarray, angle: np.ndarray,
-                     sims: np.ndarray) -> ChunkNeighbours:
-        """:meth:`query` with k-means cells: compiled ring scans, one cell at a time (module docstring)."""
-        hit = np.zeros(len(rows), dtype=bool)
+                     sims: list[np.ndarray]) -> ChunkNeighbours:
+        """:meth:`query` with k-means cells: compiled ring scans over cell groups (module docstring)."""
         store = self.ring
-        if store.size:
-            lo, hi = cosine_window(store.rmin, store.rmax, np.isfinite(store.rmax), self.theta)
-            cptr, cq, cang = _cell_queries(sims, lo, hi)
-            mptr, mrow, mang = store.csr()
-            self.products += _ring_hits(x, cptr, cq, cang, mptr, mrow, mang, self.emb, self.width, self.upper,
-                                        self.lower, self.threshold, hit)
+        s_lo, s_hi = cosine_window(store.rmin, store.rmax, np.isfinite(store.rmax), self.theta)
         bptr, order = _by_cell(home, angle, self.nlist)
         rmin, rmax = _radii(home, angle, self.nlist)
-        lo, hi = cosine_window(rmin, rmax, np.diff(bptr) > 0, self.theta)
-        cptr, cq, cang = _cell_queries(sims, lo, hi)
+        b_lo, b_hi = cosine_window(rmin, rmax, np.diff(bptr) > 0, self.theta)
+        entries = window_entries(sims, s_lo, s_hi, b_lo, b_hi, self.nlist)
+        self._entries = entries
+        hit = np.zeros(len(rows), dtype=bool)
+        if store.size:
+            mptr, mrow, mang = store.csr()
+            hit, work = ring_hits(x, entries, mptr, mrow, mang, self.emb, self.width, self.upper, self.lower,
+                                  self.threshold)
+            self.products += work
         # every ordered pair of distinct batch rows (member key 0 < query key 1); self-pairs are dropped by _csr
-        out_q, out_m, work = _ring_pairs(x, np.ones(len(rows), dtype=np.int64), cptr, cq, cang, bptr, x[order],
-                                         np.zeros(len(rows), dtype=np.int64), angle[order], self.width,
-                                         self.upper, self.lower, self.threshold,
-                                         np.full(len(rows), -2.0, np.float32), np.full(len(rows), -2.0, np.float32))
+        best = np.full(len(rows), -2.0, np.float32)
+        out_q, out_m, work = ring_pairs(x, np.ones(len(rows), dtype=np.int64), entries, IN_BATCH, bptr, x[order],
+                                        np.zeros(len(rows), dtype=np.int64), angle[order], self.width, self.upper,
+                                        self.lower, self.threshold, best, np.full(len(rows), -2.0, np.float32))
         self.products += work
         return ChunkNeighbours(hit=hit, **_csr([out_q], [order[out_m]], len(rows)))
 
@@ -198,6 +217,10 @@ class NeighbourIndex:
         """Store newly selected ``rows``; ``positions`` are their indices in the last :meth:`query` batch."""
         if len(rows) and self.ring is not None:
             self.ring.append(self._home[positions], rows, self._angle[positions])
+            if self._entries is not None:
+                ptr, query, angle = _keep_queries(self._entries.ptr, self._entries.query, self._entries.angle,
+                                                  np.asarray(positions, dtype=np.int64), len(self._home))
+                self.windows.append(BatchWindows(np.asarray(rows, dtype=np.int64), ptr, query, angle))
         elif len(rows):
             self.cells.append(self._home[positions], self.emb[rows], rows, self._angle[positions])
 
@@ -215,6 +238,29 @@ class NeighbourIndex:
     def remove(self, rows: np.ndarray) -> None:
         """Forget stored ``rows`` (a repair dropped them from the selection)."""
         (self.ring if self.ring is not None else self.cells).remove(rows)
+
+    def windows_for(self, picked: np.ndarray) -> list[BatchWindows] | None:
+        """The recorded windows of the selection ``picked`` (rows in selection order), queries renumbered to
+        selection positions; None unless every picked row has one (then the check locates the rows itself).
+
+        A row's windows were taken when its batch was queried, over the rows stored then and its own batch:
+        every row selected before it was one or the other, so they hold every cell where an earlier pick can lie
+        within the threshold (the check's own bound); the check needs no second product with the centroids.
+        """
+        if self.ring is None or not self.windows:
+            return None
+        position = np.full(len(self.emb), -1, dtype=np.int64)
+        position[picked] = np.arange(len(picked))
+        out, covered = [], 0
+        for w in self.windows:
+            pos = position[w.rows]
+            if (pos < 0).any():  # a repair dropped some of this batch's picks
+                keep = np.flatnonzero(pos >= 0)
+                ptr, query, angle = _keep_queries(w.ptr, w.query, w.angle, keep, len(w.rows))
+                w, pos = BatchWindows(w.rows[keep], ptr, query, angle), pos[keep]
+            out.append(BatchWindows(pos, w.ptr, w.query, w.angle))
+            covered += len(pos)
+        return out if covered == len(picked) else None
 
 
 class CellStore:
@@ -275,7 +321,7 @@ class CellStore:
             self.sizes[cell] = n
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _dot32(a, b):  # noqa: ANN001, ANN202
     """Float32 dot product (vectorised; its rounding is settled by the float64 border re-decision)."""
     acc = np.float32(0.0)
@@ -284,7 +330,7 @@ def _dot32(a, b):  # noqa: ANN001, ANN202
     return acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _above(s, a, b, upper, lower, threshold):  # noqa: ANN001, ANN202
     """:func:`exceeds` for one pair: float32 ``s`` decided outside the border band, float64 inside it."""
     if s > upper:
@@ -297,39 +343,176 @@ def _above(s, a, b, upper, lower, threshold):  # noqa: ANN001, ANN202
     return acc > threshold
 
 
-@numba.njit(cache=True)
-def _cell_queries(sims, lo, hi):  # noqa: ANN001, ANN202
-    """CSR cell -> (queries, their angle to the cell's centroid) for the (query, cell) pairs in the window."""
-    n, nlist = sims.shape
-    ptr = np.zeros(nlist + 1, dtype=np.int64)
-    for q in range(n):
-        for c in range(nlist):
-            s = sims[q, c]
-            if s >= lo[c] and s <= hi[c]:
-                ptr[c + 1] += 1
+@dataclass
+class Entries:
+    """The (query, cell) pairs inside a window, cell-major (CSR over cells), queries ascending within a cell."""
+
+    ptr: np.ndarray
+    query: np.ndarray
+    angle: np.ndarray
+    """The query's angle to the cell's centroid (float64 of its float32 cosine)."""
+    flag: np.ndarray
+    """:data:`IN_STORE` / :data:`IN_BATCH` bits: which window(s) the pair is in."""
+
+
+@dataclass
+class BatchWindows:
+    """The window entries of the rows one greedy batch selected: ``rows`` (pool rows, or selection positions
+    in :meth:`NeighbourIndex.windows_for`), and cell-major entries whose ``query`` indexes ``rows``."""
+
+    rows: np.ndarray
+    ptr: np.ndarray
+    query: np.ndarray
+    angle: np.ndarray
+    """float32: far finer than :data:`ANGLE_MARGIN`, half the memory of the selection's windows."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _keep_queries(ptr, query, angle, keep, n):  # noqa: ANN001, ANN202
+    """The entries of the queries ``keep`` (renumbered 0..len(keep)-1), still cell-major, angles as float32."""
+    local = np.full(n, -1, dtype=np.int64)
+    for i in range(len(keep)):
+        local[keep[i]] = i
+    nlist = len(ptr) - 1
+    out_ptr = np.zeros(nlist + 1, dtype=np.int64)
+    count = 0
     for c in range(nlist):
+        for k in range(ptr[c], ptr[c + 1]):
+            if local[query[k]] >= 0:
+                count += 1
+        out_ptr[c + 1] = count
+    out_q = np.empty(count, dtype=np.int32)
+    out_a = np.empty(count, dtype=np.float32)
+    j = 0
+    for k in range(ptr[nlist]):
+        q = local[query[k]]
+        if q >= 0:
+            out_q[j] = q
+            out_a[j] = angle[k]
+            j += 1
+    return out_ptr, out_q, out_a
+
+
+def centroid_sims(x: np.ndarray, centroids: np.ndarray) -> list[np.ndarray]:
+    """The cosines of ``x``'s rows to every centroid, in row blocks of :data:`SIMS_BLOCK_ROWS`."""
+    return workers.blocks(lambda span: x[span[0]:span[1]] @ centroids.T, workers.spans(len(x), SIMS_BLOCK_ROWS))
+
+
+def nearest(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Home cell (nearest centroid) of every row of ``x`` and the angle to it (row blocks, nothing kept)."""
+    parts = workers.blocks(lambda span: _home_angle(x[span[0]:span[1]] @ centroids.T),
+                           workers.spans(len(x), SIMS_BLOCK_ROWS))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def locate_blocks(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Home cell (nearest centroid), the angle to it, and the cosines to every centroid (row blocks)."""
+    def one(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sims = x[span[0]:span[1]] @ centroids.T
+        return (sims, *_home_angle(sims))
+
+    parts = workers.blocks(one, workers.spans(len(x), SIMS_BLOCK_ROWS))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), []
+    return (np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]), [p[0] for p in parts])
+
+
+def window_entries(sims: list[np.ndarray], lo_a: np.ndarray, hi_a: np.ndarray, lo_b: np.ndarray | None,
+                   hi_b: np.ndarray | None, nlist: int) -> Entries:
+    """Cell-major entries of the (query, cell) cosines inside window a (flag :data:`IN_STORE`) or b
+    (:data:`IN_BATCH`); ``sims`` are the row blocks of :func:`locate_blocks`."""
+    if lo_b is None or hi_b is None:
+        lo_b, hi_b = np.full(nlist, 3.0, np.float32), np.full(nlist, -3.0, np.float32)
+    starts = np.cumsum([0] + [len(b) for b in sims[:-1]])
+    parts = workers.blocks(lambda k: _window_coo(sims[k], int(starts[k]), lo_a, hi_a, lo_b, hi_b),
+                           range(len(sims)))
+    if not parts:
+        z = np.zeros(0, dtype=np.int64)
+        return Entries(np.zeros(nlist + 1, dtype=np.int64), z, np.zeros(0), np.zeros(0, np.uint8))
+    q, cell, ang, flag = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    ptr, order = _counting_order(cell, nlist)
+    return Entries(ptr, q[order], ang[order], flag[order])
+
+
+@numba.njit(cache=True, nogil=True)
+def _home_angle(sims):  # noqa: ANN001, ANN202
+    """Per row: the first column of its largest cosine (as ``np.argmax``) and the angle of that cosine."""
+    n, k = sims.shape
+    home = np.zeros(n, dtype=np.int64)
+    angle = np.empty(n)
+    for i in range(n):
+        b = 0
+        v = sims[i, 0]
+        for c in range(1, k):
+            if sims[i, c] > v:
+                v = sims[i, c]
+                b = c
+        home[i] = b
+        angle[i] = np.arccos(min(1.0, max(-1.0, np.float64(v))))
+    return home, angle
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_coo(sims, row0, lo_a, hi_a, lo_b, hi_b):  # noqa: ANN001, ANN202
+    """(query, cell, angle, flags) of the cosines inside either window, row-major."""
+    n, nlist = sims.shape
+    count = 0
+    for i in range(n):
+        for c in range(nlist):
+            s = sims[i, c]
+            if (s >= lo_a[c] and s <= hi_a[c]) or (s >= lo_b[c] and s <= hi_b[c]):
+                count += 1
+    q = np.empty(count, dtype=np.int64)
+    cell = np.empty(count, dtype=np.int64)
+    ang = np.empty(count)
+    flag = np.zeros(count, dtype=np.uint8)
+    k = 0
+    for i in range(n):
+        for c in range(nlist):
+            s = sims[i, c]
+            f = 0
+            if s >= lo_a[c] and s <= hi_a[c]:
+                f |= 1
+            if s >= lo_b[c] and s <= hi_b[c]:
+                f |= 2
+            if f:
+                q[k] = row0 + i
+                cell[k] = c
+                ang[k] = np.arccos(min(1.0, max(-1.0, np.float64(s))))
+                flag[k] = f
+                k += 1
+    return q, cell, ang, flag
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_order(key, nkeys):  # noqa: ANN001, ANN202
+    """CSR pointers over ``key`` values and the stable order that groups positions by key."""
+    ptr = np.zeros(nkeys + 1, dtype=np.int64)
+    for i in range(len(key)):
+        ptr[key[i] + 1] += 1
+    for c in range(nkeys):
         ptr[c + 1] += ptr[c]
     fill = ptr[:-1].copy()
-    queries = np.empty(ptr[nlist], dtype=np.int64)
-    angles = np.empty(ptr[nlist], dtype=np.float64)
-    for q in range(n):
-        for c in range(nlist):
-            s = sims[q, c]
-            if s >= lo[c] and s <= hi[c]:
-                queries[fill[c]] = q
-                angles[fill[c]] = np.arccos(min(1.0, max(-1.0, np.float64(s))))
-                fill[c] += 1
-    return ptr, queries, angles
+    order = np.empty(len(key), dtype=np.int64)
+    for i in range(len(key)):
+        order[fill[key[i]]] = i
+        fill[key[i]] += 1
+    return ptr, order
 
 
-@numba.njit(cache=True)
-def _rings(cang, k0, k1, mang, m0, m1, width):  # noqa: ANN001, ANN202
-    """Each query's ring ``[first, last)`` among a cell's angle-sorted members (binary searches), their union
-    ``[lo, hi)`` and total size."""
+@numba.njit(cache=True, nogil=True)
+def _rings(cang, cflag, want, k0, k1, mang, m0, m1, width):  # noqa: ANN001, ANN202
+    """Each entry's ring ``[first, last)`` among a cell's angle-sorted members (binary searches; empty for entries
+    without the ``want`` flag), their union ``[lo, hi)`` and total size."""
     first = np.empty(k1 - k0, dtype=np.int64)
     last = np.empty(k1 - k0, dtype=np.int64)
     lo, hi, total = m1, m0, 0
     for k in range(k0, k1):
+        if not (cflag[k] & want):
+            first[k - k0], last[k - k0] = m0, m0
+            continue
         f = m0 + np.searchsorted(mang[m0:m1], cang[k] - width)
         t = m0 + np.searchsorted(mang[m0:m1], cang[k] + width, side="right")
         first[k - k0], last[k - k0] = f, t
@@ -338,34 +521,35 @@ def _rings(cang, k0, k1, mang, m0, m1, width):  # noqa: ANN001, ANN202
     return first, last, lo, max(hi, lo), total
 
 
-@numba.njit(cache=True)
-def _ring_hits(xq, cptr, cq, cang, mptr, mrow, mang, emb, width, upper, lower, threshold, hit):  # noqa: ANN001, ANN202
+@numba.njit(cache=True, nogil=True)
+def _ring_hits(xq, cptr, cq, cang, cflag, c0, c1, mptr, mrow, mang, emb, width, upper, lower, threshold,
+               hit):  # noqa: ANN001, ANN202
     """Set ``hit[q]`` when a stored row lies above the threshold; returns the pair products computed.
 
-    Cell by cell (its members, sorted by angle, gathered into one contiguous buffer), each query in the cell's
-    window scans the members whose angle to the centroid is within ``width`` of its own (the triangle
-    inequality of angles; a binary search finds them), until its first hit.
+    Cell by cell over ``[c0, c1)`` (the members of a cell's rings, sorted by angle, gathered into one contiguous
+    buffer), each :data:`IN_STORE` entry scans the members whose angle to the centroid is within ``width`` of
+    its own (the triangle inequality of angles; a binary search finds them), until its query's first hit.
     """
     work = 0
     largest = 0
-    for c in range(len(cptr) - 1):
+    for c in range(c0, c1):
         largest = max(largest, mptr[c + 1] - mptr[c])
     buf = np.empty((largest, xq.shape[1]), dtype=np.float32)
-    for c in range(len(cptr) - 1):
+    for c in range(c0, c1):
         m0, m1 = mptr[c], mptr[c + 1]
         k0, k1 = cptr[c], cptr[c + 1]
         if m0 == m1 or k0 == k1:
             continue
-        for j in range(m0, m1):
-            buf[j - m0] = emb[mrow[j]]
-        first, last, _, _, _ = _rings(cang, k0, k1, mang, m0, m1, width)
+        first, last, lo, hi, _ = _rings(cang, cflag, 1, k0, k1, mang, m0, m1, width)
+        for j in range(lo, hi):
+            buf[j - lo] = emb[mrow[j]]
         for k in range(k0, k1):
             q = cq[k]
             if hit[q]:
                 continue
             x = xq[q]
             for j in range(first[k - k0], last[k - k0]):
-                v = buf[j - m0]
+                v = buf[j - lo]
                 work += 1
                 if _above(_dot32(x, v), x, v, upper, lower, threshold):
                     hit[q] = True
@@ -373,11 +557,11 @@ def _ring_hits(xq, cptr, cq, cang, mptr, mrow, mang, emb, width, upper, lower, t
     return work
 
 
-@numba.njit(cache=True)
-def _ring_pairs(xq, qkey, cptr, cq, cang, mptr, mvec, mkey, mang, width, upper, lower, threshold,
-                best, mbest):  # noqa: ANN001, ANN202
-    """Every (query, member) pair above the threshold with ``mkey < qkey`` (scanned as in :func:`_ring_hits`;
-    ``mvec``: the members' vectors in CSR order).
+@numba.njit(cache=True, nogil=True)
+def _ring_pairs(xq, qkey, cptr, cq, cang, cflag, want, c0, c1, mptr, mvec, mkey, mang, width, upper, lower,
+                threshold, best, mbest):  # noqa: ANN001, ANN202
+    """Every (query, member) pair above the threshold with ``mkey < qkey`` over the ``want`` entries of cells
+    ``[c0, c1)`` (scanned as in :func:`_ring_hits`; ``mvec``: the members' vectors in CSR order).
 
     Returns (query positions, member positions in the CSR, pair products); ``best`` / ``mbest`` take the largest
     cosine of each query / member over its ring pairs.
@@ -386,12 +570,12 @@ def _ring_pairs(xq, qkey, cptr, cq, cang, mptr, mvec, mkey, mang, width, upper, 
     out_m = np.empty(64, dtype=np.int64)
     n_out = 0
     work = 0
-    for c in range(len(cptr) - 1):
+    for c in range(c0, c1):
         m0, m1 = mptr[c], mptr[c + 1]
         k0, k1 = cptr[c], cptr[c + 1]
         if m0 == m1 or k0 == k1:
             continue
-        first, last, _, _, _ = _rings(cang, k0, k1, mang, m0, m1, width)
+        first, last, _, _, _ = _rings(cang, cflag, want, k0, k1, mang, m0, m1, width)
         for k in range(k0, k1):
             q = cq[k]
             x = xq[q]
@@ -414,6 +598,46 @@ def _ring_pairs(xq, qkey, cptr, cq, cang, mptr, mvec, mkey, mang, width, upper, 
                     out_m[n_out] = j
                     n_out += 1
     return out_q[:n_out], out_m[:n_out], work
+
+
+def ring_hits(xq: np.ndarray, entries: Entries, mptr: np.ndarray, mrow: np.ndarray, mang: np.ndarray,
+              emb: np.ndarray, width: float, upper: np.float32, lower: np.float32, threshold: float
+              ) -> tuple[np.ndarray, int]:
+    """:func:`_ring_hits` over :data:`CELL_GROUPS` cell ranges in parallel: which queries hit, pair products."""
+    def one(group: tuple[int, int]) -> tuple[np.ndarray, int]:
+        hit = np.zeros(len(xq), dtype=np.bool_)
+        work = _ring_hits(xq, entries.ptr, entries.query, entries.angle, entries.flag, group[0], group[1], mptr,
+                          mrow, mang, emb, width, upper, lower, threshold, hit)
+        return hit, work
+
+    parts = workers.blocks(one, workers.balanced(np.diff(entries.ptr), CELL_GROUPS))
+    hit = np.zeros(len(xq), dtype=bool)
+    for h, _ in parts:
+        hit |= h
+    return hit, int(sum(w for _, w in parts))
+
+
+def ring_pairs(xq: np.ndarray, qkey: np.ndarray, entries: Entries, want: int, mptr: np.ndarray, mvec: np.ndarray,
+               mkey: np.ndarray, mang: np.ndarray, width: float, upper: np.float32, lower: np.float32,
+               threshold: float, best: np.ndarray, mbest: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_ring_pairs` over :data:`CELL_GROUPS` cell ranges in parallel (pairs in cell order).
+
+    Each range writes its own members' ``mbest`` (disjoint) and its own copy of ``best``, merged by maximum.
+    """
+    def one(group: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+        mine = np.full(len(xq), -2.0, dtype=np.float32)
+        out_q, out_m, work = _ring_pairs(xq, qkey, entries.ptr, entries.query, entries.angle, entries.flag, want,
+                                         group[0], group[1], mptr, mvec, mkey, mang, width, upper, lower,
+                                         threshold, mine, mbest)
+        return out_q, out_m, work, mine
+
+    parts = workers.blocks(one, workers.balanced(np.diff(entries.ptr), CELL_GROUPS))
+    for *_, mine in parts:
+        np.maximum(best, mine, out=best)
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            int(sum(p[2] for p in parts)))
 
 
 @numba.njit(cache=True)
@@ -520,30 +744,11 @@ def exceeds(sims: np.ndarray, xq: np.ndarray, xs: np.ndarray, threshold: float) 
     return out
 
 
-def cell_groups(sims: np.ndarray | None, n: int, rmin: np.ndarray, rmax: np.ndarray, present: np.ndarray,
-                theta: float, skip: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(cell, queries)`` for every cell that may hold a vector within angle ``theta`` of those queries.
-
-    The annulus test ``rmin - theta <= angle(q, centroid) <= rmax + theta`` (plus :data:`ANGLE_MARGIN`) is
-    evaluated on cosines, so no arccos is taken over the (queries x cells) matrix. ``skip``: leave out the
-    (query, cell) pairs that already pass at that smaller angle (a widening second pass). With one cell
-    (``sims`` None) every query scans it.
-    """
-    if sims is None:
-        if present[0] and skip is None:
-            yield 0, np.arange(n, dtype=np.int64)
-        return
-    lo, hi = cosine_window(rmin, rmax, present, theta)
-    mask = (sims >= lo) & (sims <= hi)
-    if skip is not None:
-        lo0, hi0 = cosine_window(rmin, rmax, present, skip)
-        mask &= ~((sims >= lo0) & (sims <= hi0))
-    cells, queries = np.nonzero(mask.T)
-    if not len(cells):
-        return
-    cuts = np.flatnonzero(np.diff(cells)) + 1
-    for part_c, part_q in zip(np.split(cells, cuts), np.split(queries, cuts), strict=True):
-        yield int(part_c[0]), part_q
+def one_cell(n: int, present: np.ndarray, skip: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(0, every query)`` for the one cell of an exact-mode index when it holds rows (nothing when ``skip``
+    is set: a widening second pass over one cell has nothing left to scan)."""
+    if present[0] and skip is None:
+        yield 0, np.arange(n, dtype=np.int64)
 
 
 def cosine_window(rmin: np.ndarray, rmax: np.ndarray, present: np.ndarray, theta: float
@@ -647,19 +852,31 @@ def train_centroids(emb: np.ndarray, candidates: np.ndarray, nlist: int, params:
         home = new
         if moved <= STABLE_FRACTION * len(x):
             break
-        order = np.argsort(home, kind="stable")
-        cells, starts = np.unique(home[order], return_index=True)
-        sums = np.add.reduceat(x[order].astype(np.float64), starts, axis=0)
+        sums, counts = _cell_sums(x, home, len(centroids))
+        cells = np.flatnonzero(counts)
+        sums = sums[cells]
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         ok = norms[:, 0] > 0
         centroids[cells[ok]] = (sums[ok] / norms[ok]).astype(np.float32)
     return np.ascontiguousarray(centroids)
 
 
+@numba.njit(cache=True, nogil=True)
+def _cell_sums(x, home, nlist):  # noqa: ANN001, ANN202
+    """Float64 sum of each cell's rows (added in row order) and the cell sizes."""
+    sums = np.zeros((nlist, x.shape[1]))
+    counts = np.zeros(nlist, dtype=np.int64)
+    for i in range(x.shape[0]):
+        c = home[i]
+        counts[c] += 1
+        for k in range(x.shape[1]):
+            sums[c, k] += np.float64(x[i, k])
+    return sums, counts
+
+
 def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Nearest centroid of every row (blocks of bounded memory)."""
-    step = max(1, MAX_PRODUCT_ELEMENTS // len(centroids))
-    return np.concatenate([np.argmax(x[lo:lo + step] @ centroids.T, axis=1) for lo in range(0, len(x), step)])
+    """Nearest centroid of every row (row blocks of bounded memory)."""
+    return nearest(x, centroids)[0]
 
 
 def _seed_cells(x: np.ndarray, nlist: int) -> np.ndarray:
@@ -741,7 +958,8 @@ class SelectionCheck:
 
 def check_selection(emb: np.ndarray, rows: np.ndarray, threshold: float, centroids: np.ndarray | None,
                     sample: int, seed: int, chunk: int, max_products: float = math.inf,
-                    located: tuple[np.ndarray, np.ndarray] | None = None) -> SelectionCheck:
+                    located: tuple[np.ndarray, np.ndarray] | None = None,
+                    windows: list[BatchWindows] | None = None) -> SelectionCheck:
     """Check the selected ``rows`` (in selection order) for pairs above ``threshold``.
 
     Full check: independent of the greedy's batching, the selection is indexed from scratch (same centroids,
@@ -757,7 +975,10 @@ def check_selection(emb: np.ndarray, rows: np.ndarray, threshold: float, centroi
     row by brute force, a code path that shares nothing with the pruning; the method string says which ran.
     ``nn_cosine_mean`` is always the exact mean nearest-neighbour cosine of that seeded sample. ``located``: each
     row's home cell and its angle to that centroid when already known (the greedy located every selected row;
-    any assignment with its true angles keeps the bounds valid), else computed here.
+    any assignment with its true angles keeps the bounds valid), else computed here. ``windows``: with
+    ``located``, the cells each row's query reached in the greedy (:meth:`NeighbourIndex.windows_for`): the
+    first pass then skips its own (rows x cells) product; the pairs are still found from scratch, over static
+    cells, with no early stop.
     """
     start = time.perf_counter()
     cells = f"{len(centroids)} cells pruned by angular annuli" if centroids is not None else "brute force"
@@ -772,7 +993,7 @@ def check_selection(emb: np.ndarray, rows: np.ndarray, threshold: float, centroi
                   f"search is exact by construction; a full check was estimated above {max_products:.3g} products)")
         return SelectionCheck(method, audit.violations, audit.top, False, threshold, audit.mean, audit.n,
                               audit.n * len(rows), time.perf_counter() - start)
-    pairs, best, work = static.scan(theta, threshold, chunk, None)
+    pairs, best, work = static.scan(theta, threshold, chunk, None, windows if located is not None else None)
     top = max(float(best.max()), audit.top)
     exact_max = centroids is None or top > threshold or top >= threshold - NN_MAX_TOLERANCE
     if not exact_max and top > -1.0:
@@ -799,11 +1020,9 @@ class _StaticCells:
         if centroids is not None and cells is not None:
             home, angle = cells
         elif centroids is not None:
-            for lo in range(0, len(rows), max(1, MAX_PRODUCT_ELEMENTS // nlist)):
-                sims = emb[rows[lo:lo + MAX_PRODUCT_ELEMENTS // nlist]] @ centroids.T
-                h = np.argmax(sims, axis=1)
-                home[lo:lo + len(h)] = h
-                angle[lo:lo + len(h)] = np.arccos(np.clip(sims[np.arange(len(h)), h].astype(np.float64), -1, 1))
+            for lo in range(0, len(rows), LOCATE_ROWS):
+                home[lo:lo + LOCATE_ROWS], angle[lo:lo + LOCATE_ROWS] = nearest(
+                    np.ascontiguousarray(emb[rows[lo:lo + LOCATE_ROWS]]), centroids)
         if centroids is None:
             self.order, self.bounds = _members_by_cell(home, nlist)
         else:  # the ring scans need each cell's members sorted by angle
@@ -817,11 +1036,14 @@ class _StaticCells:
     def member_vectors(self) -> np.ndarray:
         """The selected vectors in cell order (one contiguous copy, made once: the scans read it cell by cell)."""
         if self._vectors is None:
-            self._vectors = np.ascontiguousarray(self.emb[self.member_rows])
-        return self._vectors
+            out = np.empty((len(self.member_rows), self.emb.shape[1]), dtype=self.emb.dtype)
 
-    def _sims(self, x: np.ndarray) -> np.ndarray | None:
-        return None if self.centroids is None else x @ self.centroids.T
+            def gather(span: tuple[int, int]) -> None:
+                out[span[0]:span[1]] = self.emb[self.member_rows[span[0]:span[1]]]
+
+            workers.blocks(gather, workers.spans(len(out), LOCATE_ROWS))
+            self._vectors = out
+        return self._vectors
 
     def estimate(self, theta: float, seed: int) -> float:
         """Pair products a scan at ``theta`` would compute, from a seeded sample of :data:`ESTIMATE_ROWS` rows."""
@@ -829,24 +1051,25 @@ class _StaticCells:
             return len(self.rows) ** 2 / 2
         picks = np.random.default_rng(seed).choice(len(self.rows), size=min(ESTIMATE_ROWS, len(self.rows)),
                                                    replace=False)
-        sims = self._sims(np.ascontiguousarray(self.emb[self.rows[picks]]))
+        sims = centroid_sims(np.ascontiguousarray(self.emb[self.rows[picks]]), self.centroids)
         lo, hi = cosine_window(self.rmin, self.rmax, self.present, theta)
-        cptr, _, cang = _cell_queries(sims, lo, hi)
-        per_row = _ring_count(cptr, cang, self.bounds, self.member_angle, theta + ANGLE_MARGIN) / len(picks)
+        entries = window_entries(sims, lo, hi, None, None, len(self.centroids))
+        per_row = _ring_count(entries.ptr, entries.angle, self.bounds, self.member_angle,
+                              theta + ANGLE_MARGIN) / len(picks)
         return float(per_row) * len(self.rows) / 2
 
-    def scan(self, theta: float, threshold: float, chunk: int, skip: float | None
-             ) -> tuple[np.ndarray, np.ndarray, int]:
+    def scan(self, theta: float, threshold: float, chunk: int, skip: float | None,
+             windows: list[BatchWindows] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """Pairs (selection positions) above ``threshold`` and each row's largest scanned cosine to another row."""
         if self.centroids is not None:
-            return self._scan_rings(theta, threshold, chunk)
+            return self._scan_rings(theta, threshold, chunk, windows)
         best = np.full(len(self.rows), -1.0)
         pairs: list[np.ndarray] = []
         work = 0
         for start in range(0, len(self.rows), chunk):
             q_pos = np.arange(start, min(start + chunk, len(self.rows)))
             x = np.ascontiguousarray(self.emb[self.rows[q_pos]])
-            for cell, qs in cell_groups(self._sims(x), len(q_pos), self.rmin, self.rmax, self.present, theta, skip):
+            for cell, qs in one_cell(len(q_pos), self.present, skip):
                 members = self.order[self.bounds[cell]:self.bounds[cell + 1]]
                 # each unordered pair once: a query meets only the members selected before it (the bound is
                 # symmetric, so the later row's query reaches the earlier row's cell)
@@ -866,23 +1089,36 @@ class _StaticCells:
         return found, best, work
 
 
-    def _scan_rings(self, theta: float, threshold: float, chunk: int) -> tuple[np.ndarray, np.ndarray, int]:
+    def _scan_rings(self, theta: float, threshold: float, chunk: int, windows: list[BatchWindows] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
         """:meth:`scan` with cells: each block of queries meets the earlier members of its windowed cells whose
-        angle to the centroid is within ``theta`` of its own (compiled, see :func:`_ring_pairs`)."""
+        angle to the centroid is within ``theta`` of its own (compiled, see :func:`_ring_pairs`). The blocks are
+        ``chunk`` selection positions, their windows from a product with the centroids, or the greedy's batches
+        with their recorded ``windows``."""
         width = theta + ANGLE_MARGIN
         upper, lower = np.float32(threshold + BORDER_BAND), np.float32(threshold - BORDER_BAND)
         lo, hi = cosine_window(self.rmin, self.rmax, self.present, theta)
+        nlist = len(self.centroids)
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, Entries]]:
+            if windows is not None:
+                for w in windows:
+                    x = np.ascontiguousarray(self.emb[self.rows[w.rows]])
+                    yield w.rows, x, Entries(w.ptr, w.query, w.angle, np.full(len(w.query), IN_STORE, np.uint8))
+                return
+            for start in range(0, len(self.rows), chunk):
+                q_pos = np.arange(start, min(start + chunk, len(self.rows)))
+                x = np.ascontiguousarray(self.emb[self.rows[q_pos]])
+                yield q_pos, x, window_entries(centroid_sims(x, self.centroids), lo, hi, None, None, nlist)
+
         best = np.full(len(self.rows), -1.0)
         member_best = np.full(len(self.rows), -2.0, dtype=np.float32)
         pairs: list[np.ndarray] = []
         work = 0
-        for start in range(0, len(self.rows), chunk):
-            q_pos = np.arange(start, min(start + chunk, len(self.rows)))
-            x = np.ascontiguousarray(self.emb[self.rows[q_pos]])
-            cptr, cq, cang = _cell_queries(self._sims(x), lo, hi)
+        for q_pos, x, entries in blocks():
             q_best = np.full(len(q_pos), -2.0, dtype=np.float32)
-            out_q, out_m, w = _ring_pairs(x, q_pos, cptr, cq, cang, self.bounds, self.member_vectors(), self.order,
-                                          self.member_angle, width, upper, lower, threshold, q_best, member_best)
+            out_q, out_m, w = ring_pairs(x, q_pos, entries, IN_STORE, self.bounds, self.member_vectors(), self.order,
+                                         self.member_angle, width, upper, lower, threshold, q_best, member_best)
             work += w
             best[q_pos] = np.maximum(best[q_pos], q_best.astype(np.float64))
             if len(out_q):

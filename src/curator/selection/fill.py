@@ -130,7 +130,8 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
         fill.check = check_selection(emb, picked, index.threshold, centroids, diversity.stats_sample,
                                      seed, min(diversity.chunk_size, CHECK_QUERY_ROWS),
                                      max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
-                                     located=index.cells_of(picked) if centroids is index.centroids else None)
+                                     located=index.cells_of(picked) if centroids is index.centroids else None,
+                                     windows=index.windows_for(picked) if centroids is index.centroids else None)
         if not len(fill.check.violations):
             break
         drop = np.unique(picked[fill.check.violations[:, 1]])

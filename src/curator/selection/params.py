@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -100,13 +101,14 @@ class SelectParams:
     quality_gate: QualityGateParams = field(default_factory=QualityGateParams)
     mos_threshold: QualityGateParams = field(default_factory=lambda: QualityGateParams(min_score=3.0))
     max_invalid_fraction: float = 0.01
-    threads: int = 1
-    """BLAS/OpenMP threads of the selection. One is the fastest on a shared 2-core machine (spinning thread
-    pools there lose 3x to other processes' load) and keeps every float reduction in one order."""
+    threads: int = 0
+    """Threads of the selection (0: every core). The work is cut into blocks whose shapes follow the data, each
+    run single-threaded (``workers.py``), so the output bytes are the same for any count; it is therefore not
+    recorded in the sidecar (see :func:`recorded_config`), and changing it reruns nothing downstream."""
 
     def __post_init__(self) -> None:
         check_range("select.K_hours", self.K_hours, lo=0.0, lo_open=True)
-        check_range("select.threads", self.threads, lo=1)
+        check_range("select.threads", self.threads, lo=0)
         if not math.isfinite(self.K_hours):
             raise ConfigError(f"'select.K_hours' = {self.K_hours} must be finite")
         check_range("select.alpha", self.alpha, lo=0.0, hi=1.0)
@@ -164,3 +166,12 @@ def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], w
             raise ConfigError(f"{where}: quotas of '{column}' sum to {total:.4f}; they are shares of K and must "
                               "sum to <= 1 (per-augmentation flags, which overlap, go under "
                               f"select.quotas.{FLAGS_COLUMN})")
+
+
+EXECUTION_ONLY = ("threads",)
+"""Params that change how fast a selection runs, never what it selects."""
+
+
+def recorded_config(params: object) -> dict:
+    """``dataclasses.asdict(params)`` without :data:`EXECUTION_ONLY` fields: what a sidecar records."""
+    return {k: v for k, v in dataclasses.asdict(params).items() if k not in EXECUTION_ONLY}

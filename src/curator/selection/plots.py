@@ -64,12 +64,19 @@ def _csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path,
-         note: str = "") -> list[Path]:
+def load_matplotlib():  # noqa: ANN201 (the pyplot module, imported lazily)
+    """Import pyplot on the file-only Agg backend (the CLI calls this on a spare thread while the pool loads)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path,
+         note: str = "") -> list[Path]:
+    plt = load_matplotlib()
 
     paths = []
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(slices) + 1.5))

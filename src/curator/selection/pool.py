@@ -35,6 +35,7 @@ from curator.contract.scores import (
     read_scores,
 )
 from curator.contract.versions import ContractError
+from curator.selection import workers
 
 SLICE_SEPARATOR = "/"
 FLAG_SLICE_PREFIX = f"{FLAGS_COLUMN}."
@@ -152,7 +153,7 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
         )
     rows = np.flatnonzero(keep)
     batches = (source.select([EMBED_COLUMN]).to_batches(EMBED_BATCH_ROWS) if isinstance(source, pa.Table)
-               else _parquet_batches(path))
+               else _row_groups(path) or _parquet_batches(path))
     emb, ok, raw_ok = _read_embeddings(batches, path, order, rows, center)
     pa.default_memory_pool().release_unused()  # Arrow's allocator would otherwise keep the batches' pages
     if not ok.all():
@@ -247,33 +248,35 @@ def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_
         )
 
 
-def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.ndarray, rows: np.ndarray,
+def _read_embeddings(batches: Iterable[pa.RecordBatch] | RowGroups, path: str, order: np.ndarray, rows: np.ndarray,
                      center: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copy the kept rows' embeddings into a (rows, D) float32 matrix, batch by batch; centre and L2-normalise.
 
-    ``order`` maps sorted positions to file rows. Returns the matrix, a mask of rows whose embedding is usable
-    after centring, and a mask of rows whose embedding was usable as read (finite, non-zero); rows of
-    different dimensions are an error. A pool with one usable embedding is not centred (it is its own mean:
-    centring would erase it).
+    ``batches``: record batches in file order, or (a Parquet file) one reader per row group, which run on the
+    selection's threads (``workers.py``) and write disjoint rows. ``order`` maps sorted positions to file rows.
+    Returns the matrix, a mask of rows whose embedding is usable after centring, and a mask of rows whose
+    embedding was usable as read (finite, non-zero); rows of different dimensions are an error. A pool with one
+    usable embedding is not centred (it is its own mean: centring would erase it). Every step is row-wise or one
+    fixed sum, so the bytes do not depend on the thread count.
     """
     target = np.full(len(order), -1, dtype=np.int64)
     target[order[rows]] = np.arange(len(rows))
-    emb: np.ndarray | None = None
     ok = np.ones(len(rows), dtype=bool)
-    start = written = 0
-    for batch in batches:
-        col = batch.column(0)
+    holder: list[np.ndarray] = []
+
+    def place(col: pa.Array, start: int) -> int:
+        """Write the kept rows of one batch (file rows from ``start``); the first such batch sizes the matrix."""
         dest = target[start:start + len(col)]
-        start += len(col)
         sel = dest >= 0
         if not sel.any():
-            continue
+            return 0
         values, good = _embedding_batch(col, path)
-        if emb is None:
-            # every kept row is written below exactly once (``target`` maps each to one file row), so the matrix
-            # needs no zeroing: np.empty takes numpy's huge-page allocation, np.zeros a calloc whose 4 KiB page
-            # faults cost about 2 s per GB on first write
-            emb = np.empty((len(rows), values.shape[1]), dtype=np.float32)
+        if not holder:
+            # every kept row is written exactly once (``target`` maps each to one file row), so the matrix needs
+            # no zeroing: np.empty takes numpy's huge-page allocation, np.zeros a calloc whose 4 KiB page faults
+            # cost about 2 s per GB on first write
+            holder.append(np.empty((len(rows), values.shape[1]), dtype=np.float32))
+        emb = holder[0]
         if values.shape[1] != emb.shape[1]:
             raise PoolError(f"scores file '{path}': ssl_embed has rows of dimension {values.shape[1]} and "
                             f"{emb.shape[1]}; all embeddings must come from one embedder")
@@ -282,25 +285,69 @@ def _read_embeddings(batches: Iterable[pa.RecordBatch], path: str, order: np.nda
         else:
             emb[dest[sel]] = values[sel]
         ok[dest[sel & ~good]] = False
-        written += int(sel.sum())
-    if emb is None or written != len(rows):
+        return int(sel.sum())
+
+    written = start = 0
+    if isinstance(batches, RowGroups):
+        # one reader per row group: in file order until one sizes the matrix, the rest on the threads
+        groups = batches
+        starts = np.cumsum([0, *groups.sizes]).tolist()
+        k = 0
+        while k < len(groups.sizes) and not holder:
+            written += place(groups.read(k), starts[k])
+            k += 1
+        written += sum(workers.blocks(lambda g: place(groups.read(g), starts[g]), range(k, len(groups.sizes))))
+        start = starts[-1]
+    else:
+        for batch in batches:
+            written += place(batch.column(0), start)
+            start += len(batch)
+    if not holder or written != len(rows):
         raise PoolError(f"scores file '{path}': the ssl_embed column has {start} rows, the other columns "
                         f"{len(order)}; the file is corrupt: re-run the score stage")
-    for lo in range(0, len(emb), EMBED_BATCH_ROWS):
-        block = emb[lo:lo + EMBED_BATCH_ROWS]
-        ok[lo:lo + EMBED_BATCH_ROWS] &= np.einsum("ij,ij->i", block, block) > MIN_NORM ** 2
+    emb = holder[0]
+    spans = workers.spans(len(emb), EMBED_BATCH_ROWS)
+
+    def nonzero(span: tuple[int, int]) -> None:
+        block = emb[span[0]:span[1]]
+        ok[span[0]:span[1]] &= np.einsum("ij,ij->i", block, block) > MIN_NORM ** 2
+
+    workers.blocks(nonzero, spans)
     emb[~ok] = 0.0
     raw_ok = ok.copy()
     mean = emb.sum(axis=0, dtype=np.float64) / int(ok.sum()) if center and int(ok.sum()) >= 2 else None
-    for lo in range(0, len(emb), EMBED_BATCH_ROWS):
-        block = emb[lo:lo + EMBED_BATCH_ROWS]
+
+    def normalise(span: tuple[int, int]) -> None:
+        lo, hi = span
+        block = emb[lo:hi]
         if mean is not None:
             block -= mean.astype(np.float32)
         norms = np.sqrt(np.einsum("ij,ij->i", block, block))
-        good = ok[lo:lo + EMBED_BATCH_ROWS] & (norms > MIN_NORM)
-        ok[lo:lo + EMBED_BATCH_ROWS] = good
+        good = ok[lo:hi] & (norms > MIN_NORM)
+        ok[lo:hi] = good
         block *= np.where(good, 1.0 / np.maximum(norms, MIN_NORM), 0.0).astype(np.float32)[:, None]
+
+    workers.blocks(normalise, spans)
     return emb, ok, raw_ok
+
+
+@dataclass
+class RowGroups:
+    """The embedding column of a Parquet file, one reader call per row group (any order, any thread)."""
+
+    path: str
+    sizes: list[int]
+
+    def read(self, group: int) -> pa.Array:
+        table = pq.ParquetFile(self.path).read_row_group(group, columns=[EMBED_COLUMN], use_threads=False)
+        return table.column(0).combine_chunks()
+
+
+def _row_groups(path: str) -> RowGroups | None:
+    """The file's row groups, or None when one is too large to read whole (then read in slices, in order)."""
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    return None if any(n > MAX_GROUP_ROWS for n in sizes) else RowGroups(path, sizes)
 
 
 def _parquet_batches(path: str) -> Iterator[pa.RecordBatch]:

@@ -83,7 +83,7 @@ class SourceSelectParams:
     quality_gate: QualityGateParams = field(default_factory=QualityGateParams)
     mos_threshold: QualityGateParams = field(default_factory=lambda: QualityGateParams(min_score=3.0))
     max_invalid_fraction: float = 0.01
-    threads: int = 1
+    threads: int = 0
     caps: CapParams = field(default_factory=CapParams)
     bandwidth_edges_hz: list[float] = field(default_factory=lambda: [3500.0, 7000.0, 10500.0, 15000.0, 20000.0])
     hardness: Literal["pairs", "none"] = "pairs"
