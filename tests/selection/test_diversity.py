@@ -98,6 +98,20 @@ def test_same_bytes_for_any_chunk_size_and_cell_count_on_a_dense_table(kind: str
     assert worst_pair(sel.pool.emb[sel.selected]) <= 0.98 + 1e-6
 
 
+def test_the_check_recomputes_the_windows_beyond_their_memory_budget() -> None:
+    """The greedy's recorded cell windows spare the check a product with the centroids; with no memory for them
+    the check computes them itself: the same selection, and both checks exact and complete."""
+    table = geometry_table("near_duplicate", 1500, 16, seed=3)
+    base = {"K_hours": 0.5 * table_hours(table), "diversity.min_cosine": 0.02, "diversity.search": "ivf",
+            "diversity.train_points_per_list": 10, "diversity.chunk_size": 200}
+    kept = run_selection(table, make_params(**base))
+    dropped = run_selection(table, make_params(**base, **{"diversity.window_memory_mb": 0.0}))
+    assert kept.fill.index.windows and dropped.fill.index.windows is None
+    assert kept.frame().to_csv(index=False) == dropped.frame().to_csv(index=False)
+    for sel in (kept, dropped):
+        assert sel.fill.check.method.startswith("exact all-pairs") and not len(sel.fill.check.violations)
+
+
 def test_check_reports_the_exact_largest_cosine_and_finds_planted_violations() -> None:
     emb = geometry_embeddings("dense", 2000, 12, seed=7)
     x = emb / np.linalg.norm(emb, axis=1, keepdims=True)

@@ -105,6 +105,9 @@ own early-stop state: the unit of parallel work, fixed so the pair products coun
 thread count."""
 LOCATE_ROWS = 1 << 16
 """Rows located at once when only their home cells are wanted (their cosines are dropped block by block)."""
+WINDOW_ENTRY_BYTES = 8
+"""A recorded window entry: its query (int32) and angle (float32)."""
+BYTES_PER_MB = 1 << 20
 IN_STORE, IN_BATCH = 1, 2
 """Flags of a (query, cell) entry: the cell is in the query's window over the stored rows / over its batch."""
 STATS_MAX_PAIRS = 1 << 26
@@ -145,8 +148,11 @@ class NeighbourIndex:
         self._home = np.zeros(0, dtype=np.int64)
         self._angle = np.zeros(0)
         self._entries: Entries | None = None
-        self.windows: list[BatchWindows] = []
-        """The window entries of every selected row, as its batch was queried (see :meth:`windows_for`)."""
+        self.windows: list[BatchWindows] | None = []
+        """The window entries of every selected row, as its batch was queried (see :meth:`windows_for`); None once
+        they outgrow ``window_memory_mb``."""
+        self._window_budget = int(params.window_memory_mb * BYTES_PER_MB) // WINDOW_ENTRY_BYTES
+        self._window_entries = 0
 
     def locate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
         """Home cell (nearest centroid), angle to it, and the cosines to every centroid in row blocks of
@@ -217,10 +223,14 @@ class NeighbourIndex:
         """Store newly selected ``rows``; ``positions`` are their indices in the last :meth:`query` batch."""
         if len(rows) and self.ring is not None:
             self.ring.append(self._home[positions], rows, self._angle[positions])
-            if self._entries is not None:
+            if self._entries is not None and self.windows is not None:
                 ptr, query, angle = _keep_queries(self._entries.ptr, self._entries.query, self._entries.angle,
                                                   np.asarray(positions, dtype=np.int64), len(self._home))
-                self.windows.append(BatchWindows(np.asarray(rows, dtype=np.int64), ptr, query, angle))
+                self._window_entries += len(query)
+                if self._window_entries > self._window_budget:
+                    self.windows = None  # over budget: the check computes the windows itself
+                else:
+                    self.windows.append(BatchWindows(np.asarray(rows, dtype=np.int64), ptr, query, angle))
         elif len(rows):
             self.cells.append(self._home[positions], self.emb[rows], rows, self._angle[positions])
 

@@ -32,6 +32,10 @@ class DiversityParams:
     train_iters: int = 10
     chunk_size: int = 8192
     stats_sample: int = 2000
+    window_memory_mb: float = 256.0
+    """Memory for the cell windows the greedy records for the final check (8 bytes per (row, cell) entry; about
+    100 MB at 1M rows of the benchmark table, 400 MB on a dense one). Beyond it the check computes the windows
+    again from the centroids: the same check, one more (rows x cells) product."""
 
     def __post_init__(self) -> None:
         check_range("select.diversity.min_cosine", self.min_cosine, lo=0.0, hi=2.0)
@@ -41,6 +45,7 @@ class DiversityParams:
         check_range("select.diversity.train_iters", self.train_iters, lo=1)
         check_range("select.diversity.chunk_size", self.chunk_size, lo=1)
         check_range("select.diversity.stats_sample", self.stats_sample, lo=0)
+        check_range("select.diversity.window_memory_mb", self.window_memory_mb, lo=0.0)
 
     @property
     def enabled(self) -> bool:
