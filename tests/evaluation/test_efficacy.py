@@ -13,7 +13,7 @@ import pytest
 from curator.config import ConfigError, load_params, load_section
 from curator.evaluation.efficacy.cli import main as efficacy_main
 from curator.evaluation.efficacy.params import CompareParams, ProfileParams, eval_dir, run_id
-from curator.evaluation.efficacy.report import build_report, contrast, load_runs
+from curator.evaluation.efficacy.report import build_report, contrast, load_runs, markdown
 
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 N_UTTS = 60
@@ -55,7 +55,7 @@ def test_contrast_pairs_utterances_and_widens_with_seed_disagreement():
 
 
 def test_report_rows_curves_and_resolution(tmp_path: Path):
-    p = params()
+    p = params(pairs={"cvar_nogate": "cvar"})
     write_runs(tmp_path, p, {"cvar": 0.2})
     runs = load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s))
     report = build_report(p, runs, n_boot=300, seed=0, confidence=0.95, tail=0.1)
@@ -64,6 +64,11 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
     assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
     assert report["vs_baseline"]["0.5"]["cvar_nogate"]["pesq"]["verdict"] == "no evidence"
     assert report["gate"]["0.25"]["cvar_vs_cvar_nogate"]["pesq"]["verdict"] == "better"
+    # compare.pairs: any two variants, the same paired contrast (here the gate's, the other way round)
+    other = report["pairs"]["0.25"]["cvar_nogate_vs_cvar"]["pesq"]
+    assert other["verdict"] == "worse" and other["diff"] == pytest.approx(
+        -report["gate"]["0.25"]["cvar_vs_cvar_nogate"]["pesq"]["diff"])
+    assert "## other paired comparisons" in markdown(report) and "| cvar_nogate_vs_cvar | 0.25 |" in markdown(report)
     assert report["curve"]["random"]["0.5"]["pesq"]["mean"] > report["curve"]["random"]["0.25"]["pesq"]["mean"]
     assert set(report["slices"]["0.5"]["cvar"]) == {"noise", "reverb"}
     assert 0 < report["resolution"]["pesq"] < 0.05

@@ -41,6 +41,8 @@ class CompareParams:
     seeds: list[int]
     baseline: str
     gate_pairs: dict[str, str] = field(default_factory=dict)
+    pairs: dict[str, str] = field(default_factory=dict)
+    """Other direct comparisons, ``{variant: the variant it is compared with}`` (paired, at equal hours)."""
     profile: str = "mini"
     profiles: dict[str, ProfileParams] = field(default_factory=dict)
     headline_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "si_sdr"])
@@ -67,9 +69,10 @@ class CompareParams:
                                   f"(a {level} variant is chosen by {'source_select' if level == 'sources' else 'select'}"
                                   " overrides)")
         check_choice("compare.baseline", self.baseline, self.variants)
-        for gated, ungated in self.gate_pairs.items():
-            check_choice("compare.gate_pairs", gated, self.variants)
-            check_choice(f"compare.gate_pairs.{gated}", ungated, self.variants)
+        for section, pairs in (("gate_pairs", self.gate_pairs), ("pairs", self.pairs)):
+            for a, b in pairs.items():
+                check_choice(f"compare.{section}", a, self.variants)
+                check_choice(f"compare.{section}.{a}", b, self.variants)
         if not self.budgets or len(set(self.budgets)) != len(self.budgets):
             raise ConfigError(f"'compare.budgets' must list distinct fractions of the pool, got {self.budgets}")
         for b in self.budgets:

@@ -147,7 +147,7 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
         "split": SPLIT, "baseline": params.baseline, "n_utts": len(utts), "seeds": list(params.seeds),
         "budgets": [float(b) for b in params.budgets], "metrics": metrics, "metrics_missing": missing,
         "confidence": confidence, "tail_fraction": tail, "n_boot": n_boot,
-        "vs_baseline": {}, "gate": {}, "curve": {}, "slices": {}, "seed_spread": {},
+        "vs_baseline": {}, "gate": {}, "pairs": {}, "curve": {}, "slices": {}, "seed_spread": {},
     }
     for budget in params.budgets:
         key = budget_tag(budget)
@@ -155,6 +155,8 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
                                       for v in params.variants if v != params.baseline}
         report["gate"][key] = {f"{g}_vs_{u}": {m: cmp(g, u, budget, m) for m in metrics}
                                for g, u in params.gate_pairs.items()}
+        report["pairs"][key] = {f"{a}_vs_{b}": {m: cmp(a, b, budget, m) for m in metrics}
+                                for a, b in params.pairs.items()}
         if slices is not None:
             report["slices"][key] = {
                 v: {s: {"n": int((slices == s).sum()), **{m: cmp(v, params.baseline, budget, m, slices == s)
@@ -225,6 +227,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         for key, per in report["gate"].items():
             for pair, c in per.items():
                 lines.append(f"| {pair} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+    if any(report.get("pairs", {}).values()):
+        lines += ["", "## other paired comparisons (compare.pairs)", "", head, rule]
+        for key, per in report["pairs"].items():
+            for pair, c in per.items():
+                lines.append(f"| {pair} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
     lines += ["", f"## worst-{round(report['tail_fraction'] * 100)}% (CVaR) difference against "
               f"`{report['baseline']}`", "", head.replace("diff", "tail diff"), rule]
     for key, per in report["vs_baseline"].items():
@@ -291,7 +298,8 @@ def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Pat
     if not_run:
         params = dataclasses.replace(
             params, variants={v: o for v, o in params.variants.items() if v not in not_run},
-            gate_pairs={g: u for g, u in params.gate_pairs.items() if g not in not_run and u not in not_run})
+            gate_pairs={g: u for g, u in params.gate_pairs.items() if g not in not_run and u not in not_run},
+            pairs={a: b for a, b in params.pairs.items() if a not in not_run and b not in not_run})
     runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
     report = build_report(params, runs, ev.bootstrap.n_boot, ev.bootstrap.seed, ev.bootstrap.confidence,
                           ev.tail_fraction)
