@@ -1,10 +1,12 @@
 """The official backend against a real checkout of urgent-challenge/urgent2026_challenge_track1 (issue 13, item 5).
 
-The end-to-end test trains the official baseline for a few steps on CPU from a copy of its own config, then
-enhances with its own inference script; it is skipped only when the checkout or its interpreter is absent:
+The end-to-end tests train the official BSRNN baseline and its FlowSE model (``conf/models/BSRNN_flowse.yaml``) for
+a few steps on CPU from a copy of the checkout's own config, then enhance with its own inference script; they are
+skipped only when the checkout or its interpreter is absent:
 ``CURATOR_OFFICIAL_CHECKOUT`` (default ``third_party/urgent2026_challenge_track1``) and ``CURATOR_OFFICIAL_PYTHON``
 (default ``<checkout>/.venv/bin/python``); see third_party/README.md for building both offline. The other tests
-check the pieces (interval scaling, speech-free rows, the config copy, checkpoint picking) without a checkout.
+check the pieces (interval scaling, speech-free rows, the config copy and its overrides, checkpoint
+picking) without a checkout.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,18 @@ CHECKOUT = Path(os.environ.get("CURATOR_OFFICIAL_CHECKOUT", REPO / "third_party"
 PYTHON = os.environ.get("CURATOR_OFFICIAL_PYTHON", str(CHECKOUT / ".venv" / "bin" / "python"))
 # a few steps of a tiny model: 1 epoch of 3 batches of 2 utterances, 8 channels x 1 layer (official 196 x 6)
 TINY = {"num_train_epochs": 1, "batch_size": 2, "num_worker": 1, "model_configs": {"num_channel": 8, "num_layer": 1}}
+
+
+def _enhances_the_test_split(corpus: dict[str, Path], best: Path, overrides: list[str], tmp_path: Path) -> None:
+    """``curator eval`` with the official checkpoint scores all 4 test utterances, and the output is not the input."""
+    from curator.evaluation.cli import main as eval_main
+
+    assert eval_main(["--config", str(corpus["params"]), "--ckpt", str(best), "eval.num_workers=0",
+                      "eval.metrics=[si_sdr]", "eval.splits=[test]", *overrides]) == 0
+    test = json.loads((tmp_path / "metrics" / "eval.json").read_text())["test"]
+    si_sdr = test["metrics"]["si_sdr"]
+    assert si_sdr["n"] == 4 and test["n_skipped"] == 0
+    assert abs(si_sdr["enhanced"] - si_sdr["noisy"]) > 1.0
 
 
 def _official_present() -> str | None:
@@ -118,7 +133,6 @@ def test_best_checkpoint_ignores_non_finite_losses(tmp_path: Path) -> None:
 @pytest.mark.skipif(_official_present() is not None, reason=_official_present() or "")
 def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str, Path], tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from curator.evaluation.cli import main as eval_main
     from curator.training.cli import main as train_main
 
     monkeypatch.chdir(tmp_path)
@@ -161,10 +175,85 @@ def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str,
     with pytest.raises(Exception, match="Weights only load failed"):
         torch.load(best, map_location="cpu", weights_only=True)
 
-    assert eval_main(["--config", str(corpus["params"]), "--ckpt", str(best), "eval.num_workers=0",
-                      "eval.metrics=[si_sdr]", "eval.splits=[test]", *overrides]) == 0
-    test = json.loads((tmp_path / "metrics" / "eval.json").read_text())["test"]
-    si_sdr = test["metrics"]["si_sdr"]
-    assert si_sdr["n"] == 4 and test["n_skipped"] == 0
     # a real (barely trained) network, not a pass-through: its output differs from the noisy input
-    assert abs(si_sdr["enhanced"] - si_sdr["noisy"]) > 1.0
+    _enhances_the_test_split(corpus, best, overrides, tmp_path)
+
+
+
+# FlowSE (conf/models/BSRNN_flowse.yaml): its network size is the top-level bsrnn_hidden x num_layer (official 384 x 6)
+TINY_FLOWSE = {"num_train_epochs": 1, "batch_size": 2, "num_worker": 1, "bsrnn_hidden": 8, "num_layer": 1}
+# What the FlowSE checkpoint holds beyond weights, loaded in the official interpreter with only SAFE_GLOBALS allowed
+READ_EMA = """\
+import json, sys, torch
+from baseline_code.config import Config
+torch.serialization.add_safe_globals([Config])
+ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+json.dump({"model_type": ckpt["hyper_parameters"]["cfg"].model_type, "num_updates": ckpt["ema"]["num_updates"],
+           "n_shadow": len(ckpt["ema"]["shadow_params"]),
+           "n_params": len([k for k in ckpt["state_dict"] if not k.startswith("encoder.")])}, sys.stdout)
+"""
+
+
+def test_overrides_must_be_keys_the_official_config_reads(tmp_path: Path) -> None:
+    flowse = {"model_type": "flowse", "val_check_interval": 5000, "bsrnn_hidden": 384, "num_layer": 6}
+    rates = [8000] * 4
+    cfg, info = official_config(flowse, TINY_FLOWSE, tmp_path, tmp_path, rates, rates, seed=0, device="cpu")
+    assert (cfg["bsrnn_hidden"], cfg["num_layer"], info["model_type"]) == (8, 1, "flowse")
+    with pytest.raises(OfficialBaselineError, match="bsrnn_hidden"):  # the BSRNN key: FlowSE would ignore it
+        official_config(flowse, TINY, tmp_path, tmp_path, rates, rates, seed=0, device="cpu")
+    bsrnn = {"model_type": "discriminative", "model_configs": {"num_channel": 196, "num_layer": 6}}
+    with pytest.raises(OfficialBaselineError, match=r"names bsrnn_hidden\b.*ignore them"):
+        official_config(bsrnn, TINY_FLOWSE, tmp_path, tmp_path, rates, rates, seed=0, device="cpu")
+    with pytest.raises(OfficialBaselineError, match="num_epochs"):
+        official_config(bsrnn, {"num_epochs": 1}, tmp_path, tmp_path, rates, rates, seed=0, device="cpu")
+    # a key of the baseline's Config that the YAML leaves out is fine
+    assert official_config(bsrnn, {"save_top_k": 1}, tmp_path, tmp_path, rates, rates, seed=0,
+                           device="cpu")[0]["save_top_k"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_official_present() is not None, reason=_official_present() or "")
+def test_official_flowse_config_trains_and_enhances(corpus: dict[str, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from curator.training.cli import main as train_main
+
+    monkeypatch.chdir(tmp_path)
+    checkout_runs = CHECKOUT / "exp" / "flow"
+    existed = checkout_runs.exists()
+    overrides = ["train.backend=official", f"train.official.checkout={CHECKOUT}", f"train.official.python={PYTHON}",
+                 "train.official.device=cpu", "train.official.config=conf/models/BSRNN_flowse.yaml",
+                 f"train.official.overrides={json.dumps(TINY_FLOWSE)}"]
+    assert train_main(["--config", str(corpus["params"]), "--curated_list", str(corpus["curated"]),
+                       "--exp.name", "flow", "--live_dir", "metrics/train", *overrides]) == 0
+
+    work = tmp_path / "models" / "flow" / "official"
+    metrics = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
+    assert metrics["model_type"] == "flowse" and metrics["n_train_utts"] == 7 and metrics["n_val_utts"] == 4
+    assert (metrics["train_batches_per_epoch"], metrics["val_batches"], metrics["steps"]) == (3, 2, 3)
+    assert (metrics["configured_val_check_interval"], metrics["val_check_interval"]) == (5000, 1)
+    # FlowSE logs its validation loss per epoch only ("val_loss"); it samples t and the noise afresh in each
+    # validation, so three steps at its learning rate of 1e-4 need not lower it: only finite values are checked
+    assert metrics["val_loss_tag"] == "val_loss" and metrics["n_validations"] == 3 and metrics["n_checkpoints"] == 2
+    assert all(math.isfinite(metrics[k]) for k in ("best_val_loss", "first_val_loss", "last_val_loss"))
+    copied = yaml.safe_load((work / "flow.yaml").read_text())
+    assert copied["model_type"] == "flowse" and (copied["bsrnn_hidden"], copied["num_layer"]) == (8, 1)
+    assert "model_configs" not in copied and copied["resume"] is False and copied["val_check_interval"] == 1
+    assert metrics["official_checkpoint"].startswith("exp/flow/baseline_flow/")  # its train_name
+    assert f"step={metrics['best_step']:06d}-val_loss=" in metrics["official_checkpoint"]
+    best = tmp_path / "models" / "flow" / "best.ckpt"
+    assert best.read_bytes() == (work / metrics["official_checkpoint"]).read_bytes()
+    assert checkout_runs.exists() == existed  # the checkout is never written to
+    plots = tmp_path / "metrics" / "train" / "plots" / "metrics"
+    assert len((plots / "val_loss.tsv").read_text().splitlines()) == 1 + 3
+    assert len((plots / "sisnr_epoch.tsv").read_text().splitlines()) == 1 + 3  # its validation enhances batch 0
+    # beyond tensors it pickles only SAFE_GLOBALS (its EMA state is tensors and numbers), and it holds the EMA
+    # weights that its inference swaps in (FlowSEModel.eval), updated once per optimiser step
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(best) == list(SAFE_GLOBALS)
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    held = json.loads(subprocess.run([PYTHON, "-c", READ_EMA, str(best)], env=env, check=True, capture_output=True,
+                                     text=True).stdout)
+    assert held["model_type"] == "flowse" and held["num_updates"] == metrics["best_step"]
+    assert 0 < held["n_shadow"] <= held["n_params"]
+
+    # a real (barely trained) generative model sampled from noise, not a pass-through
+    _enhances_the_test_split(corpus, best, overrides, tmp_path)

@@ -12,7 +12,8 @@ config to ``models/<exp>/official/<exp>.yaml`` and changes only what a curated r
   saves every ``val_check_interval`` steps *before* that step's validation, so its first save has no ``val_loss``).
 
 Speech-free rows (no clean file, or an all-zero one) are dropped for this backend and counted in the train metrics:
-the baseline's loss normalises by the reference's variance and turns them into NaN batches that it skips.
+the official lists need a clean file per row, and the BSRNN baseline's loss normalises by the reference's variance
+and turns silent references into NaN batches that it skips (FlowSE drops them too: both models, the same rows).
 
 Every run starts from an empty ``models/<exp>/official/`` and runs there (the checkout on ``PYTHONPATH``), so the
 baseline's ``exp/`` folder of logs and checkpoints is this run's alone: a stale run is never resumed and the
@@ -22,6 +23,14 @@ The baseline's Lightning checkpoints pickle its ``baseline_code.config.Config``,
 ``weights_only=True`` refuses. Inference therefore runs the checkout's ``inference`` module through a launcher that
 allows exactly the classes in :data:`SAFE_GLOBALS` (``torch.serialization.add_safe_globals``) and keeps
 weights-only loading on, instead of turning it off.
+
+The FlowSE config (``conf/models/BSRNN_flowse.yaml``, ``model_type: flowse``) runs the same way. Its network size
+is the top-level ``bsrnn_hidden``/``num_layer`` (overrides naming keys that the config and the baseline's
+``Config`` lack, or ``model_configs`` for FlowSE, are refused: the baseline would ignore them), it logs its
+validation loss as ``val_loss`` (BSRNN: ``val_loss_epoch``), and its ``enhance`` (each validation, and inference)
+calls ``Tensor.cuda()`` whatever the device: on ``device: cpu`` its training also runs through the launcher,
+which on CPU (training, and all inference) makes ``Tensor.cuda()`` return the tensor unchanged. Its checkpoints
+also hold the EMA weights (tensors and numbers: no other global), which its inference uses.
 """
 
 from __future__ import annotations
@@ -60,19 +69,33 @@ FORCED_KEYS = ("train_set_path", "valid_set_path", "train_set_dynamic_mixing", "
 OFFICIAL_DEFAULTS = {"batch_size": 2, "num_train_epochs": 150, "num_gpu": 1, "val_check_interval": 50000,
                      "num_worker": 4}
 """``baseline_code/config.py``'s defaults for the keys read here, used when the YAML config leaves one out."""
+CONFIG_KEYS = frozenset((
+    "learning_rate", "batch_size", "weight_decay", "adam_epsilon", "num_worker", "num_train_epochs", "device",
+    "num_gpu", "train_version", "train_tag", "train_name", "val_check_interval", "save_top_k", "resume", "seed",
+    "gradient_clip", "lr_step_size", "lr_gamma", "train_set_path", "train_set_dynamic_mixing", "valid_set_path",
+    "init_from", "max_duration", "use_high_pass", "se_model", "config_file", "model_configs"))
+"""The attributes of ``baseline_code.config.Config`` (its defaults): with the YAML config's own keys, the keys an
+override may name. The baseline sets any other key as an attribute that nothing reads, so a typo, or a key of the
+other model (``model_configs`` for FlowSE, ``bsrnn_hidden`` for BSRNN), would change nothing, silently."""
+FLOWSE = "flowse"
+"""``model_type`` of the FlowSE config (``conf/models/BSRNN_flowse.yaml``): ``train_se`` builds ``FlowSEModel``, whose
+network size is the top-level ``bsrnn_hidden`` and ``num_layer``, not ``model_configs``."""
 SAFE_GLOBALS = ("baseline_code.config.Config",)
 """What an official checkpoint pickles beyond tensors and containers (its hyper-parameters object): allowed by
 name for ``weights_only=True`` loading (``torch.serialization.get_unsafe_globals_in_checkpoint`` lists no other)."""
 
-# Runs a module of the checkout as ``__main__`` after allowing SAFE_GLOBALS for torch's weights-only unpickler:
-# argv = [safe globals (comma-separated), module, module arguments ...]
+# Runs a module of the checkout as ``__main__`` after allowing SAFE_GLOBALS for torch's weights-only unpickler;
+# on a CPU run, ``Tensor.cuda()`` returns the tensor unchanged (FlowSEModel.enhance calls ``Y.cuda()`` whatever the
+# device: in each validation and in inference): argv = [safe globals (comma-separated), device, module, arguments ...]
 SAFE_LAUNCH = """\
 import importlib, runpy, sys
 import torch
-names, module = [n for n in sys.argv[1].split(",") if n], sys.argv[2]
+names, device, module = [n for n in sys.argv[1].split(",") if n], sys.argv[2], sys.argv[3]
 torch.serialization.add_safe_globals(
     [getattr(importlib.import_module(n.rpartition(".")[0]), n.rpartition(".")[2]) for n in names])
-sys.argv = [module, *sys.argv[3:]]
+if device == "cpu":
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+sys.argv = [module, *sys.argv[4:]]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
@@ -120,9 +143,10 @@ def _run(cmd: Sequence[str], cwd: Path, what: str, env: Mapping[str, str] | None
     return proc.stdout or ""
 
 
-def safe_module_cmd(python: str, module: str, args: Sequence[str]) -> list[str]:
-    """``python -m module args`` with weights-only checkpoint loading that allows exactly :data:`SAFE_GLOBALS`."""
-    return [python, "-c", SAFE_LAUNCH, ",".join(SAFE_GLOBALS), module, *args]
+def safe_module_cmd(python: str, module: str, args: Sequence[str], device: str) -> list[str]:
+    """``python -m module args`` with weights-only checkpoint loading that allows exactly :data:`SAFE_GLOBALS`,
+    and, when ``device`` is ``cpu``, ``Tensor.cuda()`` keeping tensors on the CPU (see :data:`SAFE_LAUNCH`)."""
+    return [python, "-c", SAFE_LAUNCH, ",".join(SAFE_GLOBALS), device, module, *args]
 
 
 def check_list_ids(ids: Sequence[str], where: str) -> None:
@@ -166,9 +190,10 @@ def split_speech_free(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, 
     dropped, keep = [], np.ones(len(rows), dtype=bool)
     for i, (uid, noisy, clean) in enumerate(zip(rows["utt_id"], rows["path"], rows["clean_path"], strict=True)):
         if clean is None or pd.isna(clean):
-            why = "speech_free: no clean reference (the official loss divides by its variance)"
+            why = "speech_free: no clean reference (the official lists need a clean file per row: spk1.scp)"
         elif _all_zero(str(resolve_path(str(clean)))):
-            why = f"silent_reference: every sample of {clean} is zero (the official loss divides by its variance)"
+            why = (f"silent_reference: every sample of {clean} is zero (the official BSRNN loss divides by its "
+                   "variance; dropped for FlowSE too, so both official models train on the same rows)")
         else:
             continue
         keep[i] = False
@@ -223,6 +248,17 @@ def official_config(base: Mapping[str, Any], overrides: Mapping[str, Any], train
     if forced:
         raise OfficialBaselineError(f"train.official.overrides may not set {', '.join(forced)}: the official backend "
                                     "sets them itself (the curated lists, seed, device, no dynamic mixing, no resume)")
+    unknown = sorted(set(overrides) - set(base) - CONFIG_KEYS)
+    if unknown:
+        raise OfficialBaselineError(
+            f"train.official.overrides names {', '.join(unknown)}, which neither train.official.config nor the "
+            f"baseline's Config has: the baseline would ignore {'it' if len(unknown) == 1 else 'them'}. Use the "
+            f"config's own keys (it has {', '.join(sorted(base))})")
+    if base.get("model_type") == FLOWSE and "model_configs" in overrides:
+        raise OfficialBaselineError(
+            "train.official.overrides sets model_configs, which the FlowSE config (model_type: flowse) does not "
+            "read: its network size is the top-level bsrnn_hidden (even) and num_layer, e.g. "
+            "{bsrnn_hidden: 8, num_layer: 1}")
     cfg = {**OFFICIAL_DEFAULTS, **base, **overrides}
     if int(cfg["num_worker"]) < 1:
         raise OfficialBaselineError(f"num_worker={cfg['num_worker']}: the official data loaders use persistent "
@@ -241,7 +277,8 @@ def official_config(base: Mapping[str, Any], overrides: Mapping[str, Any], train
     interval = scaled_interval(configured, train_batches, int(cfg["num_train_epochs"]))
     cfg.update(train_set_path=str(train_dir), valid_set_path=str(dev_dir), train_set_dynamic_mixing=False,
                seed=seed, device=device, resume=False, val_check_interval=interval)
-    info = {"train_batches_per_epoch": train_batches, "val_batches": val_batches, "val_check_interval": interval,
+    info = {"model_type": str(cfg.get("model_type")),
+            "train_batches_per_epoch": train_batches, "val_batches": val_batches, "val_check_interval": interval,
             "configured_val_check_interval": configured,
             "num_train_epochs": int(cfg["num_train_epochs"]), "batch_size": batch_size}
     return cfg, info
@@ -310,7 +347,11 @@ def train_official(job: TrainJob) -> dict[str, Any]:
     with atomic_open(config) as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     env = official_env(checkout)
-    _run([p.python, "-m", TRAIN_MODULE, "--config_file", str(config)], work, "training", env)
+    args = ["--config_file", str(config)]
+    if cfg.get("model_type") == FLOWSE and p.device == "cpu":  # FlowSE's validation calls Tensor.cuda()
+        _run(safe_module_cmd(p.python, TRAIN_MODULE, args, p.device), work, "training", env)
+    else:
+        _run([p.python, "-m", TRAIN_MODULE, *args], work, "training", env)
     exp_root = work / "exp" / config.stem
     src, loss = best_official_checkpoint(exp_root)
     with atomic_path(job.best_ckpt) as tmp:
@@ -319,10 +360,12 @@ def train_official(job: TrainJob) -> dict[str, Any]:
     for logs in sorted({e.parent for e in exp_root.rglob("events.out.tfevents.*")}):  # one folder: a fresh run
         scalars.update(json.loads(_run([p.python, "-c", READ_SCALARS, str(logs)], work, "log reading", env,
                                        capture=True)))
-    val = [float(v) if math.isfinite(v) else None for _, v in scalars.get("val_loss_epoch", [])]
+    # BSRNN logs val_loss per step and epoch ("val_loss_epoch"), FlowSE per epoch only ("val_loss")
+    val_tag = "val_loss_epoch" if "val_loss_epoch" in scalars else "val_loss"
+    val = [float(v) if math.isfinite(v) else None for _, v in scalars.get(val_tag, [])]
     summary = {"best_val_loss": loss, "best_step": int(CKPT_NAME.search(src.name).group(1)),  # type: ignore[union-attr]
                "steps": info["num_train_epochs"] * info["train_batches_per_epoch"],  # Lightning's max_epochs run
-               "n_validations": len(val), "first_val_loss": val[0] if val else None,
+               "val_loss_tag": val_tag, "n_validations": len(val), "first_val_loss": val[0] if val else None,
                "last_val_loss": val[-1] if val else None, "n_checkpoints": len(official_checkpoints(exp_root)),
                "official_checkpoint": str(src.relative_to(work)), "n_train_utts": len(job.train_rows),
                "n_val_utts": len(job.val_rows), **info}
@@ -355,7 +398,7 @@ class OfficialEnhancer:
             out = work / "out"
             _run(safe_module_cmd(self.params.python, INFER_MODULE,
                                  ["--input_scp", str(scp), "--output_dir", str(out), "--ckpt_path", str(self.ckpt),
-                                  "--device", self.params.device]),
+                                  "--device", self.params.device], self.params.device),
                  work, "inference", official_env(self.checkout))
             self.outputs, self.failed = {}, {}
             for u in map(str, rows["utt_id"]):
