@@ -22,7 +22,7 @@ count, see ``selection/workers.py``); the CPU time is reported beside the wall t
 
 Targets: 1M rows in <= 20 s wall and <= 2.5 GB peak on 2 cores.
 usage: python benchmarks/bench_select.py [--rows 200000 1000000] [--workdir /tmp/bench_select]
-                                        [--override select.diversity.search=exact ...] [--no-naive]
+                                        [--override select.diversity.search=exact ...] [--no-naive] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default=str(REPO / "params.yaml"), help="params with the select section")
     ap.add_argument("--override", nargs="*", default=[], help="dotted overrides passed to the CLI")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive selector")
+    ap.add_argument("--repeat", type=int, default=1, help="selection runs per size; the median wall time is "
+                    "reported and checked (a shared machine's wall times vary by 10-20%%)")
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -183,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                   "select": {**base["select"], "name": args.strategy, "K_hours": BUDGET_SHARE * hours}}
         entry: dict = {"rows": rows, "pool_hours": round(hours, 1),
                        "loadavg_before": [round(v, 2) for v in os.getloadavg()]}
-        entry["select"] = run_cli(scores, args.workdir, params, args.override)
+        repeats = [run_cli(scores, args.workdir, params, args.override) for _ in range(args.repeat)]
+        # the run of median wall time stands for the size; every run's wall and CPU time, and the largest peak
+        entry["select"] = {**sorted(repeats, key=lambda r: r["wall_s"])[len(repeats) // 2],
+                           "wall_s_runs": [r["wall_s"] for r in repeats], "cpu_s_runs": [r["cpu_s"] for r in repeats],
+                           "peak_rss_gb_max": max(r["peak_rss_gb"] for r in repeats)}
         if not args.no_naive:
             entry["loadavg_before_naive"] = [round(v, 2) for v in os.getloadavg()]
             entry["naive"] = run_naive(scores, args.workdir, BUDGET_SHARE * hours,
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     full = sel["check_method"] == "full"
     report["targets"] = {"rows": largest["rows"], "wall_s": TARGET_WALL_S, "rss_gb": TARGET_RSS_GB,
                          "wall_ok": sel["wall_s"] <= TARGET_WALL_S,
-                         "rss_ok": sel["peak_rss_gb"] <= TARGET_RSS_GB, "check_full": full,
+                         "rss_ok": sel["peak_rss_gb_max"] <= TARGET_RSS_GB, "check_full": full,
                          # only a full check proves it: an audit samples rows
                          "no_violation_left": (full and (sel["violations_found"] or 0) <= (sel["violations_repaired"] or 0))
                          if sel["violations_found"] is not None else None}

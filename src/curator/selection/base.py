@@ -19,6 +19,7 @@ import difflib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from curator.contract.data import Filters
 from curator.selection import workers
+from curator.selection.diversity import index_cells
 from curator.selection.fill import HOURS_EPS, SELECTED, Fill, greedy_fill
 from curator.selection.params import SelectParams
 from curator.selection.pool import Pool, PoolError, ScoresSource, load_pool
@@ -172,13 +174,21 @@ class BaseSelector(ABC):
                 f"select.K_hours = {p.K_hours:g} h is below the shortest eligible utterance ({shortest:.6g} h) of "
                 f"'{pool.source}': nothing fits; raise select.K_hours"
             )
+        # the diversity index's cells depend only on the eligible rows: they train beside the ranking (both
+        # spread their blocks over the same threads), unless a limit narrows the rows after the ranking
+        cells = None
+        if p.diversity.enabled and self.limit is None:
+            side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="select-cells")
+            cells = side.submit(index_cells, pool.emb, np.flatnonzero(eligible), p.diversity, p.seed)
+            side.shutdown(wait=False)
         ranking = self.rank(pool, eligible)
         if self.limit is not None:
             eligible = eligible & self.limit(pool, eligible, ranking)
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
+        centroids = cells.result() if cells is not None else None
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
                            p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,
-                           supply=plan.supply)
+                           supply=plan.supply, cells=centroids)
         sel = Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking, fill=fill)
         sel.warnings = selection_warnings(sel, self.quotas)
         for w in sel.warnings:

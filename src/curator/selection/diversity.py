@@ -126,18 +126,16 @@ class ChunkNeighbours:
 class NeighbourIndex:
     """Exact near-duplicate queries against a growing set of selected rows (see the module docstring)."""
 
-    def __init__(self, emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int) -> None:
+    def __init__(self, emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int,
+                 centroids: np.ndarray | None = None) -> None:
+        """``centroids``: :func:`index_cells` of the same candidates, when computed beforehand (e.g. beside the
+        ranking); else computed here."""
         self.emb = emb
         self.threshold = float(params.threshold)
         self.theta = float(np.arccos(np.clip(self.threshold, -1.0, 1.0)))
         self.mode = resolve_mode(params, len(candidates))
-        self.centroids: np.ndarray | None = None
-        self.nlist = 1
-        if self.mode == "ivf":
-            self.nlist = resolve_nlist(params, len(candidates))
-            if self.nlist > 1:
-                self.centroids = train_centroids(emb, candidates, self.nlist, params, seed)
-                self.nlist = len(self.centroids)  # seeding may find fewer clusters than the cap
+        self.centroids = centroids if centroids is not None else index_cells(emb, candidates, params, seed)
+        self.nlist = 1 if self.centroids is None else len(self.centroids)  # seeding may find fewer than the cap
         self.cells = CellStore(self.nlist, emb.shape[1]) if self.centroids is None else None
         self.ring = RingStore(self.nlist) if self.centroids is not None else None
         self.width = self.theta + ANGLE_MARGIN
@@ -825,6 +823,16 @@ def resolve_mode(params: DiversityParams, n: int) -> str:
     return "exact" if n <= params.exact_max_rows else "ivf"
 
 
+def index_cells(emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int) -> np.ndarray | None:
+    """The cells of a :class:`NeighbourIndex` over ``candidates``: None in exact mode (one cell), else the
+    centroids of :func:`train_centroids`. They depend on the set of candidates, not on their order (they are
+    sorted first), so they can be trained before the strategy has ranked the rows."""
+    if resolve_mode(params, len(candidates)) != "ivf":
+        return None
+    nlist = resolve_nlist(params, len(candidates))
+    return train_centroids(emb, np.sort(candidates), nlist, params, seed) if nlist > 1 else None
+
+
 def resolve_nlist(params: DiversityParams, n: int) -> int:
     """``nlist``, or at most ``NLIST_PER_SQRT_ROWS * sqrt(n)`` cells when 0; never more than the sample can support.
 
@@ -1157,17 +1165,21 @@ def _audit(emb: np.ndarray, rows: np.ndarray, sample: int, seed: int, threshold:
         return _Audit(math.nan, -1.0, 0, np.zeros((0, 2), np.int64))
     probe = np.sort(np.random.default_rng(seed).choice(len(rows), size=size, replace=False))
     xq = np.ascontiguousarray(emb[rows[probe]])
-    best = np.full(size, -1.0, dtype=np.float32)
-    found = []
-    for lo, hi in _blocks(size, len(rows)):
+
+    def block(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = span
         xs = np.ascontiguousarray(emb[rows[lo:hi]])
         sims = xq @ xs.T
         own = (probe >= lo) & (probe < hi)
         sims[np.flatnonzero(own), probe[own] - lo] = -2.0
-        np.maximum(best, sims.max(axis=1), out=best)
         qi, si = np.nonzero(exceeds(sims, xq, xs, threshold))
-        if len(qi):
-            found.append(np.sort(np.stack([probe[qi], lo + si], axis=1), axis=1))
+        return sims.max(axis=1), np.sort(np.stack([probe[qi], lo + si], axis=1), axis=1)
+
+    parts = workers.blocks(block, _blocks(size, len(rows)))
+    best = np.full(size, -1.0, dtype=np.float32)
+    for top, _ in parts:
+        np.maximum(best, top, out=best)
+    found = [pairs for _, pairs in parts if len(pairs)]
     violations = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), np.int64)
     return _Audit(float(best.mean()), float(best.max()), int(size), violations)
 

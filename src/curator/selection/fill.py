@@ -98,11 +98,13 @@ def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
 
 def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
                 group: np.ndarray, share: np.ndarray, penalty: float, budget: float, emb: np.ndarray,
-                diversity: DiversityParams, seed: int, supply: np.ndarray | None = None) -> Fill:
+                diversity: DiversityParams, seed: int, supply: np.ndarray | None = None,
+                cells: np.ndarray | None = None) -> Fill:
     """Run the quota-merged greedy described in the module docstring.
 
     ``share`` = quota fraction per slice, ``supply`` = eligible hours per slice (the water-filling caps;
-    computed from ``eligible`` when None).
+    computed from ``eligible`` when None); ``cells``: :func:`diversity.index_cells` of the eligible rows when
+    already computed.
     """
     n, n_groups = len(hours), len(share)
     rows, bounds = slice_order(utility, tiebreak, eligible, group, n_groups)
@@ -116,7 +118,7 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
     used = np.zeros(n_groups)
     totals = np.array([0.0, budget])
     ptr = bounds[:-1].copy()
-    index = NeighbourIndex(emb, rows, diversity, seed) if diversity.enabled else None
+    index = NeighbourIndex(emb, rows, diversity, seed, centroids=cells) if diversity.enabled else None
     counter = np.zeros(1, dtype=np.int64)
     fill = Fill(state, order, index)
     for _ in range(MAX_REPAIR_ROUNDS + 1):
