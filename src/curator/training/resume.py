@@ -138,7 +138,9 @@ class ResumeCheckpoint(L.Callback):
             shutil.rmtree(new, ignore_errors=True)
             new.mkdir(parents=True)
         trainer.strategy.barrier("resume-snapshot")
-        trainer.save_checkpoint(new / LAST)  # collective: every rank takes part, rank 0 writes
+        # collective: every rank takes part, rank 0 writes. The full state (optimizer, scheduler, loops, callbacks)
+        # that resuming needs; weights_only=False is Lightning's default, said here so it prints no notice
+        trainer.save_checkpoint(new / LAST, weights_only=False)
         if trainer.is_global_zero:
             if self.best_ckpt.is_file():
                 shutil.copyfile(self.best_ckpt, new / BEST)
