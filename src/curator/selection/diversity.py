@@ -663,16 +663,7 @@ def _ring_count(cptr, cang, mptr, mang, width):  # noqa: ANN001, ANN202
 @numba.njit(cache=True)
 def _by_cell(cell, angle, nlist):  # noqa: ANN001, ANN202
     """Positions sorted by (cell, angle) (a counting sort, then each cell by angle) and the CSR pointers."""
-    ptr = np.zeros(nlist + 1, dtype=np.int64)
-    for i in range(len(cell)):
-        ptr[cell[i] + 1] += 1
-    for c in range(nlist):
-        ptr[c + 1] += ptr[c]
-    fill = ptr[:-1].copy()
-    order = np.empty(len(cell), dtype=np.int64)
-    for i in range(len(cell)):
-        order[fill[cell[i]]] = i
-        fill[cell[i]] += 1
+    ptr, order = _counting_order(cell, nlist)
     for c in range(nlist):
         seg = order[ptr[c]:ptr[c + 1]]
         if len(seg) > 1:
