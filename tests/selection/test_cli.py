@@ -161,3 +161,56 @@ def test_same_bytes_for_any_thread_count(tmp_path: Path) -> None:
     assert metrics["diversity"]["check"].startswith("exact all-pairs") and metrics["diversity"]["violations_found"] == 0
     for name in ("curated_train.csv", "curated_train_meta.json", "select.json", "plots/loss_hist.csv"):
         assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes() == (outs[3] / name).read_bytes(), name
+
+
+def test_reports_do_not_depend_on_the_blas_thread_count(tmp_path: Path) -> None:
+    """OpenBLAS splits a long dot product over its threads (above 10,000 elements), which changes the last bits of
+    an hours-weighted mean; the CLI pins BLAS to one thread for the whole run, reports included, so select.json
+    and the sidecar are the same whatever the caller's BLAS threads (they were not: loss_mean differed)."""
+    from threadpoolctl import threadpool_limits
+
+    table, truth = synthetic_scores(SyntheticSpec(n=30_000, dim=8, seed=6, rows_per_source=40))
+    write_table(table, tmp_path / "scores.parquet")
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    params = yaml.safe_load(TEST_PARAMS.read_text())
+    params["select"]["K_hours"] = 0.5 * float(table["duration_sec"].to_numpy().sum()) / 3600.0
+    params["select"]["diversity"]["min_cosine"] = 0.0  # the check and the search are not what this is about
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    outs = {}
+    for blas in (1, 2):
+        with threadpool_limits(limits=blas):
+            code, outs[blas] = run(tmp_path, f"blas{blas}")
+        assert code == 0
+    for name in ("select.json", "curated_train_meta.json", "curated_train.csv"):
+        assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes(), name
+
+
+def test_outputs_prepared_during_the_check_are_redone_when_it_repairs(stage: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CSV, tail figures and plots are prepared from the provisional selection while the exact check runs;
+    when the check drops rows (here: a search that misses every pair), they are prepared again from the final
+    selection, so every output describes the same rows."""
+    import numpy as np
+
+    from curator.selection import cli as select_cli
+    from curator.selection.diversity import ChunkNeighbours, NeighbourIndex
+
+    def blind(self, rows):  # noqa: ANN001, ANN202
+        self._home, self._angle, _ = self.locate(np.ascontiguousarray(self.emb[rows]))
+        return ChunkNeighbours(hit=np.zeros(len(rows), bool), lims=np.zeros(len(rows) + 1, np.int64),
+                               nbrs=np.zeros(0, np.int64))
+
+    calls = []
+    prepare = select_cli.outputs
+    monkeypatch.setattr(NeighbourIndex, "query", blind)
+    monkeypatch.setattr(select_cli, "outputs", lambda sel: calls.append(sel.fill.check) or prepare(sel))
+    code, out = run(stage, "repaired", "select.diversity.min_cosine=0.2")
+    assert code == 0
+    metrics = json.loads((out / "select.json").read_text())
+    assert metrics["diversity"]["violations_repaired"] > 0
+    assert len(calls) == 2 and calls[0] is None and calls[1] is not None  # provisional, then final
+    curated = pd.read_csv(out / "curated_train.csv")
+    slices = pd.read_csv(out / "plots" / "hours_per_slice.csv")
+    assert len(curated) == metrics["n_selected"]
+    assert curated["hours"].sum() == pytest.approx(metrics["hours_selected"])
+    assert slices["selected_hours"].sum() == pytest.approx(metrics["hours_selected"])

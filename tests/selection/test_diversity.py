@@ -268,3 +268,39 @@ def test_ring_kernels_agree_with_brute_force(n_queries: int) -> None:
             assert work == (n_queries // 2) * 128 and set(out_q.tolist()) <= set(range(1, n_queries, 2))
             hit, _ = ring_hits(queries, entries, mptr, np.arange(128), mang, members, theta, up, low, threshold)
             assert np.array_equal(hit, (sim > threshold).any(axis=1))
+
+
+def test_window_entries_match_a_dense_reference_when_the_buffers_grow() -> None:
+    """The one-pass window extraction (a union-bounds test, then each window's own) gives the entries of a dense
+    numpy reference, cell-major with queries ascending, also when far more cosines than its first capacity per
+    row fall inside a window (every cosine of the first rows does here)."""
+    from curator.selection.diversity import IN_BATCH, IN_STORE, window_entries
+
+    rng = np.random.default_rng(3)
+    nlist = 300
+    sims = [rng.uniform(-1, 1, (n, nlist)).astype(np.float32) for n in (70, 45)]
+    sims[0][:5] = 0.5  # inside both windows of every cell: 5 x 300 entries in the first block
+    lo_a, hi_a = rng.uniform(-0.2, 0.6, nlist).astype(np.float32), np.full(nlist, 2.0, np.float32)
+    lo_b, hi_b = rng.uniform(0.3, 0.9, nlist).astype(np.float32), rng.uniform(0.4, 1.0, nlist).astype(np.float32)
+    lo_b[:10], hi_b[:10] = 3.0, -3.0  # cells without a batch window
+    got = window_entries(sims, lo_a, hi_a, lo_b, hi_b, nlist)
+    s = np.concatenate(sims)
+    flag = (((s >= lo_a) & (s <= hi_a)) * IN_STORE | ((s >= lo_b) & (s <= hi_b)) * IN_BATCH).astype(np.uint8)
+    cell, query = np.nonzero(flag.T)  # cell-major, queries ascending within a cell
+    assert len(got.query) == len(query) > 5 * nlist
+    assert np.array_equal(got.query, query) and np.array_equal(got.flag, flag[query, cell])
+    assert np.array_equal(got.ptr, np.searchsorted(cell, np.arange(nlist + 1)))
+    assert np.allclose(got.angle, np.arccos(np.clip(s[query, cell].astype(np.float64), -1, 1)))
+
+
+def test_small_pages_switches_numpy_huge_page_advice_off_and_back() -> None:
+    from curator.selection.workers import small_pages
+
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    try:
+        with small_pages():
+            assert setter(False) is False  # off inside (the call returns the setting it replaces)
+        assert setter(True) is True  # restored after
+    finally:
+        setter(before)

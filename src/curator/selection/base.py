@@ -134,22 +134,25 @@ class BaseSelector(ABC):
     def load(self, source: ScoresSource) -> Pool:
         """Read and validate the scores (Parquet path, Arrow table or DataFrame) into a pool."""
         p = self.params
-        with threadpool_limits(limits=1), workers.threads(p.threads):
+        with threadpool_limits(limits=1), workers.threads(p.threads), workers.small_pages():
             return load_pool(source, p.slice_key, self.filters, quality_columns=p.quality_columns(),
                              center=p.diversity.center,
                              max_invalid_fraction=p.max_invalid_fraction, seed=p.seed,
                              flag_slices=flag_quota_names(self.quotas))
 
-    def run(self, pool: Pool) -> Selection:
+    def run(self, pool: Pool, while_checking: Callable[[Selection], None] | None = None) -> Selection:
         """Gate, plan the quotas, rank and fill: the whole selection on an already loaded pool.
 
         The work runs in fixed blocks on ``select.threads`` threads, each block's BLAS and OpenMP (faiss) on one
         thread (``workers.py``): the bytes do not depend on the thread count (see ``SelectParams.threads``).
+        ``while_checking(provisional)`` runs while the exact diversity check runs (``fill.greedy_fill``): the
+        provisional selection has no check and no warnings yet, and is stale if the returned one has
+        ``fill.repaired`` rows.
         """
-        with threadpool_limits(limits=1), workers.threads(self.params.threads):
-            return self._run(pool)
+        with threadpool_limits(limits=1), workers.threads(self.params.threads), workers.small_pages():
+            return self._run(pool, while_checking)
 
-    def _run(self, pool: Pool) -> Selection:
+    def _run(self, pool: Pool, while_checking: Callable[[Selection], None] | None = None) -> Selection:
         p = self.params
         gated = np.zeros(pool.n, dtype=bool)
         gate = p.quality_gate
@@ -186,9 +189,16 @@ class BaseSelector(ABC):
             eligible = eligible & self.limit(pool, eligible, ranking)
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
         centroids = cells.result() if cells is not None else None
+
+        def provisional(fill: Fill) -> None:
+            if while_checking is not None:
+                while_checking(Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan,
+                                         ranking=ranking, fill=fill))
+
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
                            p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,
-                           supply=plan.supply, cells=centroids)
+                           supply=plan.supply, cells=centroids,
+                           while_checking=provisional if while_checking is not None else None)
         sel = Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking, fill=fill)
         sel.warnings = selection_warnings(sel, self.quotas)
         for w in sel.warnings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import io
 import logging
 import sys
 import time
@@ -23,7 +24,9 @@ import pandas as pd
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.curated import meta_path
+from curator.determinism import pin_threads
 from curator.io import atomic_open, sha256_file, write_json
+from curator.selection.base import Selection
 from curator.selection.params import recorded_config
 from curator.selection.pool import PoolError
 from curator.selection.quotas import load_quotas
@@ -62,6 +65,16 @@ def write_csv(frame: pd.DataFrame, f, float_format: str = CSV_FLOAT_FORMAT) -> N
         pd.DataFrame(out, index=block.index, columns=block.columns).to_csv(f, index=False, header=lo == 0)
 
 
+def outputs(sel: Selection) -> dict[str, object]:
+    """What the outputs need from the selection alone: its tail figures, the CSV's bytes and the plots' files."""
+    from curator.selection.plots import render_plots
+
+    tails = tail_stats(sel)
+    text = io.StringIO(newline="")
+    write_csv(sel.frame(), text)
+    return {"tails": tails, "csv": text.getvalue().encode("utf-8"), "plots": render_plots(sel, tails["var_pool"])}
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="curator select",
@@ -94,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(args)
+        # BLAS on one thread for the whole run, reports included: OpenBLAS splits a long dot product's sum over
+        # its threads, so a hours-weighted mean over a million rows would otherwise differ in its last bits
+        # between machines with different core counts (the selection's own products run in fixed blocks)
+        with pin_threads(1):
+            return run(args)
     except (ConfigError, PoolError, TruthError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -107,7 +124,6 @@ def run(args: argparse.Namespace) -> int:
     filters = load_section("data", args.config, cfg=cfg).filters
     quotas = (load_quotas(args.quotas, params.slice_key, params.quotas, args.overrides) if args.quotas
               else params.quotas)
-    truth = read_truth(args.truth)
     selector = build(params.name, params=params, filters=filters, quotas=quotas)
 
     start = time.perf_counter()
@@ -117,24 +133,32 @@ def run(args: argparse.Namespace) -> int:
     scores_sha256 = hashing.submit(sha256_file, args.scores)
     # matplotlib (about 0.5 s of imports) loads meanwhile too, while the pool is read
     hashing.submit(lambda: importlib.import_module("curator.selection.plots").load_matplotlib())
+    # and the ground truth (only read after the selection; a bad file still stops the run before it)
+    truth_read = hashing.submit(read_truth, args.truth)
     hashing.shutdown(wait=False)
     pool = selector.load(args.scores)
+    truth = truth_read.result()
     log.info("pool: %d rows, %.2f h in %d slices (%s)", pool.n, pool.hours.sum(), pool.n_slices,
              ", ".join(f"{k}: {v}" for k, v in sorted(pool.excluded.items())) or "nothing excluded")
-    sel = selector.run(pool)
-    tails = tail_stats(sel)
+    # the CSV, the tail figures and the plots need only the selection: they are prepared while the exact
+    # diversity check runs on other threads, and kept unless the check changed the selection
+    staged: dict[str, object] = {}
+    sel = selector.run(pool, while_checking=lambda provisional: staged.update(outputs(provisional)))
+    if sel.fill.repaired or not staged:
+        staged = outputs(sel)
+    tails = staged["tails"]
     metrics = build_metrics(sel, truth, tails)
     config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
     meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
 
     out = Path(args.out)
-    with atomic_open(out, newline="") as f:
-        write_csv(sel.frame(), f)
+    with atomic_open(out, "wb") as f:
+        f.write(staged["csv"])
     write_json(meta_path(out), meta)
     write_json(args.metrics, metrics)
-    from curator.selection.plots import write_plots
+    from curator.selection.plots import write_rendered
 
-    write_plots(sel, args.plots_dir, tails["var_pool"])
+    write_rendered(staged["plots"], args.plots_dir)
     if args.timings:
         check = sel.fill.check
         write_json(args.timings, {"wall_seconds": round(time.perf_counter() - start, 3),

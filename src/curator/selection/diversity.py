@@ -71,11 +71,12 @@ one seed per cluster when the data has over ~1,000 clusters (each then holds und
 fewer, large clusters get several seeds, up to the cap: finer cells, still exact, slightly more work. With
 thousands of seeds a few clusters go unseeded (one of their rows lies above the threshold to an unrelated seed
 by chance) and share a cell after the Lloyd iterations: more work for those rows, never a different answer."""
-STABLE_FRACTION = 0.1
-"""Lloyd iterations stop when at most this share of the sample changes cell. On the 1M-row benchmark table the
-second iteration moves 11% of the sample and the third 0.4%: stopping after the second (at 15%) more than
-doubled the pair products of the greedy and the check (1.35e8 against 5.9e7), so three run there; each costs
-about 1.5 s."""
+STABLE_FRACTION = 0.15
+"""Lloyd iterations stop after the update that follows an assignment moving at most this share of the sample.
+On the 1M-row benchmark table the second assignment moves 11% of the sample and a third would move 0.4%: the
+cells after the second update are the ones a 10% rule testing before the update kept, without the third
+assignment it spent only to see that little moved (about 1 s of products). Stopping before the second update
+instead more than doubled the pair products of the greedy and the check (1.35e8 against 5.9e7)."""
 SEED_PAIRS = 1024
 """Rows on each side of the random-pair cosine sample that sets the seeding threshold."""
 SEED_BLOCK = 1024
@@ -105,6 +106,9 @@ own early-stop state: the unit of parallel work, fixed so the pair products coun
 thread count."""
 LOCATE_ROWS = 1 << 16
 """Rows located at once when only their home cells are wanted (their cosines are dropped block by block)."""
+WINDOW_ENTRIES_PER_ROW = 64
+"""First capacity of a row block's window entries, per row (doubled when exceeded; about 33 per queried row on
+the 1M-row benchmark table)."""
 WINDOW_ENTRY_BYTES = 8
 """A recorded window entry: its query (int32) and angle (float32)."""
 BYTES_PER_MB = 1 << 20
@@ -330,11 +334,12 @@ class CellStore:
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
-def _dot32(a, b):  # noqa: ANN001, ANN202
-    """Float32 dot product (vectorised; its rounding is settled by the float64 border re-decision)."""
+def _dot32(a, i, b, j):  # noqa: ANN001, ANN202
+    """Float32 dot product of rows ``a[i]`` and ``b[j]`` (vectorised; its rounding is settled by the float64 border
+    re-decision). Indexed rather than passed as row views: the ring scans ran 22% faster so, with the same bits."""
     acc = np.float32(0.0)
-    for k in range(a.shape[0]):
-        acc += a[k] * b[k]
+    for k in range(a.shape[1]):
+        acc += a[i, k] * b[j, k]
     return acc
 
 
@@ -464,34 +469,44 @@ def _home_angle(sims):  # noqa: ANN001, ANN202
 
 @numba.njit(cache=True, nogil=True)
 def _window_coo(sims, row0, lo_a, hi_a, lo_b, hi_b):  # noqa: ANN001, ANN202
-    """(query, cell, angle, flags) of the cosines inside either window, row-major."""
+    """(query, cell, angle, flags) of the cosines inside either window, row-major, in one pass over ``sims``
+    (a test against the union's bounds first: almost every cosine fails it)."""
     n, nlist = sims.shape
-    count = 0
-    for i in range(n):
-        for c in range(nlist):
-            s = sims[i, c]
-            if (s >= lo_a[c] and s <= hi_a[c]) or (s >= lo_b[c] and s <= hi_b[c]):
-                count += 1
-    q = np.empty(count, dtype=np.int64)
-    cell = np.empty(count, dtype=np.int64)
-    ang = np.empty(count)
-    flag = np.zeros(count, dtype=np.uint8)
+    lo = np.minimum(lo_a, lo_b)
+    hi = np.maximum(hi_a, hi_b)
+    cap = max(64, WINDOW_ENTRIES_PER_ROW * n)
+    q = np.empty(cap, dtype=np.int64)
+    cell = np.empty(cap, dtype=np.int64)
+    ang = np.empty(cap)
+    flag = np.zeros(cap, dtype=np.uint8)
     k = 0
     for i in range(n):
         for c in range(nlist):
             s = sims[i, c]
+            if s < lo[c] or s > hi[c]:
+                continue
             f = 0
             if s >= lo_a[c] and s <= hi_a[c]:
                 f |= 1
             if s >= lo_b[c] and s <= hi_b[c]:
                 f |= 2
             if f:
+                if k == cap:
+                    cap *= 2
+                    q, cell, ang, flag = _grown(q, cap), _grown(cell, cap), _grown(ang, cap), _grown(flag, cap)
                 q[k] = row0 + i
                 cell[k] = c
                 ang[k] = np.arccos(min(1.0, max(-1.0, np.float64(s))))
                 flag[k] = f
                 k += 1
-    return q, cell, ang, flag
+    return q[:k], cell[:k], ang[:k], flag[:k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown(a, cap):  # noqa: ANN001, ANN202
+    out = np.empty(cap, dtype=a.dtype)
+    out[:len(a)] = a
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -540,26 +555,28 @@ def _ring_hits(xq, cptr, cq, cang, cflag, c0, c1, mptr, mrow, mang, emb, width, 
     """
     work = 0
     largest = 0
+    dim = xq.shape[1]
     for c in range(c0, c1):
         largest = max(largest, mptr[c + 1] - mptr[c])
-    buf = np.empty((largest, xq.shape[1]), dtype=np.float32)
+    buf = np.empty((largest, dim), dtype=np.float32)
     for c in range(c0, c1):
         m0, m1 = mptr[c], mptr[c + 1]
         k0, k1 = cptr[c], cptr[c + 1]
         if m0 == m1 or k0 == k1:
             continue
         first, last, lo, hi, _ = _rings(cang, cflag, 1, k0, k1, mang, m0, m1, width)
-        for j in range(lo, hi):
-            buf[j - lo] = emb[mrow[j]]
+        for j in range(lo, hi):  # an element loop: numba's row-slice assignment copied 3.4x slower
+            r = mrow[j]
+            for i in range(dim):
+                buf[j - lo, i] = emb[r, i]
         for k in range(k0, k1):
             q = cq[k]
             if hit[q]:
                 continue
-            x = xq[q]
             for j in range(first[k - k0], last[k - k0]):
-                v = buf[j - lo]
                 work += 1
-                if _above(_dot32(x, v), x, v, upper, lower, threshold):
+                s = _dot32(xq, q, buf, j - lo)
+                if s > upper or (s >= lower and _above(s, xq[q], buf[j - lo], upper, lower, threshold)):
                     hit[q] = True
                     break
     return work
@@ -586,19 +603,17 @@ def _ring_pairs(xq, qkey, cptr, cq, cang, cflag, want, c0, c1, mptr, mvec, mkey,
         first, last, _, _, _ = _rings(cang, cflag, want, k0, k1, mang, m0, m1, width)
         for k in range(k0, k1):
             q = cq[k]
-            x = xq[q]
             key = qkey[q]
             for j in range(first[k - k0], last[k - k0]):
                 if mkey[j] >= key:
                     continue
-                v = mvec[j]
                 work += 1
-                s = _dot32(x, v)
+                s = _dot32(xq, q, mvec, j)
                 if s > best[q]:
                     best[q] = s
                 if s > mbest[j]:
                     mbest[j] = s
-                if _above(s, x, v, upper, lower, threshold):
+                if s > upper or (s >= lower and _above(s, xq[q], mvec[j], upper, lower, threshold)):
                     if n_out == len(out_q):
                         out_q = np.concatenate((out_q, np.empty(n_out, dtype=np.int64)))
                         out_m = np.concatenate((out_m, np.empty(n_out, dtype=np.int64)))
@@ -846,8 +861,9 @@ def train_centroids(emb: np.ndarray, candidates: np.ndarray, nlist: int, params:
     than almost any random pair is (:data:`SEED_QUANTILE`), up to ``nlist`` seeds: each natural cluster of the
     data gets its own cell and none is left to share a cell with unrelated rows (random k-means seeds leave a
     third of the clusters uncovered, and the rows of those land in wide catch-all cells that every query must
-    scan). At most ``train_iters`` Lloyd iterations follow, stopping once at most :data:`STABLE_FRACTION` of the
-    sampled rows change cell (the cells only need to be roughly right: any assignment keeps the search exact).
+    scan). At most ``train_iters`` Lloyd iterations follow, stopping after the update whose assignment moved at
+    most :data:`STABLE_FRACTION` of the sampled rows (the cells only need to be roughly right: any assignment
+    keeps the search exact).
     """
     size = min(len(candidates), nlist * params.train_points_per_list, max(nlist, MAX_TRAIN_POINTS))
     rng = np.random.default_rng(seed)
@@ -859,14 +875,14 @@ def train_centroids(emb: np.ndarray, candidates: np.ndarray, nlist: int, params:
         new = _assign(x, centroids)
         moved = int((new != home).sum())
         home = new
-        if moved <= STABLE_FRACTION * len(x):
-            break
         sums, counts = _cell_sums(x, home, len(centroids))
         cells = np.flatnonzero(counts)
         sums = sums[cells]
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         ok = norms[:, 0] > 0
         centroids[cells[ok]] = (sums[ok] / norms[ok]).astype(np.float32)
+        if moved <= STABLE_FRACTION * len(x):
+            break
     return np.ascontiguousarray(centroids)
 
 

@@ -29,6 +29,8 @@ pick and the greedy resumes to refill the budget.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
@@ -99,12 +101,15 @@ def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
 def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
                 group: np.ndarray, share: np.ndarray, penalty: float, budget: float, emb: np.ndarray,
                 diversity: DiversityParams, seed: int, supply: np.ndarray | None = None,
-                cells: np.ndarray | None = None) -> Fill:
+                cells: np.ndarray | None = None, while_checking: Callable[[Fill], None] | None = None) -> Fill:
     """Run the quota-merged greedy described in the module docstring.
 
     ``share`` = quota fraction per slice, ``supply`` = eligible hours per slice (the water-filling caps;
     computed from ``eligible`` when None); ``cells``: :func:`diversity.index_cells` of the eligible rows when
-    already computed.
+    already computed. ``while_checking(fill)`` runs on the calling thread while the first exact check runs on
+    another (the check's kernels release the GIL): a caller can prepare its outputs from the provisional
+    selection meanwhile; ``fill.check`` is None until the check is done, and a non-empty ``fill.repaired``
+    afterwards means the selection changed, so what was prepared is stale.
     """
     n, n_groups = len(hours), len(share)
     rows, bounds = slice_order(utility, tiebreak, eligible, group, n_groups)
@@ -129,11 +134,26 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
         picked = np.flatnonzero(state == SELECTED)
         picked = picked[np.argsort(order[picked], kind="stable")]
         centroids = _check_centroids(index, emb, picked, diversity, seed)
-        fill.check = check_selection(emb, picked, index.threshold, centroids, diversity.stats_sample,
-                                     seed, min(diversity.chunk_size, CHECK_QUERY_ROWS),
-                                     max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
-                                     located=index.cells_of(picked) if centroids is index.centroids else None,
-                                     windows=index.windows_for(picked) if centroids is index.centroids else None)
+        located = index.cells_of(picked) if centroids is index.centroids else None
+        windows = index.windows_for(picked) if centroids is index.centroids else None
+
+        def check(picked: np.ndarray = picked, centroids: np.ndarray | None = centroids, located=located,  # noqa: ANN001
+                  windows=windows) -> SelectionCheck:  # noqa: ANN001
+            return check_selection(emb, picked, index.threshold, centroids, diversity.stats_sample, seed,
+                                   min(diversity.chunk_size, CHECK_QUERY_ROWS),
+                                   max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
+                                   located=located, windows=windows)
+
+        if while_checking is not None and not fill.repaired:
+            side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="select-check")
+            pending = side.submit(check)
+            try:
+                while_checking(fill)
+            finally:
+                fill.check = pending.result()
+                side.shutdown(wait=True)
+        else:
+            fill.check = check()
         if not len(fill.check.violations):
             break
         drop = np.unique(picked[fill.check.violations[:, 1]])

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from curator.io import atomic_open, atomic_path
+from curator.io import atomic_open
 from curator.selection.base import Selection
 
 LOSS_BINS = 40
@@ -46,22 +47,37 @@ def loss_histogram(sel: Selection) -> pd.DataFrame:
                          "selected_hours": sel_h})
 
 
-def write_plots(sel: Selection, out_dir: str | os.PathLike[str], var_pool: float | None) -> list[Path]:
-    """Write both plots' CSV data and PNG images into ``out_dir``; returns the paths written."""
-    out = Path(out_dir)
+def render_plots(sel: Selection, var_pool: float | None) -> dict[str, bytes]:
+    """Both plots' CSV data and PNG images, as file name -> bytes (nothing is written)."""
     slices, hist = hours_per_slice(sel), loss_histogram(sel)
-    written = [_csv(slices, out / "hours_per_slice.csv"), _csv(hist, out / "loss_hist.csv")]
+    out = {"hours_per_slice.csv": _csv(slices), "loss_hist.csv": _csv(hist)}
     free = sel.pool.speech_free
     note = (f"{int(free.sum())} speech-free rows ({sel.pool.hours[free].sum():.3g} h, "
             f"{int((free & sel.selected).sum())} selected) not shown" if free.any() else "")
-    written += _png(slices, hist, var_pool, sel.params.alpha, out, note)
-    return written
+    out.update(_png(slices, hist, var_pool, sel.params.alpha, note))
+    return out
 
 
-def _csv(df: pd.DataFrame, path: Path) -> Path:
-    with atomic_open(path, newline="") as f:
-        df.to_csv(f, index=False, float_format=CSV_FLOAT_FORMAT)
-    return path
+def write_rendered(files: dict[str, bytes], out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write :func:`render_plots` output into ``out_dir``, each file atomically; returns the paths written."""
+    paths = []
+    for name, data in files.items():
+        path = Path(out_dir) / name
+        with atomic_open(path, "wb") as f:
+            f.write(data)
+        paths.append(path)
+    return paths
+
+
+def write_plots(sel: Selection, out_dir: str | os.PathLike[str], var_pool: float | None) -> list[Path]:
+    """Write both plots' CSV data and PNG images into ``out_dir``; returns the paths written."""
+    return write_rendered(render_plots(sel, var_pool), out_dir)
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    text = io.StringIO(newline="")
+    df.to_csv(text, index=False, float_format=CSV_FLOAT_FORMAT)
+    return text.getvalue().encode("utf-8")
 
 
 def load_matplotlib():  # noqa: ANN201 (the pyplot module, imported lazily)
@@ -74,11 +90,11 @@ def load_matplotlib():  # noqa: ANN201 (the pyplot module, imported lazily)
     return plt
 
 
-def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float, out: Path,
-         note: str = "") -> list[Path]:
+def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha: float,
+         note: str = "") -> dict[str, bytes]:
     plt = load_matplotlib()
 
-    paths = []
+    out = {}
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(slices) + 1.5))
     y = np.arange(len(slices))
     ax.barh(y + 0.2, slices["selected_hours"], height=0.4, label="selected")
@@ -87,7 +103,7 @@ def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha
     ax.set_xlabel("hours")
     ax.set_title("Selected hours per slice")
     ax.legend(loc="lower right")
-    paths.append(_save(fig, out / "hours_per_slice.png"))
+    out["hours_per_slice.png"] = _save(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = float(np.diff(hist["loss_proxy"]).mean()) if len(hist) > 1 else 1.0
@@ -99,15 +115,15 @@ def _png(slices: pd.DataFrame, hist: pd.DataFrame, var_pool: float | None, alpha
     ax.set_ylabel("hours")
     ax.set_title("loss_proxy of speech rows: pool vs selection" + (f"\n({note})" if note else ""), fontsize=10)
     ax.legend()
-    paths.append(_save(fig, out / "loss_hist.png"))
-    return paths
+    out["loss_hist.png"] = _save(fig)
+    return out
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001 (matplotlib Figure, imported lazily)
+def _save(fig) -> bytes:  # noqa: ANN001 (matplotlib Figure, imported lazily)
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=FIGURE_DPI, format="png", metadata={"Software": None})
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=FIGURE_DPI, format="png", metadata={"Software": None})
     plt.close(fig)
-    return path
+    return buf.getvalue()

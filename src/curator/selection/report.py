@@ -33,7 +33,7 @@ from curator.contract.curated import VERSION_KEY as CURATED_VERSION_KEY
 from curator.selection.base import Selection
 from curator.selection.fill import BLOCKED
 from curator.selection.quotas import label_coverage, quota_report
-from curator.selection.tail import cvar, tail_mask, value_at_risk
+from curator.selection.tail import cvar, descending, tail_mask, tail_order, value_at_risk
 
 TRUTH_COLUMNS = ("utt_id", "imperfect")
 WARNING_CODES = ("quota_values_absent", "budget_clipped", "budget_unused", "diversity_repaired")
@@ -80,17 +80,23 @@ def tail_stats(sel: Selection) -> dict[str, Any]:
     """
     pool, alpha, chosen = sel.pool, sel.params.alpha, sel.selected
     speech = ~pool.speech_free
-    tail, var = tail_mask(pool.loss, pool.hours, pool.slice_code, speech, alpha, pool.n_slices)
+    # one sort of the speech rows serves both tails (the eligible ones keep their relative order) and one
+    # descending order both pool figures
+    order = tail_order(pool.loss, pool.slice_code, speech)
+    tail, var = tail_mask(pool.loss, pool.hours, pool.slice_code, speech, alpha, pool.n_slices, order=order)
     tail_hours = float(pool.hours[tail].sum())
     picked_tail = float(pool.hours[tail & chosen].sum())
-    reach, _ = tail_mask(pool.loss, pool.hours, pool.slice_code, sel.eligible & speech, alpha, pool.n_slices)
+    reach, _ = tail_mask(pool.loss, pool.hours, pool.slice_code, sel.eligible & speech, alpha, pool.n_slices,
+                         order=order[sel.eligible[order]])
     reach_hours = float(pool.hours[reach].sum())
     picked = chosen & speech
+    speech_loss, speech_hours = pool.loss[speech], pool.hours[speech]
+    hardest = descending(speech_loss)
     return {
         "alpha": alpha,
         "speech_rows": int(speech.sum()),
         "speech_hours": float(pool.hours[speech].sum()),
-        "var_pool": value_at_risk(pool.loss[speech], pool.hours[speech], alpha),
+        "var_pool": value_at_risk(speech_loss, speech_hours, alpha, order=hardest),
         "var_per_slice": dict(zip(pool.slice_names, var.tolist(), strict=True)),
         "pool_tail_hours": tail_hours,
         "selected_tail_hours": picked_tail,
@@ -98,7 +104,7 @@ def tail_stats(sel: Selection) -> dict[str, Any]:
         "eligible_tail_hours": reach_hours,
         "tail_coverage_eligible": float(pool.hours[reach & chosen].sum()) / reach_hours if reach_hours > 0 else math.nan,
         "loss_mean_pool": _wmean(pool.loss, pool.hours, speech),
-        "loss_cvar_pool": cvar(pool.loss[speech], pool.hours[speech], alpha),
+        "loss_cvar_pool": cvar(speech_loss, speech_hours, alpha, order=hardest),
         "loss_mean": _wmean(pool.loss, pool.hours, picked),
         "loss_cvar": cvar(pool.loss[picked], pool.hours[picked], alpha),
     }

@@ -12,14 +12,15 @@ import numpy as np
 
 
 def tail_mask(loss: np.ndarray, hours: np.ndarray, group: np.ndarray, mask: np.ndarray, alpha: float,
-              n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+              n_groups: int, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-group alpha-tail membership over ``mask`` rows, and each group's VaR (NaN for an empty tail).
 
     Ties in loss are broken by row index, so the result does not depend on anything but the row order,
-    which the pool fixes by ``utt_id``.
+    which the pool fixes by ``utt_id``. ``order``: :func:`tail_order` of these rows when already sorted (or of
+    a superset, filtered to them: a sorted list stays sorted).
     """
-    rows = np.flatnonzero(mask)
-    order = rows[np.lexsort((rows, -loss[rows], group[rows]))]
+    if order is None:
+        order = tail_order(loss, group, mask)
     g = group[order]
     h = hours[order]
     cum = np.cumsum(h)
@@ -34,21 +35,35 @@ def tail_mask(loss: np.ndarray, hours: np.ndarray, group: np.ndarray, mask: np.n
     return tail, np.where(np.isfinite(var), var, np.nan)
 
 
-def value_at_risk(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
-    """Smallest loss among the hardest utterances holding ``alpha`` of the hours (same rule as the tail)."""
+def tail_order(loss: np.ndarray, group: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The ``mask`` rows sorted by (group, loss descending, row): the order :func:`tail_mask` walks."""
+    rows = np.flatnonzero(mask)
+    return rows[np.lexsort((rows, -loss[rows], group[rows]))]
+
+
+def descending(loss: np.ndarray) -> np.ndarray:
+    """Positions of ``loss`` hardest first, ties in position order (the order :func:`value_at_risk` and
+    :func:`cvar` walk)."""
+    return np.argsort(-loss, kind="stable")
+
+
+def value_at_risk(loss: np.ndarray, hours: np.ndarray, alpha: float, order: np.ndarray | None = None) -> float:
+    """Smallest loss among the hardest utterances holding ``alpha`` of the hours (same rule as the tail);
+    ``order``: :func:`descending` of ``loss`` when already computed."""
     if len(loss) == 0 or alpha <= 0:
         return float("nan")
-    order = np.argsort(-loss, kind="stable")
+    order = descending(loss) if order is None else order
     cum = np.cumsum(hours[order])
     inside = (cum - 0.5 * hours[order]) <= alpha * cum[-1]
     return float(loss[order][inside].min()) if inside.any() else float("nan")
 
 
-def cvar(loss: np.ndarray, hours: np.ndarray, alpha: float) -> float:
-    """Hours-weighted mean loss of the hardest ``alpha`` share of hours (NaN when empty or alpha = 0)."""
+def cvar(loss: np.ndarray, hours: np.ndarray, alpha: float, order: np.ndarray | None = None) -> float:
+    """Hours-weighted mean loss of the hardest ``alpha`` share of hours (NaN when empty or alpha = 0);
+    ``order``: :func:`descending` of ``loss`` when already computed."""
     if len(loss) == 0 or alpha <= 0:
         return float("nan")
-    order = np.argsort(-loss, kind="stable")
+    order = descending(loss) if order is None else order
     h = hours[order]
     cum = np.cumsum(h)
     mass = alpha * cum[-1]

@@ -22,6 +22,7 @@ from curator.contract.source_scores import read_source_scores
 from curator.contract.source_selection import write_selection
 from curator.contract.sources import read_sources
 from curator.contract.versions import ContractError
+from curator.determinism import pin_threads
 from curator.io import sha256_file, write_json
 from curator.selection.params import recorded_config
 from curator.selection.registry import SELECTORS
@@ -57,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(args)
+        # BLAS on one thread for the whole run, reports included: OpenBLAS splits a long dot product's sum over
+        # its threads, so a hours-weighted mean over a million rows would otherwise differ in its last bits
+        # between machines with different core counts (the selection's own products run in fixed blocks)
+        with pin_threads(1):
+            return run(args)
     except (ConfigError, ContractError, SourceSelectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
