@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import io
 import logging
 import sys
 import time
@@ -25,7 +24,7 @@ import pandas as pd
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.curated import meta_path
 from curator.determinism import pin_threads
-from curator.io import atomic_open, sha256_file, write_json
+from curator.io import atomic_path, sha256_file, write_json
 from curator.selection.base import Selection
 from curator.selection.params import recorded_config
 from curator.selection.pool import PoolError
@@ -65,14 +64,15 @@ def write_csv(frame: pd.DataFrame, f, float_format: str = CSV_FLOAT_FORMAT) -> N
         pd.DataFrame(out, index=block.index, columns=block.columns).to_csv(f, index=False, header=lo == 0)
 
 
-def outputs(sel: Selection) -> dict[str, object]:
-    """What the outputs need from the selection alone: its tail figures, the CSV's bytes and the plots' files."""
+def outputs(sel: Selection, csv_path: Path) -> dict[str, object]:
+    """What the outputs need from the selection alone: the curated CSV (written to ``csv_path``), the tail
+    figures and the plots' files (as bytes)."""
     from curator.selection.plots import render_plots
 
     tails = tail_stats(sel)
-    text = io.StringIO(newline="")
-    write_csv(sel.frame(), text)
-    return {"tails": tails, "csv": text.getvalue().encode("utf-8"), "plots": render_plots(sel, tails["var_pool"])}
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        write_csv(sel.frame(), f)
+    return {"tails": tails, "plots": render_plots(sel, tails["var_pool"])}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -141,19 +141,18 @@ def run(args: argparse.Namespace) -> int:
     log.info("pool: %d rows, %.2f h in %d slices (%s)", pool.n, pool.hours.sum(), pool.n_slices,
              ", ".join(f"{k}: {v}" for k, v in sorted(pool.excluded.items())) or "nothing excluded")
     # the CSV, the tail figures and the plots need only the selection: they are prepared while the exact
-    # diversity check runs on other threads, and kept unless the check changed the selection
-    staged: dict[str, object] = {}
-    sel = selector.run(pool, while_checking=lambda provisional: staged.update(outputs(provisional)))
-    if sel.fill.repaired or not staged:
-        staged = outputs(sel)
-    tails = staged["tails"]
-    metrics = build_metrics(sel, truth, tails)
-    config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
-    meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
-
+    # diversity check runs on other threads (the CSV into its temporary file), and redone if the check changed
+    # the selection
     out = Path(args.out)
-    with atomic_open(out, "wb") as f:
-        f.write(staged["csv"])
+    with atomic_path(out) as csv_tmp:
+        staged: dict[str, object] = {}
+        sel = selector.run(pool, while_checking=lambda provisional: staged.update(outputs(provisional, csv_tmp)))
+        if sel.fill.repaired or not staged:
+            staged = outputs(sel, csv_tmp)
+        tails = staged["tails"]
+        metrics = build_metrics(sel, truth, tails)
+        config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
+        meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
     write_json(meta_path(out), meta)
     write_json(args.metrics, metrics)
     from curator.selection.plots import write_rendered
