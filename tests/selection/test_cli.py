@@ -214,3 +214,24 @@ def test_outputs_prepared_during_the_check_are_redone_when_it_repairs(stage: Pat
     assert len(curated) == metrics["n_selected"]
     assert curated["hours"].sum() == pytest.approx(metrics["hours_selected"])
     assert slices["selected_hours"].sum() == pytest.approx(metrics["hours_selected"])
+
+
+def test_the_module_entry_point_keeps_exit_codes_messages_and_exit_handlers(stage: Path, tmp_path: Path) -> None:
+    """``python -m curator.selection`` ends with os._exit after its outputs (skipping the interpreter's teardown):
+    the exit code, the error message and the exit handlers (here: the params trace) must survive it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CURATOR_PARAMS_TRACE": str(tmp_path / "trace")}
+    base = [sys.executable, "-m", "curator.selection", "--config", str(stage / "params.yaml"),
+            "--quotas", str(stage / "params.yaml"), "--metrics", str(tmp_path / "select.json"),
+            "--plots-dir", str(tmp_path / "plots"), "--out", str(tmp_path / "curated.csv")]
+    bad = subprocess.run([*base, "--scores", str(tmp_path / "absent.parquet")], capture_output=True, text=True,
+                         env=env, cwd=REPO)
+    assert bad.returncode == 2 and "absent.parquet" in bad.stderr and "does not exist" in bad.stderr
+    good = subprocess.run([*base, "--scores", str(stage / "scores.parquet")], capture_output=True, text=True,
+                          env=env, cwd=REPO)
+    assert good.returncode == 0 and "selected" in good.stderr and (tmp_path / "curated.csv").is_file()
+    traces = list((tmp_path / "trace").glob("*.json"))
+    assert len(traces) == 2 and any("select.K_hours" in json.loads(t.read_text())["keys"] for t in traces)
