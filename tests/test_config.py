@@ -114,3 +114,18 @@ def test_tests_own_params_have_the_repository_keys(repo_root):
     # dict-valued knobs (quotas, language shares) may list other entries: compare sections two levels deep
     depth = {k.rsplit(".", 1)[0] if k.count(".") >= 2 else k for k in mine}
     assert depth == {k.rsplit(".", 1)[0] if k.count(".") >= 2 else k for k in theirs}
+
+
+@pytest.mark.parametrize("section", ["select", "source_select"])
+@pytest.mark.parametrize("group, values, key", [("diversity", {"nlist": -1}, "diversity.nlist"),
+                                                ("coverage", {"clusters": 0}, "coverage.clusters"),
+                                                ("penalties", {"quota_violation": -1}, "penalties.quota_violation")])
+def test_a_shared_group_error_names_the_section_it_was_written_in(section, group, values, key):
+    """``diversity``, ``coverage`` and ``penalties`` are one dataclass each, shared by select and source_select;
+    a bad value under source_select was reported as a select key."""
+    from curator.selection.params import SelectParams
+    from curator.selection.sources.params import SourceSelectParams
+
+    cls = SourceSelectParams if section == "source_select" else SelectParams
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}' = -?[0-9.]+ must be"):
+        parse(cls, {"name": "cvar", "K_hours": 1.0, group: values}, section)

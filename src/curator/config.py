@@ -7,6 +7,7 @@ before any work with a message naming the key and, where it helps, the valid cho
 from __future__ import annotations
 
 import atexit
+import contextvars
 import dataclasses
 import difflib
 import importlib
@@ -236,6 +237,24 @@ def validate_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
             for name in SECTION_MODULES if name in cfg}
 
 
+_PARSING: contextvars.ContextVar[str | None] = contextvars.ContextVar("curator_params_parsing", default=None)
+"""The dotted key :func:`parse` is building (so that :func:`key_of` names a shared group's fields where they are)."""
+
+
+def key_of(canonical: str) -> str:
+    """The params key to name in a message about ``canonical`` (e.g. ``select.diversity.nlist``): the same field
+    under the section being parsed when that is the same group elsewhere (``source_select.diversity.nlist``).
+
+    Nested groups such as ``diversity`` are shared by ``select`` and ``source_select``; their checks name the
+    field by its ``select`` key, and this puts it where the user wrote it.
+    """
+    where = _PARSING.get()
+    group, _, name = canonical.rpartition(".")
+    if where is None or not group or where.rpartition(".")[2] != group.rpartition(".")[2]:
+        return canonical
+    return f"{where}.{name}"
+
+
 def parse(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass ``cls`` from a mapping, checking keys, types, choices and ``__post_init__`` ranges."""
     if not isinstance(data, Mapping):
@@ -252,12 +271,15 @@ def parse(cls: type[T], data: Any, where: str) -> T:
             kwargs[name] = _coerce(hints[name], data[name], sub)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing parameter '{sub}' ({_describe(hints[name])})")
+    token = _PARSING.set(where)
     try:
         obj = cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"'{where}': {exc}") from exc
+    finally:
+        _PARSING.reset(token)
     return _trace(obj, where)
 
 

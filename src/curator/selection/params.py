@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from curator.config import ConfigError, check_range, register_section
+from curator.config import ConfigError, check_range, key_of, register_section
 from curator.contract.flags import FLAGS_COLUMN
 
 QUOTA_SUM_TOLERANCE = 1e-6
@@ -38,14 +38,14 @@ class DiversityParams:
     again from the centroids: the same check, one more (rows x cells) product."""
 
     def __post_init__(self) -> None:
-        check_range("select.diversity.min_cosine", self.min_cosine, lo=0.0, hi=2.0)
-        check_range("select.diversity.exact_max_rows", self.exact_max_rows, lo=0)
-        check_range("select.diversity.nlist", self.nlist, lo=0)
-        check_range("select.diversity.train_points_per_list", self.train_points_per_list, lo=1)
-        check_range("select.diversity.train_iters", self.train_iters, lo=1)
-        check_range("select.diversity.chunk_size", self.chunk_size, lo=1)
-        check_range("select.diversity.stats_sample", self.stats_sample, lo=0)
-        check_range("select.diversity.window_memory_mb", self.window_memory_mb, lo=0.0)
+        check_range(key_of("select.diversity.min_cosine"), self.min_cosine, lo=0.0, hi=2.0)
+        check_range(key_of("select.diversity.exact_max_rows"), self.exact_max_rows, lo=0)
+        check_range(key_of("select.diversity.nlist"), self.nlist, lo=0)
+        check_range(key_of("select.diversity.train_points_per_list"), self.train_points_per_list, lo=1)
+        check_range(key_of("select.diversity.train_iters"), self.train_iters, lo=1)
+        check_range(key_of("select.diversity.chunk_size"), self.chunk_size, lo=1)
+        check_range(key_of("select.diversity.stats_sample"), self.stats_sample, lo=0)
+        check_range(key_of("select.diversity.window_memory_mb"), self.window_memory_mb, lo=0.0)
 
     @property
     def enabled(self) -> bool:
@@ -68,10 +68,10 @@ class CoverageParams:
     train_points_per_cluster: int = 64
 
     def __post_init__(self) -> None:
-        check_range("select.coverage.clusters", self.clusters, lo=1)
-        check_range("select.coverage.min_cluster_size", self.min_cluster_size, lo=1)
-        check_range("select.coverage.kmeans_iters", self.kmeans_iters, lo=1)
-        check_range("select.coverage.train_points_per_cluster", self.train_points_per_cluster, lo=1)
+        check_range(key_of("select.coverage.clusters"), self.clusters, lo=1)
+        check_range(key_of("select.coverage.min_cluster_size"), self.min_cluster_size, lo=1)
+        check_range(key_of("select.coverage.kmeans_iters"), self.kmeans_iters, lo=1)
+        check_range(key_of("select.coverage.train_points_per_cluster"), self.train_points_per_cluster, lo=1)
 
 
 @dataclass
@@ -79,7 +79,7 @@ class PenaltyParams:
     quota_violation: float = 10.0
 
     def __post_init__(self) -> None:
-        check_range("select.penalties.quota_violation", self.quota_violation, lo=0.0)
+        check_range(key_of("select.penalties.quota_violation"), self.quota_violation, lo=0.0)
 
 
 @dataclass
