@@ -203,7 +203,8 @@ def test_outputs_prepared_during_the_check_are_redone_when_it_repairs(stage: Pat
     calls = []
     prepare = select_cli.outputs
     monkeypatch.setattr(NeighbourIndex, "query", blind)
-    monkeypatch.setattr(select_cli, "outputs", lambda sel, csv: calls.append(sel.fill.check) or prepare(sel, csv))
+    monkeypatch.setattr(select_cli, "outputs",
+                        lambda sel, csv, truth: calls.append(sel.fill.check) or prepare(sel, csv, truth))
     code, out = run(stage, "repaired", "select.diversity.min_cosine=0.2")
     assert code == 0
     metrics = json.loads((out / "select.json").read_text())

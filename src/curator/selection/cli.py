@@ -30,7 +30,14 @@ from curator.selection.params import recorded_config
 from curator.selection.pool import PoolError
 from curator.selection.quotas import load_quotas
 from curator.selection.registry import SELECTORS, build
-from curator.selection.report import TruthError, build_meta, build_metrics, read_truth, tail_stats
+from curator.selection.report import (
+    TruthError,
+    build_meta,
+    build_metrics,
+    imperfect_share,
+    read_truth,
+    tail_stats,
+)
 
 log = logging.getLogger("curator.selection")
 
@@ -64,15 +71,16 @@ def write_csv(frame: pd.DataFrame, f, float_format: str = CSV_FLOAT_FORMAT) -> N
         pd.DataFrame(out, index=block.index, columns=block.columns).to_csv(f, index=False, header=lo == 0)
 
 
-def outputs(sel: Selection, csv_path: Path) -> dict[str, object]:
+def outputs(sel: Selection, csv_path: Path, truth: pd.DataFrame | None) -> dict[str, object]:
     """What the outputs need from the selection alone: the curated CSV (written to ``csv_path``), the tail
-    figures and the plots' files (as bytes)."""
+    figures, the imperfect-reference share and the plots' files (as bytes)."""
     from curator.selection.plots import render_plots
 
     tails = tail_stats(sel)
     with open(csv_path, "w", encoding="utf-8", newline="") as f:
         write_csv(sel.frame(), f)
-    return {"tails": tails, "plots": render_plots(sel, tails["var_pool"])}
+    return {"tails": tails, "imperfect": imperfect_share(sel, truth),
+            "plots": render_plots(sel, tails["var_pool"])}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -146,11 +154,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with atomic_path(out) as csv_tmp:
         staged: dict[str, object] = {}
-        sel = selector.run(pool, while_checking=lambda provisional: staged.update(outputs(provisional, csv_tmp)))
+        sel = selector.run(pool, while_checking=lambda provisional: staged.update(outputs(provisional, csv_tmp,
+                                                                                                 truth)))
         if sel.fill.repaired or not staged:
-            staged = outputs(sel, csv_tmp)
+            staged = outputs(sel, csv_tmp, truth)
         tails = staged["tails"]
-        metrics = build_metrics(sel, truth, tails)
+        metrics = build_metrics(sel, truth, tails, imperfect=staged["imperfect"])
         config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
         meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
     write_json(meta_path(out), meta)

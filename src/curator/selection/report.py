@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -146,8 +147,10 @@ def imperfect_share(sel: Selection, truth: pd.DataFrame | None) -> dict[str, Any
             "rows_with_truth": int(has.sum())}
 
 
-def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, Any]) -> dict[str, Any]:
-    """The nested-numbers ``metrics/select.json`` (``tails`` from :func:`tail_stats`) for ``dvc metrics diff``."""
+def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, Any],
+                  imperfect: dict[str, Any] | None | EllipsisType = ...) -> dict[str, Any]:
+    """The nested-numbers ``metrics/select.json`` (``tails`` from :func:`tail_stats`) for ``dvc metrics diff``;
+    ``imperfect``: :func:`imperfect_share` of this selection and ``truth`` when already computed."""
     pool, chosen, p = sel.pool, sel.selected, sel.params
     hours = pool.slice_hours(chosen)
     blocked = pool.slice_hours(sel.fill.state == BLOCKED)
@@ -189,7 +192,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
         "excluded": dict(sorted(pool.excluded.items())),
         "warnings": warning_counts(sel),
     }
-    share = imperfect_share(sel, truth)
+    share = imperfect_share(sel, truth) if imperfect is ... else imperfect
     if share is not None:
         if p.quality_gate.min_score is not None:
             share["threshold_note"] = THRESHOLD_NOTE
