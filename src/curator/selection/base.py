@@ -191,9 +191,8 @@ class BaseSelector(ABC):
         centroids = cells.result() if cells is not None else None
 
         def provisional(fill: Fill) -> None:
-            if while_checking is not None:
-                while_checking(Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan,
-                                         ranking=ranking, fill=fill))
+            while_checking(Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan,
+                                     ranking=ranking, fill=fill))
 
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
                            p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,

@@ -344,15 +344,16 @@ def _dot32(a, i, b, j):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True)
-def _above(s, a, b, upper, lower, threshold):  # noqa: ANN001, ANN202
-    """:func:`exceeds` for one pair: float32 ``s`` decided outside the border band, float64 inside it."""
+def _above(s, a, i, b, j, upper, lower, threshold):  # noqa: ANN001, ANN202
+    """:func:`exceeds` for rows ``a[i]`` and ``b[j]``: their float32 cosine ``s`` decided outside the border band,
+    float64 inside it."""
     if s > upper:
         return True
     if s < lower:
         return False
     acc = 0.0
-    for k in range(a.shape[0]):
-        acc += np.float64(a[k]) * np.float64(b[k])
+    for k in range(a.shape[1]):
+        acc += np.float64(a[i, k]) * np.float64(b[j, k])
     return acc > threshold
 
 
@@ -576,7 +577,7 @@ def _ring_hits(xq, cptr, cq, cang, cflag, c0, c1, mptr, mrow, mang, emb, width, 
             for j in range(first[k - k0], last[k - k0]):
                 work += 1
                 s = _dot32(xq, q, buf, j - lo)
-                if s > upper or (s >= lower and _above(s, xq[q], buf[j - lo], upper, lower, threshold)):
+                if _above(s, xq, q, buf, j - lo, upper, lower, threshold):
                     hit[q] = True
                     break
     return work
@@ -613,7 +614,7 @@ def _ring_pairs(xq, qkey, cptr, cq, cang, cflag, want, c0, c1, mptr, mvec, mkey,
                     best[q] = s
                 if s > mbest[j]:
                     mbest[j] = s
-                if s > upper or (s >= lower and _above(s, xq[q], mvec[j], upper, lower, threshold)):
+                if _above(s, xq, q, mvec, j, upper, lower, threshold):
                     if n_out == len(out_q):
                         out_q = np.concatenate((out_q, np.empty(n_out, dtype=np.int64)))
                         out_m = np.concatenate((out_m, np.empty(n_out, dtype=np.int64)))

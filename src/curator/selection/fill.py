@@ -32,6 +32,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numba
 import numpy as np
@@ -137,12 +138,10 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
         located = index.cells_of(picked) if centroids is index.centroids else None
         windows = index.windows_for(picked) if centroids is index.centroids else None
 
-        def check(picked: np.ndarray = picked, centroids: np.ndarray | None = centroids, located=located,  # noqa: ANN001
-                  windows=windows) -> SelectionCheck:  # noqa: ANN001
-            return check_selection(emb, picked, index.threshold, centroids, diversity.stats_sample, seed,
-                                   min(diversity.chunk_size, CHECK_QUERY_ROWS),
-                                   max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
-                                   located=located, windows=windows)
+        check = partial(check_selection, emb, picked, index.threshold, centroids, diversity.stats_sample, seed,
+                        min(diversity.chunk_size, CHECK_QUERY_ROWS),
+                        max_products=CHECK_WORK_FACTOR * max(index.products, CHECK_MIN_PRODUCTS),
+                        located=located, windows=windows)
 
         if while_checking is not None and not fill.repaired:
             side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="select-check")

@@ -69,11 +69,6 @@ def write_rendered(files: dict[str, bytes], out_dir: str | os.PathLike[str]) -> 
     return paths
 
 
-def write_plots(sel: Selection, out_dir: str | os.PathLike[str], var_pool: float | None) -> list[Path]:
-    """Write both plots' CSV data and PNG images into ``out_dir``; returns the paths written."""
-    return write_rendered(render_plots(sel, var_pool), out_dir)
-
-
 def _csv(df: pd.DataFrame) -> bytes:
     text = io.StringIO(newline="")
     df.to_csv(text, index=False, float_format=CSV_FLOAT_FORMAT)
