@@ -62,12 +62,15 @@ def test_the_clean_reference_beats_the_noisy_input_everywhere() -> None:
     ref_scores = compute_metrics(metrics, clean, clean, srs, None)
     noisy_scores = compute_metrics(metrics, noisy, clean, srs, None)
     frame = lambda s: pd.DataFrame({"split": "test", "utt_id": [f"u{i}" for i in range(12)],  # noqa: E731
-                                    "distortion": ["noise", "reverb"] * 6, **s})
+                                    "distortion": ["noise", "reverb"] * 6,
+                                    "augmentations": ["noise", "noise+reverb", "clipping+noise"] * 4, **s})
     result = compare([System("noisy", frame(noisy_scores)), System("clean", frame(ref_scores))], "noisy", "test",
-                     None, ["distortion"], n_boot=500, seed=0, confidence=0.95, tail=0.1)
+                     None, ["distortion", "augmentations"], n_boot=500, seed=0, confidence=0.95, tail=0.1)
     blocks = result["systems"]["clean"]["metrics"]
     assert {m: b["verdict"] for m, b in blocks.items()} == dict.fromkeys(names, "better")  # LSD: lower is better
     assert set(result["systems"]["clean"]["slices"]["distortion"]) == {"noise", "reverb"}
+    by_flag = result["systems"]["clean"]["slices"]["augmentations"]  # one overlapping slice per flag
+    assert {k: v["n"] for k, v in by_flag.items()} == {"clipping": 4, "noise": 12, "reverb": 4}
     assert result["ranking"]["official"]["clean"]["overall_rank"] < result["ranking"]["official"]["noisy"]["overall_rank"]
 
 

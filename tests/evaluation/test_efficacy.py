@@ -27,19 +27,29 @@ def params(**kw) -> CompareParams:
     return CompareParams(**{**base, **kw})
 
 
-def write_runs(root: Path, p: CompareParams, gain: dict[str, float]) -> None:
+def flags(i: int) -> str:
+    """Even rows: reverb only; odd rows: noise, reverberant in every other one; every third row also clipped."""
+    f = {"reverb"} if i % 2 == 0 else {"noise", "reverb"} if i % 4 == 1 else {"noise"}
+    return "+".join(sorted(f | ({"clipping"} if i % 3 == 0 else set())))
+
+
+def write_runs(root: Path, p: CompareParams, gain: dict[str, float], only: str | None = None) -> None:
+    """Per-utterance files of every run; a variant's ``gain`` applies to every row, or to the rows with flag
+    ``only``."""
     rng = np.random.default_rng(0)
     base = rng.uniform(1.5, 3.0, N_UTTS)
+    aug = [flags(i) for i in range(N_UTTS)]
+    where = np.array([only is None or only in a.split("+") for a in aug])
     for v in p.variants:
         for b in p.budgets:
             for s in p.seeds:
                 noise = np.random.default_rng(zlib.crc32(f"{v}{b}{s}".encode())).normal(0, 0.02, N_UTTS)
-                pesq = base + gain.get(v, 0.0) + noise + 0.1 * b
+                pesq = base + gain.get(v, 0.0) * where + noise + 0.1 * b
                 out = eval_dir(str(root), v, b, s)
                 out.mkdir(parents=True)
                 pd.DataFrame({"split": "test", "utt_id": [f"u{i:03d}" for i in range(N_UTTS)],
                               "distortion": np.where(np.arange(N_UTTS) % 2, "noise", "reverb"),
-                              "pesq": pesq, "si_sdr": 5 * pesq}).to_parquet(out / "per_utt.parquet")
+                              "augmentations": aug, "pesq": pesq, "si_sdr": 5 * pesq}).to_parquet(out / "per_utt.parquet")
 
 
 def test_contrast_pairs_utterances_and_widens_with_seed_disagreement():
@@ -70,8 +80,32 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
         -report["gate"]["0.25"]["cvar_vs_cvar_nogate"]["pesq"]["diff"])
     assert "## other paired comparisons" in markdown(report) and "| cvar_nogate_vs_cvar | 0.25 |" in markdown(report)
     assert report["curve"]["random"]["0.5"]["pesq"]["mean"] > report["curve"]["random"]["0.25"]["pesq"]["mean"]
-    assert set(report["slices"]["0.5"]["cvar"]) == {"noise", "reverb"}
+    assert set(report["slices"]["0.5"]["cvar"]["distortion"]) == {"noise", "reverb"}
     assert 0 < report["resolution"]["pesq"] < 0.05
+
+
+def test_slices_by_flag_overlap_and_find_where_a_variant_gains(tmp_path: Path):
+    """A gain on the reverberant rows only: the ``reverb`` flag slice (reverb-only rows and the reverberant noise
+    rows) shows all of it, the flag-free rest none, the primary-label slices a mixture; slices overlap."""
+    p = params()
+    write_runs(tmp_path, p, {"cvar": 0.2}, only="reverb")
+    report = build_report(p, load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s)), n_boot=300, seed=0,
+                          confidence=0.95, tail=0.1)
+    by_flag = report["slices"]["0.5"]["cvar"]["augmentations"]
+    assert {k: v["n"] for k, v in by_flag.items()} == {"clipping": 20, "noise": 30, "reverb": 45}
+    assert by_flag["reverb"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
+    assert by_flag["reverb"]["pesq"]["verdict"] == "better" and by_flag["reverb"]["si_sdr"]["verdict"] == "better"
+    noise_label = report["slices"]["0.5"]["cvar"]["distortion"]["noise"]["pesq"]
+    assert noise_label["diff"] == pytest.approx(0.1, abs=0.02)  # half of the noise-labelled rows reverberate
+    assert by_flag["noise"]["pesq"]["diff"] == pytest.approx(0.1, abs=0.02)
+    text = markdown(report, ["pesq"])
+    assert "## pesq difference against `random` per augmentations" in text
+    row = next(line for line in text.splitlines() if line.startswith("| reverb | 45 | 0.5 |"))
+    cells = [c.strip() for c in row.strip("|").split(" | ")[3:]]  # the variants' cells: cvar, cvar_nogate
+    assert cells[0].endswith("] +") and cells[1].endswith("]")  # cvar better; cvar_nogate no evidence
+    tail_rows = text.split("(CVaR) difference")[1].split("##")[0].splitlines()
+    cvar_tail = next(line for line in tail_rows if line.startswith("| cvar | 0.5 |"))
+    assert cvar_tail.split(" | ")[2].endswith("] +")  # the worst-tail gain is marked too
 
 
 def test_cli_report_writes_json_markdown_and_plot(tmp_path: Path, monkeypatch):

@@ -37,7 +37,8 @@ def test_score_split(tmp_path: Path) -> None:
         if kind == "broken":
             (tmp_path / f"{i}_n.wav").write_bytes(b"not audio")
         rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"{i}_n.wav"), "clean_path": str(tmp_path / f"{i}_c.wav"),
-                     "sr": SR, "language": "en", "distortion": kind, "duration_sec": 1.0})
+                     "sr": SR, "language": "en", "distortion": kind, "duration_sec": 1.0,
+                     "augmentations": ["clipping(min=0.1,max=0.9)"] if i == 0 else [], "rir_id": "rir_0" if i else None})
     enhancer = HalfEnhancer()
     df, skipped = score_split(pd.DataFrame(rows), enhancer, [METRICS.get("si_sdr")], peak=0.9, silent_peak=1e-4,
                               chunk_utts=2, pool=None, desc="t")
@@ -45,6 +46,9 @@ def test_score_split(tmp_path: Path) -> None:
     assert enhancer.prepared == ["u0", "u1"]  # the last chunk holds only u2, which is never handed to the enhancer
     assert df["utt_id"].tolist() == ["u0", "u1"]
     assert df["has_reference"].tolist() == [True, False]
+    # the per-augmentation flags beside the primary label: raw strings by kind, a RIR is reverb
+    assert df["augmentations"].tolist() == ["clipping+speech", "reverb+silent_ref"]
+    assert list(df.columns[:5]) == ["utt_id", "sr", "language", "distortion", "augmentations"]
     assert df.loc[0, "si_sdr"] == pytest.approx(df.loc[0, "noisy_si_sdr"], abs=1e-4)
     assert np.isnan(df.loc[1, "si_sdr"])
     assert df["output_to_input_db"].to_numpy() == pytest.approx([-6.02, -6.02], abs=0.01)

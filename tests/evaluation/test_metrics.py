@@ -78,6 +78,13 @@ def test_summary_of_a_hand_made_split_is_paired() -> None:
     slices = slice_summary(df, [METRICS.get("si_sdr")], ["distortion", "sr"], 0.5, BOOT)
     assert slices["distortion"]["noise"]["n"] == 2 and slices["distortion"]["noise"]["si_sdr"]["improvement"] == 12.5
     assert slices["sr"]["16000"]["si_sdr"]["n"] == 0 and slices["sr"]["16000"]["si_sdr"]["improvement"] is None
+    # flags: one overlapping slice per flag; a table without the column simply lacks that slice
+    df["augmentations"] = ["noise+reverb", "noise", "reverb", "", "clipping+reverb"]
+    by_flag = slice_summary(df, [METRICS.get("si_sdr")], ["augmentations", "snr_bin"], 0.5, BOOT)
+    assert list(by_flag) == ["augmentations"]
+    assert {k: v["n"] for k, v in by_flag["augmentations"].items()} == {"clipping": 1, "noise": 2, "reverb": 3}
+    assert by_flag["augmentations"]["noise"]["si_sdr"]["improvement"] == 12.5
+    assert by_flag["augmentations"]["reverb"]["si_sdr"]["n"] == 1  # rows a (scored), c, e (a side failed)
 
 
 def test_official_rank_in_the_summary_and_snr_bins() -> None:

@@ -31,6 +31,7 @@ from curator.evaluation.metrics import METRICS
 from curator.evaluation.paired import PairedStats, paired_stats
 from curator.evaluation.ranking import official_rank
 from curator.evaluation.report import NOISY_PREFIX, paired_block
+from curator.evaluation.slicing import present, slice_masks
 from curator.io import atomic_path, write_json
 
 NOISY_SYSTEM = "noisy_input"
@@ -147,12 +148,10 @@ def compare(systems: Sequence[System], baseline: str, split: str, metrics: Seque
             continue
         entry: dict[str, Any] = {"metrics": {m: _block(stats(frame[m], base[m], m)) for m in chosen},
                                  "slices": {}}
-        for key in (k for k in slices if k in frame.columns):
+        for key in present(frame, slices):
             entry["slices"][key] = {
-                str(v): {"n": int(idx.sum()), **{m: _block(stats(frame.loc[idx, m], base.loc[idx, m], m))
-                                                 for m in chosen}}
-                for v in sorted(frame[key].dropna().unique(), key=str)
-                for idx in [(frame[key] == v).to_numpy()]}
+                v: {"n": int(idx.sum()), **{m: _block(stats(frame.loc[idx, m], base.loc[idx, m], m)) for m in chosen}}
+                for v, idx in slice_masks(frame, key)}
         out["systems"][name] = entry
     out["ranking"] = _ranking(by_name, base, chosen)
     return out

@@ -14,11 +14,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from curator.audio import AudioError, load_audio, row_decoding
+from curator.contract.flags import FLAGS_COLUMN
 from curator.contract.manifest import read_manifest, resolve_path
 from curator.contract.scores import FLOAT_DECIMALS
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.metrics import DEFAULT_OPTIONS, Metric, MetricOptions, compute_metrics
 from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
+from curator.evaluation.slicing import flag_strings
 
 ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec", "snr_db")
 _ENERGY_FLOOR = 1e-12
@@ -116,6 +118,8 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
         if not kept:
             continue
         part = chunk.loc[kept, [c for c in ROW_COLUMNS if c in chunk.columns]].copy()
+        part.insert(part.columns.get_loc("distortion") + 1 if "distortion" in part.columns else len(part.columns),
+                    FLAGS_COLUMN, flag_strings(chunk.loc[kept]))
         part["has_reference"] = [c is not None for c in clean]
         part[GAIN_COLUMN] = gains
         srs = part["sr"].to_numpy()

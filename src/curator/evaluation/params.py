@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from curator.config import ConfigError, check_choice, check_range, register_section
+from curator.contract.flags import FLAGS_COLUMN
 
 SNR_BIN_COLUMN = "snr_bin"
 """Slice of the input SNR (the manifest's ``snr_db``) by ``eval.snr_bins_db``."""
-SLICE_COLUMNS = ("distortion", "sr", "language", "source", "speaker", SNR_BIN_COLUMN)
+SLICE_COLUMNS = ("distortion", FLAGS_COLUMN, "sr", "language", "source", "speaker", SNR_BIN_COLUMN)
+"""Per-utterance columns a slice can split by; ``augmentations`` (the per-augmentation flags) gives one
+overlapping slice per flag (:mod:`curator.evaluation.slicing`)."""
 
 
 def _default_metrics() -> list[str]:
@@ -18,7 +21,7 @@ def _default_metrics() -> list[str]:
 
 
 def _default_slices() -> list[str]:
-    return ["distortion", "sr", "language", SNR_BIN_COLUMN]
+    return ["distortion", FLAGS_COLUMN, "sr", "language", SNR_BIN_COLUMN]
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pandas as pd
 from curator.evaluation.metrics import Metric
 from curator.evaluation.paired import PairedStats, paired_stats, worst_mean
 from curator.evaluation.ranking import official_rank, rank_systems
+from curator.evaluation.slicing import present, slice_masks
 
 NOISY_PREFIX = "noisy_"
 GAIN_COLUMN = "output_to_input_db"
@@ -96,14 +97,15 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
 
 def slice_summary(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[str], tail_fraction: float,
                   bootstrap: Mapping[str, Any]) -> dict[str, Any]:
-    """``{slice column: {value: {metric: paired block}}}``: the per-slice file beside eval.json."""
+    """``{slice column: {value: {metric: paired block}}}``: the per-slice file beside eval.json (slices by
+    :func:`curator.evaluation.slicing.slice_masks`: one per value, or one per flag of ``augmentations``)."""
     out: dict[str, Any] = {}
-    for key in slices:
+    for key in present(df, slices):
         out[key] = {}
-        for value, part in df.groupby(key, sort=True, dropna=False):  # numeric slices (sr) sort numerically
-            out[key][str(value)] = {"n": len(part),
-                                    **{m.name: paired_block(_pair(part, m, tail_fraction, bootstrap))
-                                       for m in metrics}}
+        for value, rows in slice_masks(df, key):  # numeric slices (sr) sort numerically; flags overlap
+            part = df[rows]
+            out[key][value] = {"n": len(part),
+                               **{m.name: paired_block(_pair(part, m, tail_fraction, bootstrap)) for m in metrics}}
     return out
 
 

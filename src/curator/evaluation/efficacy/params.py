@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curator.config import ConfigError, check_choice, check_range, read_entry, register_section
+from curator.contract.flags import FLAGS_COLUMN
+from curator.evaluation.params import SLICE_COLUMNS
 
 SELECT_PREFIX = "select."
 SOURCE_PREFIX = "source_select."
@@ -46,6 +48,11 @@ class CompareParams:
     profile: str = "mini"
     profiles: dict[str, ProfileParams] = field(default_factory=dict)
     headline_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "si_sdr"])
+    slices: list[str] = field(default_factory=lambda: ["distortion", FLAGS_COLUMN])
+    """Per-utterance columns every comparison against the baseline is split by (``augmentations``: one
+    overlapping slice per flag); every headline metric is in compare.json."""
+    slice_metrics: list[str] | None = None
+    """Headline metrics the report's per-slice tables show (None: the first headline metric)."""
 
     def __post_init__(self) -> None:
         if not self.variants:
@@ -82,6 +89,10 @@ class CompareParams:
         check_choice("compare.profile", self.profile, self.profiles)
         if not self.headline_metrics:
             raise ConfigError("'compare.headline_metrics' must name at least one metric")
+        for column in self.slices:
+            check_choice("compare.slices", column, SLICE_COLUMNS)
+        for metric in self.slice_metrics or ():
+            check_choice("compare.slice_metrics", metric, self.headline_metrics)
 
     def variant_overrides(self, name: str) -> list[str]:
         """The ``select`` overrides of one variant (recorded as reading that entry only)."""

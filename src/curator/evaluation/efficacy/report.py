@@ -25,10 +25,10 @@ from curator.config import load_section
 from curator.evaluation.efficacy.params import SKIPPED_FILE, CompareParams, budget_tag, eval_dir
 from curator.evaluation.metrics import METRICS
 from curator.evaluation.paired import BOOTSTRAP_BLOCK, verdict, worst_mean
+from curator.evaluation.slicing import present, slice_masks
 from curator.io import atomic_path, write_json
 
 SPLIT = "test"
-SLICE_COLUMN = "distortion"
 DPI = 110
 PANEL_WIDTH_INCHES = 4.0
 PANEL_HEIGHT_INCHES = 3.2
@@ -53,6 +53,7 @@ class Contrast:
     tail_ci_low: float
     tail_ci_high: float
     verdict: str
+    tail_verdict: str
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float)
@@ -67,7 +68,7 @@ def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, 
     n = int(keep.sum())
     if n == 0:
         nan = math.nan
-        return Contrast(0, int((~keep).sum()), nan, nan, nan, nan, nan, nan, nan, nan, "no evidence")
+        return Contrast(0, int((~keep).sum()), nan, nan, nan, nan, nan, nan, nan, nan, "no evidence", "no evidence")
     rng = np.random.default_rng(seed)
     diffs, tails = np.empty(n_boot), np.empty(n_boot)
     for lo in range(0, n_boot, BOOTSTRAP_BLOCK):
@@ -86,7 +87,8 @@ def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, 
     return Contrast(n, int((~keep).sum()), float(ma.mean()), float(mb.mean()), float(ma.mean() - mb.mean()),
                     float(lo_ci), float(hi_ci),
                     float(worst_mean(ma, tail, higher_is_better) - worst_mean(mb, tail, higher_is_better)),
-                    float(tlo), float(thi), verdict(float(lo_ci), float(hi_ci), higher_is_better))
+                    float(tlo), float(thi), verdict(float(lo_ci), float(hi_ci), higher_is_better),
+                    verdict(float(tlo), float(thi), higher_is_better))
 
 
 def skipped_variants(params: CompareParams, eval_dir: Any) -> dict[str, str]:
@@ -136,7 +138,7 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
     utts = pd.Index(sorted(set.intersection(*(set(g["utt_id"]) for _, g in
                                               runs.groupby(["variant", "budget", "seed"])))))
     first = runs.drop_duplicates("utt_id").set_index("utt_id").reindex(utts)
-    slices = first[SLICE_COLUMN].astype(str).to_numpy() if SLICE_COLUMN in first.columns else None
+    slices = {key: list(slice_masks(first, key)) for key in present(first, params.slices)}
     directions = {m: METRICS.get(m).higher_is_better for m in metrics}
 
     def cmp(a: str, b: str, budget: float, m: str, rows: np.ndarray | None = None) -> dict[str, Any]:
@@ -157,12 +159,12 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
                                for g, u in params.gate_pairs.items()}
         report["pairs"][key] = {f"{a}_vs_{b}": {m: cmp(a, b, budget, m) for m in metrics}
                                 for a, b in params.pairs.items()}
-        if slices is not None:
-            report["slices"][key] = {
-                v: {s: {"n": int((slices == s).sum()), **{m: cmp(v, params.baseline, budget, m, slices == s)
-                                                          for m in metrics[:1]}}
-                    for s in sorted(set(slices))}
-                for v in params.variants if v != params.baseline}
+        report["slices"][key] = {
+            v: {column: {value: {"n": int(rows.sum()), **{m: cmp(v, params.baseline, budget, m, rows)
+                                                          for m in metrics}}
+                         for value, rows in masks}
+                for column, masks in slices.items()}
+            for v in params.variants if v != params.baseline}
     for v in params.variants:
         report["curve"][v] = {}
         report["seed_spread"][v] = {}
@@ -202,15 +204,45 @@ def _median_half_width(report: Mapping[str, Any], metric: str) -> float | None:
     return round(float(np.median(widths)), 6) if widths else None
 
 
-def _cell(c: Mapping[str, Any]) -> str:
-    if c["diff"] is None:
+_MARK = {"better": " +", "worse": " -"}
+
+
+def _cell(c: Mapping[str, Any], tail: bool = False) -> str:
+    """``diff [ci_low, ci_high]`` and a mark when the interval excludes 0 (the worst-tail difference if ``tail``)."""
+    d, lo, hi, v = (("tail_diff", "tail_ci_low", "tail_ci_high", "tail_verdict") if tail else
+                    ("diff", "ci_low", "ci_high", "verdict"))
+    if c[d] is None:
         return "n/a"
-    mark = {"better": " +", "worse": " -"}.get(c["verdict"], "")
-    return f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]{mark}"
+    return f"{c[d]:+.3f} [{c[lo]:+.3f}, {c[hi]:+.3f}]{_MARK.get(c.get(v, ''), '')}"
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-    """Tables a person reads: one row per variant and budget, one column per headline metric."""
+def _contrast_rows(block: Mapping[str, Mapping[str, Any]], metrics: list[str], tail: bool = False) -> list[str]:
+    """One table row per comparison and budget: ``| comparison | K | cell per metric |``."""
+    return [f"| {name} | {key} | " + " | ".join(_cell(c[m], tail) for m in metrics) + " |"
+            for key, per in block.items() for name, c in per.items()]
+
+
+def _slice_tables(report: Mapping[str, Any], metric: str, pct: int) -> list[str]:
+    """Per slice column, one table of every variant's ``metric`` difference against the baseline by slice value
+    and budget (the variants as columns)."""
+    lines: list[str] = []
+    per_budget = report["slices"]
+    first = next(iter(per_budget.values()))  # {variant: {column: {value: stats}}}, the same keys at every budget
+    variants = list(first)
+    for column in next(iter(first.values()), {}):
+        lines += ["", f"## {metric} difference against `{report['baseline']}` per {column} "
+                  f"(diff [{pct}% CI], paired; n = utterances in the slice)", "",
+                  f"| {column} | n | K | " + " | ".join(variants) + " |", "|---|---|---|" + "---|" * len(variants)]
+        for key, per in per_budget.items():
+            for value, stats in per[variants[0]][column].items():
+                lines.append(f"| {value} | {stats['n']} | {key} | " + " | ".join(
+                    _cell(per[v][column][value][metric]) for v in variants) + " |")
+    return lines
+
+
+def markdown(report: Mapping[str, Any], slice_metrics: list[str] | None = None) -> str:
+    """Tables a person reads: one row per variant and budget, one column per headline metric; then, per slice
+    column, the ``slice_metrics`` differences by slice value."""
     pct = round(report["confidence"] * 100)
     metrics = report["metrics"]
     head = "| comparison | K | " + " | ".join(f"{m} diff [{pct}% CI]" for m in metrics) + " |"
@@ -218,28 +250,20 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines = [f"# Curation efficacy on {report['split']} ({report['n_utts']} utterances, seeds {report['seeds']})",
              "", "Differences are paired per utterance and pooled over seeds; intervals resample utterances",
              f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse).", "",
-             f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule]
-    for key, per in report["vs_baseline"].items():
-        for v, c in per.items():
-            lines.append(f"| {v} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+             f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule,
+             *_contrast_rows(report["vs_baseline"], metrics)]
     if any(report["gate"].values()):
-        lines += ["", "## the quality gate's effect (same selector, gate on vs off)", "", head, rule]
-        for key, per in report["gate"].items():
-            for pair, c in per.items():
-                lines.append(f"| {pair} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+        lines += ["", "## the quality gate's effect (same selector, gate on vs off)", "", head, rule,
+                  *_contrast_rows(report["gate"], metrics)]
     if any(report.get("pairs", {}).values()):
-        lines += ["", "## other paired comparisons (compare.pairs)", "", head, rule]
-        for key, per in report["pairs"].items():
-            for pair, c in per.items():
-                lines.append(f"| {pair} | {key} | " + " | ".join(_cell(c[m]) for m in metrics) + " |")
+        lines += ["", "## other paired comparisons (compare.pairs)", "", head, rule,
+                  *_contrast_rows(report["pairs"], metrics)]
     lines += ["", f"## worst-{round(report['tail_fraction'] * 100)}% (CVaR) difference against "
-              f"`{report['baseline']}`", "", head.replace("diff", "tail diff"), rule]
-    for key, per in report["vs_baseline"].items():
-        for v, c in per.items():
-            lines.append(f"| {v} | {key} | " + " | ".join(
-                "n/a" if c[m]["tail_diff"] is None else
-                f"{c[m]['tail_diff']:+.3f} [{c[m]['tail_ci_low']:+.3f}, {c[m]['tail_ci_high']:+.3f}]"
-                for m in metrics) + " |")
+              f"`{report['baseline']}`", "", head.replace("diff", "tail diff"), rule,
+              *_contrast_rows(report["vs_baseline"], metrics, tail=True)]
+    for m in slice_metrics or []:
+        if m in metrics and any(report["slices"].values()):
+            lines += _slice_tables(report, m, pct)
     tags = list(map(budget_tag, report["budgets"]))
     for m in metrics:
         lines += ["", f"## learning curve: mean {m} per budget", "",
@@ -305,7 +329,7 @@ def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Pat
                           ev.tail_fraction)
     report["not_run"] = not_run
     write_json(out, report)
-    text = markdown(report)
+    text = markdown(report, params.slice_metrics or params.headline_metrics[:1])
     with atomic_path(md) as tmp:
         tmp.write_text(text, encoding="utf-8")
     plot_curves(report, plots)
