@@ -342,13 +342,25 @@ def test_cli_outputs_are_complete_and_deterministic(stage: Path, tables: tuple) 
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_cli_list_selector(stage: Path, tables: tuple) -> None:
+def test_cli_list_selector(stage: Path, tables: tuple, monkeypatch: pytest.MonkeyPatch,
+                           caplog: pytest.LogCaptureFixture) -> None:
     manifest = tables[0]
     ids = manifest.loc[manifest["kind"] == "speech", "source_id"].tolist()[5:25]
     (stage / "list.txt").write_text("\n".join([*ids, "ghost"]) + "\n")
-    code, out = run_cli(stage, "list", "source_select.name=list", f"source_select.list.path={stage / 'list.txt'}",
-                        pairs=False)
+    monkeypatch.chdir(stage)  # the pipeline's working directory: data/lists/ is the DVC-tracked place for lists
+    with caplog.at_level("WARNING"):
+        code, out = run_cli(stage, "list", "source_select.name=list", f"source_select.list.path={stage / 'list.txt'}",
+                            pairs=False)
     assert code == 0
+    assert "outside data/lists/" in caplog.text and "will not rerun" in caplog.text  # DVC cannot see its edits
+    (stage / "data/lists").mkdir(parents=True)
+    (stage / "data/lists/list.txt").write_bytes((stage / "list.txt").read_bytes())
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert run_cli(stage, "tracked", "source_select.name=list", "source_select.list.path=data/lists/list.txt",
+                       pairs=False)[0] == 0
+    assert "outside data/lists/" not in caplog.text
+    assert (stage / "tracked/selected_sources.csv").read_bytes() == (out / "selected_sources.csv").read_bytes()
     frame = read_selection(out / "selected_sources.csv")
     assert speech(frame)["source_id"].tolist() == ids
     metrics = json.loads((out / "source_select.json").read_text())

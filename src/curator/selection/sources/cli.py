@@ -26,7 +26,7 @@ from curator.determinism import pin_threads
 from curator.io import sha256_file, write_json
 from curator.selection.params import recorded_config
 from curator.selection.registry import SELECTORS
-from curator.selection.sources.params import LIST_SELECTOR
+from curator.selection.sources.params import LIST_SELECTOR, LISTS_DIR, tracked_list
 from curator.selection.sources.select import SourceSelectionError, read_id_list, select_sources
 
 log = logging.getLogger("curator.selection.sources")
@@ -97,7 +97,13 @@ def run(args: argparse.Namespace) -> int:
     if args.pair_scores is not None and params.hardness == "pairs":
         names = read_schema(args.pair_scores).names
         pairs = read_scores(args.pair_scores, columns=[c for c in PAIR_COLUMNS if c in names])
-    id_list = read_id_list(params.list.path) if params.name == LIST_SELECTOR else None
+    id_list = None
+    if params.name == LIST_SELECTOR:
+        id_list = read_id_list(params.list.path)
+        if not tracked_list(params.list.path):
+            log.warning("source_select.list.path '%s' is outside %s/, which the stage lists as a DVC dependency: "
+                        "an edit of that file will not rerun the selection; move it under %s/", params.list.path,
+                        LISTS_DIR, LISTS_DIR)
     result = select_sources(params, manifest, scores, pairs, id_list,
                             where={"scores": args.scores, "pair_scores": str(args.pair_scores),
                                    "list": str(params.list.path)})

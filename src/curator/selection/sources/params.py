@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from curator.config import ConfigError, check_range, register_section
@@ -25,6 +27,14 @@ from curator.selection.params import (
 
 LIST_SELECTOR = "list"
 """``source_select.name: list``: the sources named in ``source_select.list.path``, in list order."""
+LISTS_DIR = "data/lists"
+"""Where id lists belong: a DVC dependency of the source_select and cmp_select stages, so editing a list there
+reruns the selection (a list elsewhere works too, with a warning that DVC does not see its edits)."""
+
+
+def tracked_list(path: str | os.PathLike[str]) -> bool:
+    """Whether an id list lies under :data:`LISTS_DIR` (of the working directory, where DVC runs the stage)."""
+    return Path(path).resolve().is_relative_to(Path(LISTS_DIR).resolve())
 SLICE_COLUMNS = ("corpus", "language", "band", "sr")
 """Columns a source-level slice key may name (``band``: the effective-bandwidth band)."""
 
