@@ -177,8 +177,10 @@ class FlowSE(nn.Module):
 
     @torch.no_grad()
     def sample(self, y: torch.Tensor, steps: int, generator: torch.Generator) -> torch.Tensor:
-        """Euler integration of the learned flow from ``y + sigma_max z`` (t = 1) down to t = 0."""
-        x = y + self.opts.sigma_max * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        """Euler integration of the learned flow from ``y + sigma_max z`` (t = 1) down to t = 0. ``z`` is drawn on
+        the generator's device and moved to ``y``'s, so a CPU generator gives the same start on every device."""
+        z = torch.randn(y.shape, generator=generator, device=generator.device, dtype=y.dtype)
+        x = y + self.opts.sigma_max * z.to(y.device)
         times = torch.linspace(1.0, self.opts.t_eps, steps, device=y.device, dtype=y.real.dtype)
         for i in range(steps):
             step = times[i] - times[i + 1] if i + 1 < steps else times[-1]
@@ -186,6 +188,6 @@ class FlowSE(nn.Module):
         return x
 
     def forward(self, noisy: torch.Tensor, sr: int) -> torch.Tensor:
-        generator = torch.Generator(device=noisy.device).manual_seed(self.opts.sampler_seed)
+        generator = torch.Generator().manual_seed(self.opts.sampler_seed)  # on the CPU: the same draw on any device
         y = self.encode(noisy, sr)
         return self.decode(self.sample(y, self.opts.sampler_steps, generator), sr, noisy.shape[-1])
