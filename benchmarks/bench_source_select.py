@@ -10,16 +10,18 @@ and reports its wall time, CPU time and the child's peak RSS (tables included).
 
 Configurations: the default strategy (cvar) with every cap on (``max_hours_per_speaker``, ``max_share_per_corpus``,
 ``max_share_per_language``), language and band quotas, the quality gate, K = 700 h of each 2,500 h; once without
-and once with the near-duplicate rule (``diversity.min_cosine`` 0 and 0.05). The diversity search at 1M rows is
-the known cost of issue #15 (``selection/diversity.py``); --timeout bounds each child.
+and once with the near-duplicate rule (``diversity.min_cosine`` 0 and 0.05: ``nodiv``, ``div``); ``div_ivf`` and
+``div_exact`` force the search mode that ``div`` (``search: auto``) chooses between, for a same-window comparison
+(``selection_sha256`` shows that every mode selects the same sources). --timeout bounds each child.
 
 usage: python benchmarks/bench_source_select.py [--sources 1000000] [--dim 256] [--workdir /tmp/bench_source_select]
-                                               [--configs nodiv div] [--timeout 1800]
+                                               [--configs nodiv div div_ivf div_exact] [--timeout 1800]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -41,6 +43,8 @@ KIB_PER_GB = 1024 * 1024
 CONFIGS: dict[str, dict[str, Any]] = {
     "nodiv": {"diversity.min_cosine": 0.0},
     "div": {"diversity.min_cosine": 0.05},
+    "div_ivf": {"diversity.min_cosine": 0.05, "diversity.search": "ivf"},
+    "div_exact": {"diversity.min_cosine": 0.05, "diversity.search": "exact"},
 }
 
 
@@ -101,14 +105,15 @@ def child(args: argparse.Namespace) -> None:
         "rss_after_read_gb": round(rss_loaded, 3),
         "budget_hours": m["budget_hours"], "hours_selected": round(m["hours_selected"], 3),
         "n_selected": m["n_selected"], "within_budget": m["within_budget"],
+        "selection_sha256": hashlib.sha256(result.frame.to_csv(index=False).encode()).hexdigest(),
         "caps_hold": all(m["caps"][k]["holds"] for k in ("max_hours_per_speaker", "max_share_per_corpus",
                                                        "max_share_per_language")),
         "caps": {k: m["caps"][k] for k in ("pre_limited_rows", "trimmed_rows", "trimmed_hours")},
         "max_share_per_corpus_observed": round(m["caps"]["max_share_per_corpus"]["max_observed"], 4),
         "gated_rows": m["gate"]["gated_rows"], "eligible_rows": m["gate"]["eligible_rows"],
         "quota_max_abs_deviation_hours": m["selection"]["quota"]["max_abs_deviation_hours"],
-        "diversity": {k: m["selection"]["diversity"].get(k) for k in ("min_cosine", "blocked_rows", "queried_rows",
-                                                                      "violations_repaired", "check")},
+        "diversity": {k: m["selection"]["diversity"].get(k) for k in (
+            "min_cosine", "blocked_rows", "queried_rows", "violations_repaired", "check", "check_pair_products")},
     }))
 
 
@@ -117,7 +122,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--workdir", default="/tmp/bench_source_select")
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=["nodiv", "div"], choices=list(CONFIGS))
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per measured child")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--params", default=None, help=argparse.SUPPRESS)

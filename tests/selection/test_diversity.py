@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curator.selection.diversity import (
+    AUTO_MAX_RING_SHARE,
     CellStore,
     NeighbourIndex,
     check_selection,
@@ -96,6 +97,38 @@ def test_same_bytes_for_any_chunk_size_and_cell_count_on_a_dense_table(kind: str
     sel = run_selection(table, make_params(**base))
     assert sel.fill.search["mode"] == "ivf" and sel.fill.search["nlist"] > 1
     assert worst_pair(sel.pool.emb[sel.selected]) <= 0.98 + 1e-6
+
+
+def isotropic_speakers(n: int, dim: int, seed: int) -> np.ndarray:
+    """The source benchmark's hard geometry in small: more speakers than the cells the cap allows, their rows
+    spread about 50 degrees around their centre in many dimensions (an annulus holds a whole cell)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n // 3, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    spread = rng.standard_normal((n, dim)) / np.sqrt(dim)
+    return (centres[rng.integers(0, len(centres), n)] + 1.2 * spread).astype(np.float32)
+
+
+def test_auto_searches_exactly_where_the_cells_would_prune_little() -> None:
+    """``search: auto`` beyond ``exact_max_rows`` estimates the share of pairs the cells' rings would scan: on
+    clustered rows the cells stay, on wide isotropic speakers it takes the exact blocks; the selection is the
+    same as with either mode forced, and the check follows the greedy's choice."""
+    base = {"diversity.min_cosine": 0.05, "diversity.search": "auto", "diversity.exact_max_rows": 100,
+            "diversity.train_points_per_list": 10}
+    for emb, chosen in ((geometry_embeddings("clustered", 3000, 16, seed=5), "ivf"),
+                        (isotropic_speakers(3000, 64, seed=5), "exact")):
+        table = with_embeddings(synthetic_scores(SyntheticSpec(n=len(emb), dim=emb.shape[1], seed=5))[0], emb)
+        params = {**base, "K_hours": 0.5 * table_hours(table)}
+        auto = run_selection(table, make_params(**params))
+        search = auto.fill.search
+        assert search["mode"] == chosen and (search["ring_share"] > AUTO_MAX_RING_SHARE) == (chosen == "exact")
+        assert (search["nlist"] > 1) == (chosen == "ivf")
+        assert auto.fill.check.method.startswith("exact all-pairs range search, " + (
+            "brute force" if chosen == "exact" else "")) and not len(auto.fill.check.violations)
+        for forced in ("exact", "ivf"):
+            other = run_selection(table, make_params(**{**params, "diversity.search": forced}))
+            assert "ring_share" not in other.fill.search
+            assert np.array_equal(other.fill.order, auto.fill.order), forced
 
 
 def test_the_check_recomputes_the_windows_beyond_their_memory_budget() -> None:

@@ -179,16 +179,16 @@ class BaseSelector(ABC):
             )
         # the diversity index's cells depend only on the eligible rows: they train beside the ranking (both
         # spread their blocks over the same threads), unless a limit narrows the rows after the ranking
-        cells = None
+        trained = None
         if p.diversity.enabled and self.limit is None:
             side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="select-cells")
-            cells = side.submit(index_cells, pool.emb, np.flatnonzero(eligible), p.diversity, p.seed)
+            trained = side.submit(index_cells, pool.emb, np.flatnonzero(eligible), p.diversity, p.seed)
             side.shutdown(wait=False)
         ranking = self.rank(pool, eligible)
         if self.limit is not None:
             eligible = eligible & self.limit(pool, eligible, ranking)
         plan = plan_quotas(pool, eligible, p.K_hours, self.quotas)
-        centroids = cells.result() if cells is not None else None
+        cells = trained.result() if trained is not None else None
 
         def provisional(fill: Fill) -> None:
             while_checking(Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan,
@@ -196,7 +196,7 @@ class BaseSelector(ABC):
 
         fill = greedy_fill(ranking.utility, ranking.tiebreak, eligible, pool.hours, pool.slice_code, plan.share,
                            p.penalties.quota_violation, plan.budget, pool.emb, p.diversity, p.seed,
-                           supply=plan.supply, cells=centroids,
+                           supply=plan.supply, cells=cells,
                            while_checking=provisional if while_checking is not None else None)
         sel = Selection(pool=pool, params=p, eligible=eligible, gated=gated, plan=plan, ranking=ranking, fill=fill)
         sel.warnings = selection_warnings(sel, self.quotas)

@@ -89,6 +89,15 @@ MAX_TRAIN_POINTS = 1 << 16
 to be roughly right (any assignment keeps the search exact; tighter cells only prune more)."""
 ESTIMATE_ROWS = 2048
 """Rows whose cell tests estimate the cost of a full check (a seeded sample)."""
+RING_SHARE_ROWS = 4096
+"""Candidates of the seeded sample whose pairs estimate the share the rings would scan (:func:`ring_share`)."""
+AUTO_MAX_RING_SHARE = 0.05
+"""``search: auto`` keeps the k-means cells when their rings scan at most this share of all pairs, else it searches
+exactly in BLAS blocks. A ring product is a compiled loop over one pair (plus the queries' products with every
+centroid); a BLAS block computes a product several times faster, so rings that prune little lose. Measured
+shares: 0.0009 on the 1M-row pair benchmark table and 0.017 on its dense latent-16 variant (the cells win), 0.37
+on the 200k-source table whose speakers' rows lie 51 degrees from their centre in 256 dimensions, where the
+annulus bound cannot separate them (the exact blocks win: see the README's figures)."""
 CHECK_WORK_FACTOR = 2.0
 """A full check runs when it is estimated at most this many times the greedy's own pair products; beyond,
 the selection is audited on a sample (see :func:`check_selection`). The greedy stops a query at its first
@@ -131,14 +140,14 @@ class NeighbourIndex:
     """Exact near-duplicate queries against a growing set of selected rows (see the module docstring)."""
 
     def __init__(self, emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int,
-                 centroids: np.ndarray | None = None) -> None:
-        """``centroids``: :func:`index_cells` of the same candidates, when computed beforehand (e.g. beside the
+                 cells: Cells | None = None) -> None:
+        """``cells``: :func:`index_cells` of the same candidates, when computed beforehand (e.g. beside the
         ranking); else computed here."""
         self.emb = emb
         self.threshold = float(params.threshold)
         self.theta = float(np.arccos(np.clip(self.threshold, -1.0, 1.0)))
-        self.mode = resolve_mode(params, len(candidates))
-        self.centroids = centroids if centroids is not None else index_cells(emb, candidates, params, seed)
+        cells = cells if cells is not None else index_cells(emb, candidates, params, seed)
+        self.mode, self.centroids, self.ring_share = cells.mode, cells.centroids, cells.ring_share
         self.nlist = 1 if self.centroids is None else len(self.centroids)  # seeding may find fewer than the cap
         self.cells = CellStore(self.nlist, emb.shape[1]) if self.centroids is None else None
         self.ring = RingStore(self.nlist) if self.centroids is not None else None
@@ -182,11 +191,16 @@ class NeighbourIndex:
         pair_q, pair_b = [], []
         for cell, qs in one_cell(len(rows), np.diff(bounds) > 0):
             mine = members[bounds[cell]:bounds[cell + 1]]
-            for lo, hi in _blocks(len(qs), len(mine)):
-                qi, bi = np.nonzero(exceeds(x[qs] @ x[mine[lo:hi]].T, x[qs], x[mine[lo:hi]], self.threshold))
-                self.products += len(qs) * (hi - lo)
+            xq, xm = x[qs], x[mine]
+
+            def block(span: tuple[int, int], xq: np.ndarray = xq, xm: np.ndarray = xm) -> tuple[np.ndarray, ...]:
+                return np.nonzero(exceeds(xq @ xm[span[0]:span[1]].T, xq, xm[span[0]:span[1]], self.threshold))
+
+            spans = list(_blocks(len(qs), len(mine)))
+            for (lo, _), (qi, bi) in zip(spans, workers.blocks(block, spans), strict=True):
                 pair_q.append(qs[qi])
-                pair_b.append(mine[lo:hi][bi])
+                pair_b.append(mine[lo + bi])
+            self.products += len(qs) * len(mine)
         return ChunkNeighbours(hit=hit, **_csr(pair_q, pair_b, len(rows)))
 
     def _query_cells(self, rows: np.ndarray, x: np.ndarray, home: np.ndarray, angle: np.ndarray,
@@ -214,11 +228,16 @@ class NeighbourIndex:
         return ChunkNeighbours(hit=hit, **_csr([out_q], [order[out_m]], len(rows)))
 
     def _any_above(self, xq: np.ndarray, stored: np.ndarray) -> np.ndarray:
+        """Which queries have a stored row above the threshold: BLAS blocks of the stored rows, on the selection's
+        threads (fixed blocks: the same answer and products for any thread count)."""
+        def block(span: tuple[int, int]) -> np.ndarray:
+            part = stored[span[0]:span[1]]
+            return exceeds(xq @ part.T, xq, part, self.threshold).any(axis=1)
+
         found = np.zeros(len(xq), dtype=bool)
-        for lo, hi in _blocks(len(xq), len(stored)):
-            block = stored[lo:hi]
-            found |= exceeds(xq @ block.T, xq, block, self.threshold).any(axis=1)
-            self.products += len(xq) * (hi - lo)
+        for part in workers.blocks(block, list(_blocks(len(xq), len(stored)))):
+            found |= part
+        self.products += len(xq) * len(stored)
         return found
 
     def add(self, rows: np.ndarray, positions: np.ndarray) -> None:
@@ -824,20 +843,54 @@ def _csr(pair_q: list[np.ndarray], pair_b: list[np.ndarray], n: int) -> dict[str
 
 
 def resolve_mode(params: DiversityParams, n: int) -> str:
-    """``auto`` means exact up to ``exact_max_rows`` candidates, IVF beyond (same result, less work)."""
+    """``auto`` means exact up to ``exact_max_rows`` candidates, IVF beyond (same result, less work), unless the
+    cells turn out to prune too little (:func:`index_cells`)."""
     if params.search != "auto":
         return params.search
     return "exact" if n <= params.exact_max_rows else "ivf"
 
 
-def index_cells(emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int) -> np.ndarray | None:
-    """The cells of a :class:`NeighbourIndex` over ``candidates``: None in exact mode (one cell), else the
+@dataclass(frozen=True)
+class Cells:
+    """How a :class:`NeighbourIndex` searches: ``mode`` and its k-means ``centroids`` (None: one cell, every pair
+    in BLAS blocks); ``ring_share``: the sampled share of all pairs the cells' rings would scan, when estimated."""
+
+    mode: str
+    centroids: np.ndarray | None = None
+    ring_share: float | None = None
+
+
+def index_cells(emb: np.ndarray, candidates: np.ndarray, params: DiversityParams, seed: int) -> Cells:
+    """The cells of a :class:`NeighbourIndex` over ``candidates``: none in exact mode (one cell), else the
     centroids of :func:`train_centroids`. They depend on the set of candidates, not on their order (they are
-    sorted first), so they can be trained before the strategy has ranked the rows."""
-    if resolve_mode(params, len(candidates)) != "ivf":
-        return None
+    sorted first), so they can be trained before the strategy has ranked the rows.
+
+    With ``search: auto``, the cells are kept only if a seeded sample says their rings would scan at most
+    :data:`AUTO_MAX_RING_SHARE` of all pairs; beyond, the exact mode's BLAS blocks do the same work faster (both
+    give the same selection: the choice is speed only)."""
+    mode = resolve_mode(params, len(candidates))
+    if mode != "ivf":
+        return Cells(mode)
     nlist = resolve_nlist(params, len(candidates))
-    return train_centroids(emb, np.sort(candidates), nlist, params, seed) if nlist > 1 else None
+    if nlist <= 1:
+        return Cells(mode)
+    candidates = np.sort(candidates)
+    centroids = train_centroids(emb, candidates, nlist, params, seed)
+    if params.search != "auto":
+        return Cells(mode, centroids)
+    share = ring_share(emb, candidates, centroids, params.threshold, seed)
+    return Cells("exact", None, share) if share > AUTO_MAX_RING_SHARE else Cells(mode, centroids, share)
+
+
+def ring_share(emb: np.ndarray, candidates: np.ndarray, centroids: np.ndarray, threshold: float, seed: int) -> float:
+    """The share of all candidate pairs the cells' rings would scan, estimated on a seeded sample of
+    :data:`RING_SHARE_ROWS` candidates (every pair of the sample counted against its all-pairs number)."""
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(candidates, size=min(len(candidates), RING_SHARE_ROWS), replace=False))
+    if len(sample) < 2:
+        return 0.0
+    theta = float(np.arccos(np.clip(threshold, -1.0, 1.0)))
+    return _StaticCells(emb, sample, centroids).estimate(theta, seed) / (len(sample) ** 2 / 2)
 
 
 def resolve_nlist(params: DiversityParams, n: int) -> int:
@@ -1100,17 +1153,24 @@ class _StaticCells:
                 # each unordered pair once: a query meets only the members selected before it (the bound is
                 # symmetric, so the later row's query reaches the earlier row's cell)
                 members = members[:np.searchsorted(members, q_pos[qs[-1]])]
-                for lo, hi in _blocks(len(qs), len(members)):
-                    m = members[lo:hi]
+                xq, qp = x[qs], q_pos[qs]
+
+                def block(span: tuple[int, int], xq: np.ndarray = xq, qp: np.ndarray = qp,
+                          members: np.ndarray = members) -> tuple[np.ndarray, ...]:
+                    m = members[span[0]:span[1]]
                     xs = np.ascontiguousarray(self.emb[self.rows[m]])
-                    sims = x[qs] @ xs.T
-                    sims[q_pos[qs][:, None] <= m[None, :]] = -2.0
-                    work += sims.size
-                    np.maximum.at(best, q_pos[qs], sims.max(axis=1).astype(np.float64))
-                    np.maximum.at(best, m, sims.max(axis=0).astype(np.float64))
-                    qi, mi = np.nonzero(exceeds(sims, x[qs], xs, threshold))
-                    if len(qi):
-                        pairs.append(np.stack([q_pos[qs][qi], m[mi]], axis=1))
+                    sims = xq @ xs.T
+                    sims[qp[:, None] <= m[None, :]] = -2.0
+                    qi, mi = np.nonzero(exceeds(sims, xq, xs, threshold))
+                    return m, sims.max(axis=1), sims.max(axis=0), np.stack([qp[qi], m[mi]], axis=1)
+
+                # BLAS blocks of the members on the selection's threads, merged in block order (maxima are exact)
+                for m, row_max, col_max, found in workers.blocks(block, list(_blocks(len(qs), len(members)))):
+                    work += len(qs) * len(m)
+                    np.maximum.at(best, qp, row_max.astype(np.float64))
+                    np.maximum.at(best, m, col_max.astype(np.float64))
+                    if len(found):
+                        pairs.append(found)
         found = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
         return found, best, work
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from curator.selection.diversity import (
     CHECK_WORK_FACTOR,
+    Cells,
     NeighbourIndex,
     SelectionCheck,
     check_selection,
@@ -86,8 +87,11 @@ class Fill:
     def search(self) -> dict:
         if self.index is None:
             return {"mode": "off"}
-        return {"mode": self.index.mode, "nlist": self.index.nlist, "exact": True,
-                "greedy_pair_products": self.index.products}
+        out = {"mode": self.index.mode, "nlist": self.index.nlist, "exact": True,
+               "greedy_pair_products": self.index.products}
+        if self.index.ring_share is not None:  # search: auto over enough rows for cells: what decided the mode
+            out["ring_share"] = round(self.index.ring_share, 6)
+        return out
 
 
 def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, group: np.ndarray,
@@ -102,7 +106,7 @@ def slice_order(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
 def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray, hours: np.ndarray,
                 group: np.ndarray, share: np.ndarray, penalty: float, budget: float, emb: np.ndarray,
                 diversity: DiversityParams, seed: int, supply: np.ndarray | None = None,
-                cells: np.ndarray | None = None, while_checking: Callable[[Fill], None] | None = None) -> Fill:
+                cells: Cells | None = None, while_checking: Callable[[Fill], None] | None = None) -> Fill:
     """Run the quota-merged greedy described in the module docstring.
 
     ``share`` = quota fraction per slice, ``supply`` = eligible hours per slice (the water-filling caps;
@@ -124,7 +128,7 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
     used = np.zeros(n_groups)
     totals = np.array([0.0, budget])
     ptr = bounds[:-1].copy()
-    index = NeighbourIndex(emb, rows, diversity, seed, centroids=cells) if diversity.enabled else None
+    index = NeighbourIndex(emb, rows, diversity, seed, cells=cells) if diversity.enabled else None
     counter = np.zeros(1, dtype=np.int64)
     fill = Fill(state, order, index)
     for _ in range(MAX_REPAIR_ROUNDS + 1):
@@ -171,8 +175,9 @@ def greedy_fill(utility: np.ndarray, tiebreak: np.ndarray, eligible: np.ndarray,
 
 def _check_centroids(index: NeighbourIndex, emb: np.ndarray, picked: np.ndarray, params: DiversityParams,
                      seed: int) -> np.ndarray | None:
-    """The greedy's cells, or cells trained on the selection when it is large and the greedy had none."""
-    if index.centroids is not None or len(picked) < CHECK_CELLS_MIN_ROWS:
+    """The greedy's cells, or cells trained on the selection when it is large and the greedy had none (not when
+    ``search: auto`` chose the exact blocks because cells would prune too little: the check then does the same)."""
+    if index.centroids is not None or index.ring_share is not None or len(picked) < CHECK_CELLS_MIN_ROWS:
         return index.centroids
     nlist = resolve_nlist(params, len(picked))
     return train_centroids(emb, picked, nlist, params, seed) if nlist > 1 else None
