@@ -122,6 +122,19 @@ def build(name: str) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, torch.
     raise SystemExit(f"unknown model variant {name!r}; choose from {', '.join(ALL)}")
 
 
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn: Callable, noisy: torch.Tensor,
+               clean: torch.Tensor, sr: int, autocast: contextlib.AbstractContextManager) -> torch.Tensor:
+    """One step of the official recipe: forward and loss (under ``autocast``), backward, gradient clipping to
+    0.5, AdamW step; returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    with autocast:
+        loss = loss_fn(model, noisy, clean, sr)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    opt.step()
+    return loss
+
+
 def bench(name: str, args: argparse.Namespace, batch: int, precision: str, compiled: bool) -> dict:
     """One variant's timed training steps at ``batch``, ``precision`` (32 | bf16) and with or without compile."""
     torch.manual_seed(0)
@@ -148,12 +161,7 @@ def bench(name: str, args: argparse.Namespace, batch: int, precision: str, compi
             if device.type == "cuda":
                 torch.cuda.synchronize()
             w0, c0 = time.perf_counter(), time.process_time()
-            opt.zero_grad(set_to_none=True)
-            with autocast:
-                loss = loss_fn(model, noisy, clean, args.sr)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-            opt.step()
+            loss = train_step(model, opt, loss_fn, noisy, clean, args.sr, autocast)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i:  # the first step warms up allocators and kernels

@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import ALL, build  # noqa: E402
+from bench_train import ALL, build, train_step  # noqa: E402
 
 
 def main() -> None:
@@ -56,12 +56,7 @@ def main() -> None:
                 else contextlib.nullcontext())
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast:
-            loss = loss_fn(model, noisy, clean, args.sr)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-        opt.step()
+        train_step(model, opt, loss_fn, noisy, clean, args.sr, autocast)
 
     step()  # warm-up: allocator, cuDNN plans, lazy initialisation
     if cuda:
@@ -81,7 +76,7 @@ def main() -> None:
     top = [{"op": e.key, "calls": e.count // args.steps, "self_ms_per_step": round(getattr(e, key) / 1000 / args.steps, 3),
             "share": round(getattr(e, key) / total, 4)} for e in events[:args.top]]
     if args.table:
-        args.table.write_text(prof.key_averages().table(sort_by=key.replace("_total", "_total"), row_limit=60))
+        args.table.write_text(prof.key_averages().table(sort_by=key, row_limit=60))
     print(json.dumps({"model": args.model, "device": str(device), "batch": args.batch, "samples": args.samples,
                       "sr": args.sr, "precision": args.precision, "profiled_steps": args.steps,
                       "step_ms_under_profiler": round(1000 * wall, 1),
