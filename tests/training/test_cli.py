@@ -51,7 +51,9 @@ def test_train_then_eval(corpus: dict[str, Path], tmp_path: Path, monkeypatch: p
     assert si["tail_enhanced"] <= si["enhanced"]
     assert test["urgent_rank"]["official_missing"]["non_intrusive"]  # no DNSMOS here: named, not hidden
     slices = json.loads((tmp_path / "metrics" / "eval_slices.json").read_text())["test"]
-    assert set(slices) == {"distortion", "sr", "language", "snr_bin"} and set(slices["sr"]) == {"8000", "16000"}
+    assert set(slices) == {"distortion", "augmentations", "sr", "language", "snr_bin"}
+    assert set(slices["sr"]) == {"8000", "16000"}
+    assert all(v["n"] > 0 for v in slices["augmentations"].values())  # one overlapping slice per flag present
     per_utt = pd.read_parquet(tmp_path / "data" / "eval" / "tiny" / "per_utt.parquet")
     assert len(per_utt) == 8 and {"split", "utt_id", "sr", "pesq", "noisy_pesq"} <= set(per_utt.columns)
     assert (tmp_path / "metrics" / "plots" / "eval" / "test_distortion.png").stat().st_size > 0
