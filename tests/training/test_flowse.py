@@ -175,3 +175,19 @@ def test_official_size_matches_the_official_flowse() -> None:
 def test_bad_options_name_the_key(options: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         build_model("flowse", options)
+
+
+def test_training_and_sampling_run_under_bf16_autocast() -> None:
+    """``train.precision: bf16-mixed`` autocasts the step: the heads' outputs arrive in bf16, and there is no bf16
+    complex type (``torch.complex`` refused them before the heads cast to float32)."""
+    torch.manual_seed(0)
+    model = build_model("flowse", TINY)
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.training_loss(x, 0.5 * x, 16000, generator=torch.Generator().manual_seed(2))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model.eval()(x, 16000)
+    assert y.shape == x.shape and torch.isfinite(y).all()

@@ -139,8 +139,8 @@ class FlowSE(nn.Module):
     def _head(self, head: BandHead, conv: nn.Conv2d, z: torch.Tensor, n_active: int, n_freq: int) -> torch.Tensor:
         f_active = self.starts[n_active - 1] + self.widths[n_active - 1]
         h = head(z, n_active)[:, :, :f_active].permute(0, 3, 2, 1)  # (B, k, F', T)
-        h = nn.functional.glu(conv(h), dim=1)[:, :, :n_freq]  # (B, 2, F, T)
-        return torch.complex(h[:, 0], h[:, 1])
+        h = nn.functional.glu(conv(h), dim=1)[:, :, :n_freq].float()  # (B, 2, F, T); float32 under bf16 autocast
+        return torch.complex(h[:, 0], h[:, 1])  # (there is no bf16 complex type)
 
     def vector_field(self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The learned field ``v(x_t, t, y)`` for (B, F, frames) complex spectra and times ``t`` (B,)."""
