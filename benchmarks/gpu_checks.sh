@@ -8,6 +8,8 @@
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
 #       espnet==202511 torch_complex==0.4.4 typeguard==4.6.1 soundfile==0.13.1
 # Then, on the device:  run(command="bash benchmarks/gpu_checks.sh", carry=[".whl"], timeout_s=560)
+# Dry run of the plumbing here, on CPU with tiny sizes (every step but the CUDA tests and compile):
+#   GPU_CHECKS_DRY=1 OUT=/tmp/gpu_dry bash benchmarks/gpu_checks.sh
 #
 # Steps (files under $OUT):
 #   env.txt           GPU, driver, torch
@@ -28,24 +30,29 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site:src
 fi
+exec 3>&1  # the step markers go to the script's own output, not into the files the steps write
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log start/end and the exit code
   local name=$1 limit=$2; shift 2
-  echo ">>> $(date +%T) $name (limit ${limit}s)"
+  echo ">>> $(date +%T) $name (limit ${limit}s)" >&3
   timeout "$limit" "$@"
-  echo "<<< $(date +%T) $name: exit $?"
+  echo "<<< $(date +%T) $name: exit $?" >&3
 }
 { nvidia-smi; $PY -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"; } \
   > "$OUT/env.txt" 2>&1
 COMMON=(--device cuda --samples 96000 --sr 16000 --steps 3 --matmul-precision high --cudnn-benchmark)
+DEVICE=cuda SAMPLES=96000 BATCH=(--batch max --max-batch 128) COMPILE=on
+if [ -n "${GPU_CHECKS_DRY:-}" ]; then  # the same commands on CPU, small enough to finish in a minute or two
+  COMMON=(--device cpu --samples 4000 --sr 16000 --steps 1) DEVICE=cpu SAMPLES=4000 BATCH=(--batch 1) COMPILE=off
+fi
 step tests 120 $PY -m pytest -q -p no:cacheprovider tests/training/test_cuda.py > "$OUT/tests.txt" 2>&1
 # 'max' doubles from batch 4 until the GPU runs out of memory (the rows as they finish: bench.log)
 step bench 240 $PY benchmarks/bench_train.py "${COMMON[@]}" --models bsrnn-official espnet-official bsrnn-ours \
-  --batch max --max-batch 128 --precision 32 bf16 > "$OUT/bench.json" 2> "$OUT/bench.log"
+  "${BATCH[@]}" --precision 32 bf16 > "$OUT/bench.json" 2> "$OUT/bench.log"
 step bench_flowse 60 $PY benchmarks/bench_train.py "${COMMON[@]}" --models flowse-official --batch 4 \
   --precision 32 bf16 > "$OUT/bench_flowse.json" 2>> "$OUT/bench.log"
-step profile 45 $PY benchmarks/profile_step.py --device cuda --model bsrnn-official --batch 4 --samples 96000 \
-  --sr 16000 --matmul-precision high > "$OUT/profile.json" 2>> "$OUT/bench.log"
+step profile 45 $PY benchmarks/profile_step.py --device "$DEVICE" --model bsrnn-official --batch 4 \
+  --samples "$SAMPLES" --sr 16000 --matmul-precision high > "$OUT/profile.json" 2>> "$OUT/bench.log"
 step bench_compile 100 $PY benchmarks/bench_train.py "${COMMON[@]}" --models bsrnn-official --batch 4 16 \
-  --precision 32 bf16 --compile on > "$OUT/bench_compile.json" 2>> "$OUT/bench.log"
+  --precision 32 bf16 --compile "$COMPILE" > "$OUT/bench_compile.json" 2>> "$OUT/bench.log"
 tail -n 3 "$OUT/tests.txt"
 cat "$OUT/bench.json" 2>/dev/null | tail -n 30
