@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curator.evaluation.compare import CompareError, System, compare, main
+from curator.evaluation.compare import CompareError, System, compare, main, markdown
 from curator.evaluation.metrics import METRICS, compute_metrics
 
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -65,19 +65,24 @@ def test_the_clean_reference_beats_the_noisy_input_everywhere() -> None:
                                     "distortion": ["noise", "reverb"] * 6,
                                     "augmentations": ["noise", "noise+reverb", "clipping+noise"] * 4, **s})
     result = compare([System("noisy", frame(noisy_scores)), System("clean", frame(ref_scores))], "noisy", "test",
-                     None, ["distortion", "augmentations"], n_boot=500, seed=0, confidence=0.95, tail=0.1)
+                     None, ["distortion", "augmentations"], n_boot=500, seed=0, confidence=0.95, tail=0.1,
+                     min_slice_utts=5, correction="bh")
     blocks = result["systems"]["clean"]["metrics"]
     assert {m: b["verdict"] for m, b in blocks.items()} == dict.fromkeys(names, "better")  # LSD: lower is better
     assert set(result["systems"]["clean"]["slices"]["distortion"]) == {"noise", "reverb"}
     by_flag = result["systems"]["clean"]["slices"]["augmentations"]  # one overlapping slice per flag
     assert {k: v["n"] for k, v in by_flag.items()} == {"clipping": 4, "noise": 12, "reverb": 4}
+    # slices under min_slice_utts (5) get no verdict; the 12-row noise slice is tested (with its family)
+    assert by_flag["clipping"]["pesq"]["verdict"] == "too few utterances" and by_flag["clipping"]["pesq"]["q_value"] is None
+    assert by_flag["noise"]["pesq"]["verdict"] == "better" and by_flag["noise"]["pesq"]["q_value"] < 0.05
+    assert "none under 5 utterances" in markdown(result)
     assert result["ranking"]["official"]["clean"]["overall_rank"] < result["ranking"]["official"]["noisy"]["overall_rank"]
 
 
 def test_only_shared_utterances_are_compared_and_counted(tmp_path: Path) -> None:
     a = System("a", pd.DataFrame({"split": "test", "utt_id": ["u1", "u2", "u3"], "pesq": [2.0, 3.0, 4.0]}))
     b = System("b", pd.DataFrame({"split": "test", "utt_id": ["u2", "u3", "u4"], "pesq": [2.0, 3.0, 1.0]}))
-    result = compare([a, b], "a", "test", None, [], 200, 0, 0.95, 0.1)
+    result = compare([a, b], "a", "test", None, [], 200, 0, 0.95, 0.1, 10, "bh")
     assert result["n_common"] == 2 and result["rows_not_shared"] == {"a": 1, "b": 1}
     assert result["systems"]["b"]["metrics"]["pesq"]["improvement"] == pytest.approx(-1.0)
 
@@ -91,4 +96,4 @@ def test_errors_name_the_system(tmp_path: Path, capsys) -> None:
     assert "'no-such-experiment' is neither" in capsys.readouterr().err
     with pytest.raises(CompareError, match="baseline 'zzz'"):
         compare([System("a", pd.DataFrame({"split": ["test"], "utt_id": ["u"], "pesq": [1.0]}))] * 1, "zzz",
-                "test", None, [], 100, 0, 0.95, 0.1)
+                "test", None, [], 100, 0, 0.95, 0.1, 10, "bh")

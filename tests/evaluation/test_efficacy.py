@@ -68,7 +68,8 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
     p = params(pairs={"cvar_nogate": "cvar"})
     write_runs(tmp_path, p, {"cvar": 0.2})
     runs = load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s))
-    report = build_report(p, runs, n_boot=300, seed=0, confidence=0.95, tail=0.1)
+    report = build_report(p, runs, n_boot=300, seed=0, confidence=0.95, tail=0.1, min_slice_utts=10,
+                          correction="bh")
     assert set(report["vs_baseline"]) == {"0.25", "0.5"}
     assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["verdict"] == "better"
     assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
@@ -90,7 +91,7 @@ def test_slices_by_flag_overlap_and_find_where_a_variant_gains(tmp_path: Path):
     p = params()
     write_runs(tmp_path, p, {"cvar": 0.2}, only="reverb")
     report = build_report(p, load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s)), n_boot=300, seed=0,
-                          confidence=0.95, tail=0.1)
+                          confidence=0.95, tail=0.1, min_slice_utts=10, correction="bh")
     by_flag = report["slices"]["0.5"]["cvar"]["augmentations"]
     assert {k: v["n"] for k, v in by_flag.items()} == {"clipping": 20, "noise": 30, "reverb": 45}
     assert by_flag["reverb"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
@@ -106,6 +107,16 @@ def test_slices_by_flag_overlap_and_find_where_a_variant_gains(tmp_path: Path):
     tail_rows = text.split("(CVaR) difference")[1].split("##")[0].splitlines()
     cvar_tail = next(line for line in tail_rows if line.startswith("| cvar | 0.5 |"))
     assert cvar_tail.split(" | ")[2].endswith("] +")  # the worst-tail gain is marked too
+    assert "after Benjamini-Hochberg over the augmentations values" in text
+    # eval.slice_verdicts.min_utts: a slice of fewer utterances keeps its figures but gets no verdict or mark
+    strict = build_report(p, load_runs(p, lambda v, b, s: eval_dir(str(tmp_path), v, b, s)), n_boot=300, seed=0,
+                          confidence=0.95, tail=0.1, min_slice_utts=25, correction="bh")
+    clipping = strict["slices"]["0.5"]["cvar"]["augmentations"]["clipping"]["pesq"]
+    assert clipping["verdict"] == "too few utterances" and clipping["q_value"] is None
+    assert clipping["diff"] == by_flag["clipping"]["pesq"]["diff"]
+    assert strict["slices"]["0.5"]["cvar"]["augmentations"]["reverb"]["pesq"]["verdict"] == "better"
+    row = next(line for line in markdown(strict, ["pesq"]).splitlines() if line.startswith("| clipping | 20 | 0.5 |"))
+    assert all(c.strip().endswith("]") for c in row.strip("|").split(" | ")[3:])
 
 
 def test_cli_report_writes_json_markdown_and_plot(tmp_path: Path, monkeypatch):

@@ -54,6 +54,7 @@ def test_tail_mean_takes_the_worst_fraction() -> None:
 
 
 BOOT = {"n_boot": 200, "seed": 0, "confidence": 0.95}
+VERDICTS = {"min_utts": 2, "correction": "bh"}
 
 
 def test_summary_of_a_hand_made_split_is_paired() -> None:
@@ -75,16 +76,19 @@ def test_summary_of_a_hand_made_split_is_paired() -> None:
     assert out["urgent_rank"]["all_metrics"] == {"enhanced": 1.0, "noisy": 2.0}
     assert out["urgent_rank"]["official"] is None  # SI-SDR is not an official 2026 metric
     assert out["speech_free"] == {"n": 1, "output_to_input_db": -12.0}
-    slices = slice_summary(df, [METRICS.get("si_sdr")], ["distortion", "sr"], 0.5, BOOT)
+    slices = slice_summary(df, [METRICS.get("si_sdr")], ["distortion", "sr"], 0.5, BOOT, VERDICTS)
     assert slices["distortion"]["noise"]["n"] == 2 and slices["distortion"]["noise"]["si_sdr"]["improvement"] == 12.5
     assert slices["sr"]["16000"]["si_sdr"]["n"] == 0 and slices["sr"]["16000"]["si_sdr"]["improvement"] is None
     # flags: one overlapping slice per flag; a table without the column simply lacks that slice
     df["augmentations"] = ["noise+reverb", "noise", "reverb", "", "clipping+reverb"]
-    by_flag = slice_summary(df, [METRICS.get("si_sdr")], ["augmentations", "snr_bin"], 0.5, BOOT)
+    by_flag = slice_summary(df, [METRICS.get("si_sdr")], ["augmentations", "snr_bin"], 0.5, BOOT, VERDICTS)
     assert list(by_flag) == ["augmentations"]
     assert {k: v["n"] for k, v in by_flag["augmentations"].items()} == {"clipping": 1, "noise": 2, "reverb": 3}
     assert by_flag["augmentations"]["noise"]["si_sdr"]["improvement"] == 12.5
     assert by_flag["augmentations"]["reverb"]["si_sdr"]["n"] == 1  # rows a (scored), c, e (a side failed)
+    # a slice of fewer compared utterances than min_utts gets no verdict, whatever its interval
+    assert by_flag["augmentations"]["reverb"]["si_sdr"]["verdict"] == "too few utterances"
+    assert by_flag["augmentations"]["noise"]["si_sdr"]["verdict"] != "too few utterances"
 
 
 def test_official_rank_in_the_summary_and_snr_bins() -> None:

@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from curator.evaluation.paired import paired_stats, verdict, worst_mean
+from curator.evaluation.paired import (
+    TOO_FEW,
+    bootstrap_p,
+    family_verdicts,
+    mark_family,
+    paired_stats,
+    verdict,
+    worst_mean,
+)
 
 
 def test_identical_systems_give_no_evidence():
@@ -56,3 +64,52 @@ def test_worst_mean_and_verdict_edges():
     assert worst_mean(v, 0.1, True) == 0.0 and worst_mean(v, 0.2, False) == 8.5
     assert verdict(math.nan, 1.0, True) == "no evidence"
     assert paired_stats(np.array([np.nan]), np.array([1.0]), True, 10, 0).verdict == "no evidence"
+
+
+def test_bootstrap_p_agrees_with_the_interval():
+    """p < 1 - confidence exactly when the percentile interval excludes 0 (away from the interpolation edge)."""
+    rng = np.random.default_rng(5)
+    checked = 0
+    for shift in np.linspace(-0.3, 0.3, 25):
+        b = rng.normal(2.0, 0.5, 40)
+        s = paired_stats(b + shift + rng.normal(0, 0.3, 40), b, True, n_boot=2000, seed=1)
+        if abs(s.p_value - 0.05) > 0.005:
+            assert (s.p_value < 0.05) == (s.verdict != "no evidence"), (shift, s)
+            checked += 1
+    assert checked >= 20
+    assert bootstrap_p(np.array([0.1, 0.2, 0.3])) == 0.0 and bootstrap_p(np.array([-1.0, 1.0])) == 1.0
+    assert math.isnan(paired_stats(np.array([1.0]), np.array([0.0]), True, 100, 0).p_value)
+
+
+def test_family_verdicts_control_the_false_discoveries():
+    n = np.array([30, 30, 30, 30, 4])
+    diff = np.array([0.2, 0.1, -0.1, 0.0, 0.5])
+    p = np.array([0.001, 0.03, 0.04, 0.5, 0.0])
+    q, v = family_verdicts(n, diff, p, True, 0.95, 10, "bh")
+    # Benjamini-Hochberg over the 4 tested: 0.001 * 4 = 0.004; 0.03 and 0.04 both become 0.04 * 4 / 3
+    assert q[:4] == pytest.approx([0.004, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5]) and math.isnan(q[4])
+    assert v == ["better", "no evidence", "no evidence", "no evidence", TOO_FEW]
+    q, v = family_verdicts(n, diff, p, True, 0.95, 10, "none")
+    assert v == ["better", "better", "worse", "no evidence", TOO_FEW]
+    assert family_verdicts(n, diff, p, False, 0.95, 10, "none")[1][:3] == ["worse", "worse", "better"]  # lower wins
+    with pytest.raises(ValueError, match="correction"):
+        family_verdicts(n, diff, p, True, 0.95, 10, "holm")
+
+
+def test_slicing_a_null_comparison_finely_marks_nothing_after_the_correction():
+    """40 slices of 30 utterances with no real difference: taken one by one, chance marks some; as a family
+    (Benjamini-Hochberg) none is marked. A real gain in one more slice is still found."""
+    rng = np.random.default_rng(11)
+    blocks = []
+    for i in range(41):
+        b = rng.normal(2.0, 0.5, 30)
+        a = b + rng.normal(0.0, 0.2, 30) + (0.4 if i == 40 else 0.0)
+        s = paired_stats(a, b, True, n_boot=2000, seed=i)
+        blocks.append({"n": s.n, "improvement": s.diff, "p_value": s.p_value})
+    alone = [dict(b) for b in blocks]
+    mark_family(alone, True, 0.95, 10, "none")
+    family = [dict(b) for b in blocks]
+    mark_family(family, True, 0.95, 10, "bh")
+    assert sum(b["verdict"] != "no evidence" for b in alone[:40]) >= 1  # the chance marks the correction removes
+    assert [b["verdict"] for b in family[:40]] == ["no evidence"] * 40
+    assert family[40]["verdict"] == "better" and family[40]["q_value"] < 0.05

@@ -109,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 summary[split] = summarise_split(df, metrics, params.tail_fraction, bootstrap)
                 summary[split]["n_skipped"] = len(skipped)
                 summary[split]["skipped_examples"] = skipped[:MAX_SKIPPED_LISTED]
-                slices[split] = slice_summary(df, metrics, params.slices, params.tail_fraction, bootstrap)
+                slices[split] = slice_summary(df, metrics, params.slices, params.tail_fraction, bootstrap,
+                                              {"min_utts": params.slice_verdicts.min_utts,
+                                               "correction": params.slice_verdicts.correction})
     except (AudioError, OfficialBaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,13 +28,14 @@ import yaml
 
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.evaluation.metrics import METRICS
-from curator.evaluation.paired import PairedStats, paired_stats
+from curator.evaluation.paired import PairedStats, mark_family, paired_stats
 from curator.evaluation.ranking import official_rank
 from curator.evaluation.report import NOISY_PREFIX, paired_block
 from curator.evaluation.slicing import present, slice_masks
 from curator.io import atomic_path, write_json
 
 NOISY_SYSTEM = "noisy_input"
+MARKED = ("better", "worse")
 PER_UTT = "per_utt.parquet"
 EXP_REFS = "refs/exps/"
 DPI = 110
@@ -121,8 +122,11 @@ def align(systems: Sequence[System], split: str) -> tuple[list[pd.DataFrame], di
 
 
 def compare(systems: Sequence[System], baseline: str, split: str, metrics: Sequence[str] | None,
-            slices: Sequence[str], n_boot: int, seed: int, confidence: float, tail: float) -> dict[str, Any]:
-    """The whole comparison as a JSON-able dict (see the module docstring)."""
+            slices: Sequence[str], n_boot: int, seed: int, confidence: float, tail: float, min_slice_utts: int,
+            correction: str) -> dict[str, Any]:
+    """The whole comparison as a JSON-able dict (see the module docstring). Per-slice verdicts follow
+    ``eval.slice_verdicts`` (``min_slice_utts``, ``correction``): per system, slice column and metric, the
+    column's values are one family (:func:`curator.evaluation.paired.mark_family`)."""
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
         raise CompareError(f"two systems share a name ({names}); name them, e.g. cvar=data/eval/a")
@@ -137,7 +141,8 @@ def compare(systems: Sequence[System], baseline: str, split: str, metrics: Seque
     base = by_name[baseline]
     out: dict[str, Any] = {"split": split, "baseline": baseline, "n_common": len(base),
                            "rows_not_shared": not_shared, "confidence": confidence, "tail_fraction": tail,
-                           "n_boot": n_boot, "seed": seed, "systems": {}}
+                           "n_boot": n_boot, "seed": seed,
+                           "slice_verdicts": {"min_utts": min_slice_utts, "correction": correction}, "systems": {}}
 
     def stats(a: pd.Series, b: pd.Series, metric: str) -> PairedStats:
         return paired_stats(a.to_numpy(np.float64), b.to_numpy(np.float64), METRICS.get(metric).higher_is_better,
@@ -152,6 +157,9 @@ def compare(systems: Sequence[System], baseline: str, split: str, metrics: Seque
             entry["slices"][key] = {
                 v: {"n": int(idx.sum()), **{m: _block(stats(frame.loc[idx, m], base.loc[idx, m], m)) for m in chosen}}
                 for v, idx in slice_masks(frame, key)}
+            for m in chosen:
+                mark_family([s[m] for s in entry["slices"][key].values()], METRICS.get(m).higher_is_better,
+                            confidence, min_slice_utts, correction)
         out["systems"][name] = entry
     out["ranking"] = _ranking(by_name, base, chosen)
     return out
@@ -211,11 +219,15 @@ def markdown(result: dict[str, Any]) -> str:
         for key, values in entry["slices"].items():
             lines += ["", *_wrap(f"per {key}: " + "; ".join(
                 f"{v} (n={s['n']}): " + ", ".join(
-                    f"{m} {_fmt(s[m]['improvement'], 2)}" + ("*" if s[m]["verdict"] != "no evidence" else "")
+                    f"{m} {_fmt(s[m]['improvement'], 2)}" + ("*" if s[m]["verdict"] in MARKED else "")
                     for m in list(entry["metrics"])[:SLICE_METRICS_SHOWN])
                 for v, s in values.items()))]
         lines.append("")
-    lines.append(f"(* = the {pct}% interval excludes 0; diff = system - baseline, paired per utterance)")
+    rule = result["slice_verdicts"]
+    lines += _wrap("(diff = system - baseline, paired per utterance; a slice's * = "
+                   + (f"q < {round(1 - result['confidence'], 6):g} after Benjamini-Hochberg over the column's values"
+                      if rule["correction"] == "bh" else f"its {pct}% interval excludes 0")
+                   + f", none under {rule['min_utts']} utterances)")
     rank = result["ranking"]
     if rank.get("official"):
         lines += ["", "## official URGENT ranking (2026 metric set; lower is better)", "",
@@ -276,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", default="test", help="split to compare on (default: %(default)s)")
     ap.add_argument("--metrics", default=None, help="comma-separated metrics (default: every shared one)")
     ap.add_argument("--config", default=DEFAULT_PARAMS,
-                    help="params with eval.bootstrap, eval.tail_fraction, eval.slices (default: %(default)s)")
+                    help="params with eval.bootstrap, eval.tail_fraction, eval.slices, eval.slice_verdicts "
+                         "(default: %(default)s)")
     ap.add_argument("--json", type=Path, default=None, help="write the full comparison as JSON")
     ap.add_argument("--png", type=Path, default=None, help="write the differences with their intervals as PNG")
     ap.add_argument("overrides", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -294,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = compare(systems, args.baseline or systems[0].name, args.split,
                          args.metrics.split(",") if args.metrics else None, params.slices,
                          params.bootstrap.n_boot, params.bootstrap.seed, params.bootstrap.confidence,
-                         params.tail_fraction)
+                         params.tail_fraction, params.slice_verdicts.min_utts, params.slice_verdicts.correction)
     except (CompareError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

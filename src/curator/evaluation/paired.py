@@ -1,21 +1,32 @@
 """Paired comparison of two systems on the same utterances: mean difference with a bootstrap confidence
-interval, win rate, tail (CVaR) difference and a verdict.
+interval and p-value, win rate, tail (CVaR) difference and a verdict.
 
 Every figure is computed over the utterances that BOTH systems scored (a row where either side's metric failed
 is dropped from both and counted), so a difference never mixes the systems with different test sets. The
 bootstrap resamples utterances with a seeded generator, in blocks that bound memory, so the same inputs give
 the same interval on every machine.
+
+Per-slice verdicts (:func:`family_verdicts`) are stricter than one comparison's: a slice of a handful of
+utterances gets no verdict, and the values of one slice column are tested as a family (Benjamini-Hochberg on
+the bootstrap p-values), so splitting a test set into many slices does not multiply chance findings.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
-VERDICTS = ("better", "worse", "no evidence")
+TOO_FEW = "too few utterances"
+VERDICTS = ("better", "worse", "no evidence", TOO_FEW)
+CORRECTIONS = ("bh", "none")
+"""How a family of slice comparisons is tested: Benjamini-Hochberg false-discovery control, or each alone."""
+JSON_DECIMALS = 6
+"""Decimals of the q-values :func:`mark_family` writes (as the reports' other figures)."""
 BOOTSTRAP_BLOCK = 256
 """Resamples drawn at once: a (block, n) index matrix bounds the bootstrap's memory."""
 
@@ -38,6 +49,8 @@ class PairedStats:
     tail_ci_low: float
     tail_ci_high: float
     verdict: str
+    p_value: float = math.nan
+    """Two-sided bootstrap p-value of the mean difference (:func:`bootstrap_p`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -62,6 +75,64 @@ def verdict(ci_low: float, ci_high: float, higher_is_better: bool) -> str:
     if hi < 0:
         return "worse"
     return "no evidence"
+
+
+def bootstrap_p(boot: np.ndarray) -> float:
+    """Two-sided p-value of "no difference" from a bootstrap distribution of a difference: twice the share of
+    resamples on the far side of 0 (at most 1). It is below ``1 - confidence`` exactly when the percentile
+    interval at that confidence excludes 0, up to the quantile's interpolation."""
+    boot = np.asarray(boot, dtype=np.float64)
+    if boot.size == 0 or not np.isfinite(boot).all():
+        return math.nan
+    return float(min(1.0, 2.0 * min(np.mean(boot <= 0.0), np.mean(boot >= 0.0))))
+
+
+def family_verdicts(n: np.ndarray, diff: np.ndarray, p: np.ndarray, higher_is_better: bool, confidence: float,
+                    min_utts: int, correction: str) -> tuple[np.ndarray, list[str]]:
+    """Verdicts of a family of comparisons (the values of one slice column, one metric, one pair of systems).
+
+    A comparison over fewer than ``min_utts`` utterances gets :data:`TOO_FEW`; the others are tested together:
+    with ``correction="bh"`` their p-values become Benjamini-Hochberg adjusted ones (q-values), so the expected
+    share of false verdicts among the family's verdicts stays at ``1 - confidence``; with ``"none"`` each keeps
+    its own. A comparison is "better" / "worse" (by the sign of ``diff``) when its q-value is below
+    ``1 - confidence``. Returns the q-values (NaN where none) and the verdicts, in input order.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    diff = np.asarray(diff, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    tested = (n >= min_utts) & np.isfinite(p) & np.isfinite(diff)
+    q = np.full(len(p), math.nan)
+    if tested.any():
+        q[tested] = false_discovery_control(p[tested], method="bh") if correction == "bh" else p[tested]
+    alpha = 1.0 - confidence
+    verdicts = []
+    for i in range(len(p)):
+        if n[i] < min_utts:
+            verdicts.append(TOO_FEW)
+        elif not tested[i] or q[i] >= alpha or diff[i] == 0.0:
+            verdicts.append("no evidence")
+        else:
+            verdicts.append("better" if (diff[i] > 0) == higher_is_better else "worse")
+    return q, verdicts
+
+
+def mark_family(blocks: Sequence[MutableMapping[str, Any]], higher_is_better: bool, confidence: float,
+                min_utts: int, correction: str, n_key: str = "n", diff_key: str = "improvement") -> None:
+    """:func:`family_verdicts` on JSON blocks (each with ``n_key``, ``diff_key`` and ``p_value``): sets each
+    block's ``verdict`` to the family's and adds its ``q_value`` (None where none), in place."""
+    def num(b: Mapping[str, Any], key: str) -> float:
+        v = b.get(key)
+        return math.nan if v is None else float(v)
+
+    q, verdicts = family_verdicts(np.array([int(b[n_key]) for b in blocks], dtype=np.int64),
+                                  np.array([num(b, diff_key) for b in blocks]),
+                                  np.array([num(b, "p_value") for b in blocks]), higher_is_better, confidence,
+                                  min_utts, correction)
+    for b, qi, v in zip(blocks, q, verdicts, strict=True):
+        b["q_value"] = round(float(qi), JSON_DECIMALS) if math.isfinite(qi) else None
+        b["verdict"] = v
 
 
 def paired_stats(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, seed: int,
@@ -91,7 +162,8 @@ def paired_stats(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: i
         n=n, n_dropped=int((~both).sum()), mean_a=float(a.mean()), mean_b=float(b.mean()), diff=float(d.mean()),
         ci_low=float(lo), ci_high=float(hi), win_rate=win_rate, tail_a=tail_a, tail_b=tail_b,
         tail_diff=tail_a - tail_b, tail_ci_low=float(tlo), tail_ci_high=float(thi),
-        verdict=verdict(float(lo), float(hi), higher_is_better))
+        verdict=verdict(float(lo), float(hi), higher_is_better),
+        p_value=bootstrap_p(boot_mean) if n > 1 else math.nan)
 
 
 def _bootstrap(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, seed: int,

@@ -37,6 +37,18 @@ class BootstrapParams:
         check_range("eval.bootstrap.confidence", self.confidence, lo=0.5, hi=1.0, lo_open=True)
 
 
+@dataclass
+class SliceVerdictParams:
+    """When a per-slice difference gets a verdict (eval_slices.json, ``curator compare``, the efficacy report)."""
+
+    min_utts: int = 10
+    correction: Literal["bh", "none"] = "bh"
+
+    def __post_init__(self) -> None:
+        check_range("eval.slice_verdicts.min_utts", self.min_utts, lo=2)
+        check_choice("eval.slice_verdicts.correction", self.correction, ("bh", "none"))
+
+
 @register_section("eval")
 @dataclass
 class EvalParams:
@@ -56,6 +68,7 @@ class EvalParams:
     weights: dict[str, str] = field(default_factory=dict)
     snr_bins_db: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0])
     bootstrap: BootstrapParams = field(default_factory=BootstrapParams)
+    slice_verdicts: SliceVerdictParams = field(default_factory=SliceVerdictParams)
 
     def __post_init__(self) -> None:
         if not self.splits:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from curator.evaluation.metrics import Metric
-from curator.evaluation.paired import PairedStats, paired_stats, worst_mean
+from curator.evaluation.paired import PairedStats, mark_family, paired_stats, worst_mean
 from curator.evaluation.ranking import official_rank, rank_systems
 from curator.evaluation.slicing import present, slice_masks
 
@@ -45,7 +45,7 @@ def paired_block(stats: PairedStats, a: str = "enhanced", b: str = "noisy") -> d
         "n": stats.n, "n_dropped": stats.n_dropped,
         a: _clean(stats.mean_a), b: _clean(stats.mean_b),
         "improvement": _clean(stats.diff), "ci_low": _clean(stats.ci_low), "ci_high": _clean(stats.ci_high),
-        "win_rate": _clean(stats.win_rate), "verdict": stats.verdict,
+        "win_rate": _clean(stats.win_rate), "verdict": stats.verdict, "p_value": _clean(stats.p_value),
         f"tail_{a}": _clean(stats.tail_a), f"tail_{b}": _clean(stats.tail_b),
         "tail_improvement": _clean(stats.tail_diff), "tail_ci_low": _clean(stats.tail_ci_low),
         "tail_ci_high": _clean(stats.tail_ci_high),
@@ -96,9 +96,12 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
 
 
 def slice_summary(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[str], tail_fraction: float,
-                  bootstrap: Mapping[str, Any]) -> dict[str, Any]:
+                  bootstrap: Mapping[str, Any], verdicts: Mapping[str, Any]) -> dict[str, Any]:
     """``{slice column: {value: {metric: paired block}}}``: the per-slice file beside eval.json (slices by
-    :func:`curator.evaluation.slicing.slice_masks`: one per value, or one per flag of ``augmentations``)."""
+    :func:`curator.evaluation.slicing.slice_masks`: one per value, or one per flag of ``augmentations``).
+
+    Each block's ``verdict`` is its family's (:func:`curator.evaluation.paired.mark_family`: the values of one
+    column are one family per metric; ``verdicts`` holds ``min_utts`` and ``correction``), with its ``q_value``."""
     out: dict[str, Any] = {}
     for key in present(df, slices):
         out[key] = {}
@@ -106,6 +109,9 @@ def slice_summary(df: pd.DataFrame, metrics: Sequence[Metric], slices: Sequence[
             part = df[rows]
             out[key][value] = {"n": len(part),
                                **{m.name: paired_block(_pair(part, m, tail_fraction, bootstrap)) for m in metrics}}
+        for m in metrics:
+            mark_family([v[m.name] for v in out[key].values()], m.higher_is_better, float(bootstrap["confidence"]),
+                        int(verdicts["min_utts"]), str(verdicts["correction"]))
     return out
 
 

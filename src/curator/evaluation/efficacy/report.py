@@ -24,7 +24,7 @@ import pandas as pd
 from curator.config import load_section
 from curator.evaluation.efficacy.params import SKIPPED_FILE, CompareParams, budget_tag, eval_dir
 from curator.evaluation.metrics import METRICS
-from curator.evaluation.paired import BOOTSTRAP_BLOCK, verdict, worst_mean
+from curator.evaluation.paired import BOOTSTRAP_BLOCK, bootstrap_p, mark_family, verdict, worst_mean
 from curator.evaluation.slicing import present, slice_masks
 from curator.io import atomic_path, write_json
 
@@ -54,6 +54,7 @@ class Contrast:
     tail_ci_high: float
     verdict: str
     tail_verdict: str
+    p_value: float
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else None if isinstance(v, float)
@@ -68,7 +69,8 @@ def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, 
     n = int(keep.sum())
     if n == 0:
         nan = math.nan
-        return Contrast(0, int((~keep).sum()), nan, nan, nan, nan, nan, nan, nan, nan, "no evidence", "no evidence")
+        return Contrast(0, int((~keep).sum()), nan, nan, nan, nan, nan, nan, nan, nan, "no evidence", "no evidence",
+                        nan)
     rng = np.random.default_rng(seed)
     diffs, tails = np.empty(n_boot), np.empty(n_boot)
     for lo in range(0, n_boot, BOOTSTRAP_BLOCK):
@@ -88,7 +90,7 @@ def contrast(a: np.ndarray, b: np.ndarray, higher_is_better: bool, n_boot: int, 
                     float(lo_ci), float(hi_ci),
                     float(worst_mean(ma, tail, higher_is_better) - worst_mean(mb, tail, higher_is_better)),
                     float(tlo), float(thi), verdict(float(lo_ci), float(hi_ci), higher_is_better),
-                    verdict(float(tlo), float(thi), higher_is_better))
+                    verdict(float(tlo), float(thi), higher_is_better), bootstrap_p(diffs))
 
 
 def skipped_variants(params: CompareParams, eval_dir: Any) -> dict[str, str]:
@@ -129,8 +131,10 @@ def _matrix(runs: pd.DataFrame, variant: str, budget: float, metric: str, utts: 
 
 
 def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: int, confidence: float,
-                 tail: float) -> dict[str, Any]:
-    """The report as a JSON-able dict (see the module docstring)."""
+                 tail: float, min_slice_utts: int, correction: str) -> dict[str, Any]:
+    """The report as a JSON-able dict (see the module docstring). Per-slice verdicts follow ``eval.slice_verdicts``
+    (``min_slice_utts``, ``correction``): per variant, budget, slice column and metric, the column's values are
+    one family (:func:`curator.evaluation.paired.mark_family`)."""
     metrics = [m for m in params.headline_metrics if m in runs.columns]
     missing = [m for m in params.headline_metrics if m not in runs.columns]
     if not metrics:
@@ -149,6 +153,7 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
         "split": SPLIT, "baseline": params.baseline, "n_utts": len(utts), "seeds": list(params.seeds),
         "budgets": [float(b) for b in params.budgets], "metrics": metrics, "metrics_missing": missing,
         "confidence": confidence, "tail_fraction": tail, "n_boot": n_boot,
+        "slice_verdicts": {"min_utts": min_slice_utts, "correction": correction},
         "vs_baseline": {}, "gate": {}, "pairs": {}, "curve": {}, "slices": {}, "seed_spread": {},
     }
     for budget in params.budgets:
@@ -165,6 +170,11 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
                          for value, rows in masks}
                 for column, masks in slices.items()}
             for v in params.variants if v != params.baseline}
+        for per_column in report["slices"][key].values():
+            for values in per_column.values():
+                for m in metrics:
+                    mark_family([stats[m] for stats in values.values()], directions[m], confidence, min_slice_utts,
+                                correction, n_key="n_utts", diff_key="diff")
     for v in params.variants:
         report["curve"][v] = {}
         report["seed_spread"][v] = {}
@@ -222,6 +232,16 @@ def _contrast_rows(block: Mapping[str, Mapping[str, Any]], metrics: list[str], t
             for key, per in block.items() for name, c in per.items()]
 
 
+def _slice_rule(report: Mapping[str, Any], column: str) -> str:
+    """How the marks of a per-slice table were decided (``eval.slice_verdicts``)."""
+    rule = report["slice_verdicts"]
+    alpha = round(1.0 - report["confidence"], 6)
+    family = (f"a mark needs q < {alpha:g} after Benjamini-Hochberg over the {column} values of one variant, "
+              "budget and metric" if rule["correction"] == "bh" else
+              f"a mark needs its own {round(report['confidence'] * 100)}% interval to exclude 0 (no correction)")
+    return f"Marks: {family}; slices of fewer than {rule['min_utts']} utterances get none."
+
+
 def _slice_tables(report: Mapping[str, Any], metric: str, pct: int) -> list[str]:
     """Per slice column, one table of every variant's ``metric`` difference against the baseline by slice value
     and budget (the variants as columns)."""
@@ -231,7 +251,7 @@ def _slice_tables(report: Mapping[str, Any], metric: str, pct: int) -> list[str]
     variants = list(first)
     for column in next(iter(first.values()), {}):
         lines += ["", f"## {metric} difference against `{report['baseline']}` per {column} "
-                  f"(diff [{pct}% CI], paired; n = utterances in the slice)", "",
+                  f"(diff [{pct}% CI], paired; n = utterances in the slice)", "", _slice_rule(report, column), "",
                   f"| {column} | n | K | " + " | ".join(variants) + " |", "|---|---|---|" + "---|" * len(variants)]
         for key, per in per_budget.items():
             for value, stats in per[variants[0]][column].items():
@@ -326,7 +346,7 @@ def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Pat
             pairs={a: b for a, b in params.pairs.items() if a not in not_run and b not in not_run})
     runs = load_runs(params, lambda v, b, s: eval_dir(root, v, b, s))
     report = build_report(params, runs, ev.bootstrap.n_boot, ev.bootstrap.seed, ev.bootstrap.confidence,
-                          ev.tail_fraction)
+                          ev.tail_fraction, ev.slice_verdicts.min_utts, ev.slice_verdicts.correction)
     report["not_run"] = not_run
     write_json(out, report)
     text = markdown(report, params.slice_metrics or params.headline_metrics[:1])
