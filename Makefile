@@ -8,13 +8,20 @@ export PYTHONHASHSEED := 0
 # DVC stages call `python -m curator...`: make that the virtualenv's python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro compare check-lock test test-fast lint bench check clean-outputs
+# extra pip arguments, e.g. PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu" for torch's CPU build
+PIP_EXTRA ?=
+
+.PHONY: help setup repro compare check-lock test test-fast lint bench check
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 $(STAMP): requirements.txt pyproject.toml
 	@echo ">>> creating $(VENV) and installing pinned requirements (torch CPU/CUDA pin in the same call)"
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); } || \
+		{ rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt install python3-venv"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -e .
+	$(BIN)/pip install --quiet $(PIP_EXTRA) -r requirements.txt -e .
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create the virtualenv (skipped when up to date)
@@ -46,8 +53,11 @@ test: setup ## run the test suite (end-to-end DVC test included)
 test-fast: setup ## unit tests only (skips the end-to-end DVC runs)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
-lint: setup
+lint: setup ## ruff over src, tests and benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
-bench: setup ## speed and memory benchmarks (JSON on stdout)
-	@for b in benchmarks/bench_*.py; do echo ">>> $$b"; $(BIN)/python $$b; done
+bench: setup ## speed and memory benchmarks with their defaults, after `make repro` (JSON on stdout)
+	@for b in benchmarks/bench_*.py; do \
+		if [ "$$b" = benchmarks/bench_simulation_fidelity.py ]; then \
+			echo ">>> $$b skipped: it needs --official-checkout (see its --help)"; continue; fi; \
+		echo ">>> $$b"; $(BIN)/python $$b || exit 1; done

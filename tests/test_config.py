@@ -116,6 +116,15 @@ def test_tests_own_params_have_the_repository_keys(repo_root):
     assert depth == {k.rsplit(".", 1)[0] if k.count(".") >= 2 else k for k in theirs}
 
 
+def test_every_knob_in_params_has_a_comment(repo_root):
+    """Each `key: value` line of params.yaml carries a one-line comment (group headers need not)."""
+    import re
+
+    bare = [f"{i}: {line.strip()}" for i, line in enumerate((repo_root / "params.yaml").read_text().splitlines(), 1)
+            if re.match(r"^\s*[A-Za-z_][\w.-]*:\s*[^#\s]", line) and "#" not in line]
+    assert not bare, "params.yaml knobs without a comment:\n" + "\n".join(bare)
+
+
 @pytest.mark.parametrize("section", ["select", "source_select"])
 @pytest.mark.parametrize("group, values, key", [("diversity", {"nlist": -1}, "diversity.nlist"),
                                                 ("coverage", {"clusters": 0}, "coverage.clusters"),

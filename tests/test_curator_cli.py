@@ -19,6 +19,18 @@ def test_usage_and_unknown_command(capsys):
     assert "unknown command 'scroe'" in capsys.readouterr().err
 
 
+def test_every_command_is_listed_and_reaches_its_cli(capsys):
+    """`curator <command>` for every DVC stage's CLI; each is in the usage text and answers --help."""
+    assert cli.main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert re.search(rf"^  {command} ", usage, re.M), command
+        with pytest.raises(SystemExit) as exc:
+            cli.main([command, "--help"])
+        assert exc.value.code == 0 and "usage:" in capsys.readouterr().out, command
+    assert {"probe", "sources", "source_score", "source_select", "source_simulate", "efficacy"} <= set(cli.COMMANDS)
+
+
 def test_check_accepts_repository_params(repo_root, monkeypatch, capsys):
     monkeypatch.chdir(repo_root)
     assert check.main([]) == 0

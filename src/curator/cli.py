@@ -15,10 +15,16 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "datasets": ("curator.datasets.cli", []),
     "prepare": ("curator.datasets.cli", ["--stage", "prepare"]),
     "manifest": ("curator.datasets.cli", ["--stage", "manifest"]),
+    "probe": ("curator.scoring.probe.cli", []),
     "score": ("curator.scoring.cli", []),
     "select": ("curator.selection.cli", []),
     "train": ("curator.training.cli", []),
     "eval": ("curator.evaluation.cli", []),
+    "sources": ("curator.datasets.cli", ["--stage", "sources"]),
+    "source_score": ("curator.scoring.sources.cli", []),
+    "source_select": ("curator.selection.sources.cli", []),
+    "source_simulate": ("curator.datasets.simulation.from_selection", []),
+    "efficacy": ("curator.evaluation.efficacy.cli", []),
     "check": ("curator.check", []),
     "compare": ("curator.evaluation.compare", []),
     "summary": ("curator.summary", []),
@@ -29,10 +35,16 @@ USAGE = """usage: curator <command> [options]
 Stages of the DVC pipeline (run them with `dvc repro`; each also runs alone):
   prepare    make (mini) or import/verify (urgent2026, folder) the dataset's audio
   manifest   write data/manifests/<dataset>/{train,dev,test}.jsonl
+  probe      a small model's per-utterance loss -> data/scores/probe_loss.parquet
   score      per-utterance proxies -> data/scores/train_scores.parquet
   select     curated subset -> data/curated/pairs/curated_train.csv (+ _meta.json)
   train      train an enhancement model on the curated list -> models/<exp>/best.ckpt
   eval       enhance the test split, URGENT metrics, tails and slices -> metrics/eval.json
+  sources    source-recording manifest (speech, noise, wind, RIRs) -> data/manifests/<dataset>/sources.jsonl
+  source_score     per-source scores -> data/scores/source_scores.parquet
+  source_select    selected sources -> data/curated/source_selection/selected_sources.csv
+  source_simulate  pairs simulated from the selected sources -> data/curated/sources/
+  efficacy   the selector x budget x seed matrix: select | train | eval | report (dvc repro cmp_report)
 
 Other commands:
   datasets   the datasets CLI (--stage download|prepare|verify|manifest|all)
