@@ -16,12 +16,12 @@ PIP_EXTRA ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@echo ">>> creating $(VENV) and installing pinned requirements (torch CPU/CUDA pin in the same call)"
 	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); } || \
 		{ rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: apt install python3-venv"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(PIP_EXTRA) -r requirements.txt -e .
+	$(BIN)/pip install --quiet $(PIP_EXTRA) -r requirements.txt -c constraints.txt -e .
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create the virtualenv (skipped when up to date)
