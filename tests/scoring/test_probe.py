@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -83,10 +84,24 @@ def test_cli_output_mixes_into_loss_proxy(corpus, tmp_path: Path):
     np.testing.assert_allclose(only_probe["loss_proxy"], expected, atol=1e-6)
     np.testing.assert_allclose(only_probe["probe_holdout_loss"], probe["probe_holdout_loss"])
     assert "probe_reducible_loss" not in only_probe
+    assert result.probe_rows == len(probe)
 
-    # weighting the reducible loss of a holdout_loss run names the knob to turn
+    # a probe file of another manifest (no id in common) is an error naming it; a partial one is counted
     from curator.scoring.base import ScoringError
 
+    foreign, part = tmp_path / "foreign.parquet", tmp_path / "part.parquet"
+    pq.write_table(pq.read_table(out).set_column(0, "utt_id", pa.array([f"other-{i}" for i in range(len(probe))])),
+                   foreign)
+    with pytest.raises(ScoringError, match="has no row of this manifest.*rerun the probe stage"):
+        score_rows(rows_of(manifest), score_params(**{**light, "loss_proxy.probe_path": str(foreign)},
+                                                   **{"loss_proxy.weights": "{probe_holdout_loss: 1}"}), tmp_path / "wf")
+    pq.write_table(pq.read_table(out).slice(1), part)
+    partial = score_rows(rows_of(manifest), score_params(**{**light, "loss_proxy.probe_path": str(part)},
+                                                         **{"loss_proxy.weights": "{probe_holdout_loss: 1}"}),
+                         tmp_path / "wp")
+    assert partial.probe_rows == len(probe) - 1
+
+    # weighting the reducible loss of a holdout_loss run names the knob to turn
     reducible = score_params(**light, **{"loss_proxy.weights": "{probe_reducible_loss: 1}",
                                          "loss_proxy.ranges": "{probe_reducible_loss: [-0.05, 0.1]}"})
     with pytest.raises(ScoringError, match="probe.ranking=reducible_loss"):

@@ -44,6 +44,8 @@ def check_audio(req: CheckRequest) -> AudioCheck:
     """Check one file; the reason vocabulary is missing | undecodable | empty | nonfinite | silent."""
     if not os.path.isfile(req.path):
         return AudioCheck("missing")
+    if os.path.getsize(req.path) == 0:  # a 0-byte file: nothing to decode (named apart from a corrupt one)
+        return AudioCheck("empty")
     try:
         if req.mode == "header":
             info = sf.info(req.path)

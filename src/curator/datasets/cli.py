@@ -140,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(report, indent=1, sort_keys=True) if not report["ok"]
                       else f"[{ctx.name}] verify: ok")
                 if not report["ok"]:
-                    print(f"error: verify found problems in {ctx.external} (report above)", file=sys.stderr)
+                    print(f"error: verify found problems in the {ctx.name} data (report above, files named); the "
+                          "manifest stage leaves each such file out and counts it by reason in metrics/manifest.json: "
+                          "fix the files, or run `--stage manifest` to build the manifest without them",
+                          file=sys.stderr)
                     return 1
             else:
                 run_manifest(ctx, splits, args.metrics or DEFAULT_METRICS)

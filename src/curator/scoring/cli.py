@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
-    ap.add_argument("--out", default="data/scores/train_scores.parquet", help="scores Parquet to write")
+    ap.add_argument("--out", default=None,
+                    help="scores Parquet to write (default: <data.root>/scores/train_scores.parquet)")
     ap.add_argument("--metrics", default=DEFAULT_METRICS, help="stage metrics JSON (default: %(default)s)")
     ap.add_argument("--timings", default=None, help="wall-clock figures, kept out of the metrics DVC compares "
                     "(default: timings/<name> beside --metrics, e.g. metrics/timings/score.json)")
@@ -91,6 +92,8 @@ def metrics(result: ScoreResult, n_manifest: int, dropped: dict[str, int]) -> di
         "duration_corrected_examples": [u for s in result.summaries for u in s.duration_corrected_ids][:MAX_EXAMPLES],
         "audio_hours_ok": round(audio / 3600.0, 6),
         "shards_total": len(result.summaries),
+        # rows the probe file has no value for (loss_proxy leaves the probe term out there); None: probe unused
+        "probe_missing_rows": None if result.probe_rows is None else n - result.probe_rows,
     }
 
 
@@ -126,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest = manifest or str(data.manifest_path("train"))
+    args.out = args.out or str(Path(data.root) / "scores" / "train_scores.parquet")
     if not Path(manifest).is_file():
         print(f"error: manifest '{manifest}' does not exist (run the manifest stage, or pass "
               f"{MANIFEST_OVERRIDE}=PATH)", file=sys.stderr)

@@ -298,6 +298,8 @@ class ScoreResult:
     settings: dict[str, Any]
     wall_seconds: float
     workers: int
+    probe_rows: int | None = None
+    """Scored rows the probe file has a row for (None: no probe column is weighted)."""
 
 
 def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: int) -> list[ShardSummary]:
@@ -381,6 +383,12 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
             raise ScoringError(f"score.loss_proxy.weights.{absent[0]} > 0 but the probe stage's output "
                                f"'{probe_path}' has no '{absent[0]}' column: rerun the probe stage with "
                                "probe.ranking=reducible_loss, or weight probe_holdout_loss instead")
+        ids = {str(r["utt_id"]) for r in rows}
+        probed = sum(u in ids for u in pq.read_table(probe_path, columns=["utt_id"]).column("utt_id").to_pylist())
+        if probed == 0:
+            raise ScoringError(f"the probe stage's output '{probe_path}' (score.loss_proxy.probe_path) has no row of "
+                               f"this manifest's {len(ids)}: it was made from another manifest or dataset; rerun the "
+                               "probe stage on this one (python -m curator.scoring.probe, its --out as probe_path)")
     job = ScoringJob(params, params.resolved_device(), str(work_dir))
     settings = job.settings()
     tasks = plan_shards([task_row(r) for r in rows], params.shard_size, settings)
@@ -396,4 +404,4 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
                      "ref_quality": dataclasses.asdict(params.ref_quality), **(extra_settings or {})}
     if probe_path:
         full_settings["probe_sha256"] = sha256_file(probe_path)
-    return ScoreResult(table, summaries, full_settings, wall, workers)
+    return ScoreResult(table, summaries, full_settings, wall, workers, probed if probe_path else None)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import glob
 import os
 import re
+import sys
+from collections import Counter
 from pathlib import Path
 
 from curator.contract.data import REFERENCE_TRUTH, SPLITS
@@ -36,6 +38,10 @@ from curator.datasets.sources import Candidate, Skipped, SourceImport, import_ca
 from curator.io import write_json
 
 LISTING_FILE = "listing.json"
+FILE_NAME_AMBIGUOUS = frozenset({"clip"})
+"""Distortion words a file name does not count for (``clip_0001.wav`` names an audio clip); a folder name does."""
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".aif", ".aiff")
+"""Suffixes (any case) :meth:`FolderDataset.unmatched_audio` counts as audio the globs left out."""
 _UNSAFE = re.compile(r"[^\w.-]+")
 """Runs of characters a Kaldi list or a file name cannot hold safely (whitespace, quotes, slashes, ...)."""
 
@@ -58,47 +64,89 @@ class FolderDataset(Dataset):
         """``dataset.folder``."""
         return self.ctx.dataset.folder
 
-    def files(self, split: str) -> tuple[list[Path], list[str]]:
-        """(sorted noisy files of a split, unreadable folders under the root)."""
+    def files(self, split: str) -> tuple[list[Path], list[str], list[Rejection]]:
+        """(sorted noisy files of a split, unreadable folders under the root, matches that are not read: broken
+        links and other non-files, and hidden files, which the glob skips: each named, so none is lost silently)."""
         pattern = getattr(self.params.globs, split)
         root = Path(self.params.root)
         if pattern is None:
-            return [], []
+            return [], [], []
         if not root.is_dir():
             raise ListError(f"dataset.folder.root '{root}' is not a readable folder")
         unreadable: list[str] = []
         for _ in os.walk(root, onerror=lambda exc: unreadable.append(str(exc.filename))):
             pass
         found = sorted(glob.glob(pattern, root_dir=root, recursive=True))
-        return [root / f for f in found if (root / f).is_file()], sorted(unreadable)
+        files = [root / f for f in found if (root / f).is_file()]
+        skipped = [Rejection(utt_id_of(Path(f)), to_manifest_path(root / f), "broken_link")
+                   for f in found if os.path.islink(root / f) and not (root / f).exists()]
+        seen = set(found)
+        skipped += [Rejection(utt_id_of(Path(f)), to_manifest_path(root / f), "hidden_file")
+                    for f in sorted(glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True))
+                    if f not in seen and (root / f).is_file()]
+        return files, sorted(unreadable), skipped
 
     def clean_of(self, noisy: Path) -> Path | None:
-        """The paired clean file by the ``clean_from`` -> ``clean_to`` rule, if it exists."""
+        """The paired clean file by the ``clean_from`` -> ``clean_to`` rule, if it exists. The rule rewrites the
+        path below the root (as ``/<relative path>``, so ``/noisy/`` also matches a first folder ``noisy``), never
+        the root itself: a root such as ``/data/noisy/corpus`` keeps its name."""
         if not self.params.clean_from:
             return None
-        candidate = Path(noisy.as_posix().replace(self.params.clean_from, self.params.clean_to))
+        root = Path(self.params.root)
+        rel = "/" + noisy.relative_to(root).as_posix()
+        candidate = root / rel.replace(self.params.clean_from, self.params.clean_to).lstrip("/")
         return candidate if candidate != noisy and candidate.is_file() else None
+
+    def unmatched_audio(self, matched: set[Path]) -> list[str]:
+        """Audio-looking files under the root (any case of ``AUDIO_SUFFIXES``, hidden ones excepted) that no split's
+        glob matched and that are no matched file's clean partner, relative to the root, sorted."""
+        root = Path(self.params.root)
+        out = []
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in names:
+                path = Path(folder) / name
+                if (not name.startswith(".") and path.suffix.lower() in AUDIO_SUFFIXES and path not in matched
+                        and path.is_file()):
+                    out.append(path.relative_to(root).as_posix())
+        return sorted(out)
 
     def prepare(self) -> None:
         """Check the tree and record what it holds (the DVC ``prepare`` output for this dataset)."""
         listing = {}
+        matched: set[Path] = set()
         for split in SPLITS:
-            files, unreadable = self.files(split)
+            files, unreadable, skipped = self.files(split)
+            clean = [c for c in map(self.clean_of, files) if c is not None]
+            matched.update(files, clean)
             listing[split] = {"pattern": getattr(self.params.globs, split), "files": len(files),
-                              "paired": sum(self.clean_of(f) is not None for f in files), "unreadable": unreadable}
+                              "paired": len(clean), "unreadable": unreadable,
+                              "skipped": {"n": len(skipped), "by_reason": dict(sorted(Counter(
+                                  r.reason for r in skipped).items())),
+                                          "examples": [r.path for r in skipped[:self.ctx.dataset.max_report_examples]]}}
+            if files and not clean and self.params.clean_from:
+                print(f"[folder] warning: no {split} file has a clean partner by dataset.folder.clean_from -> clean_to "
+                      f"({self.params.clean_from!r} -> {self.params.clean_to!r}, applied below the root): every "
+                      f"{split} row will have no target", file=sys.stderr)
         if not any(v["files"] for v in listing.values()):
             raise ListError(f"no audio under '{self.params.root}' matches dataset.folder.globs "
                             f"({', '.join(str(v['pattern']) for v in listing.values())})")
+        unmatched = self.unmatched_audio(matched)
+        if unmatched:
+            print(f"[folder] warning: {len(unmatched)} audio file(s) under '{self.params.root}' match no "
+                  f"dataset.folder.globs pattern and are no clean partner (e.g. {', '.join(unmatched[:3])}); globs are "
+                  "case-sensitive: widen them (e.g. **/*.[wW][aA][vV], **/*.flac) to include these", file=sys.stderr)
         out = self.ctx.external
         tmp = fresh_tmp_dir(out)
-        write_json(tmp / LISTING_FILE, {"root": self.params.root, "splits": listing})
+        write_json(tmp / LISTING_FILE, {"root": self.params.root, "splits": listing, "unmatched_audio": {
+            "n": len(unmatched), "examples": unmatched[:self.ctx.dataset.max_report_examples]}})
         write_reference_truth(tmp / REFERENCE_TRUTH, {})
         swap_dir(tmp, out)
 
     def verify(self) -> dict:
         """Decode every noisy and clean file; report rejections per split."""
         report: dict = {}
-        for split in SPLITS:
+        for split in SPLITS:  # (rejections include the glob's broken links and hidden files)
             res = self._import(split, CheckConfig("decode", self.ctx.dataset.silence_peak, self.ctx.dataset.num_workers))
             reasons: dict[str, int] = {}
             for r in res.rejected:
@@ -118,17 +166,23 @@ class FolderDataset(Dataset):
         return self._import(split, checks)
 
     def _labels(self, rel: str) -> tuple[str, str]:
-        """(language, distortion) from path components, else the configured defaults."""
+        """(language, distortion) from path components, else the configured defaults. A folder name wins over
+        the file name, whose ``_``-separated parts count except the ambiguous ones (``clip_0001.wav`` is an audio
+        clip, not a clipped file)."""
         inf = self.params.infer
         lang = infer_language(rel, LANGUAGES) if inf.language_from_path else None
-        dist = infer_distortion(rel) if inf.distortion_from_path else None
+        dist = None
+        if inf.distortion_from_path:
+            path = Path(rel)
+            words = [w for w in re.split(r"[_.\-]+", path.stem.lower()) if w and w not in FILE_NAME_AMBIGUOUS]
+            dist = infer_distortion(path.parent.as_posix()) or infer_distortion("/".join(words))
         return lang or self.params.default_language, dist or self.params.default_distortion
 
     def _import(self, split: str, checks: CheckConfig) -> ImportResult:
-        files, unreadable = self.files(split)
+        files, unreadable, skipped = self.files(split)
         root = Path(self.params.root)
         rows: list[Utterance] = []
-        rejected = [Rejection("", d, "unreadable_folder") for d in unreadable]
+        rejected = [Rejection("", d, "unreadable_folder") for d in unreadable] + skipped
         ids: dict[str, Path] = {}
         for f in files:
             uid = utt_id_of(f.relative_to(root))
@@ -147,11 +201,17 @@ class FolderDataset(Dataset):
         for uid, path in ids.items():
             n, c = noisy_res[uid], clean_res.get(uid)
             reason = n.reason or (f"clean_{c.reason}" if c is not None and c.reason else None)
-            if reason is None and c is not None and (c.sr != n.sr or c.frames != n.frames):
-                reason = "clean_length_mismatch"
+            where = None
+            if reason is None and c is not None and c.sr != n.sr:
+                reason = "clean_sr_mismatch"
+                where = f"{to_manifest_path(path)} ({n.sr} Hz) vs {to_manifest_path(clean[uid])} ({c.sr} Hz)"  # type: ignore[arg-type]
+            elif reason is None and c is not None and c.frames != n.frames:
+                reason = "clean_length_mismatch"  # which side is cut short is unknowable: both named
+                where = (f"{to_manifest_path(path)} ({n.frames} samples) vs "
+                         f"{to_manifest_path(clean[uid])} ({c.frames} samples)")  # type: ignore[arg-type]
             if reason is not None:
                 bad = clean[uid] if reason.startswith("clean_") else path
-                rejected.append(Rejection(uid, to_manifest_path(bad), reason))  # type: ignore[arg-type]
+                rejected.append(Rejection(uid, where or to_manifest_path(bad), reason))  # type: ignore[arg-type]
                 continue
             rows.append(Utterance(
                 utt_id=uid, path=to_manifest_path(path), duration_sec=n.frames / n.sr, sr=int(n.sr),  # type: ignore[operator]

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m curator.scoring.probe", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: params.yaml)")
-    ap.add_argument("--out", default="data/scores/probe_loss.parquet", help="probe-loss Parquet to write")
+    ap.add_argument("--out", default=None,
+                    help="probe-loss Parquet to write (default: <data.root>/scores/probe_loss.parquet)")
     ap.add_argument("--metrics", default="metrics/probe.json", help="stage metrics JSON (default: %(default)s)")
     ap.add_argument("--timings", default=None, help="wall-clock figures, kept out of the metrics DVC compares "
                     "(default: timings/<name> beside --metrics, e.g. metrics/timings/probe.json)")
@@ -63,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest = manifest or str(data.manifest_path("train"))
+    args.out = args.out or str(Path(data.root) / "scores" / "probe_loss.parquet")
     try:
         df = read_manifest(manifest)
         kept, _ = apply_filters(df, data.filters, seed=score.seed, where=f"manifest '{manifest}'")
