@@ -221,3 +221,11 @@ def test_quota_values_absent_from_the_pool_are_a_warning_with_a_hint(table: pa.T
                                            **{"diversity.min_cosine": 0.0}))
     (warning,) = [w for w in sel.warnings if w.code == "quota_values_absent"]
     assert "'nosie' (did you mean 'noise'?)" in warning.message and warning.count == 1
+
+
+def test_a_gate_that_removes_everything_says_how_many_and_by_which_rule(table: pa.Table) -> None:
+    speech = table.filter(pc.invert(table["speech_free"])) if "speech_free" in table.column_names else table
+    params = make_params(**{"quality_gate.column": "mos_dns", "quality_gate.min_score": 10.0})
+    with pytest.raises(PoolError, match=rf"\({speech.num_rows} rows\): the quality gate \(mos_dns < 10\) removed "
+                                        rf"{speech.num_rows}, strategy 'cvar' the other 0; lower"):
+        run_selection(speech, params)

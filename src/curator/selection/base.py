@@ -160,9 +160,11 @@ class BaseSelector(ABC):
             gated = ~pool.speech_free & (pool.quality[gate.column] < gate.min_score)
         eligible = ~gated & self.restrict(pool)
         if not eligible.any():
+            rule = f" ({gate.column} < {gate.min_score:g})" if gate.min_score is not None else ""
             raise PoolError(
-                f"no eligible rows in '{pool.source}': the quality gate removed {int(gated.sum())} and strategy "
-                f"'{p.name}' the rest of {pool.n}; lower select.quality_gate.min_score or select.mos_threshold.min_score"
+                f"no eligible rows in '{pool.source}' ({pool.n} rows): the quality gate{rule} removed "
+                f"{int(gated.sum())}, strategy '{p.name}' the other {int((~gated).sum())}; lower "
+                "select.quality_gate.min_score or select.mos_threshold.min_score"
             )
         if (~pool.speech_free).any() and not (eligible & ~pool.speech_free).any():
             raise PoolError(
