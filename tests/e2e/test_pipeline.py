@@ -147,6 +147,21 @@ def test_param_change_reruns_only_dependent_stages(pipeline: Path):
     run(["git", "checkout", "params.yaml"], pipeline)
 
 
+def test_own_audio_folders_are_inputs_of_the_stages_that_read_them(pipeline: Path):
+    """A file added under dataset.folder.root (or dataset.urgent2026.root) makes prepare, manifest and sources
+    stale, nothing else directly; removing it makes the pipeline up to date again."""
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    for key in ("folder", "urgent2026"):
+        extra = pipeline / params["dataset"][key]["root"] / "new.wav"
+        extra.write_bytes(b"RIFF")
+        try:
+            changed = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
+            assert changed == {"prepare", "manifest", "sources"}, (key, changed)
+        finally:
+            extra.unlink()
+    assert json.loads(run(["dvc", "status", "--json"], pipeline)) == {}
+
+
 def _ran(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
 
