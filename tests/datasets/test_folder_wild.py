@@ -48,6 +48,7 @@ def wild(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _pair(root, "a.wav")
     _pair(root, "noise/clip_0000.wav")  # a folder label, and a file name that merely looks like one
     _pair(root, "clip_0001.wav")
+    _pair(root, "packet_loss.wav")  # a whole file name that is a label
     _pair(root, "rates.wav", clean=_tone(seed=1), clean_sr=48000)
     _pair(root, "short.wav", clean=_tone(seed=1)[:-1])
     _write(root / "train" / "noisy" / "alone.wav", _tone())  # no clean partner
@@ -91,13 +92,14 @@ def test_the_pairing_rule_rewrites_the_path_below_the_root_only(imported, wild: 
     assert "/noisy/" in f"{wild}/"  # the root itself lies under a folder named noisy
     rows = _rows(work)
     assert rows["train-noisy-a"]["clean_path"] == str(wild / "train" / "clean" / "a.wav")
-    assert listing["splits"]["train"]["paired"] == 6  # a, noise/clip_0000, clip_0001, rates, short, zero
+    assert listing["splits"]["train"]["paired"] == 7  # a, noise/clip_0000, clip_0001, packet_loss, rates, short, zero
 
 
 def test_distortion_labels_come_from_folder_names_not_file_names(imported):
     rows = _rows(imported[0])
     assert rows["train-noisy-noise-clip_0000"]["distortion"] == "noise"
     assert rows["train-noisy-clip_0001"]["distortion"] != "clipping"  # a clip, not a clipped file
+    assert rows["train-noisy-packet_loss"]["distortion"] == "packet_loss"
 
 
 def test_files_the_glob_matches_or_skips_are_counted_and_named(imported, capsys):

@@ -175,7 +175,7 @@ class FolderDataset(Dataset):
         if inf.distortion_from_path:
             path = Path(rel)
             words = [w for w in re.split(r"[_.\-]+", path.stem.lower()) if w and w not in FILE_NAME_AMBIGUOUS]
-            dist = infer_distortion(path.parent.as_posix()) or infer_distortion("/".join(words))
+            dist = infer_distortion(path.parent.as_posix()) or infer_distortion("_".join(words))
         return lang or self.params.default_language, dist or self.params.default_distortion
 
     def _import(self, split: str, checks: CheckConfig) -> ImportResult:
