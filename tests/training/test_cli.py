@@ -26,6 +26,8 @@ def test_train_then_eval(corpus: dict[str, Path], tmp_path: Path, monkeypatch: p
     frozen = yaml.safe_load((exp / "config.yaml").read_text())
     assert frozen["exp_name"] == "tiny" and frozen["curated_list"]["n_utts"] == 8
     assert frozen["params"]["train"]["max_steps"] == 4
+    # only the params the train stage lists in dvc.yaml: another section's edit must not change this output
+    assert set(frozen["params"]) == {"data", "train"} and set(frozen["params"]["data"]) == {"dataset", "root"}
     live = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
     assert live["best_val_loss"] > 0 and live["steps"] == 4 and "loss" in live["val"]
     assert (tmp_path / "metrics" / "train" / "plots" / "metrics" / "train" / "loss.tsv").is_file()

@@ -51,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+RECORDED_PARAMS = {"data": ("dataset", "root"), "train": None}
+"""The params the frozen config records: exactly those the train stages list in dvc.yaml (``data.dataset``,
+``data.root``, ``train``), so that editing another section (``eval``, ``select``) neither changes a training
+stage's output on a fresh run nor goes unseen by DVC."""
+
+
+def recorded_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    """:data:`RECORDED_PARAMS` of ``cfg`` (a whole section where the value is None)."""
+    return {section: cfg[section] if keys is None else {k: cfg[section][k] for k in keys if k in cfg[section]}
+            for section, keys in RECORDED_PARAMS.items() if section in cfg}
+
+
 def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int, duplicates: int,
                   manifests: dict[str, str], dynamic_mixing: dict[str, Any] | None = None) -> dict[str, Any]:
     """What models/<exp>/config.yaml records: enough to know exactly what was trained on what (with dynamic
@@ -60,7 +72,7 @@ def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int,
         "curated_list": {"path": curated, "sha256": sha256_file(curated), "n_utts": n_rows,
                          "duplicates_dropped": duplicates},
         "manifests": manifests,
-        "params": cfg,
+        "params": recorded_params(cfg),
     }
     if dynamic_mixing is not None:
         out["dynamic_mixing"] = dynamic_mixing
