@@ -76,14 +76,17 @@ class FolderDataset(Dataset):
         unreadable: list[str] = []
         for _ in os.walk(root, onerror=lambda exc: unreadable.append(str(exc.filename))):
             pass
-        found = sorted(glob.glob(pattern, root_dir=root, recursive=True))
+        # one walk of the tree: hidden names (which the glob skips by default) are told apart afterwards, unless
+        # the pattern itself names a hidden part
+        matches = sorted(glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True))
+        names_hidden = any(part.startswith(".") for part in Path(pattern).parts)
+        hidden = [f for f in matches if not names_hidden and any(p.startswith(".") for p in Path(f).parts)]
+        found = [f for f in matches if names_hidden or not any(p.startswith(".") for p in Path(f).parts)]
         files = [root / f for f in found if (root / f).is_file()]
         skipped = [Rejection(utt_id_of(Path(f)), to_manifest_path(root / f), "broken_link")
                    for f in found if os.path.islink(root / f) and not (root / f).exists()]
-        seen = set(found)
         skipped += [Rejection(utt_id_of(Path(f)), to_manifest_path(root / f), "hidden_file")
-                    for f in sorted(glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True))
-                    if f not in seen and (root / f).is_file()]
+                    for f in hidden if (root / f).is_file()]
         return files, sorted(unreadable), skipped
 
     def clean_of(self, noisy: Path) -> Path | None:
