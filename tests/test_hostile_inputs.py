@@ -222,19 +222,27 @@ def test_train_and_eval_skip_count_and_name_bad_utterances(tree: Path, tmp_path:
     rows = _rows(work, "train")
     rows["train-noisy-r96"] = {**rows["train-noisy-r96"], "sr": 96000}  # a manifest made elsewhere: no policy
     rows["train-noisy-r96"].pop("custom")
+    gone = str(tmp_path / "moved_away" / "clean.wav")  # a clean file deleted after the manifest was built
+    rows["train-noisy-gone"] = {**rows["train-noisy-good0"], "utt_id": "train-noisy-gone", "clean_path": gone}
     _write_rows(work, "train", rows)
+    dev_rows = _rows(work, "dev")  # a speech-free dev row: no reference, so no validation loss
+    dev_rows["dev-noisy-free"] = {**dev_rows["dev-noisy-good0"], "utt_id": "dev-noisy-free", "clean_path": None}
+    _write_rows(work, "dev", dev_rows)
     test_rows = _rows(work, "test")
     test_rows["test-noisy-r96"] = {**rows["train-noisy-r96"], "utt_id": "test-noisy-r96", "split": "test"}
     _write_rows(work, "test", test_rows)
     curated = tmp_path / "curated.csv"
     curated.write_text("utt_id\n" + "".join(f"{u}\n" for u in sorted(rows)))
     assert train_main(["--config", str(params), "--curated_list", str(curated), "--exp.name", "hostile"]) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "skip train utterance train-noisy-nan" in err and "nonfinite" in err
+    assert "skip train utterance train-noisy-gone (" in err and f"missing: '{gone}' does not exist" in err
+    assert "1 dev utterances have no clean reference" in out
     live = json.loads((tmp_path / "metrics" / "train" / "metrics.json").read_text())
     assert np.isfinite(live["best_val_loss"]) and live["n_train_utts"] == 8 and live["n_val_utts"] == 2
+    assert live["val_without_target"] == 1
     st = live["skipped_train"]
-    assert st["n"] == 2 and st["by_reason"] == {"nonfinite": 1, "unsupported_rate": 1}
+    assert st["n"] == 3 and st["by_reason"] == {"missing": 1, "nonfinite": 1, "unsupported_rate": 1}
     assert any(e.startswith("train-noisy-nan (") and "nan.wav" in e for e in st["examples"])
     assert any(e.startswith("train-noisy-r96 (") and "96000 Hz" in e for e in st["examples"])
     assert live["skipped_val"]["n"] == 1 and live["skipped_val"]["examples"][0].startswith("dev-noisy-nan (")

@@ -58,6 +58,9 @@ def wild(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(root / "train" / "noisy" / ".hidden.wav", _tone())
     _write(root / "train" / "noisy" / "LOUD.WAV", _tone())
     _write(root / "train" / "noisy" / "other.flac", _tone())
+    loud = root / "train" / "noisy" / "hot.wav"  # float audio peaking at 3.04: kept, but counted and named
+    _pair(root, "hot.wav")
+    sf.write(str(loud), _tone() * (3.04 / 0.31), SR, subtype="FLOAT")
     return root
 
 
@@ -92,7 +95,7 @@ def test_the_pairing_rule_rewrites_the_path_below_the_root_only(imported, wild: 
     assert "/noisy/" in f"{wild}/"  # the root itself lies under a folder named noisy
     rows = _rows(work)
     assert rows["train-noisy-a"]["clean_path"] == str(wild / "train" / "clean" / "a.wav")
-    assert listing["splits"]["train"]["paired"] == 7  # a, noise/clip_0000, clip_0001, packet_loss, rates, short, zero
+    assert listing["splits"]["train"]["paired"] == 8  # a, noise/clip_0000, clip_0001, packet_loss, rates, short, zero, hot
 
 
 def test_distortion_labels_come_from_folder_names_not_file_names(imported):
@@ -127,6 +130,15 @@ def test_rows_without_a_clean_target_are_counted(imported):
     split = imported[2]
     assert split["without_target"]["n"] == 1 and split["without_target"]["not_speech_free"] == 1
     assert _rows(imported[0])["train-noisy-alone"]["clean_path"] is None
+
+
+def test_float_files_above_full_scale_are_kept_counted_and_named(imported):
+    split = imported[2]
+    loud = split["over_full_scale"]
+    assert loud["n"] == 1 and loud["max_peak_file"].endswith("train/noisy/hot.wav")
+    peak = float(np.abs(sf.read(loud["max_peak_file"], dtype="float32")[0]).max())
+    assert loud["max_peak"] == pytest.approx(peak, abs=1e-3) and peak > 2.5
+    assert "train-noisy-hot" in _rows(imported[0])
 
 
 def test_a_root_that_pairs_nothing_warns(wild: Path, tmp_path: Path, capsys):

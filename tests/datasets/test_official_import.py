@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from ds_helpers import UTTS, write_official_layout
 
 from curator.datasets.kaldi import ListError
@@ -13,6 +15,7 @@ from curator.datasets.official import (
     CheckConfig,
     holdout_target,
     import_split,
+    iter_split,
     speaker_groups,
     speaker_holdout,
 )
@@ -41,6 +44,27 @@ def test_official_layout_rows_match_the_lists_exactly(tmp_path, monkeypatch, mod
         assert r.snr_db == pytest.approx(5.5 + i)
         assert r.text == f"sentence number {i} with spaces" and r.speaker == f"spk{i % 2}"
         assert r.split == "train" and r.source == "urgent2026"
+
+
+def test_float_files_above_full_scale_are_counted_in_the_report(tmp_path, monkeypatch):
+    root = tmp_path / "urgent"
+    lists = write_official_layout(root)
+    uid, fs = UTTS[0][0], UTTS[0][1]
+    x, _ = sf.read(str(root / f"simulation_train/noisy/0/{uid}.flac"), dtype="float32")
+    sf.write(str(root / f"simulation_train/noisy/0/{uid}.wav"), x / np.abs(x).max() * 2.0, fs, subtype="FLOAT")
+    scp = lists / "wav.scp"  # the same samples as a float WAV peaking at 2.0
+    scp.write_text(scp.read_text().replace(f"{uid}.flac", f"{uid}.wav"))
+    monkeypatch.chdir(tmp_path)
+    for mode, expected in (("decode", 1), ("header", 0)):  # only decoding reads the samples
+        report: dict = {}
+        rejected: list = []
+        rows = list(iter_split("train", lists, root / "simulation_train/log/meta.tsv", Path("urgent"), "urgent2026",
+                               CheckConfig(mode, 1e-4, 1), rejected, report=report))
+        assert rejected == [] and len(rows) == len(UTTS)
+        loud = report["over_full_scale"]
+        assert loud["n"] == expected
+        if expected:
+            assert loud["max_peak"] == pytest.approx(2.0, abs=1e-3) and loud["max_peak_file"].endswith(f"{uid}.wav")
 
 
 def test_paths_outside_the_repository_are_absolute(tmp_path, monkeypatch):

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from curator.datasets.report import SPEECH_FREE
 from curator.evaluation.metrics import CATEGORIES, METRICS, compute_metrics, register_metric
-from curator.evaluation.report import slice_summary, snr_bins, summarise_split, tail_mean
+from curator.evaluation.report import SPEECH_FREE_LABEL, slice_summary, snr_bins, summarise_split, tail_mean
 
 
 def speechlike(sr: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -75,7 +76,14 @@ def test_summary_of_a_hand_made_split_is_paired() -> None:
     assert out["n_with_reference"] == 4
     assert out["urgent_rank"]["all_metrics"] == {"enhanced": 1.0, "noisy": 2.0}
     assert out["urgent_rank"]["official"] is None  # SI-SDR is not an official 2026 metric
-    assert out["speech_free"] == {"n": 1, "output_to_input_db": -12.0}
+    # d has no reference but is labelled reverb: speech whose reference is missing, not a speech-free figure
+    assert SPEECH_FREE_LABEL == SPEECH_FREE  # the eval report reads the datasets' label
+    assert out["speech_free"] == {"n": 0, "output_to_input_db": None} and out["n_speech_without_reference"] == 1
+    free = summarise_split(df.assign(distortion=["noise", "noise", "reverb", SPEECH_FREE, "reverb"]),
+                           [METRICS.get("si_sdr")], tail_fraction=0.5, bootstrap=BOOT)
+    assert free["speech_free"] == {"n": 1, "output_to_input_db": -12.0} and free["n_speech_without_reference"] == 0
+    unlabelled = summarise_split(df.drop(columns="distortion"), [METRICS.get("si_sdr")], 0.5, BOOT)
+    assert unlabelled["speech_free"]["n"] == 1  # without labels every row lacking a reference counts
     slices = slice_summary(df, [METRICS.get("si_sdr")], ["distortion", "sr"], 0.5, BOOT, VERDICTS)
     assert slices["distortion"]["noise"]["n"] == 2 and slices["distortion"]["noise"]["si_sdr"]["improvement"] == 12.5
     assert slices["sr"]["16000"]["si_sdr"]["n"] == 0 and slices["sr"]["16000"]["si_sdr"]["improvement"] is None

@@ -19,6 +19,10 @@ from curator.contract.manifest import Utterance, resolve_path
 
 CHUNK = 64
 """Files per task sent to a worker (amortises inter-process overhead on short files)."""
+FULL_SCALE = 1.0
+"""Digital full scale of float audio: a PCM file cannot exceed it, a float file peaking above it is counted."""
+PEAK_DECIMALS = 3
+"""Decimals of the peak reported in the manifest metrics."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class AudioCheck:
     reason: str | None
     sr: int | None = None
     frames: int | None = None
+    peak: float | None = None
+    """Largest absolute sample (``decode`` mode only)."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ def check_audio(req: CheckRequest) -> AudioCheck:
         return AudioCheck("empty", int(sr), 0)
     if not np.isfinite(data).all():
         return AudioCheck("nonfinite", int(sr), frames)
-    if not req.allow_silent and float(np.abs(data).max()) < req.silence_peak:
-        return AudioCheck("silent", int(sr), frames)
-    return AudioCheck(None, int(sr), frames)
+    peak = float(np.abs(data).max())
+    if not req.allow_silent and peak < req.silence_peak:
+        return AudioCheck("silent", int(sr), frames, peak)
+    return AudioCheck(None, int(sr), frames, peak)
 
 
 def _check_chunk(reqs: Sequence[CheckRequest]) -> list[AudioCheck]:
@@ -89,6 +96,27 @@ def check_many(reqs: Sequence[CheckRequest], workers: int, desc: str = "check au
                 pool.shutdown()
     bar.close()
     return out
+
+
+class FullScaleTally:
+    """Kept files of float audio peaking above :data:`FULL_SCALE`: kept as they are (a file's level is the data's
+    own), but counted and named in the manifest metrics (``over_full_scale``) and warned about, since writing them
+    as PCM clips them and level-dependent scores (DNSMOS, clipping flags) read them differently."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.max_peak = 0.0
+        self.max_path: str | None = None
+
+    def add(self, path: str, peak: float | None) -> None:
+        if peak is None or peak <= FULL_SCALE:
+            return
+        self.n += 1
+        if peak > self.max_peak:
+            self.max_peak, self.max_path = peak, path
+
+    def summary(self) -> dict:
+        return {"n": self.n, "max_peak": round(self.max_peak, PEAK_DECIMALS) if self.n else None, "max_peak_file": self.max_path}
 
 
 # ------------------------------------------------------------------------------------ input policies

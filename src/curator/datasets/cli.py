@@ -93,6 +93,12 @@ def run_manifest(ctx: DatasetContext, splits: Sequence[str], metrics_path: str) 
         n = write_manifest(ctx.manifest_path(split), tally.count(res.rows))
         print(f"[{ctx.name}] {split}: {n} utterances -> {ctx.manifest_path(split)}"
               + (f" ({len(res.rejected)} rejected, see {metrics_path})" if res.rejected else ""))
+        loud = res.report.get("over_full_scale", {})
+        if loud.get("n"):
+            print(f"[{ctx.name}] {split}: warning: {loud['n']} float files peak above full scale (largest "
+                  f"{loud['max_peak']}: {loud['max_peak_file']}); they are kept as they are, but a PCM copy clips "
+                  "them and level-dependent scores (DNSMOS, clipping) read them differently: rescale them if that "
+                  "level is not intended", file=sys.stderr)
         summary["splits"][split] = {**res.report,  # the dataset's own figures (filled as its rows streamed)
                                     **tally.summary(res.rejected, ctx.dataset.max_report_examples),
                                     "input_policy": policy.summary(ctx.dataset.max_report_examples)}

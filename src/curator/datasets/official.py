@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from curator.contract.manifest import Utterance
-from curator.datasets.checks import CheckRequest, Rejection, check_many
+from curator.datasets.checks import CheckRequest, FullScaleTally, Rejection, check_many
 from curator.datasets.kaldi import NONE, NOT_AVAILABLE, ListError, read_kv, read_meta_tsv
 from curator.datasets.labels import (
     UNKNOWN_LANGUAGE,
@@ -113,6 +113,9 @@ def iter_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, so
                 continue
             row = _row(uid, split, sr, frames, lists, meta, noisy, clean, source)
             tally.add(row)
+            for side, files in (("noisy", noisy), ("clean", clean)):
+                if (uid, side) in checked:
+                    tally.full_scale.add(files[uid][1], checked[(uid, side)][3])
             yield row
     if report is not None:
         report.update(tally.summary())
@@ -125,6 +128,7 @@ class _LabelTally:
         self.speakers: set[str] = set()
         self.normalised: Counter = Counter()
         self.unknown: Counter = Counter()
+        self.full_scale = FullScaleTally()
 
     def add(self, row: Utterance) -> None:
         if row.speaker is not None:
@@ -139,7 +143,8 @@ class _LabelTally:
         return {"speakers": len(self.speakers),
                 "languages_normalised": dict(sorted(self.normalised.items())),
                 "languages_unknown": dict(sorted(self.unknown.items())),
-                "languages_unknown_rows": sum(self.unknown.values())}
+                "languages_unknown_rows": sum(self.unknown.values()),
+                "over_full_scale": self.full_scale.summary()}
 
 
 LANGUAGE_ORIG = "language_orig"
@@ -157,7 +162,7 @@ def import_split(split: str, list_dir: Path, meta_tsv: Path | None, root: Path, 
 def _check_files(uids: list[str], noisy: dict[str, tuple[str, str]], clean: dict[str, tuple[str, str]],
                  speech_free: set[str],
                  lists: dict[str, dict[str, str]], checks: CheckConfig) -> dict[tuple[str, str], tuple]:
-    """(uid, 'noisy'|'clean') -> (reason, sr, frames); in ``lists`` mode only files the lists cannot
+    """(uid, 'noisy'|'clean') -> (reason, sr, frames, peak); in ``lists`` mode only files the lists cannot
     describe (no utt2fs / speech_length entry) are read, from their header."""
     reqs: list[CheckRequest] = []
     keys: list[tuple[str, str]] = []
@@ -172,7 +177,7 @@ def _check_files(uids: list[str], noisy: dict[str, tuple[str, str]], clean: dict
             reqs.append(CheckRequest(clean[uid][0], mode, checks.silence_peak, allow_silent=uid in speech_free))
             keys.append((uid, "clean"))
     results = check_many(reqs, checks.workers)
-    return {k: (r.reason, r.sr, r.frames) for k, r in zip(keys, results, strict=True)}
+    return {k: (r.reason, r.sr, r.frames, r.peak) for k, r in zip(keys, results, strict=True)}
 
 
 def _consistency(uid: str, checked: dict, lists: dict[str, dict[str, str]], list_dir: Path,
@@ -181,7 +186,7 @@ def _consistency(uid: str, checked: dict, lists: dict[str, dict[str, str]], list
     """First problem of one utterance (or None) and its (sr, frames) as the lists and the audio agree."""
     list_sr = _int_field(lists, "utt2fs", uid, list_dir)
     list_len = _int_field(lists, "speech_length.scp", uid, list_dir)
-    reason, sr, frames = checked.get((uid, "noisy"), (None, list_sr, list_len))
+    reason, sr, frames, _ = checked.get((uid, "noisy"), (None, list_sr, list_len, None))
     if reason is not None:
         return reason, 0, 0
     if list_sr is not None and sr != list_sr:
@@ -189,7 +194,7 @@ def _consistency(uid: str, checked: dict, lists: dict[str, dict[str, str]], list
     if list_len is not None and frames != list_len:
         return "length_mismatch", 0, 0
     if (uid, "clean") in checked:
-        c_reason, c_sr, c_frames = checked[(uid, "clean")]
+        c_reason, c_sr, c_frames, _ = checked[(uid, "clean")]
         if c_reason is not None:
             return f"clean_{c_reason}", 0, 0
         if c_sr != sr:

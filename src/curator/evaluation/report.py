@@ -24,6 +24,8 @@ from curator.evaluation.slicing import present, slice_masks
 NOISY_PREFIX = "noisy_"
 GAIN_COLUMN = "output_to_input_db"
 SYSTEMS = ("enhanced", "noisy")
+SPEECH_FREE_LABEL = "speech_free"
+"""The primary ``distortion`` label of a speech-free row (``curator.datasets.labels``; a test keeps them in step)."""
 DECIMALS = 6
 """Figures are rounded to this many decimals in the JSON files: far below any metric's meaning."""
 
@@ -81,16 +83,21 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
                     bootstrap: Mapping[str, Any]) -> dict[str, Any]:
     """eval.json's headline block for one split (paired per metric)."""
     blocks = {m.name: paired_block(_pair(df, m, tail_fraction, bootstrap)) for m in metrics}
+    no_ref = ~df["has_reference"].astype(bool)
+    # a row without a usable reference is speech-free when labelled so (every such row, on a table without labels);
+    # the others are speech whose reference is missing (a folder's unpaired noisy file) or silent: intrusive
+    # metrics skip them too, but their gain is no speech-free figure, so they are counted apart
+    free = no_ref & (df["distortion"] == SPEECH_FREE_LABEL) if "distortion" in df.columns else no_ref
     return {
         "n_utts": len(df),
-        "n_with_reference": int(df["has_reference"].sum()),
+        "n_with_reference": int((~no_ref).sum()),
+        "n_speech_without_reference": int((no_ref & ~free).sum()),
         "tail_fraction": tail_fraction,
         "metrics": blocks,
         "urgent_rank": _rank(blocks),
-        "speech_free": {  # rows without a usable reference: intrusive metrics skip them; did the model attenuate?
-            "n": int((~df["has_reference"]).sum()),
-            GAIN_COLUMN: _clean(float(df.loc[~df["has_reference"], GAIN_COLUMN].mean())
-                                if (~df["has_reference"]).any() else None),
+        "speech_free": {  # speech-free inputs: intrusive metrics skip them; did the model attenuate?
+            "n": int(free.sum()),
+            GAIN_COLUMN: _clean(float(df.loc[free, GAIN_COLUMN].mean())) if free.any() else None,
         },
     }
 

@@ -377,14 +377,16 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     if probe_path and not Path(probe_path).is_file():
         raise ScoringError(f"score.loss_proxy.probe_path '{probe_path}' does not exist: run the probe stage "
                            f"(python -m curator.scoring.probe) or set score.loss_proxy.weights.{probe_cols[0]} to 0")
+    probe: pa.Table | None = None
     if probe_path:
         absent = [c for c in probe_cols if c not in pq.read_schema(probe_path).names]
         if absent:
             raise ScoringError(f"score.loss_proxy.weights.{absent[0]} > 0 but the probe stage's output "
                                f"'{probe_path}' has no '{absent[0]}' column: rerun the probe stage with "
                                "probe.ranking=reducible_loss, or weight probe_holdout_loss instead")
+        probe = pq.read_table(probe_path, columns=["utt_id", *probe_cols])  # read once: checked here, joined below
         ids = {str(r["utt_id"]) for r in rows}
-        probed = sum(u in ids for u in pq.read_table(probe_path, columns=["utt_id"]).column("utt_id").to_pylist())
+        probed = sum(u in ids for u in probe.column("utt_id").to_pylist())
         if probed == 0:
             raise ScoringError(f"the probe stage's output '{probe_path}' (score.loss_proxy.probe_path) has no row of "
                                f"this manifest's {len(ids)}: it was made from another manifest or dataset; rerun the "
@@ -395,7 +397,6 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     workers = min(params.workers(), len(tasks))
     t0 = time.perf_counter()
     summaries = run_shards(job, tasks, params.executor, workers)
-    probe = pq.read_table(probe_path, columns=["utt_id", *probe_cols]) if probe_path else None
     table = assemble(job, tasks, probe)
     wall = time.perf_counter() - t0
     if not params.keep_shards:

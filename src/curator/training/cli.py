@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
         train_manifest = train_manifest_path(args.curated_list, data.manifest_path("train"))
         rows, duplicates = load_curated_rows(train_manifest, args.curated_list)
-        val_rows = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
+        val_rows, val_without_target = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
         mixing = None
         if params.data.dynamic_mixing:
             if params.backend != "native":
@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_text = yaml.safe_dump(frozen_config(cfg, exp_name, args.curated_list, len(rows), duplicates, manifests,
                                                None if mixing is None else mixing.describe()), sort_keys=False)
     job = TrainJob(params=params, train_rows=rows, val_rows=val_rows, exp_dir=exp_dir, live_dir=Path(args.live_dir),
-                   config_sha256=hashlib.sha256(config_text.encode("utf-8")).hexdigest(), mixing=mixing)
+                   config_sha256=hashlib.sha256(config_text.encode("utf-8")).hexdigest(), mixing=mixing,
+                   val_without_target=val_without_target)
     writer = job.launcher_zero  # in a data-parallel run every rank runs this; global rank 0 writes the outputs
     if writer:
         with atomic_open(job.config_path) as f:
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         hours = float(rows["duration_sec"].sum()) / SECONDS_PER_HOUR
         print(f"train: {len(rows)} curated utterances ({hours:.2f} h, {duplicates} duplicate ids dropped), "
               f"{len(val_rows)} dev utterances for validation; backend '{params.backend}', experiment '{exp_name}'")
+        if val_without_target:
+            print(f"train: {val_without_target} dev utterances have no clean reference (speech-free or unpaired rows) and are "
+                  "left out of validation, whose loss needs a target (counted as val_without_target)")
         job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
     try:
         summary = BACKENDS.get(params.backend)(job)

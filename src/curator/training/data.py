@@ -123,16 +123,19 @@ def load_curated_rows(manifest_path: str, curated_path: str) -> tuple[pd.DataFra
     return join_curated(read_manifest(manifest_path), ids, manifest_path, curated_path), duplicates
 
 
-def validation_rows(manifest_path: str, max_utts: int | None) -> pd.DataFrame:
-    """Dev rows that have a reference, evenly spaced over the utt_id order when capped (deterministic)."""
+def validation_rows(manifest_path: str, max_utts: int | None) -> tuple[pd.DataFrame, int]:
+    """Dev rows that have a reference, evenly spaced over the utt_id order when capped (deterministic), and the
+    number of dev rows left out because they have no ``clean_path`` (a validation loss needs a target; the
+    train stage counts them in its metrics as ``val_without_target``)."""
     rows = read_manifest(manifest_path)
-    rows = rows[rows["clean_path"].notna()].sort_values("utt_id", kind="stable").reset_index(drop=True)
+    has_target = rows["clean_path"].notna()
+    rows = rows[has_target].sort_values("utt_id", kind="stable").reset_index(drop=True)
     if rows.empty:
         raise CuratedListError(f"dev manifest '{manifest_path}' has no rows with a clean_path to validate on")
     if max_utts is not None and len(rows) > max_utts:
         pick = np.unique(np.linspace(0, len(rows) - 1, max_utts).round().astype(int))
         rows = rows.iloc[pick].reset_index(drop=True)
-    return rows
+    return rows, int((~has_target).sum())
 
 
 def _read_segment(path: str, sr: int, start: int, frames: int, resample: bool = False,
@@ -461,7 +464,9 @@ MAX_SKIPPED_LISTED = 20
 
 
 def _check_file(path: str, sr: int, resample: bool, channels: str) -> str | None:
-    """Why a file cannot be trained on (decode error, wrong rate, NaN/inf samples, empty), else None."""
+    """Why a file cannot be trained on (missing, decode error, wrong rate, NaN/inf samples, empty), else None."""
+    if not os.path.isfile(path):
+        return f"missing: '{path}' does not exist (moved or deleted since the manifest was built?)"
     try:
         if resample:
             x, _ = load_audio(path, sr=sr, channels=channels)

@@ -28,7 +28,7 @@ from curator.datasets.base import (
     swap_dir,
     write_reference_truth,
 )
-from curator.datasets.checks import CheckRequest, check_many
+from curator.datasets.checks import CheckRequest, FullScaleTally, check_many
 from curator.datasets.kaldi import ListError
 from curator.datasets.labels import LANGUAGES, infer_distortion, infer_language
 from curator.datasets.official import CheckConfig, ImportResult, Rejection
@@ -201,6 +201,7 @@ class FolderDataset(Dataset):
         results = iter(check_many(reqs, checks.workers))
         noisy_res = {u: next(results) for u in ids}
         clean_res = {u: next(results) for u, c in clean.items() if c is not None}
+        full_scale = FullScaleTally()
         for uid, path in ids.items():
             n, c = noisy_res[uid], clean_res.get(uid)
             reason = n.reason or (f"clean_{c.reason}" if c is not None and c.reason else None)
@@ -216,12 +217,15 @@ class FolderDataset(Dataset):
                 bad = clean[uid] if reason.startswith("clean_") else path
                 rejected.append(Rejection(uid, where or to_manifest_path(bad), reason))  # type: ignore[arg-type]
                 continue
+            full_scale.add(to_manifest_path(path), n.peak)
+            if c is not None:
+                full_scale.add(to_manifest_path(clean[uid]), c.peak)  # type: ignore[arg-type]
             rows.append(Utterance(
                 utt_id=uid, path=to_manifest_path(path), duration_sec=n.frames / n.sr, sr=int(n.sr),  # type: ignore[operator]
                 language=labels[uid][0], distortion=labels[uid][1], split=split,
                 clean_path=to_manifest_path(clean[uid]) if clean[uid] is not None else None,  # type: ignore[arg-type]
                 source=self.name))
-        return ImportResult(rows, rejected)
+        return ImportResult(rows, rejected, {"over_full_scale": full_scale.summary()})
 
     def sources(self) -> SourceImport:
         """Files matching ``dataset.folder.sources.<kind>`` under the root, ids as :func:`utt_id_of` makes them."""

@@ -50,9 +50,10 @@ class MiniDataset(Dataset):
         """Import the simulated official layout of one split."""
         out = self.ctx.external
         rejected: list[Rejection] = []
+        report: dict = {}
         rows = iter_split(split, out / "lists" / split, out / f"simulation_{split}/log/meta.tsv", out, self.name,
-                          self.ctx.checks, rejected)
-        return ImportResult(rows, rejected)
+                          self.ctx.checks, rejected, report=report)
+        return ImportResult(rows, rejected, report)
 
     SOURCE_LISTS = {"speech": "speech.scp", "noise": "noise.scp", "wind_noise": "wind_noise.scp", "rir": "rirs.scp"}
     """Kind -> the train source list ``prepare`` writes under ``sources/train``."""

@@ -31,6 +31,8 @@ class TrainJob:
     mixing: Any = None
     """``curator.training.data.DynamicMixing`` when ``train.data.dynamic_mixing`` is on (the native backend mixes
     the training pairs afresh every epoch from it), else None."""
+    val_without_target: int = 0
+    """Dev rows left out of ``val_rows`` because they have no clean reference (reported in the train metrics)."""
 
     @property
     def best_ckpt(self) -> Path:
@@ -61,7 +63,7 @@ def screen_job(job: TrainJob, supports_rate: Callable[[int], str | None] | None 
 
     from curator.training.data import CuratedListError, screen_rows, skip_report
 
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"val_without_target": job.val_without_target}
     for name in ("train", "val"):
         rows = getattr(job, f"{name}_rows")
         kept, skipped = screen_rows(rows, supports_rate)
