@@ -65,13 +65,25 @@ def test_summary_reads_every_stage(tmp_path, capsys):
 
     (tmp_path / "train").mkdir()
     (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "mini", "splits": {
-        "train": {"utterances": 3, "hours": 0.01, "rejected": 1}}}))
-    (tmp_path / "train" / "metrics.json").write_text(json.dumps({"best_val_loss": 0.5, "best_step": 2, "steps": 4,
-                                                                  "n_params": 10}))
-    (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "metrics": {"pesq": {
+        "train": {"utterances": 3, "hours": 0.01, "rejected": 1, "without_target": {"n": 0},
+                  "over_full_scale": {"n": 2}}}}))
+    (tmp_path / "train" / "metrics.json").write_text(json.dumps({
+        "best_val_loss": 0.5, "best_step": 2, "steps": 4, "n_params": 10, "n_train_utts": 3, "n_val_utts": 2,
+        "skipped_train": {"n": 1}, "skipped_val": {"n": 0}, "val_without_target": 4}))
+    (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "n_skipped": 1, "metrics": {"pesq": {
         "enhanced": 2.0, "noisy": 1.5, "improvement": 0.5, "ci_low": 0.1, "ci_high": 0.9, "verdict": "better"}},
-        "urgent_rank": None}, "unavailable_metrics": {"nisqa": "no weights"}}))
+        "urgent_rank": None, "speech_free": {"n": 1, "output_to_input_db": -12.25},
+        "n_speech_without_reference": 0}, "unavailable_metrics": {"nisqa": "no weights"}}))
+    cell = {"pesq": {"verdict": "better"}, "estoi": {"verdict": "worse"}}
+    (tmp_path / "compare.json").write_text(json.dumps({
+        "baseline": "random", "split": "test", "n_utts": 2, "seeds": [0], "metrics": ["pesq", "estoi"],
+        "vs_baseline": {"0.5": {"cvar": cell, "coverage_only": {"pesq": {"verdict": "no evidence"}}}}}))
     assert summary_main(["--metrics_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "train 3 utts / 0.01 h (1 rejected)" in out and "+0.500 [+0.100, +0.900]  better" in out
+    assert "train 3 utts / 0.01 h (1 rejected, 2 above full scale)" in out
+    assert "3 train / 2 val utts, skipped 1 / 0, 4 dev rows without a target" in out
+    assert "test: 2 utts, 1 skipped, 1 speech-free (output -12.2 dB vs input)" in out
+    assert "+0.500 [+0.100, +0.900]  better" in out
     assert "unavailable metrics" in out and "nisqa" in out
+    assert "pesq               better 1, worse 0, no evidence 1 (of 2" in out
+    assert "estoi              better 0, worse 1, no evidence 0 (of 1" in out

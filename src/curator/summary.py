@@ -32,7 +32,8 @@ def lines(folder: Path) -> list[str]:
     out = []
     manifest = _load(folder / "manifest.json")
     if manifest:
-        parts = [f"{s} {b['utterances']} utts / {b['hours']:.2f} h ({b['rejected']} rejected)"
+        parts = [f"{s} {b['utterances']} utts / {b['hours']:.2f} h ({b['rejected']} rejected"
+                 + "".join(f", {n} {what}" for what, n in _manifest_notes(b)) + ")"
                  for s, b in manifest["splits"].items()]
         out.append(f"manifest  [{manifest['dataset']}] " + "; ".join(parts))
     score = _load(folder / "score.json")
@@ -48,8 +49,12 @@ def lines(folder: Path) -> list[str]:
                                                           if share.get("threshold_note") else ""))
     train = _load(folder / "train" / "metrics.json")
     if train:
+        skipped = {k: (train.get(f"skipped_{k}") or {}).get("n", 0) for k in ("train", "val")}
         out.append(f"train     best val loss {_num(train.get('best_val_loss'), 4)} at step {train.get('best_step')} "
-                   f"of {train.get('steps')} ({train.get('n_params')} params)")
+                   f"of {train.get('steps')} ({train.get('n_params')} params); {train.get('n_train_utts')} train / "
+                   f"{train.get('n_val_utts')} val utts, skipped {skipped['train']} / {skipped['val']}"
+                   + (f", {train['val_without_target']} dev rows without a target"
+                      if train.get("val_without_target") else ""))
     evaluation = _load(folder / "eval.json")
     if evaluation:
         for split, block in evaluation.items():
@@ -58,8 +63,14 @@ def lines(folder: Path) -> list[str]:
             if "metrics" not in block:
                 out.append(f"eval      {split}: written by an older version; rerun `dvc repro eval`")
                 continue
-            out.append(f"eval      {split}: {block['n_utts']} utts; enhanced vs noisy input on the same "
-                       "utterances, [95% CI]:")
+            free = block.get("speech_free") or {}
+            extra = [f"{block['n_skipped']} skipped" if block.get("n_skipped") else "",
+                     (f"{free['n']} speech-free (output {_num(free.get('output_to_input_db'), 1)} dB vs input)"
+                      if free.get("n") else ""),
+                     (f"{block['n_speech_without_reference']} speech rows without a reference"
+                      if block.get("n_speech_without_reference") else "")]
+            out.append(f"eval      {split}: {block['n_utts']} utts" + "".join(f", {e}" for e in extra if e)
+                       + "; enhanced vs noisy input on the same utterances, [95% CI]:")
             for name, m in block["metrics"].items():
                 if m["improvement"] is None:
                     out.append(f"  {name:18s} not scored on both sides")
@@ -74,7 +85,27 @@ def lines(folder: Path) -> list[str]:
         if evaluation.get("unavailable_metrics"):
             out.append(f"  unavailable metrics (see metrics/eval.json for the reasons): "
                        f"{', '.join(sorted(evaluation['unavailable_metrics']))}")
+    compare = _load(folder / "compare.json")
+    if compare and isinstance(compare.get("vs_baseline"), dict):
+        out.append(f"efficacy  each strategy vs `{compare.get('baseline')}` at equal hours on {compare.get('split')} "
+                   f"({compare.get('n_utts')} utts, seeds {compare.get('seeds')}); 95% CI excludes 0:")
+        for metric in compare.get("metrics", []):
+            counts = {"better": 0, "worse": 0, "no evidence": 0}
+            for cells in compare["vs_baseline"].values():
+                for figures in cells.values():
+                    verdict = (figures.get(metric) or {}).get("verdict")
+                    if verdict in counts:
+                        counts[verdict] += 1
+            out.append(f"  {metric:18s} better {counts['better']}, worse {counts['worse']}, "
+                       f"no evidence {counts['no evidence']} (of {sum(counts.values())}; metrics/compare.md)")
     return out or [f"no stage metrics under {folder} yet: run `dvc repro`"]
+
+
+def _manifest_notes(split: dict[str, Any]) -> list[tuple[str, int]]:
+    """Counts worth a glance beside a split's size: rows without a target, float files above full scale."""
+    notes = [("without a clean target", (split.get("without_target") or {}).get("n", 0)),
+             ("above full scale", (split.get("over_full_scale") or {}).get("n", 0))]
+    return [(what, n) for what, n in notes if n]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
