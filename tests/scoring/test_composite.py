@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -39,9 +41,13 @@ def test_params_need_anchors_for_every_weighted_column():
     with pytest.raises(ConfigError, match="in_pesq"):
         parse(LossProxyParams, {"weights": {"in_pesq": 1.0}, "ranges": RANGES, "speech_free_hardness": 1.0},
               "score.loss_proxy")
-    with pytest.raises(ConfigError, match="probe_path"):
-        parse(LossProxyParams, {"weights": {"probe_holdout_loss": 1.0}, "ranges": {"probe_holdout_loss": [0, 1]},
-                                "speech_free_hardness": 1.0}, "x")
+    # a probe weight without a path reads the probe stage's default output under data.root
+    derived = parse(LossProxyParams, {"weights": {"probe_holdout_loss": 1.0}, "ranges": {"probe_holdout_loss": [0, 1]},
+                                      "speech_free_hardness": 1.0}, "x")
+    assert derived.probe_path is None and derived.probe_columns == ["probe_holdout_loss"]
+    assert derived.with_probe_path("/big/data").probe_path == "/big/data/scores/probe_loss.parquet"
+    explicit = dataclasses.replace(derived, probe_path="elsewhere.parquet")
+    assert explicit.with_probe_path("/big/data").probe_path == "elsewhere.parquet"
     with pytest.raises(ConfigError, match="positive weight"):
         parse(LossProxyParams, {"weights": {"in_sisdr": 0.0}, "ranges": RANGES, "speech_free_hardness": 1.0}, "x")
     with pytest.raises(ConfigError, match="speech_free_hardness"):

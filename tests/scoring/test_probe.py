@@ -108,11 +108,13 @@ def test_cli_output_mixes_into_loss_proxy(corpus, tmp_path: Path):
         score_rows(rows_of(manifest), reducible, tmp_path / "w2")
 
 
-def test_probe_weight_without_path_fails_before_work():
+def test_probe_weight_without_path_fails_before_work(corpus, tmp_path: Path):
     from curator.config import ConfigError
+    from curator.scoring.base import ScoringError
 
-    with pytest.raises(ConfigError, match="probe_path"):
-        score_params(**{"loss_proxy.weights": "{probe_holdout_loss: 1}"})
+    unresolved = score_params(**{"loss_proxy.weights": "{probe_holdout_loss: 1}"})
+    with pytest.raises(ScoringError, match="probe_path"):  # a library caller must resolve null (the CLI does)
+        score_rows(rows_of(corpus[0]), unresolved, tmp_path / "w")
     with pytest.raises(ConfigError, match="probe_holdout_loss .*probe_reducible_loss"):  # the old, ambiguous name
         score_params(**{"loss_proxy.weights": "{probe_loss: 1}", "loss_proxy.probe_path": "p.parquet"})
 
@@ -251,3 +253,31 @@ def test_a_pool_too_small_for_every_fold_gets_nan_and_a_reason_not_an_abort(corp
     table = score_rows(rows_of(one), params, tmp_path / "w").table.to_pandas()
     lo, hi = params.loss_proxy.ranges["in_sisdr"]
     assert table["loss_proxy"][0] == pytest.approx(np.clip((table["in_sisdr"][0] - lo) / (hi - lo), 0, 1), abs=1e-6)
+
+
+def test_the_score_stage_reads_the_probe_output_under_data_root_by_default(corpus, tmp_path: Path, capsys):
+    """``probe_path: null``: both stages derive ``<data.root>/scores/probe_loss.parquet``, so a moved data.root
+    moves them together (a fixed path in params.yaml pointed at the default root's file)."""
+    from curator.contract.scores import read_settings
+    from curator.scoring.cli import main as score_main
+
+    manifest, _ = corpus
+    root = tmp_path / "big" / "data"
+    assert main(["--config", PARAMS, f"data.manifest={manifest}", f"data.root={root}", "--metrics",
+                 str(tmp_path / "p.json"), "probe.steps=5", "probe.batch_size=2", "probe.crop_sec=0.5",
+                 "probe.hidden=8", "probe.layers=1"]) == 0
+    derived = root / "scores" / "probe_loss.parquet"
+    assert derived.is_file()
+    light = ["score.scorers=[bandwidth, sisdr]", "score.ref_quality.weights={ref_bandwidth_ratio: 1}",
+             "score.loss_proxy.weights={in_sisdr: 1, probe_holdout_loss: 1}", "score.loss_proxy.probe_path=null",
+             "score.num_workers=1", f"score.work_dir={tmp_path / 'w'}"]
+    out = tmp_path / "scores.parquet"
+    assert score_main(["--config", PARAMS, f"data.manifest={manifest}", f"data.root={root}", "--out", str(out),
+                       "--metrics", str(tmp_path / "s.json"), *light]) == 0
+    settings = read_settings(out)
+    assert settings["loss_proxy"]["probe_path"] == str(derived) and settings["probe_sha256"] == sha256_file(derived)
+    assert read_json(tmp_path / "s.json")["probe_missing_rows"] == 0
+    other = tmp_path / "other"  # another data.root without a probe run: named, with what to run
+    assert score_main(["--config", PARAMS, f"data.manifest={manifest}", f"data.root={other}", "--out", str(out),
+                       "--metrics", str(tmp_path / "s.json"), *light]) == 1
+    assert f"'{other / 'scores' / 'probe_loss.parquet'}' does not exist: run the probe stage" in capsys.readouterr().err

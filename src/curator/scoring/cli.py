@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_params(args.config, overrides)
         data = load_section("data", cfg=cfg)
         params = load_section("score", cfg=cfg)
+        if params.loss_proxy.probe_columns:  # null: the probe stage's output under data.root
+            params = dataclasses.replace(params, loss_proxy=params.loss_proxy.with_probe_path(data.root))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

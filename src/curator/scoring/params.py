@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from curator.config import ConfigError, check_range, register_section
@@ -45,10 +47,27 @@ class LossProxyParams:
                               "reducible loss, with probe.ranking=reducible_loss)")
         _check_composite("score.loss_proxy", self.weights, self.ranges, "[easy, hard]")
         check_range("score.loss_proxy.speech_free_hardness", self.speech_free_hardness, lo=0.0, hi=1.0)
-        for col in PROBE_COLUMNS:
-            if self.weights.get(col, 0.0) > 0 and not self.probe_path:
-                raise ConfigError(f"'score.loss_proxy.weights.{col}' > 0 needs 'score.loss_proxy.probe_path' "
-                                  "(the probe stage's output, e.g. data/scores/probe_loss.parquet)")
+
+    def with_probe_path(self, data_root: str | os.PathLike[str]) -> LossProxyParams:
+        """These params with ``probe_path`` resolved: null means the probe stage's default output under
+        ``data.root`` (:func:`default_probe_path`), where ``dvc.yaml``'s probe stage writes it."""
+        if self.probe_path:
+            return self
+        return dataclasses.replace(self, probe_path=str(default_probe_path(data_root)))
+
+    @property
+    def probe_columns(self) -> list[str]:
+        """The probe stage's columns this mix weights (empty: the probe file is not read)."""
+        return [c for c in PROBE_COLUMNS if self.weights.get(c, 0.0) > 0]
+
+
+PROBE_FILE = ("scores", "probe_loss.parquet")
+"""The probe stage's output below ``data.root`` (its ``--out`` default, and ``probe_path: null``)."""
+
+
+def default_probe_path(data_root: str | os.PathLike[str]) -> Path:
+    """``<data.root>/scores/probe_loss.parquet``."""
+    return Path(data_root).joinpath(*PROBE_FILE)
 
 
 @dataclass

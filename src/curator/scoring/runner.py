@@ -31,7 +31,6 @@ from curator.contract.scores import (
     CARRIED,
     FLOAT_DECIMALS,
     LOSS_PROXY_COLUMN,
-    PROBE_COLUMNS,
     REF_QUALITY_COLUMN,
     SCHEMA_VERSION,
     SPEECH_FREE_COLUMN,
@@ -372,8 +371,11 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
     """
     if not rows:
         raise ScoringError("nothing to score: the manifest has no rows after data.filters")
-    probe_cols = [c for c in PROBE_COLUMNS if params.loss_proxy.weights.get(c, 0.0) > 0]
+    probe_cols = params.loss_proxy.probe_columns
     probe_path = params.loss_proxy.probe_path if probe_cols else None
+    if probe_cols and not probe_path:
+        raise ScoringError(f"score.loss_proxy.weights.{probe_cols[0]} > 0 needs the probe stage's output: "
+                           "resolve score.loss_proxy.probe_path first (LossProxyParams.with_probe_path)")
     if probe_path and not Path(probe_path).is_file():
         raise ScoringError(f"score.loss_proxy.probe_path '{probe_path}' does not exist: run the probe stage "
                            f"(python -m curator.scoring.probe) or set score.loss_proxy.weights.{probe_cols[0]} to 0")

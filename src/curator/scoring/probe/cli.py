@@ -3,8 +3,8 @@
 Columns: ``probe_holdout_loss`` (a probe that never saw the row: a difficulty measure, RHO-LOSS's irreducible
 loss) and, with ``probe.ranking: reducible_loss``, ``probe_current_loss`` and RHO-LOSS's
 ``probe_reducible_loss`` = current-model loss minus held-out loss (see :func:`curator.scoring.probe.fit.cross_fit`).
-Mix one into ``loss_proxy`` by setting ``score.loss_proxy.probe_path`` to the output and giving
-``score.loss_proxy.weights.<column>`` a positive weight.
+Mix one into ``loss_proxy`` by giving ``score.loss_proxy.weights.<column>`` a positive weight; the score stage
+reads ``score.loss_proxy.probe_path``, by default (null) this stage's default output under ``data.root``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +33,7 @@ from curator.contract.scores import (
 from curator.io import sha256_file, timings_path, write_json
 from curator.scoring.cli import MANIFEST_OVERRIDE, native, split_overrides
 from curator.scoring.decode import OK, DecodeRules
+from curator.scoring.params import default_probe_path
 from curator.scoring.probe.fit import cross_fit
 from curator.scoring.runner import task_row
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest = manifest or str(data.manifest_path("train"))
-    args.out = args.out or str(Path(data.root) / "scores" / "probe_loss.parquet")
+    args.out = args.out or str(default_probe_path(data.root))
     try:
         df = read_manifest(manifest)
         kept, _ = apply_filters(df, data.filters, seed=score.seed, where=f"manifest '{manifest}'")
