@@ -13,7 +13,14 @@ import pytest
 from curator.config import ConfigError, load_params, load_section
 from curator.evaluation.efficacy.cli import main as efficacy_main
 from curator.evaluation.efficacy.params import CompareParams, ProfileParams, eval_dir, run_id
-from curator.evaluation.efficacy.report import build_report, contrast, load_runs, markdown
+from curator.evaluation.efficacy.report import (
+    build_report,
+    contrast,
+    contrast_rows,
+    load_runs,
+    markdown,
+    plot_contrasts,
+)
 
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 N_UTTS = 60
@@ -83,6 +90,13 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
     assert report["curve"]["random"]["0.5"]["pesq"]["mean"] > report["curve"]["random"]["0.25"]["pesq"]["mean"]
     assert set(report["slices"]["0.5"]["cvar"]["distortion"]) == {"noise", "reverb"}
     assert 0 < report["resolution"]["pesq"] < 0.05
+    # the contrasts plot: one row per contrast of the tables, sections in their order
+    rows = contrast_rows(report)
+    assert [label for _, label, _ in rows][:2] == ["cvar @ K=0.25", "cvar_nogate @ K=0.25"]
+    assert [section for section, _, _ in rows] == ["vs random"] * 4 + ["gate on vs off"] * 2 + ["other pairs"] * 2
+    assert rows[3][2]["pesq"] is report["vs_baseline"]["0.5"]["cvar_nogate"]["pesq"]
+    png = plot_contrasts(report, tmp_path)
+    assert png.name == "contrasts.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_slices_by_flag_overlap_and_find_where_a_variant_gains(tmp_path: Path):
@@ -130,6 +144,7 @@ def test_cli_report_writes_json_markdown_and_plot(tmp_path: Path, monkeypatch):
     assert set(report["vs_baseline"]["0.25"]) == set(p.variants) - {p.baseline}
     assert "quality gate" in (tmp_path / "metrics/compare.md").read_text()
     assert (tmp_path / "metrics/plots/compare/learning_curve.png").stat().st_size > 0
+    assert (tmp_path / "metrics/plots/compare/contrasts.png").stat().st_size > 0
 
 
 def test_missing_runs_and_bad_params_are_named(tmp_path: Path, capsys):

@@ -269,7 +269,8 @@ def markdown(report: Mapping[str, Any], slice_metrics: list[str] | None = None) 
     rule = "|---|---|" + "---|" * len(metrics)
     lines = [f"# Curation efficacy on {report['split']} ({report['n_utts']} utterances, seeds {report['seeds']})",
              "", "Differences are paired per utterance and pooled over seeds; intervals resample utterances",
-             f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse).", "",
+             f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse). The same contrasts as a plot:",
+             "`plots/compare/contrasts.png`.", "",
              f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule,
              *_contrast_rows(report["vs_baseline"], metrics)]
     if any(report["gate"].values()):
@@ -323,9 +324,70 @@ def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
     fig.suptitle(f"{report['split']} ({report['n_utts']} utts, seeds {report['seeds']}): "
-                 f"{round(report['confidence'] * 100)}% bands over utterances and seeds")
+                 f"{round(report['confidence'] * 100)}% bands over utterances and seeds\n"
+                 "(each mean on its own: the paired differences are in contrasts.png)")
     fig.tight_layout()
     path = out_dir / "learning_curve.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red"}
+"""Marker colour of a contrast whose interval excludes 0 (grey otherwise)."""
+NEUTRAL_COLOUR = "tab:gray"
+ROW_HEIGHT_INCHES = 0.28
+"""Height per contrast row of the contrasts plot (plus one panel height of margins)."""
+
+
+def contrast_rows(report: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """``(section, "<comparison> @ K=<k>", figures per metric)`` of every paired contrast of the report, in the
+    Markdown's order: each variant against the baseline, the gate pairs, then ``compare.pairs``."""
+    out = []
+    for section, key in ((f"vs {report['baseline']}", "vs_baseline"), ("gate on vs off", "gate"),
+                         ("other pairs", "pairs")):
+        for k, cells in (report.get(key) or {}).items():
+            for name, figures in cells.items():
+                out.append((section, f"{name} @ K={k}", figures))
+    return out
+
+
+def plot_contrasts(report: Mapping[str, Any], out_dir: Path) -> Path:
+    """The paired differences of every contrast with their intervals, one panel per headline metric (a forest
+    plot: what the tables say, at a glance); green / red where the interval excludes 0 (better / worse, by the
+    metric's direction), grey otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics, rows = report["metrics"], contrast_rows(report)
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=True,
+                             figsize=(PANEL_WIDTH_INCHES * len(metrics),
+                                      PANEL_HEIGHT_INCHES + ROW_HEIGHT_INCHES * len(rows)))
+    ys = np.arange(len(rows))[::-1]
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for y, (_, _, figures) in zip(ys, rows, strict=True):
+            f = figures.get(m) or {}
+            if f.get("diff") is None:
+                continue
+            colour = VERDICT_COLOURS.get(f.get("verdict"), NEUTRAL_COLOUR)
+            ax.errorbar(f["diff"], y, xerr=[[f["diff"] - f["ci_low"]], [f["ci_high"] - f["diff"]]], fmt="o",
+                        color=colour, capsize=2)
+        ax.axvline(0.0, color="k", linewidth=0.8)
+        for y, (prev, cur) in zip(ys[1:], zip(rows[:-1], rows[1:], strict=True), strict=True):
+            if prev[0] != cur[0]:  # a rule between sections
+                ax.axhline(y + 0.5, color="k", linewidth=0.5, linestyle=":")
+        direction = "higher" if METRICS.get(m).higher_is_better else "lower"
+        ax.set_title(f"{m} ({direction} is better)")
+        ax.set_xlabel("paired difference")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(ys, [f"{label} ({section})" for section, label, _ in rows], fontsize="small")
+    fig.suptitle(f"{report['split']} ({report['n_utts']} utts, seeds {report['seeds']}): paired differences, "
+                 f"{round(report['confidence'] * 100)}% intervals over utterances and seeds")
+    fig.tight_layout()
+    path = out_dir / "contrasts.png"
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
     plt.close(fig)
@@ -353,6 +415,7 @@ def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Pat
     with atomic_path(md) as tmp:
         tmp.write_text(text, encoding="utf-8")
     plot_curves(report, plots)
+    plot_contrasts(report, plots)
     print(text)
     return 0
 
