@@ -395,7 +395,7 @@ def plot_contrasts(report: Mapping[str, Any], out_dir: Path) -> Path:
 
 
 def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Path) -> int:
-    """Load every run, write metrics/compare.json, the Markdown table and the learning-curve plot."""
+    """Load every run, write metrics/compare.json, the Markdown table, the contrasts and learning-curve plots."""
     ev = load_section("eval", cfg=cfg, plugins=False)  # bootstrap and tail only, no metric checks
     root = load_section("data", cfg=cfg).root
     not_run = skipped_variants(params, lambda v, b, s: eval_dir(root, v, b, s))
