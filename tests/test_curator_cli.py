@@ -31,6 +31,45 @@ def test_every_command_is_listed_and_reaches_its_cli(capsys):
     assert {"probe", "sources", "source_score", "source_select", "source_simulate", "efficacy"} <= set(cli.COMMANDS)
 
 
+ENTRY_PACKAGES = {"datasets": "datasets", "prepare": "datasets", "manifest": "datasets", "sources": "datasets",
+                  "probe": "scoring/probe", "score": "scoring", "source_score": "scoring/sources",
+                  "select": "selection", "source_select": "selection/sources"}
+
+
+def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root, monkeypatch, capsys):
+    """`curator score` must write the bytes `python -m curator.scoring` (dvc.yaml's command) writes: both pin
+    the numeric environment the same way before numpy loads (found by a kill-half-way trial: `curator score`
+    differed from the stage in one ESTOI value on an AVX-512 machine)."""
+    import os
+
+    from curator.determinism import THREAD_VARIABLES
+
+    src = repo_root / "src" / "curator"
+    pinned = {}
+    for command, package in ENTRY_PACKAGES.items():
+        m = re.search(r"^configure_environment\(threads=(\w+)\)", (src / package / "__main__.py").read_text(), re.M)
+        assert m, f"{package}/__main__.py pins nothing"
+        pinned[command] = None if m.group(1) == "None" else int(m.group(1))
+    assert cli.PINNED == pinned
+    saved = dict(os.environ)
+    try:
+        for command, threads in pinned.items():
+            for var in THREAD_VARIABLES:
+                os.environ.pop(var, None)
+            monkeypatch.setattr("sys.argv", ["curator", command, "--help"])
+            with pytest.raises(SystemExit):
+                cli.main()  # as the console script runs it: argv from the process
+            assert all(os.environ.get(v) == (None if threads is None else str(threads)) for v in THREAD_VARIABLES)
+            capsys.readouterr()
+        os.environ.pop("OMP_NUM_THREADS", None)
+        with pytest.raises(SystemExit):
+            cli.main(["score", "--help"])  # called from a running program: no process-wide pins
+        assert "OMP_NUM_THREADS" not in os.environ
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def test_check_accepts_repository_params(repo_root, monkeypatch, capsys):
     monkeypatch.chdir(repo_root)
     assert check.main([]) == 0

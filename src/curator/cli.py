@@ -30,6 +30,15 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "summary": ("curator.summary", []),
 }
 
+PINNED: dict[str, int | None] = {
+    "datasets": 1, "prepare": 1, "manifest": 1, "sources": 1, "probe": 1, "score": 1, "source_score": 1,
+    "select": None, "source_select": None,
+}
+"""Commands whose stage entry point (``python -m <package>``, what ``dvc.yaml`` runs) pins the numeric
+environment (:func:`curator.determinism.configure_environment`) -> its ``threads``: ``curator <command>`` pins
+the same before the stage's modules load, so its output bytes are the DVC stage's (a test reads the entry
+points to keep the two in step)."""
+
 USAGE = """usage: curator <command> [options]
 
 Stages of the DVC pipeline (run them with `dvc repro`; each also runs alone):
@@ -66,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"curator: unknown command '{command}'; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, prefix = COMMANDS[command]
+    if argv is None and command in PINNED:  # a process of its own: pin before numpy, torch, onnxruntime load
+        from curator.determinism import configure_environment
+
+        configure_environment(threads=PINNED[command])
     return int(importlib.import_module(module).main(prefix + rest) or 0)
 
 
