@@ -47,7 +47,34 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "models" / EXP / "best.ckpt", weights_only=True)
 
 
-def test_killed_run_resumes_to_the_same_weights(corpus: dict[str, Path], tmp_path: Path) -> None:
+def _kill_at(params: Path, corpus: dict[str, Path], run_dir: Path, step: int) -> None:
+    """Run the command in ``run_dir`` and SIGKILL it once its resume state is at ``step``."""
+    proc = subprocess.Popen(_cmd(params, corpus), cwd=run_dir, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = run_dir / "models" / EXP / RESUME_DIRNAME / STATE
+
+    def at() -> int | None:
+        try:
+            return json.loads(state.read_text())["step"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    deadline = time.monotonic() + KILL_TIMEOUT_SECONDS
+    while at() != step and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
+    assert at() == step, f"killed at step {at()}, not {step}"
+    # what `dvc repro` does before rerunning the stage: delete the declared outputs
+    (run_dir / "models" / EXP / "best.ckpt").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("kills", [(EVERY,), (2 * EVERY,), (EVERY, 2 * EVERY)],
+                         ids=["mid_epoch", "epoch_boundary", "twice"])
+def test_killed_run_resumes_to_the_same_weights(corpus: dict[str, Path], tmp_path: Path, kills: tuple[int, ...]) -> None:
+    """Killed at a snapshot in mid-epoch, at one that ends an epoch (step 12 = 3 epochs of 4 batches), and twice
+    (the second snapshot written by a resumed run): the same weights and the same curves, epoch column included."""
     params = _params(corpus, tmp_path)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir()
@@ -55,22 +82,10 @@ def test_killed_run_resumes_to_the_same_weights(corpus: dict[str, Path], tmp_pat
     subprocess.run(_cmd(params, corpus), cwd=whole, env=_env(), check=True, capture_output=True)
     assert not (whole / "models" / EXP / RESUME_DIRNAME).exists()  # a finished run leaves no resume state
 
-    proc = subprocess.Popen(_cmd(params, corpus), cwd=killed, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    state = killed / "models" / EXP / RESUME_DIRNAME / STATE
-    deadline = time.monotonic() + KILL_TIMEOUT_SECONDS
-    while not state.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed half-way"
-    step = json.loads(state.read_text())["step"]
-    assert 0 < step < MAX_STEPS
-    # what `dvc repro` does before rerunning the stage: delete the declared outputs
-    (killed / "models" / EXP / "best.ckpt").unlink(missing_ok=True)
-
+    for step in kills:
+        _kill_at(params, corpus, killed, step)
     again = subprocess.run(_cmd(params, corpus), cwd=killed, env=_env(), check=True, capture_output=True, text=True)
-    assert f"resuming from models/{EXP}/{RESUME_DIRNAME}/last.ckpt (step {step})" in again.stdout
+    assert f"resuming from models/{EXP}/{RESUME_DIRNAME}/last.ckpt (step {kills[-1]})" in again.stdout
     a, b = _weights(whole), _weights(killed)
     assert a["meta"] == b["meta"]
     assert a["state_dict"].keys() == b["state_dict"].keys()
@@ -80,8 +95,11 @@ def test_killed_run_resumes_to_the_same_weights(corpus: dict[str, Path], tmp_pat
     # the curves continue: the resumed run's DVCLive summary ends at the last step, its history is whole
     summary = json.loads((killed / "live" / "metrics.json").read_text())
     assert summary["steps"] == MAX_STEPS
-    whole_curve = (whole / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text()
-    assert (killed / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text() == whole_curve
+    plots = whole / "live" / "plots" / "metrics"
+    curves = sorted(p.relative_to(plots) for p in plots.rglob("*.tsv"))
+    assert "epoch.tsv" in map(str, curves)
+    for rel in curves:
+        assert (killed / "live" / "plots" / "metrics" / rel).read_text() == (plots / rel).read_text(), rel
 
 
 def test_resume_state_of_another_config_is_discarded(corpus: dict[str, Path], tmp_path: Path,

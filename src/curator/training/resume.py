@@ -14,8 +14,9 @@ deletes a stage's outputs before it reruns the stage) never removes it. It holds
 A snapshot is written right after a validation (so the best checkpoint and the validation history are
 consistent with the weights), atomically: a kill during a save leaves the previous snapshot whole. A run
 that ends normally removes the folder. The sampler replays an epoch from ``(seed, epoch)``, so skipping
-the consumed batches puts it exactly where it stopped: a resumed CPU run ends with the same weights as an
-uninterrupted one (tests/training/test_resume.py kills a run half-way to check it).
+the consumed batches puts it exactly where it stopped (a snapshot that ended an epoch restarts on the next,
+as Lightning's loops do): a resumed CPU run ends with the same weights and curves as an uninterrupted one
+(tests/training/test_resume.py kills a run mid-epoch, at an epoch's end, and twice).
 """
 
 from __future__ import annotations
@@ -163,9 +164,15 @@ class ResumeCheckpoint(L.Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         extra = checkpoint[EXTRA_KEY]
+        epoch, consumed = int(extra["epoch"]), int(extra["batches_in_epoch"])
+        if consumed >= len(self.sampler):
+            # the snapshot ended an epoch: Lightning's loops restart on the next one (they count the finished
+            # epoch as done), so the sampler must too; skipping a whole epoch instead would give Lightning an
+            # empty epoch and put its epoch counter, hence every later snapshot's epoch, one ahead
+            epoch, consumed = epoch + 1, 0
         # the loops restore before the train loader is first iterated: the sampler starts where it stopped
-        self.sampler.set_epoch(int(extra["epoch"]))
-        self.sampler.skip_next(int(extra["batches_in_epoch"]))
+        self.sampler.set_epoch(epoch)
+        self.sampler.skip_next(consumed)
         rng = extra["rng"]
         random.setstate(rng["python"])
         _set_numpy_state(rng["numpy"])
