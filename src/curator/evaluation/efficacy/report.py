@@ -301,6 +301,17 @@ def markdown(report: Mapping[str, Any], slice_metrics: list[str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def _save(fig: Any, path: Path) -> Path:
+    """Lay out, write atomically as PNG and close a report figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
 def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
     """Metric against budget per variant, with confidence bands (one panel per headline metric)."""
     import matplotlib
@@ -326,12 +337,7 @@ def plot_curves(report: Mapping[str, Any], out_dir: Path) -> Path:
     fig.suptitle(f"{report['split']} ({report['n_utts']} utts, seeds {report['seeds']}): "
                  f"{round(report['confidence'] * 100)}% bands over utterances and seeds\n"
                  "(each mean on its own: the paired differences are in contrasts.png)")
-    fig.tight_layout()
-    path = out_dir / "learning_curve.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "learning_curve.png")
 
 
 VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red"}
@@ -386,12 +392,7 @@ def plot_contrasts(report: Mapping[str, Any], out_dir: Path) -> Path:
     axes[0][0].set_yticks(ys, [f"{label} ({section})" for section, label, _ in rows], fontsize="small")
     fig.suptitle(f"{report['split']} ({report['n_utts']} utts, seeds {report['seeds']}): paired differences, "
                  f"{round(report['confidence'] * 100)}% intervals over utterances and seeds")
-    fig.tight_layout()
-    path = out_dir / "contrasts.png"
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
-    plt.close(fig)
-    return path
+    return _save(fig, out_dir / "contrasts.png")
 
 
 def run_report(params: CompareParams, cfg: dict, out: Path, md: Path, plots: Path) -> int:
