@@ -116,6 +116,7 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     cell = {"pesq": {"verdict": "better"}, "estoi": {"verdict": "worse"}}
     (tmp_path / "compare.json").write_text(json.dumps({
         "baseline": "random", "split": "test", "n_utts": 2, "seeds": [0], "metrics": ["pesq", "estoi"],
+        "confidence": 0.9,
         "vs_baseline": {"0.5": {"cvar": cell, "coverage_only": {"pesq": {"verdict": "no evidence"}}}}}))
     assert summary_main(["--metrics_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -124,5 +125,6 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     assert "test: 2 utts, 1 skipped, 1 speech-free (output -12.2 dB vs input)" in out
     assert "+0.500 [+0.100, +0.900]  better" in out
     assert "unavailable metrics" in out and "nisqa" in out
+    assert "seeds [0]); the 90% interval excludes 0:" in out  # the report's own confidence
     assert "pesq               better 1, worse 0, no evidence 1 (of 2" in out
     assert "estoi              better 0, worse 1, no evidence 0 (of 1" in out

@@ -88,7 +88,9 @@ def lines(folder: Path) -> list[str]:
     compare = _load(folder / "compare.json")
     if compare and isinstance(compare.get("vs_baseline"), dict):
         out.append(f"efficacy  each strategy vs `{compare.get('baseline')}` at equal hours on {compare.get('split')} "
-                   f"({compare.get('n_utts')} utts, seeds {compare.get('seeds')}); 95% CI excludes 0:")
+                   f"({compare.get('n_utts')} utts, seeds {compare.get('seeds')}); the "
+                   + (f"{round(100 * compare['confidence'])}% " if compare.get("confidence") else "")
+                   + "interval excludes 0:")
         for metric in compare.get("metrics", []):
             counts = {"better": 0, "worse": 0, "no evidence": 0}
             for cells in compare["vs_baseline"].values():
