@@ -14,7 +14,7 @@ from curator.scoring.decode import DecodeRules
 from curator.scoring.probe.cli import main
 from curator.scoring.probe.fit import assign_folds, cross_fit, train_probe
 from curator.scoring.probe.params import ProbeParams
-from curator.scoring.runner import score_rows
+from curator.scoring.runner import _align, score_rows
 
 from .conftest import score_params, speechlike
 from .test_resume import rows_of
@@ -25,6 +25,13 @@ TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 PARAMS = str(TEST_PARAMS)
 TINY = ProbeParams(steps=30, batch_size=4, crop_sec=0.5, hidden=16, layers=1, train_utterances=8)
 RULES = DecodeRules(0.5, -60.0, 0.05)
+
+
+def test_probe_columns_align_by_utt_id_with_nan_where_unprobed():
+    probe = pa.table({"utt_id": ["c", "a", "d"], "probe_holdout_loss": [3.0, 1.0, None]})
+    got = _align(["a", "b", "c", "d"], probe, "probe_holdout_loss")
+    np.testing.assert_array_equal(got, [1.0, np.nan, 3.0, np.nan])
+    assert _align([], probe, "probe_holdout_loss").shape == (0,)
 
 
 def test_folds_are_stable_balanced_and_order_free():

@@ -52,7 +52,7 @@ def rows_of(manifest: Path) -> list[dict]:
     return [{k: (None if v != v else v) for k, v in r.items()} for r in df.to_dict("records")]
 
 
-def test_crash_then_resume_recomputes_only_unfinished_shards(corpus, tmp_path: Path):
+def test_crash_then_resume_recomputes_only_unfinished_shards(corpus, tmp_path: Path, capsys):
     manifest, _ = corpus
     rows = rows_of(manifest)
     params = score_params(**{"num_workers": 1, "shard_size": 3, "scorers": "[bandwidth, sisdr, estoi, pesq, test_crash]",
@@ -64,8 +64,10 @@ def test_crash_then_resume_recomputes_only_unfinished_shards(corpus, tmp_path: P
         "shard-00000-of-00004.done.json", "shard-00001-of-00004.done.json"]
 
     CrashingScorer.crash_on, CrashingScorer.calls = None, []
+    capsys.readouterr()
     resumed = score_rows(rows, params, tmp_path / "work")
     assert [s.resumed for s in resumed.summaries] == [True, True, False, False]
+    assert "score: resuming: 2 of 4 shards (6 of 12 utterances) were already scored" in capsys.readouterr().err
     assert sorted(CrashingScorer.calls) == [f"utt{i:04d}" for i in range(6, 12)]
 
     fresh = score_rows(rows, params, tmp_path / "fresh")

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -315,6 +317,10 @@ def run_shards(job: ScoringJob, tasks: list[ShardTask], executor: str, workers: 
         else:
             summaries[task.index] = done
     total = sum(len(t.rows) for t in tasks)
+    if summaries:
+        print(f"score: resuming: {len(summaries)} of {len(tasks)} shards ({sum(s.utterances for s in summaries.values())} "
+              f"of {total} utterances) were already scored in '{job.work_dir}' with these settings; scoring the "
+              f"other {len(pending)}", file=sys.stderr, flush=True)
     bar = tqdm(total=total, unit="utt", desc="score", initial=sum(s.utterances for s in summaries.values()))
     start = time.perf_counter()
     audio = 0.0
@@ -359,8 +365,12 @@ def assemble(job: ScoringJob, tasks: list[ShardTask], probe_loss: pa.Table | Non
 
 def _align(utt_ids: list[str], probe: pa.Table, column: str) -> np.ndarray:
     """Probe column ``column`` in ``utt_ids`` order (NaN where the probe did not score an utterance)."""
-    lookup = dict(zip(probe.column("utt_id").to_pylist(), probe.column(column).to_pylist(), strict=True))
-    return np.array([lookup.get(u, np.nan) for u in utt_ids], dtype=np.float64)
+    at = pc.index_in(pa.array(utt_ids, type=pa.string()), probe.column("utt_id").cast(pa.string()))
+    values = probe.column(column).cast(pa.float64()).to_numpy()
+    found = at.is_valid().to_numpy(zero_copy_only=False)
+    out = np.full(len(utt_ids), np.nan, dtype=np.float64)
+    out[found] = values[at.drop_null().to_numpy()]
+    return out
 
 
 def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: str | Path,
@@ -387,8 +397,8 @@ def score_rows(rows: Sequence[dict[str, Any]], params: ScoreParams, work_dir: st
                                f"'{probe_path}' has no '{absent[0]}' column: rerun the probe stage with "
                                "probe.ranking=reducible_loss, or weight probe_holdout_loss instead")
         probe = pq.read_table(probe_path, columns=["utt_id", *probe_cols])  # read once: checked here, joined below
-        ids = {str(r["utt_id"]) for r in rows}
-        probed = sum(u in ids for u in probe.column("utt_id").to_pylist())
+        ids = pa.array(sorted({str(r["utt_id"]) for r in rows}), type=pa.string())
+        probed = int(pc.sum(pc.is_in(probe.column("utt_id").cast(pa.string()), value_set=ids)).as_py() or 0)
         if probed == 0:
             raise ScoringError(f"the probe stage's output '{probe_path}' (score.loss_proxy.probe_path) has no row of "
                                f"this manifest's {len(ids)}: it was made from another manifest or dataset; rerun the "
