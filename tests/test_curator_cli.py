@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import shutil
 
 import pytest
@@ -109,7 +111,7 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     (tmp_path / "train" / "metrics.json").write_text(json.dumps({
         "best_val_loss": 0.5, "best_step": 2, "steps": 4, "n_params": 10, "n_train_utts": 3, "n_val_utts": 2,
         "skipped_train": {"n": 1}, "skipped_val": {"n": 0}, "val_without_target": 4}))
-    (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "n_skipped": 1, "metrics": {"pesq": {
+    (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "n_skipped": 1, "confidence": 0.9, "metrics": {"pesq": {
         "enhanced": 2.0, "noisy": 1.5, "improvement": 0.5, "ci_low": 0.1, "ci_high": 0.9, "verdict": "better"}},
         "urgent_rank": None, "speech_free": {"n": 1, "output_to_input_db": -12.25},
         "n_speech_without_reference": 0}, "unavailable_metrics": {"nisqa": "no weights"}}))
@@ -120,6 +122,8 @@ def test_summary_reads_every_stage(tmp_path, capsys):
         "vs_baseline": {"0.5": {"cvar": cell, "coverage_only": {"pesq": {"verdict": "no evidence"}}}}}))
     assert summary_main(["--metrics_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert "on the same utterances, [90% CI]:" in out
+    assert "status    not checked (NotDvcRepoError" in out  # tmp_path is no DVC repository
     assert "train 3 utts / 0.01 h (1 rejected, 2 above full scale)" in out
     assert "3 train / 2 val utts, skipped 1 / 0, 4 dev rows without a target" in out
     assert "test: 2 utts, 1 skipped, 1 speech-free (output -12.2 dB vs input)" in out
@@ -128,3 +132,24 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     assert "seeds [0]); the 90% interval excludes 0:" in out  # the report's own confidence
     assert "pesq               better 1, worse 0, no evidence 1 (of 2" in out
     assert "estoi              better 0, worse 1, no evidence 0 (of 1" in out
+
+
+def test_summary_names_the_stages_whose_metrics_are_out_of_date(tmp_path, monkeypatch, capsys):
+    from curator.summary import main as summary_main
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], check=True)
+    (tmp_path / "params.yaml").write_text("k: 1\n")
+    write = "import json, yaml; json.dump(yaml.safe_load(open('params.yaml')), open('metrics/{0}.json', 'w'))"
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        name: {"cmd": f'mkdir -p metrics && {sys.executable} -c "{write.format(name)}"', "params": ["k"],
+               "metrics": [{f"metrics/{name}.json": {"cache": False}}]} for name in ("first", "second")}}))
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], check=True)
+    assert summary_main(["--metrics_dir", "metrics"]) == 0
+    assert "status    every stage is up to date" in capsys.readouterr().out
+    (tmp_path / "params.yaml").write_text("k: 2\n")
+    assert summary_main(["--metrics_dir", "metrics"]) == 0
+    assert ("status    2 stage(s) out of date (changed deps): first, second; their lines above describe an earlier "
+            "run: `dvc repro`") in capsys.readouterr().out
+    assert summary_main(["--metrics_dir", "metrics", "--no-status"]) == 0
+    assert "status" not in capsys.readouterr().out

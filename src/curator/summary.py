@@ -70,7 +70,8 @@ def lines(folder: Path) -> list[str]:
                      (f"{block['n_speech_without_reference']} speech rows without a reference"
                       if block.get("n_speech_without_reference") else "")]
             out.append(f"eval      {split}: {block['n_utts']} utts" + "".join(f", {e}" for e in extra if e)
-                       + "; enhanced vs noisy input on the same utterances, [95% CI]:")
+                       + "; enhanced vs noisy input on the same utterances, "
+                       + (f"[{round(100 * block['confidence'])}% CI]:" if block.get("confidence") else "[CI]:"))
             for name, m in block["metrics"].items():
                 if m["improvement"] is None:
                     out.append(f"  {name:18s} not scored on both sides")
@@ -103,6 +104,33 @@ def lines(folder: Path) -> list[str]:
     return out or [f"no stage metrics under {folder} yet: run `dvc repro`"]
 
 
+def status_lines(folder: Path) -> list[str]:
+    """Whether the figures above are the current pipeline's: the stages ``dvc status`` finds out of date.
+
+    A stage whose params, code or input changed since its last run (say, ``dvc repro manifest`` on new data
+    without the rest) still has its old metrics file, which the lines above read; this says which ones."""
+    try:
+        from dvc.repo import Repo
+    except ImportError:  # pragma: no cover - dvc is a dependency
+        return ["status    not checked: dvc is not importable"]
+    try:
+        with Repo(Repo.find_root(str(folder))) as repo:
+            status = repo.status()
+    except Exception as exc:  # noqa: BLE001 - not a DVC repo, an unreadable dvc.yaml: say so, summary goes on
+        return [f"status    not checked ({type(exc).__name__}: {exc})"]
+    if not status:
+        return ["status    every stage is up to date (`dvc status`): the figures above are the current pipeline's"]
+    groups: dict[str, list[str]] = {}
+    for name in status:  # in DVC's order; matrix cells ("cmp_train@cvar-0.25-0") are grouped by stage
+        stage = name.rpartition(":")[2].split("@", 1)[0]
+        groups.setdefault(stage, []).append(name)
+    why = sorted({key for changes in status.values() for change in changes
+                  for key in (change if isinstance(change, dict) else {change: None})})
+    shown = [f"{stage} x{len(names)}" if len(names) > 1 else stage for stage, names in groups.items()]
+    return [f"status    {len(status)} stage(s) out of date ({', '.join(why)}): {', '.join(shown)}; their lines above "
+            "describe an earlier run: `dvc repro` (details: `dvc status`)"]
+
+
 def _manifest_notes(split: dict[str, Any]) -> list[tuple[str, int]]:
     """Counts worth a glance beside a split's size: rows without a target, float files above full scale."""
     notes = [("without a clean target", (split.get("without_target") or {}).get("n", 0)),
@@ -114,8 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="curator summary", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics_dir", default=DEFAULT_DIR, help="folder of the stages' metrics (default: %(default)s)")
+    ap.add_argument("--no-status", dest="status", action="store_false",
+                    help="skip the `dvc status` check that names the stages whose metrics are out of date")
     args = ap.parse_args(argv)
-    print("\n".join(lines(Path(args.metrics_dir))))
+    folder = Path(args.metrics_dir)
+    print("\n".join(lines(folder) + (status_lines(folder) if args.status else [])))
     return 0
 
 

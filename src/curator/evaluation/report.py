@@ -93,6 +93,7 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
         "n_with_reference": int((~no_ref).sum()),
         "n_speech_without_reference": int((no_ref & ~free).sum()),
         "tail_fraction": tail_fraction,
+        "confidence": float(bootstrap["confidence"]),  # two-sided level of every ci_low/ci_high below
         "metrics": blocks,
         "urgent_rank": _rank(blocks),
         "speech_free": {  # speech-free inputs: intrusive metrics skip them; did the model attenuate?
