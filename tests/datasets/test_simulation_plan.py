@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from curator.config import load_params, parse
 from curator.datasets.kaldi import SourceEntry
 from curator.datasets.labels import primary_distortion, split_augmentations
 from curator.datasets.params import SimulationParams
-from curator.datasets.simulation.plan import PlanError, plan_simulation
+from curator.datasets.simulation.plan import PlanError, UnusedFirst, plan_simulation
 from curator.datasets.simulation.sources import Sources
 
 RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -110,3 +111,34 @@ def test_noise_and_rir_come_from_the_speech_rate_first(sim):
     assert set(picked[22050]) == {48000, ("rir", 24000), ("rir", 48000)}  # no 22.05 kHz: a higher rate
     assert {16000, 48000} <= set(picked[8000])  # no 8 kHz: either higher rate, chosen at random
     assert len({u for r in rows if r["fs"] == "16000" for u in [r["noise_uid"]]}) == 3  # uniform within a rate
+
+
+def test_every_clip_is_used_once_before_any_is_reused():
+    """Official select_sample with a used-sample record: unused clips at the row's rate, then unused clips at a
+    higher rate, then (reuse) the used ones by the same rule, with replacement; without reuse, None."""
+    rng = np.random.default_rng(0)
+    index = {16000: ["a", "b", "c"], 48000: ["x", "y"]}
+    pick = UnusedFirst(index, reuse=True, what="noise")
+    first = [pick(16000, rng) for _ in range(5)]
+    assert sorted(first[:3]) == ["a", "b", "c"] and sorted(first[3:]) == ["x", "y"]
+    assert {pick(16000, rng) for _ in range(50)} == {"a", "b", "c"}  # used clips at the same rate first
+    assert {pick(24000, rng) for _ in range(50)} == {"x", "y"}  # nothing at 24 kHz: the used higher rate
+    assert index == {16000: ["a", "b", "c"], 48000: ["x", "y"]}  # the caller's index is not consumed
+
+    once = UnusedFirst(index, reuse=False, what="RIR")
+    assert sorted(once(8000, rng) for _ in range(5)) == ["a", "b", "c", "x", "y"]
+    assert once(8000, rng) is None
+    with pytest.raises(PlanError, match="no RIR source sampled at 96000 Hz or higher"):
+        once(96000, rng)
+
+
+def test_a_meta_tsv_uses_every_noise_and_rir_before_reusing_one(sim):
+    rows = plan_simulation(fake_sources(400), sim, "sim")
+    noise = [r["noise_uid"] for r in rows if not r["noise_uid"].startswith("wind_noise")]
+    rirs = [r["rir_uid"] for r in rows if r["rir_uid"] != "none"]
+    assert len(set(noise[:5])) == 5 and len(set(rirs[:3])) == 3  # 5 noise and 3 RIR clips in the pool
+    no_reuse = dataclasses.replace(sim, reuse_rir=False)
+    rows = plan_simulation(fake_sources(400), no_reuse, "sim")
+    assert sorted(r["rir_uid"] for r in rows if r["rir_uid"] != "none") == ["r0", "r1", "r2"]
+    with pytest.raises(PlanError, match="simulation.reuse_noise is false"):
+        plan_simulation(fake_sources(400), dataclasses.replace(sim, reuse_noise=False), "sim")

@@ -77,7 +77,8 @@ def test_bootstrap_p_agrees_with_the_interval():
             assert (s.p_value < 0.05) == (s.verdict != "no evidence"), (shift, s)
             checked += 1
     assert checked >= 20
-    assert bootstrap_p(np.array([0.1, 0.2, 0.3])) == 0.0 and bootstrap_p(np.array([-1.0, 1.0])) == 1.0
+    assert bootstrap_p(np.full(2000, 0.1)) == pytest.approx(2 / 2001)  # never 0: below 2 / (B + 1) is all B shows
+    assert bootstrap_p(np.array([0.1, 0.2, 0.3])) == 0.5 and bootstrap_p(np.array([-1.0, 1.0])) == 1.0
     assert math.isnan(paired_stats(np.array([1.0]), np.array([0.0]), True, 100, 0).p_value)
 
 

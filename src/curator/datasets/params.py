@@ -387,10 +387,12 @@ class SimulationParams:
 
     seed: int
     snr_db: list[float]
+    reuse_noise: bool
     prob_wind_noise: float
     wind_snr_db: list[float]
     wind: WindParams
     prob_reverberation: float
+    reuse_rir: bool
     early_rir_sec: float
     rir_start_level: float
     num_augmentations: dict[str, float]

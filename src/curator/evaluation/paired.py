@@ -78,13 +78,17 @@ def verdict(ci_low: float, ci_high: float, higher_is_better: bool) -> str:
 
 
 def bootstrap_p(boot: np.ndarray) -> float:
-    """Two-sided p-value of "no difference" from a bootstrap distribution of a difference: twice the share of
-    resamples on the far side of 0 (at most 1). It is below ``1 - confidence`` exactly when the percentile
-    interval at that confidence excludes 0, up to the quantile's interpolation."""
+    """Two-sided p-value of "no difference" from a bootstrap distribution of ``B`` resampled differences: twice
+    ``(k + 1) / (B + 1)``, ``k`` the resamples on the far side of 0 (at most 1). The ``+ 1`` (Davison and
+    Hinkley's estimate) keeps it above 0: no finite number of resamples shows a p-value of 0, only one below
+    ``2 / (B + 1)``. For the usual sizes (``B * (1 - confidence) / 2`` a whole number) it is below
+    ``1 - confidence`` exactly when the percentile interval at that confidence excludes 0, up to the quantile's
+    interpolation."""
     boot = np.asarray(boot, dtype=np.float64)
     if boot.size == 0 or not np.isfinite(boot).all():
         return math.nan
-    return float(min(1.0, 2.0 * min(np.mean(boot <= 0.0), np.mean(boot >= 0.0))))
+    far = min(int(np.count_nonzero(boot <= 0.0)), int(np.count_nonzero(boot >= 0.0)))
+    return float(min(1.0, 2.0 * (far + 1) / (boot.size + 1)))
 
 
 def family_verdicts(n: np.ndarray, diff: np.ndarray, p: np.ndarray, higher_is_better: bool, confidence: float,

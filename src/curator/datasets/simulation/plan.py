@@ -1,7 +1,8 @@
 """Draw the per-utterance simulation parameters (the official ``meta.tsv``) from the source pools.
 
 The draws follow the official training configuration and rules: noise and RIRs from sources at the speech's
-own rate when there are any (else from one randomly chosen higher rate); wind noise instead of ordinary noise with
+own rate when there are any (else from one randomly chosen higher rate), each clip of a pool used once before
+any is used again (``reuse_noise`` / ``reuse_rir`` say what happens then); wind noise instead of ordinary noise with
 ``prob_wind_noise``; SNR uniform in its range; a RIR with ``prob_reverberation``; 0..3 extra augmentations
 drawn without replacement by weight, clipping redrawn away when wind noise (which clips itself) is used;
 each augmentation's parameters written into its official string (packet-loss bursts drawn as the official
@@ -55,19 +56,76 @@ class PoolIndex:
         return cls(rate_index(sources.noise), rate_index(sources.wind), rate_index(sources.rir))
 
 
-def _pick(by_rate: RateIndex, fs: int, rng: np.random.Generator, what: str) -> str:
-    """A source id by the official rule: uniformly among entries sampled at exactly ``fs`` when there are
-    any; otherwise the rates above ``fs`` are shuffled and the first one with entries is drawn from
-    uniformly (the clip is resampled down on use)."""
-    if fs in by_rate:
-        ids = by_rate[fs]
-        return ids[int(rng.integers(len(ids)))]
-    higher = sorted(r for r in by_rate if r > fs)
-    if not higher:
-        raise PlanError(f"no {what} source sampled at {fs} Hz or higher; add one to the {what} list")
-    rate = higher[int(rng.permutation(len(higher))[0])]
+def _draw(by_rate: RateIndex, fs: int, rng: np.random.Generator, take: bool) -> tuple[int, str] | None:
+    """The official ``select_sample`` on one pool, as ``(rate, id)``: uniformly among the entries sampled at
+    exactly ``fs`` when there are any, else among those of one higher rate, chosen uniformly from the higher
+    rates that have entries (the clip is resampled down on use). ``take`` removes the drawn id from
+    ``by_rate`` (swapped with the last: O(1), and the order stays a function of the draws). None when no rate
+    at or above ``fs`` has an entry."""
+    if by_rate.get(fs):
+        rate = fs
+    else:
+        higher = sorted(r for r, ids in by_rate.items() if r > fs and ids)
+        if not higher:
+            return None
+        rate = higher[int(rng.integers(len(higher)))]
     ids = by_rate[rate]
-    return ids[int(rng.integers(len(ids)))]
+    i = int(rng.integers(len(ids)))
+    uid = ids[i]
+    if take:
+        ids[i] = ids[-1]
+        ids.pop()
+    return rate, uid
+
+
+def _missing(what: str, fs: int) -> PlanError:
+    return PlanError(f"no {what} source sampled at {fs} Hz or higher; add one to the {what} list")
+
+
+def _pick(by_rate: RateIndex, fs: int, rng: np.random.Generator, what: str) -> str:
+    """A source id drawn with replacement: dynamic mixing, where every example is drawn on its own (as the
+    official on-the-fly simulation draws them, with no record of used clips)."""
+    hit = _draw(by_rate, fs, rng, take=False)
+    if hit is None:
+        raise _missing(what, fs)
+    return hit[1]
+
+
+class UnusedFirst:
+    """The official offline draw (``generate_data_param.py``, ``select_sample`` with a used-sample record):
+    every clip of a pool is used once before any is used again. Unused clips at the row's rate first, then
+    unused clips at a higher rate; when none is left, with ``reuse`` (the official ``reuse_noise`` /
+    ``reuse_rir``) the used clips by the same rule, with replacement, and without it None."""
+
+    def __init__(self, by_rate: RateIndex, reuse: bool, what: str) -> None:
+        self.unused = {rate: list(ids) for rate, ids in by_rate.items()}
+        self.used: RateIndex = {rate: [] for rate in by_rate}
+        self.reuse, self.what = reuse, what
+
+    def __call__(self, fs: int, rng: np.random.Generator) -> str | None:
+        hit = _draw(self.unused, fs, rng, take=True)
+        if hit is not None:
+            self.used[hit[0]].append(hit[1])
+            return hit[1]
+        if not any(ids for rate, ids in self.used.items() if rate >= fs):
+            raise _missing(self.what, fs)  # the pool never had one: not a matter of reuse
+        hit = _draw(self.used, fs, rng, take=False) if self.reuse else None
+        return None if hit is None else hit[1]
+
+
+@dataclass
+class Pickers:
+    """One :class:`UnusedFirst` per pool of a simulation run (a split's ``meta.tsv``)."""
+
+    noise: UnusedFirst
+    wind: UnusedFirst
+    rir: UnusedFirst
+
+    @classmethod
+    def of(cls, index: PoolIndex, sim: SimulationParams) -> Pickers:
+        # wind noise is always reused, as the official generator hard-codes
+        return cls(UnusedFirst(index.noise, sim.reuse_noise, "noise"), UnusedFirst(index.wind, True, "wind noise"),
+                   UnusedFirst(index.rir, sim.reuse_rir, "RIR"))
 
 
 def _draw_augmentations(sim: SimulationParams, use_wind: bool, rng: np.random.Generator) -> list[str]:
@@ -135,13 +193,13 @@ def plan_simulation(sources: Sources, sim: SimulationParams, out_dir: str, salt:
     rng = np.random.default_rng([sim.seed, salt])
     order = sorted(sources.speech.values(), key=lambda e: (-e.fs, e.uid))
     rows = []
-    index = PoolIndex.of(sources)
+    pickers = Pickers.of(PoolIndex.of(sources), sim)
     for count, entry in enumerate(order, 1):
-        rows.append(_plan_row(count, entry.uid, entry.fs, sources.lengths[entry.uid], sources, index, sim, out_dir,
+        rows.append(_plan_row(count, entry.uid, entry.fs, sources.lengths[entry.uid], sources, pickers, sim, out_dir,
                               id_prefix, rng))
     for k in range(n_speech_free):
         donor = order[int(rng.integers(len(order)))]
-        rows.append(_plan_row(len(order) + k + 1, None, donor.fs, sources.lengths[donor.uid], sources, index, sim,
+        rows.append(_plan_row(len(order) + k + 1, None, donor.fs, sources.lengths[donor.uid], sources, pickers, sim,
                               out_dir, id_prefix, rng))
     return rows
 
@@ -157,22 +215,34 @@ def plan_row(uid: str, speech_uid: str | None, fs: int, length: int, sources: So
     return {**row, "id": uid, "noisy_path": NONE, "clean_path": NONE}
 
 
-def _plan_row(count: int, speech_uid: str | None, fs: int, length: int, sources: Sources, index: PoolIndex,
-              sim: SimulationParams, out_dir: str, id_prefix: str, rng: np.random.Generator) -> dict[str, str]:
+def _plan_row(count: int, speech_uid: str | None, fs: int, length: int, sources: Sources,
+              pools: PoolIndex | Pickers, sim: SimulationParams, out_dir: str, id_prefix: str,
+              rng: np.random.Generator) -> dict[str, str]:
+    """One row's draws; ``pools`` a :class:`Pickers` draws clips unused first (a ``meta.tsv``), a
+    :class:`PoolIndex` with replacement (dynamic mixing)."""
+
+    def pick(pool: str, what: str) -> str | None:
+        if isinstance(pools, PoolIndex):
+            return _pick(getattr(pools, pool), fs, rng, what)
+        return getattr(pools, pool)(fs, rng)
+
     speech_free = speech_uid is None
     use_wind = bool(sources.wind) and not speech_free and bool(rng.random() < sim.prob_wind_noise)
     augs = _draw_augmentations(sim, use_wind, rng)
     if use_wind:
-        noise_uid = _pick(index.wind, fs, rng, "wind noise")
+        noise_uid = pick("wind", "wind noise")
         aug_strings = [_wind_string(sim, rng)]
         snr = float(rng.uniform(*sim.wind_snr_db))
     else:
-        noise_uid = _pick(index.noise, fs, rng, "noise")
+        noise_uid = pick("noise", "noise")
+        if noise_uid is None:
+            raise PlanError(f"every noise clip sampled at {fs} Hz or higher is used and simulation.reuse_noise is "
+                            "false: add noise clips or set simulation.reuse_noise to true")
         aug_strings = []
         snr = float(rng.uniform(*sim.snr_db))
     rir_uid = NONE
     if sources.rir and not speech_free and rng.random() < sim.prob_reverberation:
-        rir_uid = _pick(index.rir, fs, rng, "RIR")
+        rir_uid = pick("rir", "RIR") or NONE  # None: every RIR used and simulation.reuse_rir false (official)
     aug_strings += [_augmentation_string(a, sim, fs, length, rng) for a in augs]
     name = f"fileid_{count}.{sim.out_format}"
     sub = str(count // sim.max_files_per_dir)

@@ -50,12 +50,9 @@ SCOREQ_WHAT = "a folder whose pt-models/ holds SCOREQ's natural-domain no-refere
 def _dnsmos_session(device: str) -> tuple[Any, list[np.poly1d]]:
     import onnxruntime as ort
 
-    from curator.scoring.scorers.dnsmos import CALIBRATION, DnsmosOptions
+    from curator.scoring.scorers.dnsmos import CALIBRATION, DnsmosOptions, onnx_providers
 
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(str(DnsmosOptions().resolved_model()), providers=providers)
+    session = ort.InferenceSession(str(DnsmosOptions().resolved_model()), providers=onnx_providers(device))
     return session, [np.poly1d(c) for c in CALIBRATION[False]]
 
 

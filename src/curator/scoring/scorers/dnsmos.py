@@ -9,6 +9,8 @@ CPU core). ``mos_dns`` (the spec's column) is OVRL.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,30 @@ import pyarrow as pa
 
 from curator.determinism import ort_session_options
 from curator.scoring.base import SCORERS, AudioBatch, Scorer, ScoringError, float_columns
+
+log = logging.getLogger(__name__)
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def onnx_providers(device: str) -> list[str]:
+    """ONNX Runtime providers for DNSMOS on ``device``: CUDA first when asked for and installed. A ``cuda``
+    device whose onnxruntime has no CUDA provider (PyPI's ``onnxruntime`` is the CPU build) runs on the CPU
+    and says so once, since DNSMOS is most of the scoring time."""
+    import onnxruntime as ort
+
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    if CUDA_PROVIDER in ort.get_available_providers():
+        return [CUDA_PROVIDER, "CPUExecutionProvider"]
+    _warn_cpu_fallback(tuple(ort.get_available_providers()))
+    return ["CPUExecutionProvider"]
+
+
+@functools.cache
+def _warn_cpu_fallback(available: tuple[str, ...]) -> None:
+    log.warning("DNSMOS runs on the CPU although the device is cuda: this onnxruntime offers %s, no %s. "
+                "Install onnxruntime-gpu (matching your CUDA) in place of onnxruntime to run it on the GPU",
+                ", ".join(available), CUDA_PROVIDER)
 
 SR = 16000  # DNSMOS runs on 16 kHz audio only
 WINDOW = 144160  # 9.01 s: the model's fixed input length
@@ -94,15 +120,12 @@ class DnsmosScorer(Scorer):
         # basic graph optimisations only: the NCHWc layout of ORT_ENABLE_ALL blocks channels by the CPU's
         # vector width, and the scores differed by up to 6e-7 between AVX-512 and AVX2 CPUs
         so = ort_session_options(self.threads)
-        providers = ["CPUExecutionProvider"]
-        if self.device == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), so, providers=providers)
+        self.session = ort.InferenceSession(str(path), so, providers=onnx_providers(self.device))
         self.input_name = self.session.get_inputs()[0].name
         self.calibration = [np.poly1d(c) for c in CALIBRATION[self.options.personalized]]
         # on a GPU the per-call cost dominates: the batch's windows go in stacked runs (on CPU a stacked run gives
         # the same bits per window, but is slower per window, so CPU runs keep one window per call)
-        self.stacked = "CUDAExecutionProvider" in self.session.get_providers()
+        self.stacked = CUDA_PROVIDER in self.session.get_providers()
 
     def columns(self) -> dict[str, pa.DataType]:
         return float_columns(self.outputs)
