@@ -115,10 +115,11 @@ def test_summary_reads_every_stage(tmp_path, capsys):
         "enhanced": 2.0, "noisy": 1.5, "improvement": 0.5, "ci_low": 0.1, "ci_high": 0.9, "verdict": "better"}},
         "urgent_rank": None, "speech_free": {"n": 1, "output_to_input_db": -12.25},
         "n_speech_without_reference": 0}, "unavailable_metrics": {"nisqa": "no weights"}}))
-    cell = {"pesq": {"verdict": "better"}, "estoi": {"verdict": "worse"}}
+    cell = {"pesq": {"verdict": "better", "family_verdict": "no evidence"},
+            "estoi": {"verdict": "worse", "family_verdict": "worse"}}
     (tmp_path / "compare.json").write_text(json.dumps({
         "baseline": "random", "split": "test", "n_utts": 2, "seeds": [0], "metrics": ["pesq", "estoi"],
-        "confidence": 0.9,
+        "confidence": 0.9, "slice_verdicts": {"correction": "bh"},
         "vs_baseline": {"0.5": {"cvar": cell, "coverage_only": {"pesq": {"verdict": "no evidence"}}}}}))
     assert summary_main(["--metrics_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -130,8 +131,10 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     assert "+0.500 [+0.100, +0.900]  better" in out
     assert "unavailable metrics" in out and "nisqa" in out
     assert "seeds [0]); the 90% interval excludes 0:" in out  # the report's own confidence
-    assert "pesq               better 1, worse 0, no evidence 1 (of 2" in out
-    assert "estoi              better 0, worse 1, no evidence 0 (of 1" in out
+    assert "pesq               better 1, worse 0, no evidence 1 (of 2; after Benjamini-Hochberg over the 2: " \
+           "better 0, worse 0;" in out
+    assert "estoi              better 0, worse 1, no evidence 0 (of 1; after Benjamini-Hochberg over the 1: " \
+           "better 0, worse 1;" in out
 
 
 def test_summary_names_the_stages_whose_metrics_are_out_of_date(tmp_path, monkeypatch, capsys):

@@ -94,13 +94,18 @@ def lines(folder: Path) -> list[str]:
                    + "interval excludes 0:")
         for metric in compare.get("metrics", []):
             counts = {"better": 0, "worse": 0, "no evidence": 0}
+            family = {"better": 0, "worse": 0}
             for cells in compare["vs_baseline"].values():
                 for figures in cells.values():
-                    verdict = (figures.get(metric) or {}).get("verdict")
-                    if verdict in counts:
-                        counts[verdict] += 1
+                    cell = figures.get(metric) or {}
+                    if cell.get("verdict") in counts:
+                        counts[cell["verdict"]] += 1
+                    if cell.get("family_verdict") in family:
+                        family[cell["family_verdict"]] += 1
+            held = (f"; after Benjamini-Hochberg over the {sum(counts.values())}: better {family['better']}, "
+                    f"worse {family['worse']}" if compare.get("slice_verdicts", {}).get("correction") == "bh" else "")
             out.append(f"  {metric:18s} better {counts['better']}, worse {counts['worse']}, "
-                       f"no evidence {counts['no evidence']} (of {sum(counts.values())}; metrics/compare.md)")
+                       f"no evidence {counts['no evidence']} (of {sum(counts.values())}{held}; metrics/compare.md)")
     return out or [f"no stage metrics under {folder} yet: run `dvc repro`"]
 
 

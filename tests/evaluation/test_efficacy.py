@@ -81,6 +81,12 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
     assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["verdict"] == "better"
     assert report["vs_baseline"]["0.5"]["cvar"]["pesq"]["diff"] == pytest.approx(0.2, abs=0.02)
     assert report["vs_baseline"]["0.5"]["cvar_nogate"]["pesq"]["verdict"] == "no evidence"
+    # the headline table as one family per metric: the real gain survives Benjamini-Hochberg
+    cells = [c["pesq"] for per in report["vs_baseline"].values() for c in per.values()]
+    assert [c["family_verdict"] for c in cells] == ["better", "no evidence", "better", "no evidence"]
+    assert all(c["family_q"] >= c["p_value"] for c in cells)
+    assert "Marks that hold with Benjamini-Hochberg over the table's 4 comparisons per metric, q < 0.05: " \
+           "pesq: cvar K=0.25 +, cvar K=0.5 +;" in markdown(report)
     assert report["gate"]["0.25"]["cvar_vs_cvar_nogate"]["pesq"]["verdict"] == "better"
     # compare.pairs: any two variants, the same paired contrast (here the gate's, the other way round)
     other = report["pairs"]["0.25"]["cvar_nogate_vs_cvar"]["pesq"]

@@ -24,7 +24,14 @@ import pandas as pd
 from curator.config import load_section
 from curator.evaluation.efficacy.params import SKIPPED_FILE, CompareParams, budget_tag, eval_dir
 from curator.evaluation.metrics import METRICS
-from curator.evaluation.paired import BOOTSTRAP_BLOCK, bootstrap_p, mark_family, verdict, worst_mean
+from curator.evaluation.paired import (
+    BOOTSTRAP_BLOCK,
+    bootstrap_p,
+    family_verdicts,
+    mark_family,
+    verdict,
+    worst_mean,
+)
 from curator.evaluation.slicing import present, slice_masks
 from curator.io import atomic_path, write_json
 
@@ -175,6 +182,9 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
                 for m in metrics:
                     mark_family([stats[m] for stats in values.values()], directions[m], confidence, min_slice_utts,
                                 correction, n_key="n_utts", diff_key="diff")
+    for m in metrics:
+        _mark_headline_family([c[m] for per in report["vs_baseline"].values() for c in per.values()],
+                              directions[m], confidence, correction)
     for v in params.variants:
         report["curve"][v] = {}
         report["seed_spread"][v] = {}
@@ -187,6 +197,36 @@ def build_report(params: CompareParams, runs: pd.DataFrame, n_boot: int, seed: i
                 for m in metrics}
     report["resolution"] = {m: _median_half_width(report, m) for m in metrics}
     return report
+
+
+def _mark_headline_family(cells: list[dict[str, Any]], higher_is_better: bool, confidence: float,
+                          correction: str) -> None:
+    """One metric's strategy-vs-baseline contrasts (every variant and budget) as one family: each cell gains
+    ``family_q`` and ``family_verdict`` (Benjamini-Hochberg with ``correction="bh"``), beside its own interval's
+    ``verdict``, so a headline count of "better" cells can be read with the chance findings of many tests
+    taken out."""
+    q, verdicts = family_verdicts(np.array([c["n_utts"] for c in cells], dtype=np.int64),
+                                  np.array([math.nan if c["diff"] is None else c["diff"] for c in cells]),
+                                  np.array([math.nan if c["p_value"] is None else c["p_value"] for c in cells]),
+                                  higher_is_better, confidence, 0, correction)
+    for c, qi, v in zip(cells, q, verdicts, strict=True):
+        c["family_q"] = round(float(qi), 6) if math.isfinite(qi) else None
+        c["family_verdict"] = v
+
+
+def _family_line(report: Mapping[str, Any], metrics: list[str]) -> str:
+    """Which marks of the strategy-vs-baseline table hold with the table's many tests taken into account."""
+    rule = report["slice_verdicts"]["correction"]
+    alpha = round(1.0 - report["confidence"], 6)
+    n = sum(len(per) for per in report["vs_baseline"].values())
+    held = []
+    for m in metrics:
+        marked = [f"{v} K={key} {_MARK[c[m]['family_verdict']].strip()}" for key, per in report["vs_baseline"].items()
+                  for v, c in per.items() if c[m].get("family_verdict") in _MARK]
+        held.append(f"{m}: {', '.join(marked) if marked else 'none'}")
+    how = (f"Benjamini-Hochberg over the table's {n} comparisons per metric, q < {alpha:g}" if rule == "bh" else
+           "no correction (eval.slice_verdicts.correction: none)")
+    return f"Marks that hold with {how}: " + "; ".join(held) + "."
 
 
 def _mean_ci(values: np.ndarray, n_boot: int, seed: int, confidence: float) -> dict[str, float | None]:
@@ -272,7 +312,7 @@ def markdown(report: Mapping[str, Any], slice_metrics: list[str] | None = None) 
              f"and seeds. `+` / `-`: the {pct}% interval excludes 0 (better / worse). The same contrasts as a plot:",
              "`plots/compare/contrasts.png`.", "",
              f"## each strategy against `{report['baseline']}` at equal hours", "", head, rule,
-             *_contrast_rows(report["vs_baseline"], metrics)]
+             *_contrast_rows(report["vs_baseline"], metrics), "", _family_line(report, metrics)]
     if any(report["gate"].values()):
         lines += ["", "## the quality gate's effect (same selector, gate on vs off)", "", head, rule,
                   *_contrast_rows(report["gate"], metrics)]
