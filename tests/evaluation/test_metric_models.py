@@ -112,11 +112,38 @@ def test_lps_loads_a_local_phoneme_recogniser(tmp_path: Path, arctic: np.ndarray
         run("lps", [arctic], [arctic], MetricOptions(weights={"lps": str(tmp_path)}))  # no model files there
 
 
-def test_character_accuracy_with_pocketsphinx(arctic: np.ndarray) -> None:
+ARCTIC_TEXT = "And you always want to see it in the superlative degree."  # arctic_a0007's prompt
+
+
+def test_character_accuracy_against_the_transcript_with_pocketsphinx(arctic: np.ndarray) -> None:
+    """Official CAcc: 1 - CER against the row's transcript after Whisper's basic normaliser; a row without a
+    transcript is left out (NaN), as the official script skips it."""
     pytest.importorskip("pocketsphinx")
     noise = np.random.default_rng(0).normal(0, 0.5, arctic.size).astype(np.float32)
-    same, noisy = run("cacc", [arctic, arctic + noise], [arctic, arctic])
+    labels = [{"text": ARCTIC_TEXT}, {"text": ARCTIC_TEXT}, {"text": "<not-available>"}, {}]
+    got = compute_metrics([METRICS.get("cacc")], [arctic, arctic + noise, arctic, arctic], [arctic] * 4,
+                          np.full(4, SR), pool=None, labels=labels)["cacc"]
+    assert got[0] == 1.0 and got[1] < 1.0 and np.isnan(got[2:]).all()
+    wrong = compute_metrics([METRICS.get("cacc")], [arctic], [arctic], np.full(1, SR), pool=None,
+                            labels=[{"text": "Will we ever forget it?"}])["cacc"]
+    assert wrong[0] < 0.5  # the transcript, not the clean audio, is the reference
+
+
+def test_character_accuracy_against_the_clean_reference_with_pocketsphinx(arctic: np.ndarray) -> None:
+    pytest.importorskip("pocketsphinx")
+    noise = np.random.default_rng(0).normal(0, 0.5, arctic.size).astype(np.float32)
+    same, noisy = run("cacc", [arctic, arctic + noise], [arctic, arctic], MetricOptions(cacc_reference="reference_audio"))
     assert same == 1.0 and (math.isnan(noisy) or noisy < 1.0)
+
+
+def test_transcripts_are_normalised_as_the_official_scripts_do() -> None:
+    from curator.evaluation.metrics.task_dependent import normalise_text, row_transcript
+
+    assert normalise_text("Ein bekannter Sänger [lacht] beschreibt, das Gartentor!") == \
+        "ein bekannter sänger beschreibt das gartentor"
+    assert row_transcript({"text": " <not-available> "}) is None and row_transcript({"text": None}) is None
+    with pytest.raises(ValueError, match="cacc_reference"):
+        MetricOptions(cacc_reference="clean")
 
 
 # Batched forward passes: each batched metric against its per-utterance path on CPU (``batch_on_cpu``), on

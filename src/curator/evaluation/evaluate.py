@@ -23,6 +23,7 @@ from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
 from curator.evaluation.slicing import flag_strings
 
 ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec", "snr_db")
+LABEL_COLUMNS = ("text", "language")  # the manifest labels that label-reading metrics (CAcc) are handed
 _ENERGY_FLOOR = 1e-12
 
 
@@ -123,9 +124,10 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
         part["has_reference"] = [c is not None for c in clean]
         part[GAIN_COLUMN] = gains
         srs = part["sr"].to_numpy()
-        for name, values in compute_metrics(metrics, enhanced, clean, srs, pool, options).items():
+        labels = chunk.loc[kept, [c for c in LABEL_COLUMNS if c in chunk.columns]].to_dict("records")
+        for name, values in compute_metrics(metrics, enhanced, clean, srs, pool, options, labels).items():
             part[name] = np.round(values, FLOAT_DECIMALS)
-        for name, values in compute_metrics(metrics, noisy, clean, srs, pool, options).items():
+        for name, values in compute_metrics(metrics, noisy, clean, srs, pool, options, labels).items():
             part[NOISY_PREFIX + name] = np.round(values, FLOAT_DECIMALS)
         part[GAIN_COLUMN] = np.round(part[GAIN_COLUMN].to_numpy(dtype=np.float64), FLOAT_DECIMALS)
         frames.append(part)

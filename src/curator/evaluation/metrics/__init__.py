@@ -27,6 +27,7 @@ from curator.registry import Registry
 
 CATEGORIES = ("non_intrusive", "intrusive", "task_independent", "task_dependent")
 DEVICES = ("cpu", "cuda")
+CACC_REFERENCES = ("text", "reference_audio")
 
 
 class MetricUnavailable(RuntimeError):
@@ -55,6 +56,7 @@ class MetricOptions:
     batch_size: int = 8
     weights: Mapping[str, str] = field(default_factory=dict)
     batch_on_cpu: bool = False
+    cacc_reference: str = "text"  # CAcc against the row's transcript (official) or the clean reference's recognition
 
     @property
     def batch(self) -> int:
@@ -66,6 +68,8 @@ class MetricOptions:
             raise ValueError(f"metric device '{self.device}' is not one of {', '.join(DEVICES)}")
         if self.batch_size < 1:
             raise ValueError(f"metric batch_size must be >= 1, got {self.batch_size}")
+        if self.cacc_reference not in CACC_REFERENCES:
+            raise ValueError(f"cacc_reference '{self.cacc_reference}' is not one of {', '.join(CACC_REFERENCES)}")
 
     def weights_path(self, metric: str, what: str) -> Path:
         """The configured local path of ``metric``'s weights; :class:`MetricUnavailable` if unset or absent."""
@@ -106,6 +110,7 @@ class Metric:
     sample_rate: int | None = None  # the rate the metric runs at; None: each utterance's native rate
     resources: MetricResources = MetricResources()
     check: AvailabilityCheck | None = None  # extra check (e.g. weights present), returns a reason or None
+    needs_labels: bool = False  # also takes ``labels=``: each utterance's manifest row (text, language)
 
     def available(self, options: MetricOptions = DEFAULT_OPTIONS) -> bool:
         return check_available(self, options) is None
@@ -152,14 +157,16 @@ METRICS: Registry[Metric] = Registry("metric", package="curator.evaluation.metri
 
 def register_metric(name: str, category: str, higher_is_better: bool = True, needs_reference: bool = True,
                     sample_rate: int | None = None, resources: MetricResources = MetricResources(),
-                    check: AvailabilityCheck | None = None) -> Callable[[MetricFn], MetricFn]:
-    """Decorator registering a batched metric function under ``name`` in URGENT ``category``."""
+                    check: AvailabilityCheck | None = None, needs_labels: bool = False
+                    ) -> Callable[[MetricFn], MetricFn]:
+    """Decorator registering a batched metric function under ``name`` in URGENT ``category`` (``needs_labels``:
+    it is also called with ``labels=``, the utterances' manifest rows, e.g. for a transcript)."""
     if category not in CATEGORIES:
         raise ValueError(f"metric '{name}': category '{category}' is not one of {', '.join(CATEGORIES)}")
 
     def deco(fn: MetricFn) -> MetricFn:
         METRICS.register(name)(Metric(name, category, higher_is_better, needs_reference, fn, sample_rate,
-                                      resources, check))
+                                      resources, check, needs_labels))
         return fn
 
     return deco
@@ -221,8 +228,11 @@ def at_rate(signals: Sequence[np.ndarray | None], srs: np.ndarray, sr: int | Non
 
 def compute_metrics(metrics: Sequence[Metric], estimates: Sequence[np.ndarray],
                     references: Sequence[np.ndarray | None], srs: np.ndarray,
-                    pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> dict[str, np.ndarray]:
-    """Every metric for every utterance; NaN where a reference-needing metric has no reference.
+                    pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS,
+                    labels: Sequence[Mapping[str, Any]] | None = None) -> dict[str, np.ndarray]:
+    """Every metric for every utterance; NaN where a reference-needing metric has no reference. ``labels``:
+    each utterance's manifest row (``text``, ``language``), handed to the metrics that need labels (an empty
+    row each when None).
 
     Raises :class:`MetricUnavailable` for a metric that cannot load; filter with :func:`split_available` first.
     """
@@ -238,7 +248,10 @@ def compute_metrics(metrics: Sequence[Metric], estimates: Sequence[np.ndarray],
         rates = srs if m.sample_rate is None else np.full(len(srs), m.sample_rate)
         values = np.full(len(estimates), np.nan)
         idx = ref_idx if m.needs_reference else np.arange(len(estimates))
-        if len(idx):
+        if len(idx) and m.needs_labels:
+            rows = [{} if labels is None else labels[i] for i in idx]
+            values[idx] = m.fn([est[i] for i in idx], [ref[i] for i in idx], rates[idx], pool, options, labels=rows)
+        elif len(idx):
             values[idx] = m.fn([est[i] for i in idx], [ref[i] for i in idx], rates[idx], pool, options)
         out[m.name] = values
     return out

@@ -1,9 +1,11 @@
 """Downstream-task-dependent metrics: speaker similarity, character accuracy and language-ID accuracy.
 
 The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM ASR and LID); this project runs offline
-substitutes and says so in each docstring. Without transcripts or language labels in the metric signature, CAcc
-and LID accuracy compare the estimate's recognition result with the reference's (the clean speech stands in for
-the label); a perfect enhancement scores 1.
+substitutes and says so in each docstring. CAcc compares the estimate's transcript with the row's transcript, as
+the official script does (``eval.cacc_reference: reference_audio``: with the clean reference's recognition, for
+data without transcripts). LID accuracy compares the estimate's identified language with the reference's (the
+clean speech stands in for the label: a local LID model's label set need not match the manifest's language
+codes); a perfect enhancement scores 1.
 
 EmoSim is the official 2026 metric as the official script computes it: cosine of utterance-level emotion2vec
 embeddings (``emotion2vec_base.pt``, a fairseq checkpoint) of estimate and reference, through the official
@@ -26,7 +28,7 @@ EmoSim (the adapter embeds one signal per call).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -142,18 +144,59 @@ def _pocketsphinx_or_whisper(options: MetricOptions) -> str | None:
     return None if importlib.util.find_spec("pocketsphinx") else "pocketsphinx not installed and no Whisper weights set"
 
 
+NOT_AVAILABLE_TEXT = "<not-available>"
+"""The official ``meta.tsv`` text of a row without a transcript (the official CER script skips such rows)."""
+
+
+@functools.cache
+def _normaliser() -> Callable[[str], str]:
+    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+    return BasicTextNormalizer()
+
+
+def normalise_text(text: str) -> str:
+    """Whisper's basic normaliser (the official scripts' ``TextCleaner("whisper_basic")``: lower case, bracketed
+    spans and punctuation/symbols out), whitespace collapsed and trimmed."""
+    return " ".join(_normaliser()(text).split())
+
+
+def row_transcript(row: Mapping[str, Any]) -> str | None:
+    """The normalised transcript of a manifest row; None when it has none (missing, empty, ``<not-available>``)."""
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip() or text.strip() == NOT_AVAILABLE_TEXT:
+        return None
+    return normalise_text(text) or None
+
+
 @register_metric("cacc", "task_dependent", sample_rate=SR,
-                 resources=MetricResources(model="pocketsphinx English or Whisper (local folder)", gpu_capable=True),
-                 check=_pocketsphinx_or_whisper)
+                 resources=MetricResources(model="pocketsphinx English or Whisper (local folder)", gpu_capable=True,
+                                           packages=("transformers",)),
+                 check=_pocketsphinx_or_whisper, needs_labels=True)
 def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
-         pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> np.ndarray:
-    """Character accuracy 1 - CER of the estimate's transcript against the reference's; NaN if that is empty."""
-    out = np.full(len(estimates), np.nan)
+         pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS,
+         labels: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
+    """Character accuracy, 1 - CER of the estimate's transcript, both sides through Whisper's basic normaliser.
+
+    ``options.cacc_reference == "text"`` (official): against the row's transcript (the manifest's ``text``);
+    a row without one is NaN, as the official script skips it. ``"reference_audio"``: against the recognition
+    of the clean reference (for data without transcripts; a perfect enhancement scores 1). The official figure
+    pools the edits of the whole set (one CER); here each utterance has its own, for the paired comparison.
+    """
     n = len(estimates)
-    texts = transcripts([*estimates, *references], options)
-    for i in range(n):
-        if texts[n + i]:
-            out[i] = 1.0 - edit_distance(texts[i], texts[n + i]) / len(texts[n + i])
+    out = np.full(n, np.nan)
+    if options.cacc_reference == "text":
+        targets = [row_transcript(r) for r in (labels if labels is not None else [{}] * n)]
+        todo = [i for i in range(n) if targets[i]]
+        hyps = transcripts([estimates[i] for i in todo], options) if todo else []
+    else:
+        texts = transcripts([*estimates, *references], options)
+        targets = [normalise_text(t) or None for t in texts[n:]]
+        todo = [i for i in range(n) if targets[i]]
+        hyps = [texts[i] for i in todo]
+    for i, hyp in zip(todo, hyps, strict=True):
+        ref = targets[i]
+        out[i] = 1.0 - edit_distance(normalise_text(hyp), ref) / len(ref)
     return out
 
 
