@@ -213,6 +213,8 @@ def test_all_zero_embeddings_are_invalid(table: pa.Table) -> None:
     zeroed = table.set_column(table.schema.get_field_index("ssl_embed"), "ssl_embed", col)
     pool = load_pool(zeroed, ["distortion"], max_invalid_fraction=0.05)
     assert pool.excluded == {"invalid_embedding": 2} and pool.n == N - 2
+    with pytest.raises(PoolError, match=r"2 of \d+ status-ok rows have a missing, non-finite or all-zero 'ssl_embed'"):
+        load_pool(zeroed, ["distortion"], max_invalid_fraction=0.0)
 
 
 def test_quota_values_absent_from_the_pool_are_a_warning_with_a_hint(table: pa.Table) -> None:

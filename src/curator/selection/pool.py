@@ -159,7 +159,8 @@ def load_pool(source: ScoresSource, slice_key: Sequence[str], filters: Filters |
     if not ok.all():
         if not raw_ok.all():
             excluded["invalid_embedding"] = int((~raw_ok).sum())
-            _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction)
+            _check_invalid_share(excluded["invalid_embedding"], len(rows), "ssl_embed", path, max_invalid_fraction,
+                                 "a missing, non-finite or all-zero")
         at_mean = int((raw_ok & ~ok).sum())
         if at_mean:
             excluded["embedding_at_pool_mean"] = at_mean
@@ -239,10 +240,11 @@ def _speech_free(table: pa.Table) -> np.ndarray:
     return table[SPEECH_FREE_COLUMN].fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_fraction: float) -> None:
+def _check_invalid_share(bad: int, total: int, col: str, path: str, max_invalid_fraction: float,
+                         what: str = "a missing, NaN or infinite") -> None:
     if total and bad / total > max_invalid_fraction:
         raise PoolError(
-            f"scores file '{path}': {bad} of {total} status-ok rows have a missing, NaN or infinite '{col}' "
+            f"scores file '{path}': {bad} of {total} status-ok rows have {what} '{col}' "
             f"(more than select.max_invalid_fraction = {max_invalid_fraction}); the score stage is broken for "
             "them: fix it, or raise select.max_invalid_fraction to skip them"
         )
