@@ -29,6 +29,7 @@ object on stdout (progress on stderr).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -85,8 +86,12 @@ def build_and_score(seed: int, scratch: Path, config: Path, cfg: dict, rebuild: 
     work.mkdir(parents=True, exist_ok=True)
     scores, truth = work / "train_scores.parquet", work / "data" / "external" / "mini" / "reference_truth.csv"
     timing: dict = {}
+    stamp, fingerprint = work / "fingerprint.txt", _fingerprint(seed, config)
     if scores.is_file() and truth.is_file() and not rebuild:
-        return scores, truth, {"reused": True}
+        if stamp.is_file() and stamp.read_text() == fingerprint:
+            return scores, truth, {"reused": True}
+        print(f"[{work.name}] the scratch build is from other code or params: rebuilding", file=sys.stderr)
+    stamp.unlink(missing_ok=True)
     log = work / "log.txt"
     log.write_text("")
     py = sys.executable
@@ -103,7 +108,17 @@ def build_and_score(seed: int, scratch: Path, config: Path, cfg: dict, rebuild: 
          f"score.scorers=[{scorers}]", "score.loss_proxy.weights={in_sisdr: 1.0}",
          "score.loss_proxy.probe_path=null", f"score.work_dir={work / 'shards'}"], work, log)
     timing["score_seconds"] = round(time.perf_counter() - t0, 1)
+    stamp.write_text(fingerprint)
     return scores, truth, timing
+
+
+def _fingerprint(seed: int, config: Path) -> str:
+    """What a scratch build depends on: the seed, the config's bytes and every source file of the package, so a
+    build from older code or params (another simulation, say) is never reused."""
+    h = hashlib.sha256(f"{seed}\n".encode() + config.read_bytes())
+    for path in sorted(SRC.rglob("*.py")):
+        h.update(str(path.relative_to(SRC)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def gate_figures(scores: Path, truth: Path, column: str, min_score: float) -> dict:
