@@ -68,6 +68,7 @@ def scorers_for(cfg: dict) -> list[str]:
 
 
 SRC = REPO / "src"
+PROBE_FILE = "probe_loss.parquet"  # the probe stage's output in a seed's scratch folder
 """The package the builds and scoring run (``--src`` points them at another checkout's, e.g. a ``git archive``)."""
 
 
@@ -92,6 +93,7 @@ def build_and_score(seed: int, scratch: Path, config: Path, cfg: dict, rebuild: 
             return scores, truth, {"reused": True}
         print(f"[{work.name}] the scratch build is from other code or params: rebuilding", file=sys.stderr)
     stamp.unlink(missing_ok=True)
+    (work / PROBE_FILE).unlink(missing_ok=True)  # the probe ranks this build's rows: it goes with it
     log = work / "log.txt"
     log.write_text("")
     py = sys.executable
@@ -160,7 +162,7 @@ def probe_figures(seed: int, scratch: Path, scores: Path, truth: Path, rebuild: 
     """Both probe rankings (``probe.ranking: reducible_loss`` writes both columns) against the same ground truth:
     AUC of ranking imperfect references higher, and their share of the top ``TOP_SHARE`` of speech rows."""
     work = scratch / f"seed{seed}"
-    out = work / "probe_loss.parquet"
+    out = work / PROBE_FILE
     if rebuild or not out.is_file():
         env_src = REPO / "src"  # the probe rankings are this checkout's (a snapshot of an older commit may lack them)
         cmd = [sys.executable, "-m", "curator.scoring.probe", "--config", str(REPO / "params.yaml"),
