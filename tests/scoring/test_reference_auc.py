@@ -1,8 +1,13 @@
 """Acceptance: on the mini dataset, references planted imperfect score lower ref_quality than clean ones.
 
-Builds a small mini dataset with the datasets generator (40 train utterances, half the references given a
+Builds a small mini dataset with the datasets generator (120 train utterances, half the references given a
 noise, reverberation or band-limiting defect), scores it, and checks the ROC AUC of ``ref_quality``
 against ``reference_truth.csv`` (P(clean scores higher than imperfect) >= 0.85).
+
+Why 120: the AUC of about 40 scored references has a standard error near 0.07, and on 40 rows it ranged from
+0.78 to 0.99 over dataset seeds 0-2 (the seed-0 draw failed the bound once noise and RIRs were drawn
+unused-first); on 120 rows it is 0.94-0.95 on the same seeds, as on the full mini train split
+(``benchmarks/validate_gate.py``: 0.94 on seeds 0 and 1).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 """The tests' own params (see tests/params.yaml), never the working copy's."""
 
 PARAMS = str(TEST_PARAMS)
-SMALL_MINI = ["dataset.mini.n_train=40", "dataset.mini.n_dev=2", "dataset.mini.n_test=2",
+SMALL_MINI = ["dataset.mini.n_train=120", "dataset.mini.n_dev=2", "dataset.mini.n_test=2",
               "dataset.mini.speakers.train=4", "dataset.mini.speakers.dev=1", "dataset.mini.speakers.test=1",
-              "dataset.mini.n_rirs.train=2", "dataset.mini.n_rirs.dev=1", "dataset.mini.n_rirs.test=1",
+              "dataset.mini.n_rirs.train=6", "dataset.mini.n_rirs.dev=1", "dataset.mini.n_rirs.test=1",
               "dataset.mini.noises_per_type=1", "dataset.mini.noise_duration_sec=2.0",
               "dataset.mini.duration_sec=[1.0,1.5]", "dataset.mini.imperfect_fraction=0.5"]
 
