@@ -80,9 +80,13 @@ def lines(folder: Path) -> list[str]:
                            f"[{m['ci_low']:+.3f}, {m['ci_high']:+.3f}]  {m['verdict']}")
             rank = block.get("urgent_rank") or {}
             if rank.get("official"):
+                missing = sorted(v for vs in (rank.get("official_missing") or {}).values() for v in vs)
+                unavailable = set(evaluation.get("unavailable_metrics") or {})
+                parts = [f"unavailable {[m for m in missing if m in unavailable]}" if unavailable & set(missing) else "",
+                         f"not in eval.metrics {[m for m in missing if m not in unavailable]}"
+                         if set(missing) - unavailable else ""]
                 out.append(f"  URGENT rank (official metrics): {rank['official']}"
-                           + (f"; not computed: {sorted(v for vs in rank['official_missing'].values() for v in vs)}"
-                              if rank.get("official_missing") else ""))
+                           + (f"; not computed: {'; '.join(p for p in parts if p)}" if missing else ""))
         if evaluation.get("unavailable_metrics"):
             out.append(f"  unavailable metrics (see metrics/eval.json for the reasons): "
                        f"{', '.join(sorted(evaluation['unavailable_metrics']))}")
