@@ -41,6 +41,9 @@ def lines(folder: Path) -> list[str]:
         out.append(f"score     {score['rows_scored']} scored, {score['rejects']} rejected "
                    f"{score['status_counts']}, {score['speech_free_ok']} speech-free")
     select = _load(folder / "select.json")
+    strategy = _strategy(folder)
+    if strategy:
+        out.append(f"curated   {strategy}")
     if select:
         share = select.get("imperfect_ref_share") or {}
         out.append(f"select    {select['n_selected']} utts, {select['hours_selected']:.3f} of "
@@ -111,6 +114,23 @@ def lines(folder: Path) -> list[str]:
             out.append(f"  {metric:18s} better {counts['better']}, worse {counts['worse']}, "
                        f"no evidence {counts['no evidence']} (of {sum(counts.values())}{held}; metrics/compare.md)")
     return out or [f"no stage metrics under {folder} yet: run `dvc repro`"]
+
+
+def _strategy(folder: Path) -> str | None:
+    """Which selection the training list came from: the strategy and level in the curated list's sidecar, found
+    through ``params.yaml`` beside the metrics folder (``data.root``, ``curation.level``); None when absent."""
+    import yaml
+
+    base = folder.resolve().parent
+    try:
+        params = yaml.safe_load((base / "params.yaml").read_text(encoding="utf-8"))
+        root, level = str(params["data"]["root"]), str(params["curation"]["level"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    where = Path(root) / "curated" / level
+    meta = _load((where if where.is_absolute() else base / where) / "curated_train_meta.json") or {}
+    name = (meta.get("strategy") or {}).get("name") if isinstance(meta, dict) else None
+    return f"curation.level {level}, strategy {name} ({where})" if name else None
 
 
 def status_lines(folder: Path) -> list[str]:
