@@ -162,13 +162,14 @@ def test_summary_names_the_stages_whose_metrics_are_out_of_date(tmp_path, monkey
 
 
 def test_summary_names_the_strategy_of_the_training_list(tmp_path, capsys):
+    from curator.contract.curated import SCHEMA_VERSION, VERSION_KEY
     from curator.summary import main as summary_main
 
     (tmp_path / "metrics").mkdir()
-    (tmp_path / "params.yaml").write_text("data: {root: mydata}\ncuration: {level: pairs}\n")
+    (tmp_path / "params.yaml").write_text("data: {dataset: mini, root: mydata}\ncuration: {level: pairs}\n")
     meta = tmp_path / "mydata" / "curated" / "pairs" / "curated_train_meta.json"
     meta.parent.mkdir(parents=True)
-    meta.write_text(json.dumps({"strategy": {"name": "random"}}))
+    meta.write_text(json.dumps({VERSION_KEY: SCHEMA_VERSION, "strategy": {"name": "random"}}))
     assert summary_main(["--metrics_dir", str(tmp_path / "metrics"), "--no-status"]) == 0
     assert "curated   curation.level pairs, strategy random (mydata/curated/pairs)" in capsys.readouterr().out
     meta.unlink()  # no list yet: no line, no error

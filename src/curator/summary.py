@@ -117,20 +117,21 @@ def lines(folder: Path) -> list[str]:
 
 
 def _strategy(folder: Path) -> str | None:
-    """Which selection the training list came from: the strategy and level in the curated list's sidecar, found
-    through ``params.yaml`` beside the metrics folder (``data.root``, ``curation.level``); None when absent."""
-    import yaml
+    """Which selection the training list came from: the strategy in the curated list's sidecar, found through
+    ``params.yaml`` beside the metrics folder (``data.root``, ``curation.level``); None when absent or unreadable."""
+    from curator.config import ConfigError, load_params, load_section
+    from curator.contract.curated import read_meta
 
     base = folder.resolve().parent
     try:
-        params = yaml.safe_load((base / "params.yaml").read_text(encoding="utf-8"))
-        root, level = str(params["data"]["root"]), str(params["curation"]["level"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        cfg = load_params(base / "params.yaml")
+        level = load_section("curation", cfg=cfg).level
+        where = load_section("data", cfg=cfg, plugins=False).curated_list(level)
+        meta = read_meta(where if where.is_absolute() else base / where) or {}
+    except (OSError, ConfigError, ValueError):  # ContractError is a ValueError: a summary line is not worth failing
         return None
-    where = Path(root) / "curated" / level
-    meta = _load((where if where.is_absolute() else base / where) / "curated_train_meta.json") or {}
-    name = (meta.get("strategy") or {}).get("name") if isinstance(meta, dict) else None
-    return f"curation.level {level}, strategy {name} ({where})" if name else None
+    name = (meta.get("strategy") or {}).get("name")
+    return f"curation.level {level}, strategy {name} ({where.parent})" if name else None
 
 
 def status_lines(folder: Path) -> list[str]:
