@@ -90,8 +90,7 @@ def run_cli(scores: Path, workdir: Path, params: dict, overrides: list[str]) -> 
     load_after = [round(v, 2) for v in os.getloadavg()]
     metrics = json.loads((run_dir / "select.json").read_text())
     timings = json.loads((run_dir / "timings.json").read_text())
-    search = json.loads((run_dir / "curated_meta.json").read_text()).get("diversity", {})
-    div = metrics["diversity"]
+    div = search = metrics["diversity"]  # the search (mode, cells, ring share) is reported beside the check
     check = div.get("check") or ""
     return {
         "wall_s": round(wall, 2),

@@ -147,6 +147,26 @@ def test_param_change_reruns_only_dependent_stages(pipeline: Path):
     run(["git", "checkout", "params.yaml"], pipeline)
 
 
+def test_a_selection_sweep_retrains_only_the_lists_it_changes(pipeline: Path):
+    """`select.alpha` reruns every selection cell, but only cvar reads it: random's list folder (the list and a
+    sidecar recording the knobs random reads) stays byte-identical and its training up to date; the tail figures
+    at the new alpha go to the cell's report folder, which no training reads. Source-level cells read
+    `source_select`, so theirs stays up to date too."""
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["select"]["alpha"] = 0.5
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cells = {f"cmp_select@{v}-0.5" for v in ("random", "cvar", "sources_cvar")}
+    assert _ran(run(["dvc", "repro", "--glob", "cmp_select@*"], pipeline)) == cells
+    report = json.loads((pipeline / "data/compare/select_report/random_k0.5/select.json").read_text())
+    assert report["tail"]["alpha"] == 0.5
+    stale = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
+    assert "cmp_train@cvar-0.5-0" in stale, stale
+    assert not stale & {"cmp_train@random-0.5-0", "cmp_train@sources_cvar-0.5-0"}, stale
+    run(["git", "checkout", "params.yaml"], pipeline)
+    assert _ran(run(["dvc", "repro", "--glob", "cmp_select@*"], pipeline)) == cells
+    assert json.loads(run(["dvc", "status", "--json"], pipeline)) == {}
+
+
 def test_own_audio_folders_are_inputs_of_the_stages_that_read_them(pipeline: Path):
     """A file added under dataset.folder.root (or dataset.urgent2026.root) makes prepare, manifest and sources
     stale, nothing else directly; removing it makes the pipeline up to date again."""

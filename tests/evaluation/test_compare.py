@@ -76,6 +76,11 @@ def test_the_clean_reference_beats_the_noisy_input_everywhere() -> None:
     assert by_flag["clipping"]["pesq"]["verdict"] == "too few utterances" and by_flag["clipping"]["pesq"]["q_value"] is None
     assert by_flag["noise"]["pesq"]["verdict"] == "better" and by_flag["noise"]["pesq"]["q_value"] < 0.05
     assert "none under 5 utterances" in markdown(result)
+    # slice lines show the headline metrics (compare.headline_metrics) the comparison has, else its first three
+    headline = [line for line in markdown(result, ["lsd", "estoi", "missing"]).splitlines() if "per distortion" in line]
+    assert headline and "lsd " in headline[0] and "estoi " in headline[0] and "pesq " not in headline[0]
+    first = [line for line in markdown(result).splitlines() if "per distortion" in line]
+    assert "si_sdr " not in first[0]  # the fourth of the registry's order (estoi, lsd, pesq, si_sdr)
     assert result["ranking"]["official"]["clean"]["overall_rank"] < result["ranking"]["official"]["noisy"]["overall_rank"]
 
 

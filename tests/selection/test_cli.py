@@ -155,9 +155,9 @@ def test_same_bytes_for_any_thread_count(tmp_path: Path) -> None:
         code, outs[threads] = run(tmp_path, f"t{threads}", f"select.threads={threads}")
         assert code == 0
     meta = json.loads((outs[1] / "curated_train_meta.json").read_text())
-    search = meta["diversity"]
-    assert search["mode"] == "ivf" and search["nlist"] > 1 and "threads" not in meta["config"]["select"]
     metrics = json.loads((outs[1] / "select.json").read_text())
+    search = metrics["diversity"]
+    assert search["mode"] == "ivf" and search["nlist"] > 1 and "threads" not in meta["config"]["select"]
     assert metrics["diversity"]["check"].startswith("exact all-pairs") and metrics["diversity"]["violations_found"] == 0
     for name in ("curated_train.csv", "curated_train_meta.json", "select.json", "plots/loss_hist.csv"):
         assert (outs[1] / name).read_bytes() == (outs[2] / name).read_bytes() == (outs[3] / name).read_bytes(), name

@@ -123,7 +123,7 @@ def test_speech_free_rows_are_reported_apart(selected: tuple[Path, pd.DataFrame]
     assert block["share_of_selection"] == pytest.approx(block["selected_hours"] / metrics["hours_selected"], rel=1e-9)
     meta = json.loads((root / "curated_meta.json").read_text())
     assert meta["speech_free"] == block
-    assert meta["tail"]["var_per_slice"]["speech_free"] is None  # no measured difficulty, no tail
+    assert metrics["tail"]["var_per_slice"]["speech_free"] is None  # no measured difficulty, no tail
     assert "in-sample" in metrics["imperfect_ref_share"]["threshold_note"]
 
 

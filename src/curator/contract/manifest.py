@@ -31,6 +31,9 @@ SCHEMA_VERSION = 2
 """Version 2 added ``speech_uid`` and the per-row ``schema_version``."""
 VERSION_FIELD = "schema_version"
 SECONDS_PER_HOUR = 3600.0
+NOT_AVAILABLE = "<not-available>"
+"""The official placeholder of a missing transcript (official lists and ``meta.tsv``); a manifest's ``text`` is
+None instead, and readers of either treat both as no transcript (the official CER script skips such rows)."""
 REQUIRED = ("utt_id", "path", "duration_sec", "sr", "language", "distortion", "split")
 
 

@@ -18,9 +18,6 @@ META_COLUMNS = ("id", "noisy_path", "speech_uid", "speech_sid", "clean_path", "n
                 "augmentation", "fs", "length", "text")
 """Columns of the official ``meta.tsv`` (``noise_path`` may follow ``noise_uid`` when noise is stored)."""
 
-NOT_AVAILABLE = "<not-available>"
-"""The official placeholder of a missing transcript."""
-
 NONE = "none"
 """The official placeholder of an absent RIR / augmentation (and, here, of the speech of speech-free rows)."""
 

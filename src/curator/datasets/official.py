@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curator.contract.manifest import Utterance
+from curator.contract.manifest import NOT_AVAILABLE, Utterance
 from curator.datasets.checks import CheckRequest, FullScaleTally, Rejection, check_many
-from curator.datasets.kaldi import NONE, NOT_AVAILABLE, ListError, read_kv, read_meta_tsv
+from curator.datasets.kaldi import NONE, ListError, read_kv, read_meta_tsv
 from curator.datasets.labels import (
     UNKNOWN_LANGUAGE,
     language_label,

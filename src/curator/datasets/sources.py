@@ -32,8 +32,9 @@ from typing import Any
 import soundfile as sf
 
 from curator.audio import target_rate
+from curator.contract.manifest import NOT_AVAILABLE
 from curator.contract.sources import KINDS, SPEECH, UNKNOWN, Source
-from curator.datasets.kaldi import NONE, NOT_AVAILABLE, ListError, read_kv, read_source_list
+from curator.datasets.kaldi import NONE, ListError, read_kv, read_source_list
 from curator.datasets.labels import LANGUAGES, infer_language, language_label
 from curator.datasets.official import LANGUAGE_ORIG
 from curator.datasets.paths import resolve_many

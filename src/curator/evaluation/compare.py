@@ -196,7 +196,14 @@ def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def markdown(result: dict[str, Any]) -> str:
+def slice_metrics(result: dict[str, Any], preferred: Sequence[str] = ()) -> list[str]:
+    """The metrics a slice line shows: those of ``preferred`` (``compare.headline_metrics``) the comparison has,
+    else its first :data:`SLICE_METRICS_SHOWN`."""
+    compared = list(next(iter(result["systems"].values()), {"metrics": {}})["metrics"])
+    return [m for m in preferred if m in compared][:SLICE_METRICS_SHOWN] or compared[:SLICE_METRICS_SHOWN]
+
+
+def markdown(result: dict[str, Any], preferred: Sequence[str] = ()) -> str:
     """The report a person reads (at most 120 columns)."""
     pct = round(result["confidence"] * 100)
     tail = round(result["tail_fraction"] * 100)
@@ -204,6 +211,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"baseline `{result['baseline']}`", ""]
     if any(result["rows_not_shared"].values()):
         lines += [f"rows left out (not scored by every system): {result['rows_not_shared']}", ""]
+    shown = slice_metrics(result, preferred)
     for name, entry in result["systems"].items():
         lines += [f"## {name} vs {result['baseline']}", "",
                   f"| metric | n | {result['baseline'][:12]} | {name[:12]} | diff [{pct}% CI] | win | "
@@ -220,7 +228,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines += ["", *_wrap(f"per {key}: " + "; ".join(
                 f"{v} (n={s['n']}): " + ", ".join(
                     f"{m} {_fmt(s[m]['improvement'], 2)}" + ("*" if s[m]["verdict"] in MARKED else "")
-                    for m in list(entry["metrics"])[:SLICE_METRICS_SHOWN])
+                    for m in shown)
                 for v, s in values.items()))]
         lines.append("")
     rule = result["slice_verdicts"]
@@ -288,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", default="test", help="split to compare on (default: %(default)s)")
     ap.add_argument("--metrics", default=None, help="comma-separated metrics (default: every shared one)")
     ap.add_argument("--config", default=DEFAULT_PARAMS,
-                    help="params with eval.bootstrap, eval.tail_fraction, eval.slices, eval.slice_verdicts "
+                    help="params with eval.bootstrap, eval.tail_fraction, eval.slices, eval.slice_verdicts and "
+                         "compare.headline_metrics (the metrics each slice line shows) "
                          "(default: %(default)s)")
     ap.add_argument("--json", type=Path, default=None, help="write the full comparison as JSON")
     ap.add_argument("--png", type=Path, default=None, help="write the differences with their intervals as PNG")
@@ -302,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give at least two systems to compare", file=sys.stderr)
         return 2
     try:
-        params = load_section("eval", cfg=load_params(args.config, args.overrides))
+        cfg = load_params(args.config, args.overrides)
+        params = load_section("eval", cfg=cfg)
+        headline = load_section("compare", cfg=cfg).headline_metrics if "compare" in cfg else ()
         systems = [load_system(s) for s in args.systems]
         result = compare(systems, args.baseline or systems[0].name, args.split,
                          args.metrics.split(",") if args.metrics else None, params.slices,
@@ -311,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CompareError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(markdown(result))
+    print(markdown(result, headline))
     if args.json is not None:
         write_json(args.json, result)
     if args.png is not None:

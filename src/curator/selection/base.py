@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -113,6 +113,11 @@ class Selection:
 class BaseSelector(ABC):
     """Pick a subset of the scores table under ``select`` params (see the module docstring)."""
 
+    reads: ClassVar[tuple[str, ...]] = ()
+    """The strategy-only params (``params.STRATEGY_ONLY``: ``alpha``, ``coverage``, ``mos_threshold``) this
+    strategy reads. The sidecar records only these of them (``params.recorded_config``), so a sweep of another
+    strategy's knob leaves this one's list and sidecar byte-identical and retrains nothing
+    (``tests/selection/test_recorded_config.py`` checks each declaration against the selection itself)."""
 
     def __init__(self, params: SelectParams, filters: Filters | None = None,
                  quotas: Mapping[str, Mapping[str, float]] | None = None) -> None:

@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
             staged = outputs(sel, csv_tmp, truth)
         tails = staged["tails"]
         metrics = build_metrics(sel, truth, tails, imperfect=staged["imperfect"])
-        config = {"select": recorded_config(params), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
-        meta = build_meta(sel, metrics, tails, config, scores_sha256.result(), args.truth)
+        config = {"select": recorded_config(params, selector.reads), "data.filters": dataclasses.asdict(filters), "quotas": quotas}
+        meta = build_meta(sel, metrics, config, scores_sha256.result(), args.truth)
     write_json(meta_path(out), meta)
     write_json(args.metrics, metrics)
     from curator.selection.plots import write_rendered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -173,10 +174,33 @@ def validate_quotas(quotas: dict[str, dict[str, float]], slice_key: list[str], w
                               f"select.quotas.{FLAGS_COLUMN})")
 
 
-EXECUTION_ONLY = ("threads",)
-"""Params that change how fast a selection runs, never what it selects."""
+EXECUTION_ONLY = ("threads", "diversity.search", "diversity.exact_max_rows", "diversity.nlist",
+                  "diversity.train_points_per_list", "diversity.train_iters", "diversity.chunk_size",
+                  "diversity.window_memory_mb")
+"""Params that change how fast a selection runs, never what it selects (the diversity search is exact in every
+mode, :class:`DiversityParams`)."""
+REPORT_ONLY = ("diversity.stats_sample",)
+"""Params of the report (``metrics/select.json``), never of the list."""
+STRATEGY_ONLY = ("alpha", "coverage", "mos_threshold", "hardness", "list")
+"""Fields that only some strategies read: each selector names its own in ``BaseSelector.reads`` (``hardness`` and
+``list`` exist at the source level only)."""
 
 
-def recorded_config(params: object) -> dict:
-    """``dataclasses.asdict(params)`` without :data:`EXECUTION_ONLY` fields: what a sidecar records."""
-    return {k: v for k, v in dataclasses.asdict(params).items() if k not in EXECUTION_ONLY}
+def recorded_config(params: object, reads: Iterable[str] = ()) -> dict:
+    """What a sidecar records: the params that define the list.
+
+    ``dataclasses.asdict(params)`` without the :data:`EXECUTION_ONLY` and :data:`REPORT_ONLY` fields and without
+    the :data:`STRATEGY_ONLY` fields outside ``reads`` (the strategy's own). The sidecar sits beside the list in
+    the folder the training stages depend on, so a change of any left-out param (``select.alpha`` under
+    ``select.name: random``, a search knob) leaves the list and its sidecar byte-identical and DVC retrains
+    nothing; ``metrics/select.json`` reports them all.
+    """
+    config = dataclasses.asdict(params)
+    wanted = set(reads)
+    for dotted in (*EXECUTION_ONLY, *REPORT_ONLY, *(f for f in STRATEGY_ONLY if f not in wanted)):
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    return config

@@ -40,7 +40,8 @@ TRUTH_COLUMNS = ("utt_id", "imperfect")
 WARNING_CODES = ("quota_values_absent", "budget_clipped", "budget_unused", "diversity_repaired")
 """Every warning code, always present in select.json so ``dvc metrics diff`` shows a new one appearing."""
 THRESHOLD_NOTE = ("in-sample on the default mini dataset (dataset.seed 0), whose ground truth "
-                  "select.quality_gate.min_score was chosen on; held-out seed: benchmarks/validate_gate.py")
+                  "select.quality_gate.min_score was chosen on (before the unused-first noise and RIR draws "
+                  "redrew its rows); held-out seed: benchmarks/validate_gate.py")
 """Said beside ``imperfect_ref_share`` whenever the quality gate is on."""
 STATS_BLOCK_ELEMENTS = 1 << 22
 """Largest similarity block of the sample statistics (16 MiB of float32)."""
@@ -164,7 +165,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
         "budget_hours": sel.plan.budget,
         "hours_per_slice": dict(zip(pool.slice_names, hours.tolist(), strict=True)),
         "coverage": label_coverage(pool, sel.plan, sel.eligible, chosen),
-        "tail": {k: v for k, v in tails.items() if k != "var_per_slice"},
+        "tail": tails,
         "speech_free": speech_free_stats(sel),
         "mos_mean": _wmean(pool.mos, pool.hours, chosen) if pool.mos is not None else None,
         "diversity": {
@@ -173,6 +174,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
             "queried_rows": sel.fill.queried,
             "violations_repaired": len(sel.fill.repaired),
             **nn,
+            **sel.fill.search,
         },
         "quota": {
             "max_abs_deviation_hours": quota["max_abs_deviation_hours"],
@@ -200,7 +202,7 @@ def build_metrics(sel: Selection, truth: pd.DataFrame | None, tails: dict[str, A
     return finite_or_none(metrics)
 
 
-def build_meta(sel: Selection, metrics: dict[str, Any], tails: dict[str, Any], config: dict[str, Any],
+def build_meta(sel: Selection, metrics: dict[str, Any], config: dict[str, Any],
                scores_sha256: str, truth_path: str | None) -> dict[str, Any]:
     """The ``<out>_meta.json`` sidecar: what produced the CSV and everything known about it."""
     pool, chosen = sel.pool, sel.selected
@@ -216,9 +218,7 @@ def build_meta(sel: Selection, metrics: dict[str, Any], tails: dict[str, Any], c
         "coverage": metrics["coverage"],
         "quota_report": quota_report(sel.plan, pool.slice_hours(chosen), pool.slice_names,
                                      pool.slice_hours(sel.fill.state == BLOCKED)),
-        "tail": tails,
         "speech_free": metrics["speech_free"],
-        "diversity": {**metrics["diversity"], **sel.fill.search},
         "excluded": metrics["excluded"],
         "warnings": [{"code": w.code, "count": w.count, "message": w.message} for w in sel.warnings],
         "stop": sel.fill.stop,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from curator.audio import SAMPLE_RATES
-from curator.datasets.kaldi import NONE, NOT_AVAILABLE, SourceEntry
+from curator.contract.manifest import NOT_AVAILABLE
+from curator.datasets.kaldi import NONE, SourceEntry
 from curator.datasets.params import AUGMENTATIONS, SimulationParams
 from curator.datasets.simulation.distortions import packet_loss_indices
 from curator.datasets.simulation.sources import Sources

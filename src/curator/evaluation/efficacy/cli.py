@@ -1,7 +1,8 @@
 """``python -m curator.evaluation.efficacy``: the curation-efficacy matrix, one DVC stage per cell.
 
     select --variant V --budget B            curated list of variant V at K = B x the pool's hours (a source-level
-                                             variant selects sources, then simulates its pairs at equal hours)
+                                             variant selects sources, then simulates its pairs at equal hours) in
+                                             compare/select/<cell>, its report in compare/select_report/<cell>
     train  --variant V --budget B --seed S   the model of that list, training seed S (compare profile applied)
     eval   --variant V --budget B --seed S   its per-utterance test metrics
     report                                   paired comparison of every variant with the baseline, per budget
@@ -35,6 +36,7 @@ from curator.evaluation.efficacy.params import (
     eval_dir,
     run_id,
     select_dir,
+    select_report_dir,
 )
 from curator.io import write_json
 
@@ -60,18 +62,19 @@ def run_select(args: argparse.Namespace, cfg: dict, params: CompareParams) -> in
     scores = args.scores or str(Path(data.root) / "scores" / "train_scores.parquet")
     hours = pool_hours(scores, cfg)
     out = select_dir(data.root, args.variant, args.budget)
+    report = select_report_dir(data.root, args.variant, args.budget)
     print(f"efficacy select: {args.variant} at {args.budget} x {hours:.4f} h pool = {args.budget * hours:.4f} h")
     if params.variant_level(args.variant) == "sources":
-        return run_select_sources(args, cfg, params, data, scores, args.budget * hours, out)
+        return run_select_sources(args, cfg, params, data, scores, args.budget * hours, out, report)
     return select_main(["--config", args.config, "--scores", scores, "--quotas", args.config,
                         "--truth", str(data.truth_path),
-                        "--out", str(out / "curated.csv"), "--metrics", str(out / "select.json"),
-                        "--plots-dir", str(out / "plots"), *params.variant_overrides(args.variant),
+                        "--out", str(out / "curated.csv"), "--metrics", str(report / "select.json"),
+                        "--plots-dir", str(report / "plots"), *params.variant_overrides(args.variant),
                         f"select.K_hours={args.budget * hours!r}"])
 
 
 def run_select_sources(args: argparse.Namespace, cfg: dict, params: CompareParams, data, pair_scores: str,
-                       hours: float, out: Path) -> int:
+                       hours: float, out: Path, report: Path) -> int:
     """A source-level cell: select sources for the speech share of ``hours``, then simulate its training pairs.
 
     The simulation adds speech-free rows at ``source_simulate.speech_free_fraction`` of the rows, so the speech
@@ -87,13 +90,13 @@ def run_select_sources(args: argparse.Namespace, cfg: dict, params: CompareParam
           f"(speech-free share {fraction})")
     rc = source_select_main(["--config", args.config, "--sources", str(data.sources_manifest_path),
                              "--scores", str(data.source_scores_path), "--pair-scores", pair_scores,
-                             "--out", str(selection), "--metrics", str(out / "select.json"), *overrides,
+                             "--out", str(selection), "--metrics", str(report / "select.json"), *overrides,
                              f"source_select.K_hours={speech_hours!r}"])
     if rc != 0:
         return rc
     return simulate_main(["--config", args.config, "--sources", str(data.sources_manifest_path),
                           "--selection", str(selection), "--out", str(out / "sources"),
-                          "--metrics", str(out / "simulate.json")])
+                          "--metrics", str(report / "simulate.json")])
 
 
 def run_train(args: argparse.Namespace, cfg: dict, params: CompareParams) -> int:

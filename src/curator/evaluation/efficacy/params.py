@@ -133,7 +133,17 @@ def compare_dir(root: str) -> Path:
 
 
 def select_dir(root: str, variant: str, budget: float) -> Path:
+    """A cell's training input, exactly what its ``cmp_train`` stages depend on: the curated list and its sidecar
+    (a source-level cell: the selected sources and the pairs simulated from them). Nothing that only reports
+    lives here (:func:`select_report_dir`), so a sweep that leaves a list byte-identical retrains nothing."""
     return compare_dir(root) / "select" / selection_id(variant, budget)
+
+
+def select_report_dir(root: str, variant: str, budget: float) -> Path:
+    """A cell's selection report (``select.json``, plots; a source-level cell's ``simulate.json`` too), which no
+    training reads: it holds figures of params the list does not depend on (``select.alpha``'s tail figures
+    under any strategy)."""
+    return compare_dir(root) / "select_report" / selection_id(variant, budget)
 
 
 def cell_list(root: str, variant: str, budget: float, level: str) -> Path:

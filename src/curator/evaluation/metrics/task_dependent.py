@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from curator.contract.manifest import NOT_AVAILABLE
 from curator.evaluation.metrics import (
     DEFAULT_OPTIONS,
     MetricOptions,
@@ -144,10 +145,6 @@ def _pocketsphinx_or_whisper(options: MetricOptions) -> str | None:
     return None if importlib.util.find_spec("pocketsphinx") else "pocketsphinx not installed and no Whisper weights set"
 
 
-NOT_AVAILABLE_TEXT = "<not-available>"
-"""The official ``meta.tsv`` text of a row without a transcript (the official CER script skips such rows)."""
-
-
 @functools.cache
 def _normaliser() -> Callable[[str], str]:
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
@@ -164,7 +161,7 @@ def normalise_text(text: str) -> str:
 def row_transcript(row: Mapping[str, Any]) -> str | None:
     """The normalised transcript of a manifest row; None when it has none (missing, empty, ``<not-available>``)."""
     text = row.get("text")
-    if not isinstance(text, str) or not text.strip() or text.strip() == NOT_AVAILABLE_TEXT:
+    if not isinstance(text, str) or not text.strip() or text.strip() == NOT_AVAILABLE:
         return None
     return normalise_text(text) or None
 

@@ -26,7 +26,7 @@ from curator.determinism import pin_threads
 from curator.io import sha256_file, write_json
 from curator.selection.params import recorded_config
 from curator.selection.registry import SELECTORS
-from curator.selection.sources.params import LIST_SELECTOR, LISTS_DIR, tracked_list
+from curator.selection.sources.params import LIST_SELECTOR, LISTS_DIR, strategy_reads, tracked_list
 from curator.selection.sources.select import SourceSelectionError, read_id_list, select_sources
 
 log = logging.getLogger("curator.selection.sources")
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 "source-level curation is unavailable")
         inputs = {"sources": args.sources, "scores": args.scores}
         write_selection(args.out, pd.DataFrame(columns=list(COLUMNS)),
-                        {"config": {"source_select": recorded_config(params)}, "n_selected": 0,
+                        {"config": {"source_select": recorded_config(params, strategy_reads(params.name))}, "n_selected": 0,
                          "hours_selected": 0.0, "unavailable": note,
                          "inputs": {k: {"path": v, "sha256": sha256_file(v)} for k, v in inputs.items()}})
         write_json(args.metrics, {"n_selected": 0, "hours_selected": 0.0, "unavailable": note})
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"sources": args.sources, "scores": args.scores, "pair_scores": args.pair_scores,
               "list": params.list.path if params.name == LIST_SELECTOR else None}
     meta = {
-        "config": {"source_select": recorded_config(params)},
+        "config": {"source_select": recorded_config(params, strategy_reads(params.name))},
         "inputs": {k: {"path": v, "sha256": sha256_file(v)} if v is not None else None for k, v in inputs.items()},
         "n_selected": result.metrics["n_selected"], "hours_selected": result.metrics["hours_selected"],
         "rows_per_kind": result.frame["kind"].value_counts().sort_index().to_dict(),

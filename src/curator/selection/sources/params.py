@@ -133,3 +133,15 @@ class SourceSelectParams:
         khz = [f"{e / 1000:g}k" for e in self.bandwidth_edges_hz]
         return [f"0-{khz[0]}", *(f"{a}-{b}" for a, b in zip(khz, khz[1:], strict=False)), f"{khz[-1]}+"] if khz \
             else ["all"]
+
+
+def strategy_reads(name: str) -> tuple[str, ...]:
+    """The strategy-only params (``selection.params.STRATEGY_ONLY``) a source selection by ``name`` reads, which
+    its sidecar records: the list selector its list; every other strategy its pair-level selector's
+    (``BaseSelector.reads``) and ``hardness``, which it computes whatever it ranks by (its fallback warnings are
+    in the sidecar)."""
+    if name == LIST_SELECTOR:
+        return ("list",)
+    from curator.selection.registry import SELECTORS
+
+    return (*SELECTORS.get(name).reads, "hardness")

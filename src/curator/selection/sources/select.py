@@ -342,7 +342,6 @@ def select_sources(params: SourceSelectParams, manifest: pd.DataFrame, scores: p
                "warnings": [{"code": w.code, "count": w.count, "message": w.message} for w in warnings]}
     if sel is not None:
         details["stop"] = finite_or_none(sel.fill.stop)
-        details["search"] = sel.fill.search  # how the diversity rule was searched (mode, cells, pair products)
     return SourceSelection(frame=frame, metrics=metrics, details=details, selection=sel)
 
 

@@ -12,6 +12,8 @@ from curator.selection.registry import register_selector
 
 @register_selector("coverage_only")
 class CoverageSelector(BaseSelector):
+    reads = ("coverage",)
+
     def rank(self, pool: Pool, eligible: np.ndarray) -> Ranking:
         cover = coverage_order(pool.emb, pool.slice_code, eligible, self.params.coverage, self.params.seed)
         return Ranking(utility=cover.utility(), tiebreak=cover.visit, reason=np.zeros(pool.n, dtype=np.int8),

@@ -29,6 +29,8 @@ TAIL_FLOOR = 0.5
 
 @register_selector("cvar")
 class CvarSelector(BaseSelector):
+    reads = ("alpha", "coverage")
+
     def rank(self, pool: Pool, eligible: np.ndarray) -> Ranking:
         p = self.params
         tail, var = tail_mask(pool.loss, pool.hours, pool.slice_code, eligible, p.alpha, pool.n_slices)

@@ -22,6 +22,8 @@ SPEECH_FREE_UTILITY = 0.5
 
 @register_selector("mos_threshold")
 class MosThresholdSelector(BaseSelector):
+    reads = ("mos_threshold",)
+
     def restrict(self, pool: Pool) -> np.ndarray:
         gate = self.params.mos_threshold
         assert gate.min_score is not None
