@@ -19,6 +19,10 @@ libraries choose their floating-point kernels from the CPU at run time (measured
   AVX2 kernels) change float32 matrix products and FFTs in the last bits. :func:`configure_environment`
   pins all of them to their AVX2 code path, which every CPU of the supported kind (x86_64 with AVX2 and
   FMA) has; torch work whose result is hashed runs in float64 and is rounded where it is stored.
+- faiss (the selection's k-means and exact inner-product search, float32) dispatches its distance kernels
+  at run time (NONE / AVX2 / AVX-512). The level changes which sources the source selection picks on the
+  mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured), and the committed ``source_select`` output
+  of an AVX-512 machine was not reproduced on an AVX2-only one until ``FAISS_SIMD_LEVEL`` was pinned too.
 
 Thread counts are pinned inside the process (:func:`pin_threads`): a reduction split over a different
 number of threads sums in a different order.
@@ -47,6 +51,7 @@ AVX2_PINS: Mapping[str, str] = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (torch mkldnn convolutions): no AVX-512 JIT kernels
     "DNNL_MAX_CPU_ISA": "AVX2",  # the same, older name
     "ATEN_CPU_CAPABILITY": "avx2",  # torch's vectorised ATen kernels: AVX2 build, not AVX-512
+    "FAISS_SIMD_LEVEL": "AVX2",  # faiss (dynamic-dispatch build): AVX2 distance kernels, not AVX-512
 }
 """Variables that pin a library to its AVX2 code path. Set only on CPUs that have AVX2 and FMA: on older
 ones OpenBLAS would crash on Haswell kernels, so those machines keep the libraries' own choice."""

@@ -33,7 +33,7 @@ TINY = ["dataset.mini.n_train=12", "dataset.mini.n_dev=3", "dataset.mini.n_test=
 PROBE = ["probe.steps=10", "probe.batch_size=4", "probe.crop_sec=0.5"]
 SCRUBBED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
             "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
-            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "FAISS_SIMD_LEVEL")
 
 
 def _threads(n: int) -> dict[str, str]:
@@ -89,3 +89,21 @@ def test_data_stages_identical_under_other_threads_workers_and_kernels(tmp_path:
                            f"first: {differing[0]} (run benchmarks/perturb_machine.py to find the variable)")
     ext = Path("data/external/mini/checksums.sha256")
     assert (a / ext).read_bytes() == (b / ext).read_bytes()
+
+
+@pytest.mark.skipif(not REQUIRED_FLAGS <= cpu_flags(), reason="the AVX2 pins apply to x86_64 CPUs with AVX2 and FMA")
+def test_faiss_runs_its_avx2_kernels_once_the_environment_is_pinned() -> None:
+    """faiss's dynamic-dispatch build picks NONE, AVX2 or AVX-512 distance kernels at load time, and the level
+    changes which sources the source selection picks on the mini data: an AVX-512 machine's committed
+    ``source_select`` output was not reproduced on an AVX2-only one. The selection entry points call
+    ``configure_environment`` before faiss loads; faiss must then report AVX2, whatever the CPU offers."""
+    code = ("from curator.determinism import configure_environment; configure_environment(threads=None); "
+            "import faiss; print(faiss.SIMDConfig.get_level_name())")
+    env = {k: v for k, v in os.environ.items() if k not in (*SCRUBBED, "FAISS_SIMD_LEVEL")}
+    env["PYTHONPATH"] = str(REPO / "src")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "AVX2"
+    unpinned = subprocess.run([sys.executable, "-c", code.replace("configure_environment(threads=None); ", "")],
+                              env={**env, "FAISS_SIMD_LEVEL": "NONE"}, capture_output=True, text=True, timeout=120)
+    assert unpinned.stdout.strip() == "NONE"  # the variable is what faiss reads (a user's own choice still wins)
