@@ -21,8 +21,9 @@ libraries choose their floating-point kernels from the CPU at run time (measured
   FMA) has; torch work whose result is hashed runs in float64 and is rounded where it is stored.
 - faiss (the selection's k-means and exact inner-product search, float32) dispatches its distance kernels
   at run time (NONE / AVX2 / AVX-512). The level changes which sources the source selection picks on the
-  mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured), and the committed ``source_select`` output
-  of an AVX-512 machine was not reproduced on an AVX2-only one until ``FAISS_SIMD_LEVEL`` was pinned too.
+  mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured); a ``source_select`` output committed from
+  an earlier machine did not reproduce on an AVX2-only AMD EPYC, every other data stage did. An AVX-512 CPU
+  runs faiss's AVX-512 kernels unless ``FAISS_SIMD_LEVEL`` is pinned, as it now is.
 
 Thread counts are pinned inside the process (:func:`pin_threads`): a reduction split over a different
 number of threads sums in a different order.
