@@ -9,8 +9,12 @@ The expected hashes come from ``git show <rev>:dvc.lock`` (stages.<name>.outs[].
 computed from the workspace files the way DVC computes them (file md5; a directory's md5 is that of its
 sorted ``[{"md5", "relpath"}]`` JSON listing, suffixed ``.dir``), so a ``dvc repro`` that rewrote the
 working dvc.lock cannot hide a difference. For a directory that differs, the expected listing is read from
-the DVC cache (``.dvc/cache/files/md5/xx/yyyy.dir`` or the older ``.dvc/cache/xx/yyyy.dir``) and the first
-differing file is named. Metrics files declared ``cache: false`` (timings, not data) are skipped unless
+the DVC cache (``.dvc/cache/files/md5/xx/yyyy.dir`` or the older ``.dvc/cache/xx/yyyy.dir``) or, on a fresh
+clone whose cache never held it (CI), from ``benchmarks/lock_listings.json`` at the same revision, and the
+first differing file is named. That file keeps the listing of every directory output of the data stages,
+keyed by its hash, so an entry is only ever used for the hash it belongs to; after a ``dvc repro`` that
+changed them, refresh it with ``python benchmarks/check_lock.py --write-listings`` and commit it with the lock
+(``tests/test_lock_listings.py`` fails while one is missing). Metrics files declared ``cache: false`` (timings, not data) are skipped unless
 ``--include-metrics``. Exit status: 0 all equal, 1 a difference, 2 the check itself could not run.
 """
 
@@ -24,6 +28,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,8 @@ DIR_SUFFIX = ".dir"
 CHUNK = 1 << 20
 ALWAYS_IGNORED = (".gitignore", ".dvcignore")
 """Names DVC leaves out of a directory's listing."""
+LISTINGS = "benchmarks/lock_listings.json"
+"""Committed listings of the data stages' directory outputs, ``{dir md5: [{"md5", "relpath"}, ...]}``."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,43 @@ def cached_listing(root: Path, md5: str) -> list[dict[str, str]] | None:
     return None
 
 
+def data_dir_outputs(lock: dict[str, Any], stages: Sequence[str] = DATA_STAGES) -> dict[str, str]:
+    """``{dir md5: path}`` of the directory outputs of ``stages`` in a parsed dvc.lock."""
+    outs = {}
+    for stage in stages:
+        for out in (lock.get("stages", {}).get(stage) or {}).get("outs", []):
+            if str(out.get("md5", "")).endswith(DIR_SUFFIX):
+                outs[out["md5"]] = out["path"]
+    return outs
+
+
+def committed_listings(root: Path, rev: str) -> dict[str, list[dict[str, str]]]:
+    """:data:`LISTINGS` at ``rev`` ({} where the revision has none)."""
+    res = subprocess.run(["git", "show", f"{rev}:{LISTINGS}"], cwd=root, capture_output=True, text=True)
+    return json.loads(res.stdout) if res.returncode == 0 else {}
+
+
+def write_listings(root: Path, lock_path: Path) -> tuple[int, list[str]]:
+    """Write :data:`LISTINGS` for the data stages' directory outputs of the working ``lock_path``, each from the
+    DVC cache or, where the cache lacks it, from the workspace when that still hashes to the locked value.
+    Returns how many were written and the paths no listing could be found for."""
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    patterns = dvcignore_patterns(root)
+    listings, missing = {}, []
+    for md5, rel in sorted(data_dir_outputs(lock).items(), key=lambda kv: kv[1]):
+        entries = cached_listing(root, md5)
+        if entries is None and (root / rel).is_dir():
+            here = dir_listing(root, root / rel, patterns)
+            entries = here if listing_md5(here) == md5 else None
+        if entries is None:
+            missing.append(rel)
+        else:
+            listings[md5] = [{"md5": e["md5"], "relpath": e["relpath"]} for e in entries]
+    text = json.dumps(listings, indent=0, sort_keys=True) + "\n"
+    (root / LISTINGS).write_text(text, encoding="utf-8")
+    return len(listings), missing
+
+
 def first_difference(expected: list[dict[str, str]], actual: list[dict[str, str]]) -> str:
     exp = {e["relpath"]: e["md5"] for e in expected}
     act = {e["relpath"]: e["md5"] for e in actual}
@@ -155,8 +199,10 @@ def uncached_outputs(root: Path) -> set[str]:
     return out
 
 
-def check(root: Path, lock: dict[str, Any], stages: list[str], include_metrics: bool) -> list[Mismatch]:
+def check(root: Path, lock: dict[str, Any], stages: list[str], include_metrics: bool,
+          listings: dict[str, list[dict[str, str]]] | None = None) -> list[Mismatch]:
     patterns = dvcignore_patterns(root)
+    listings = listings or {}
     skip = set() if include_metrics else uncached_outputs(root)
     problems = []
     for stage in stages:
@@ -176,10 +222,10 @@ def check(root: Path, lock: dict[str, Any], stages: list[str], include_metrics: 
                 listing = dir_listing(root, path, patterns) if path.is_dir() else []
                 actual = listing_md5(listing)
                 if actual != expected:
-                    committed = cached_listing(root, expected)
+                    committed = cached_listing(root, expected) or listings.get(expected)
                     detail = (first_difference(committed, listing) if committed is not None else
-                              f"no {expected} listing in the DVC cache to name the file (dvc pull it, or build "
-                              f"the committed revision once)")
+                              f"no {expected} listing in the DVC cache or {LISTINGS} to name the file (dvc "
+                              "pull it, or build the committed revision once)")
                     problems.append(Mismatch(stage, rel, expected, actual, detail))
             else:
                 actual = file_md5(path) if path.is_file() else None
@@ -195,11 +241,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lock", default="dvc.lock", help="lock file path inside the repository")
     ap.add_argument("--stages", default=",".join(DATA_STAGES), help="comma-separated stages to check")
     ap.add_argument("--include-metrics", action="store_true", help="also compare cache: false outputs")
+    ap.add_argument("--write-listings", action="store_true",
+                    help=f"instead of checking, write {LISTINGS} from the working dvc.lock (after a dvc repro that "
+                         "changed a data stage; commit it with the lock)")
     args = ap.parse_args(argv)
     root = args.root.resolve()
+    if args.write_listings:
+        written, missing = write_listings(root, root / args.lock)
+        print(f"wrote {written} directory listings to {LISTINGS}")
+        if missing:
+            print(f"error: no listing in the cache or workspace for {', '.join(missing)}: run dvc repro first",
+                  file=sys.stderr)
+            return 1
+        return 0
     try:
         lock = committed_lock(root, args.rev, args.lock)
-        problems = check(root, lock, [s for s in args.stages.split(",") if s], args.include_metrics)
+        problems = check(root, lock, [s for s in args.stages.split(",") if s], args.include_metrics,
+                         committed_listings(root, args.rev))
     except (OSError, yaml.YAMLError, KeyError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -102,3 +102,13 @@ def test_recorded_config_drops_only_what_it_should() -> None:
     assert {"K_hours", "seed", "slice_key", "quotas", "penalties", "quality_gate"} <= set(random_config)
     cvar_config = recorded_config(params, ("alpha", "coverage"))
     assert cvar_config["alpha"] == 0.10 and "clusters" in cvar_config["coverage"]
+
+
+def test_source_selection_records_what_its_strategy_reads() -> None:
+    from curator.selection.sources.params import SourceSelectParams, strategy_reads
+
+    assert strategy_reads("list") == ("list",)
+    assert set(strategy_reads("cvar")) == {"alpha", "coverage", "hardness"}
+    random_config = recorded_config(SourceSelectParams(name="random", K_hours=1.0), strategy_reads("random"))
+    assert not {"alpha", "coverage", "mos_threshold", "list", "threads"} & set(random_config)
+    assert {"hardness", "caps", "bandwidth_edges_hz", "noise", "quality_gate"} <= set(random_config)
