@@ -163,7 +163,9 @@ def test_a_selection_sweep_retrains_only_the_lists_it_changes(pipeline: Path):
     assert "cmp_train@cvar-0.5-0" in stale, stale
     assert not stale & {"cmp_train@random-0.5-0", "cmp_train@sources_cvar-0.5-0"}, stale
     run(["git", "checkout", "params.yaml"], pipeline)
-    assert _ran(run(["dvc", "repro", "--glob", "cmp_select@*"], pipeline)) == cells
+    # back at the committed alpha, DVC restores the three cells from its run cache instead of rerunning them
+    out = run(["dvc", "repro", "--glob", "cmp_select@*"], pipeline)
+    assert _ran(out) | _restored(out) == cells, out
     assert json.loads(run(["dvc", "status", "--json"], pipeline)) == {}
 
 
@@ -184,6 +186,11 @@ def test_own_audio_folders_are_inputs_of_the_stages_that_read_them(pipeline: Pat
 
 def _ran(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+
+
+def _restored(out: str) -> set[str]:
+    """Stages DVC took from its run cache (same deps and params as a run it has seen) instead of running."""
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Stage '") and "is cached" in line}
 
 
 def test_curation_level_sources_with_one_param(pipeline: Path):

@@ -335,7 +335,13 @@ class _RNNBlock(nn.Module):
             y = self._norm(y, 2)
             if cond is not None:  # (B, 1, 1, C) -> one row per sequence
                 y = y + cond.reshape(b, 1, c).repeat_interleave(n if self.along == "time" else t, dim=0)
-        y, _ = self.rnn(y)
+        if y.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN has no bf16 LSTM primitive on CPUs without AVX-512 ("could not create a primitive descriptor"
+            # on an AVX2-only AMD EPYC): under CPU autocast the BLSTM runs in float32 on every CPU alike
+            with torch.autocast("cpu", enabled=False):
+                y, _ = self.rnn(y.float())
+        else:
+            y, _ = self.rnn(y)
         y = self.proj(y)
         if self.along == "time":
             return z + y.reshape(b, n, t, c).transpose(1, 2)
