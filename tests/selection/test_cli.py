@@ -14,8 +14,7 @@ from curator.contract.scores import write_table
 from curator.selection.cli import main
 from curator.selection.synthetic import SyntheticSpec, synthetic_scores
 
-TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-"""The tests' own params (see tests/params.yaml), never the working copy's."""
+from .conftest import TEST_PARAMS, stage_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,14 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scores file, its ground truth and the repository's params with a budget that fits the table."""
-    root = tmp_path_factory.mktemp("select_stage")
-    table, truth = synthetic_scores(SyntheticSpec(n=500, dim=16, seed=2, rows_per_source=40))
-    write_table(table, root / "scores.parquet")
-    truth.to_csv(root / "truth.csv", index=False)
-    params = yaml.safe_load((TEST_PARAMS).read_text())
-    params["select"]["K_hours"] = 0.3
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return root
+    return stage_folder(tmp_path_factory.mktemp("select_stage"),
+                        SyntheticSpec(n=500, dim=16, seed=2, rows_per_source=40), K_hours=0.3)
 
 
 def run(stage: Path, out: str, *extra: str) -> tuple[int, Path]:

@@ -13,15 +13,13 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from curator.contract.scores import write_table
 from curator.selection.cli import main
 from curator.selection.params import STRATEGY_ONLY, recorded_config
 from curator.selection.registry import SELECTORS
-from curator.selection.synthetic import SyntheticSpec, synthetic_scores
+from curator.selection.synthetic import SyntheticSpec
 
-TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+from .conftest import stage_folder
 
 STRATEGY_KNOBS = {"alpha": ("select.alpha=0.37",), "coverage": ("select.coverage.clusters=3",),
                   "mos_threshold": ("select.mos_threshold.min_score=0.5",)}
@@ -36,15 +34,9 @@ NEUTRAL_KNOBS = {
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("recorded_config")
-    table, truth = synthetic_scores(SyntheticSpec(n=600, dim=16, seed=5, rows_per_source=30))
-    write_table(table, root / "scores.parquet")
-    truth.to_csv(root / "truth.csv", index=False)
-    params = yaml.safe_load(TEST_PARAMS.read_text())
-    params["select"]["K_hours"] = 0.3
-    params["select"]["coverage"].update(clusters=16, min_cluster_size=4)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return root
+    return stage_folder(tmp_path_factory.mktemp("recorded_config"),
+                        SyntheticSpec(n=600, dim=16, seed=5, rows_per_source=30), K_hours=0.3,
+                        coverage={"clusters": 16, "min_cluster_size": 4})
 
 
 def select(stage: Path, out: str, *overrides: str) -> Path:
