@@ -20,8 +20,9 @@ libraries choose their floating-point kernels from the CPU at run time (measured
   pins all of them to their AVX2 code path, which every CPU of the supported kind (x86_64 with AVX2 and
   FMA) has; torch work whose result is hashed runs in float64 and is rounded where it is stored.
 - faiss (the selection's k-means and exact inner-product search, float32) dispatches its distance kernels
-  at run time (NONE / AVX2 / AVX-512). The level changes which sources the source selection picks on the
-  mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured); a ``source_select`` output committed from
+  at run time (NONE / AVX2 / AVX-512). The level changes the order in which the selections' coverage rounds
+  pick rows on the mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured: the same rows, 2 of 88 lines
+  of the pair-level list and 8 of 112 of the source selection moved, so other bytes); a ``source_select`` output committed from
   an earlier machine did not reproduce on an AVX2-only AMD EPYC, every other data stage did. An AVX-512 CPU
   runs faiss's AVX-512 kernels unless ``FAISS_SIMD_LEVEL`` is pinned, as it now is.
 

@@ -94,7 +94,7 @@ def test_data_stages_identical_under_other_threads_workers_and_kernels(tmp_path:
 @pytest.mark.skipif(not REQUIRED_FLAGS <= cpu_flags(), reason="the AVX2 pins apply to x86_64 CPUs with AVX2 and FMA")
 def test_faiss_runs_its_avx2_kernels_once_the_environment_is_pinned() -> None:
     """faiss's dynamic-dispatch build picks NONE, AVX2 or AVX-512 distance kernels at load time, and the level
-    changes which sources the source selection picks on the mini data (a committed ``source_select`` output
+    changes the order in which the selections pick rows on the mini data, so their bytes (a committed ``source_select`` output
     did not reproduce on another CPU). The selection entry points call
     ``configure_environment`` before faiss loads; faiss must then report AVX2, whatever the CPU offers."""
     code = ("from curator.determinism import configure_environment; configure_environment(threads=None); "
