@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -93,7 +94,9 @@ def deep_update(base: dict, extra: dict) -> dict:
     return base
 
 
+@lru_cache(maxsize=1)
 def dvc_stages() -> dict[str, dict]:
+    """The repository's ``dvc.yaml`` stages, read once."""
     return yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
 
 
