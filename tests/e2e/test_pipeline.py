@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny_params.yaml")
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 HASHED_STAGES = ("prepare", "manifest", "probe", "score", "select")
 TRACE_DIR = "params_trace"
 """Where each stage process of the first repro writes the params keys it read and the modules it loaded."""
@@ -193,36 +192,16 @@ def _restored(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Stage '") and "is cached" in line}
 
 
-def test_curation_level_sources_with_one_param(pipeline: Path):
-    """`curation.level: sources` trains on pairs simulated from the selected sources: one param changes, and only
-    train and eval rerun; then a source-selection knob reruns exactly selection, simulation, training and eval."""
-    params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params["curation"]["level"] = "sources"
-    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(json.loads(run(["dvc", "status", "--json"], pipeline))) == {"train"}  # eval follows its checkpoint
-    assert _ran(run(["dvc", "repro"], pipeline)) == {"train", "eval"}
-    exp = params["train"]["exp_name"]
-    frozen = yaml.safe_load((pipeline / f"models/{exp}/config.yaml").read_text())
-    assert "curated/sources/curated_train.csv" in json.dumps(frozen)
-    simulated = (pipeline / "data/curated/sources/train.jsonl").read_text().splitlines()
-    selected = set(pd.read_csv(pipeline / "data/curated/source_selection/selected_sources.csv")["source_id"])
-    assert simulated and all(json.loads(r)["speech_uid"] in selected for r in simulated if json.loads(r)["speech_uid"])
-    params["source_select"]["K_hours"] = params["source_select"]["K_hours"] / 2
-    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ran = _ran(run(["dvc", "repro", "eval"], pipeline))
-    assert ran == {"source_select", "source_simulate", "train", "eval"}, ran
-    run(["git", "checkout", "params.yaml"], pipeline)
-    run(["dvc", "repro"], pipeline)  # back to the committed pair-level state for the tests that follow
-
-
 def test_exp_run_changes_selection_metrics(pipeline: Path):
+    """`dvc exp run -S` then `dvc metrics diff`, and two experiments compared with paired intervals. The runs
+    stop at the stage each check reads (select, then eval): which stages a param change reruns downstream is
+    the business of the staleness tests above. Leaves the copy at the `rand` experiment (see the next test)."""
     run(["git", "add", "-A"], pipeline)
     run(["git", "commit", "-qm", "baseline run"], pipeline)
-    run(["dvc", "exp", "run", "-S", "select.alpha=0.05"], pipeline)
+    run(["dvc", "exp", "run", "-S", "select.alpha=0.05", "select"], pipeline)
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], pipeline))
-    assert any(k.startswith("metrics/select.json") for k in diff), diff
     assert "metrics/select.json" in diff and diff["metrics/select.json"], diff
-    run(["dvc", "exp", "run", "-n", "rand", "-S", "select.name=random"], pipeline)
+    run(["dvc", "exp", "run", "-n", "rand", "-S", "select.name=random", "eval"], pipeline)
     shown = run(["dvc", "exp", "show", "--json"], pipeline)
     assert "random" in shown
     # the paired comparison of two experiments of the pipeline: the committed run (HEAD) against `rand`
@@ -275,3 +254,33 @@ def test_stages_list_every_param_and_module_they_read(pipeline: Path):
             problems.append(f"stage {stage} loads modules its dvc.yaml deps do not cover: {uncovered}")
     assert not problems, "\n".join(problems)
     assert seen == set(stages), f"no trace from stage(s) {sorted(set(stages) - seen)}"
+
+
+def test_curation_level_sources_with_one_param(pipeline: Path):
+    """`curation.level: sources` trains on pairs simulated from the selected sources: one param changes, and only
+    train reruns (eval follows its checkpoint); then a source-selection knob reruns exactly selection and
+    simulation, after which training is stale. Last in the file: it starts from the committed baseline run
+    (the experiments above leave the workspace at theirs) and leaves the copy at the sources level."""
+    run(["git", "checkout", "--", "."], pipeline)
+    run(["dvc", "checkout", "--force"], pipeline)
+    assert json.loads(run(["dvc", "status", "--json"], pipeline)) == {}
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    params["curation"]["level"] = "sources"
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert set(json.loads(run(["dvc", "status", "--json"], pipeline))) == {"train"}
+    assert _ran(run(["dvc", "repro", "train"], pipeline)) == {"train"}
+    assert set(json.loads(run(["dvc", "status", "--json"], pipeline))) == {"eval"}
+    exp = params["train"]["exp_name"]
+    frozen = yaml.safe_load((pipeline / f"models/{exp}/config.yaml").read_text())
+    assert "curated/sources/curated_train.csv" in json.dumps(frozen)
+    simulated = (pipeline / "data/curated/sources/train.jsonl").read_text().splitlines()
+    selected = set(pd.read_csv(pipeline / "data/curated/source_selection/selected_sources.csv")["source_id"])
+    assert simulated and all(json.loads(r)["speech_uid"] in selected for r in simulated if json.loads(r)["speech_uid"])
+    params["source_select"]["K_hours"] = params["source_select"]["K_hours"] / 2
+    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = _ran(run(["dvc", "repro", "source_simulate"], pipeline))
+    assert ran == {"source_select", "source_simulate"}, ran
+    stale = set(json.loads(run(["dvc", "status", "--json"], pipeline)))
+    # the matrix's selection cells list the source_select section too (a source-level cell reads it): they rerun,
+    # and a cell whose list does not move retrains nothing (test_a_selection_sweep_retrains_only_the_lists_it_changes)
+    assert {s for s in stale if not s.startswith("cmp_select@")} == {"train", "eval"}, stale

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from train_helpers import build_corpus, tiny_params
 
 from curator.training.cli import main as train_main
 from curator.training.resume import RESUME_DIRNAME, STATE
@@ -70,18 +71,30 @@ def _kill_at(params: Path, corpus: dict[str, Path], run_dir: Path, step: int) ->
     (run_dir / "models" / EXP / "best.ckpt").unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("kills", [(EVERY,), (2 * EVERY,), (EVERY, 2 * EVERY)],
-                         ids=["mid_epoch", "epoch_boundary", "twice"])
-def test_killed_run_resumes_to_the_same_weights(corpus: dict[str, Path], tmp_path: Path, kills: tuple[int, ...]) -> None:
-    """Killed at a snapshot in mid-epoch, at one that ends an epoch (step 12 = 3 epochs of 4 batches), and twice
-    (the second snapshot written by a resumed run): the same weights and the same curves, epoch column included."""
-    params = _params(corpus, tmp_path)
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path, Path]:
+    """One corpus, its resume params and the run that was never killed, shared by the kill cases (each kills
+    its own run in its own folder; the corpus is only read)."""
+    root = tmp_path_factory.mktemp("resume")
+    corpus = build_corpus(root / "corpus")
+    corpus["params"] = tiny_params(root, corpus)
+    params = _params(corpus, root)
+    whole = root / "whole"
     whole.mkdir()
-    killed.mkdir()
     subprocess.run(_cmd(params, corpus), cwd=whole, env=_env(), check=True, capture_output=True)
     assert not (whole / "models" / EXP / RESUME_DIRNAME).exists()  # a finished run leaves no resume state
+    return corpus, params, whole
 
+
+@pytest.mark.parametrize("kills", [(EVERY,), (2 * EVERY,), (EVERY, 2 * EVERY)],
+                         ids=["mid_epoch", "epoch_boundary", "twice"])
+def test_killed_run_resumes_to_the_same_weights(uninterrupted: tuple[dict[str, Path], Path, Path], tmp_path: Path,
+                                                kills: tuple[int, ...]) -> None:
+    """Killed at a snapshot in mid-epoch, at one that ends an epoch (step 12 = 3 epochs of 4 batches), and twice
+    (the second snapshot written by a resumed run): the same weights and the same curves, epoch column included."""
+    corpus, params, whole = uninterrupted
+    killed = tmp_path / "killed"
+    killed.mkdir()
     for step in kills:
         _kill_at(params, corpus, killed, step)
     again = subprocess.run(_cmd(params, corpus), cwd=killed, env=_env(), check=True, capture_output=True, text=True)
