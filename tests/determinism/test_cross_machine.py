@@ -3,9 +3,10 @@
 Two tiny builds run in subprocesses, one with the defaults and 2 threads/workers, the other with 1 thread,
 1 worker and every kernel-selection variable that is safe on any x86_64 CPU pointed elsewhere (numpy
 without its AVX-512 dispatch, torch's ATen at its baseline build, oneDNN at SSE4.1, MKL in compatible
-mode, OpenBLAS on Haswell kernels where the CPU has AVX2). prepare, manifest, probe and score must produce
-identical files; a failure names the first file that differs. ONNX Runtime chooses kernels by CPUID with
-no override, so its part is checked with ``qemu-x86_64 -cpu Haswell`` (see curator.determinism) instead.
+mode, OpenBLAS on Haswell kernels where the CPU has AVX2). prepare, manifest, probe, score and select must
+produce identical files (the selection also on 1 thread against 2); a failure names the first file that
+differs. ONNX Runtime chooses kernels by CPUID with no override, so its part is checked with
+``qemu-x86_64 -cpu Haswell`` (see curator.determinism) instead.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ TINY = ["dataset.mini.n_train=12", "dataset.mini.n_dev=3", "dataset.mini.n_test=
         "dataset.mini.imperfect_fraction=0.5"]
 """Every kind of source (speech of several rates, each defect, noises, RIRs, speech-free) in seconds."""
 PROBE = ["probe.steps=10", "probe.batch_size=4", "probe.crop_sec=0.5"]
+SELECT = ["select.K_hours=0.005"]
+"""About half of the tiny pool's 0.0104 h (12 rows, 8 past the quality gate): ranking and coverage rounds decide."""
 SCRUBBED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
             "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
             "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "FAISS_SIMD_LEVEL")
@@ -63,6 +66,10 @@ def _run(cwd: Path, env_extra: dict[str, str], workers: int) -> None:
         [sys.executable, "-m", "curator.scoring", "--config", str(PARAMS), f"data.manifest={MANIFEST}",
          "--out", "data/scores/train_scores.parquet", "score.num_workers=" + str(workers),
          "score.options.dnsmos.max_windows=1"],
+        [sys.executable, "-m", "curator.selection", "--config", str(PARAMS), "--quotas", str(PARAMS),
+         "--scores", "data/scores/train_scores.parquet", "--truth", "data/external/mini/reference_truth.csv",
+         "--out", "data/curated/pairs/curated_train.csv", "--metrics", "metrics/select.json",
+         "--plots-dir", "metrics/plots/select", *SELECT, f"select.threads={workers}"],
     ]
     for cmd in commands:
         res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
