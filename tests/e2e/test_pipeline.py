@@ -195,7 +195,8 @@ def _restored(out: str) -> set[str]:
 def test_exp_run_changes_selection_metrics(pipeline: Path):
     """`dvc exp run -S` then `dvc metrics diff`, and two experiments compared with paired intervals. The runs
     stop at the stage each check reads (select, then eval): which stages a param change reruns downstream is
-    the business of the staleness tests above. Leaves the copy at the `rand` experiment (see the next test)."""
+    the business of the staleness tests above. Leaves the copy at the `rand` experiment
+    (the last test of the file starts by going back to the baseline run)."""
     run(["git", "add", "-A"], pipeline)
     run(["git", "commit", "-qm", "baseline run"], pipeline)
     run(["dvc", "exp", "run", "-S", "select.alpha=0.05", "select"], pipeline)

@@ -13,7 +13,6 @@ import yaml
 TEST_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 """The tests' own params (see tests/params.yaml), never the working copy's."""
 
-REPO = Path(__file__).resolve().parents[2]
 SPLITS = {"train": 8, "dev": 4, "test": 4}
 RATES = (8000, 16000)
 SECONDS = 1.0
