@@ -33,9 +33,8 @@ def test_every_command_is_listed_and_reaches_its_cli(capsys):
     assert {"probe", "sources", "source_score", "source_select", "source_simulate", "efficacy"} <= set(cli.COMMANDS)
 
 
-ENTRY_PACKAGES = {"datasets": "datasets", "prepare": "datasets", "manifest": "datasets", "sources": "datasets",
-                  "probe": "scoring/probe", "score": "scoring", "source_score": "scoring/sources",
-                  "select": "selection", "source_select": "selection/sources"}
+DATA_STAGES = {"prepare", "manifest", "probe", "score", "select", "sources", "source_score", "source_select",
+               "source_simulate"}
 
 
 def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root, monkeypatch, capsys):
@@ -43,26 +42,32 @@ def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root,
     the numeric environment the same way before numpy loads (found by a kill-half-way trial: `curator score`
     differed from the stage in one ESTOI value on an AVX-512 machine)."""
     import os
+    import shlex
 
-    from curator.determinism import THREAD_VARIABLES
+    from curator.determinism import ENTRY_POINTS, THREAD_VARIABLES, pinned_entry
 
-    src = repo_root / "src" / "curator"
-    pinned = {}
-    for command, package in ENTRY_PACKAGES.items():
-        m = re.search(r"^configure_environment\(threads=(\w+)\)", (src / package / "__main__.py").read_text(), re.M)
-        assert m, f"{package}/__main__.py pins nothing"
-        pinned[command] = None if m.group(1) == "None" else int(m.group(1))
-    assert cli.PINNED == pinned
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    modules = set()
+    for name, stage in stages.items():
+        argv = shlex.split(stage["cmd"])
+        modules.add(argv[2])
+        # the data stages (hashed, checked by `make check-lock`) and the matrix's selection cells are pinned
+        assert (pinned_entry(argv) is not None) == (name in DATA_STAGES or name == "cmp_select"), name
+    assert set(cli.ENTRY_MODULES.values()) == modules, "a stage command without `curator <command>`, or back"
     saved = dict(os.environ)
     try:
-        for command, threads in pinned.items():
-            for var in THREAD_VARIABLES:
-                os.environ.pop(var, None)
-            monkeypatch.setattr("sys.argv", ["curator", command, "--help"])
-            with pytest.raises(SystemExit):
-                cli.main()  # as the console script runs it: argv from the process
-            assert all(os.environ.get(v) == (None if threads is None else str(threads)) for v in THREAD_VARIABLES)
-            capsys.readouterr()
+        for command, module in cli.ENTRY_MODULES.items():
+            for sub in (["select"], ["train"]) if command == "efficacy" else ([],):
+                key = pinned_entry(["python", "-m", module, *sub])
+                for var in THREAD_VARIABLES:
+                    os.environ.pop(var, None)
+                monkeypatch.setattr("sys.argv", ["curator", command, *sub, "--help"])
+                with pytest.raises(SystemExit):
+                    cli.main()  # as the console script runs it: argv from the process
+                threads = None if key is None else ENTRY_POINTS[key]
+                expected = None if threads is None else str(threads)
+                assert all(os.environ.get(v) == expected for v in THREAD_VARIABLES), (command, sub, key)
+                capsys.readouterr()
         os.environ.pop("OMP_NUM_THREADS", None)
         with pytest.raises(SystemExit):
             cli.main(["score", "--help"])  # called from a running program: no process-wide pins

@@ -30,14 +30,16 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "summary": ("curator.summary", []),
 }
 
-PINNED: dict[str, int | None] = {
-    "datasets": 1, "prepare": 1, "manifest": 1, "sources": 1, "probe": 1, "score": 1, "source_score": 1,
-    "select": None, "source_select": None,
+ENTRY_MODULES: dict[str, str] = {
+    "datasets": "curator.datasets", "prepare": "curator.datasets", "manifest": "curator.datasets",
+    "sources": "curator.datasets", "probe": "curator.scoring.probe", "score": "curator.scoring",
+    "source_score": "curator.scoring.sources", "select": "curator.selection",
+    "source_select": "curator.selection.sources", "source_simulate": "curator.datasets.simulation.from_selection",
+    "train": "curator.training", "eval": "curator.evaluation", "efficacy": "curator.evaluation.efficacy",
 }
-"""Commands whose stage entry point (``python -m <package>``, what ``dvc.yaml`` runs) pins the numeric
-environment (:func:`curator.determinism.configure_environment`) -> its ``threads``: ``curator <command>`` pins
-the same before the stage's modules load, so its output bytes are the DVC stage's (a test reads the entry
-points to keep the two in step)."""
+"""The module ``dvc.yaml`` runs (``python -m <module>``) for each stage command: ``curator <command>`` pins the
+numeric environment as that process would (:func:`curator.determinism.pin_entry_point`: the data stages, and
+``efficacy select``) before the stage's modules load, so its output bytes are the DVC stage's."""
 
 USAGE = """usage: curator <command> [options]
 
@@ -75,10 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"curator: unknown command '{command}'; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, prefix = COMMANDS[command]
-    if argv is None and command in PINNED:  # a process of its own: pin before numpy, torch, onnxruntime load
-        from curator.determinism import configure_environment
+    if argv is None and command in ENTRY_MODULES:  # a process of its own: pin before numpy, torch, faiss load
+        from curator.determinism import pin_entry_point
 
-        configure_environment(threads=PINNED[command])
+        pin_entry_point([sys.executable, "-m", ENTRY_MODULES[command], *prefix, *rest])
     return int(importlib.import_module(module).main(prefix + rest) or 0)
 
 

@@ -29,6 +29,15 @@ libraries choose their floating-point kernels from the CPU at run time (measured
 Thread counts are pinned inside the process (:func:`pin_threads`): a reduction split over a different
 number of threads sums in a different order.
 
+Where the pins are applied matters as much as what they are. ``python -m curator.selection.sources`` imports
+the packages ``curator.selection`` and ``curator.selection.sources`` before it runs their ``__main__``, and
+those load numpy, scipy and faiss: a pin set in ``__main__`` came too late for faiss, numpy and OpenBLAS, so on
+an AVX-512 CPU the selections ran faiss's AVX-512 kernels all the same, and the committed ``source_select``
+list did not reproduce there (measured on an AMD EPYC with AVX-512: the same 112 lines, 10 in another order;
+under ``qemu-x86_64 -cpu Haswell-v4`` or ``Skylake-Server-v4`` it did reproduce, because there the ISA never
+differed). The stage entry points are therefore pinned by :func:`pin_entry_point`, which ``curator/__init__``
+calls: the top-level package is the first module any ``python -m curator.<...>`` imports.
+
 This module imports no numeric library at import time, so that :func:`configure_environment` can run
 before numpy, torch or onnxruntime are loaded (their kernel choice is fixed when they load or first run).
 """
@@ -38,7 +47,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -96,6 +105,62 @@ def environment_pins() -> dict[str, str]:
     if REQUIRED_FLAGS <= cpu_flags():
         pins.update(AVX2_PINS)
     return pins
+
+
+ENTRY_POINTS: Mapping[str, int | None] = {
+    "curator.datasets": 1,  # prepare, manifest, sources
+    "curator.scoring.probe": 1,
+    "curator.scoring": 1,
+    "curator.scoring.sources": 1,  # source_score
+    "curator.selection": None,  # select: threads from select.threads
+    "curator.selection.sources": None,  # source_select
+    "curator.datasets.simulation.from_selection": 1,  # source_simulate
+    "curator.evaluation.efficacy select": None,  # the efficacy matrix's selection cells (data, hashed)
+}
+"""Data-stage entry points, as ``dvc.yaml`` runs them (``python -m <module> [subcommand]``) -> the ``threads``
+their process pins (``None``: the stage sets its own thread pools). Training and evaluation are not listed:
+they keep the libraries' own kernels (README, "Reproducibility")."""
+
+
+def entry_point(argv: Sequence[str]) -> str | None:
+    """``"<module>"`` or ``"<module> <first argument>"`` of a ``python [options] -m <module> ...`` command line
+    (``sys.orig_argv``), or ``None`` when it runs a script, ``-c`` code or nothing."""
+    args = list(argv[1:])
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-") or arg == "-" or arg.startswith("--"):
+            return None  # a script, stdin, or a long option such as --version
+        cluster = arg[1:]
+        for j, flag in enumerate(cluster):
+            rest = cluster[j + 1:]
+            if flag == "c":
+                return None
+            if flag in "XW":  # an option with a value: attached, or the next argument
+                i += 0 if rest else 1
+                break
+            if flag == "m":
+                module = rest or (args[i + 1] if i + 1 < len(args) else "")
+                tail = args[i + 1 if rest else i + 2:]
+                return f"{module} {tail[0]}" if tail and not tail[0].startswith("-") else module or None
+        i += 1
+    return None
+
+
+def pinned_entry(argv: Sequence[str]) -> str | None:
+    """The :data:`ENTRY_POINTS` key a command line runs, or ``None`` when it runs no data stage."""
+    line = entry_point(argv)
+    if line is None:
+        return None
+    key = line if line in ENTRY_POINTS else line.split(" ", 1)[0]
+    return key if key in ENTRY_POINTS else None
+
+
+def pin_entry_point(argv: Sequence[str] | None = None) -> dict[str, str]:
+    """Pin the environment now when this process runs one of :data:`ENTRY_POINTS` (``curator/__init__`` calls
+    it, before any subpackage loads numpy, faiss or torch). Returns the variables it set."""
+    key = pinned_entry(getattr(sys, "orig_argv", ()) if argv is None else argv)
+    return {} if key is None else configure_environment(threads=ENTRY_POINTS[key])
 
 
 def configure_environment(threads: int | None = 1, environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -114,3 +114,76 @@ def test_faiss_runs_its_avx2_kernels_once_the_environment_is_pinned() -> None:
     unpinned = subprocess.run([sys.executable, "-c", code.replace("configure_environment(threads=None); ", "")],
                               env={**env, "FAISS_SIMD_LEVEL": "NONE"}, capture_output=True, text=True, timeout=120)
     assert unpinned.stdout.strip() == "NONE"  # the variable is what faiss reads (a user's own choice still wins)
+
+
+PROBE_SITECUSTOMIZE = '''
+import json, os, sys
+WATCHED = ("numpy", "scipy", "faiss", "torch", "onnxruntime", "pandas")
+VARIABLES = %r
+seen = {}
+class _Probe:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        sub = top == "curator" and name.count(".") == 1 and name != "curator.determinism"  # that one pins
+        if (top in WATCHED or sub) and name not in seen:
+            seen[name] = {k: os.environ.get(k) for k in VARIABLES}
+            with open(os.environ["PIN_PROBE_OUT"], "w") as f:
+                json.dump(seen, f)
+        return None
+sys.meta_path.insert(0, _Probe())
+'''
+"""Records the pin variables at the moment each numeric library, and each ``curator.<subpackage>``, is first
+imported (a ``sitecustomize`` on ``PYTHONPATH`` runs before the command's first import)."""
+
+
+def _imports_seen(tmp_path: Path, argv: list[str]) -> dict[str, dict[str, str | None]]:
+    import json
+
+    from curator.determinism import environment_pins
+
+    site = tmp_path / f"site_{len(list(tmp_path.iterdir()))}"
+    site.mkdir()
+    variables = sorted({*environment_pins(), *SCRUBBED})
+    (site / "sitecustomize.py").write_text(PROBE_SITECUSTOMIZE % (variables,))
+    out = site / "seen.json"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env.update(PYTHONPATH=f"{site}{os.pathsep}{REPO / 'src'}", PIN_PROBE_OUT=str(out))
+    res = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, f"{argv}: {res.stderr[-2000:]}"
+    return json.loads(out.read_text()) if out.is_file() else {}
+
+
+def test_every_data_stage_entry_point_is_pinned_before_its_packages_load(tmp_path: Path) -> None:
+    """``python -m curator.selection.sources`` imports ``curator.selection`` (numpy, scipy, faiss) before its
+    ``__main__`` runs, so a pin placed there came too late: faiss ran its AVX-512 kernels on an AVX-512 CPU and
+    the committed ``source_select`` list did not reproduce there. Every data-stage command of ``dvc.yaml``
+    (``--help`` loads the same packages) must have every pin in place when its first subpackage and each numeric
+    library are imported; ``python -c 'import curator.selection'`` (no stage) must not be pinned."""
+    import shlex
+
+    import yaml
+
+    from curator.determinism import ENTRY_POINTS, THREAD_VARIABLES, environment_pins, pinned_entry
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    commands = {}
+    for stage in stages.values():
+        argv = shlex.split(stage["cmd"])
+        key = pinned_entry(argv)
+        if key is not None:
+            commands[key] = argv[1:3] + (["select"] if key.endswith(" select") else [])
+    assert set(commands) == set(ENTRY_POINTS)
+    loaded_numeric = set()
+    for key, argv in sorted(commands.items()):
+        seen = _imports_seen(tmp_path, [*argv, "--help"])
+        threads = ENTRY_POINTS[key]
+        wanted = {**environment_pins(), **dict.fromkeys(THREAD_VARIABLES, None if threads is None else str(threads))}
+        assert any(name.startswith("curator.") for name in seen), (key, sorted(seen))
+        for name, env in seen.items():
+            wrong = {k: env.get(k) for k, v in wanted.items() if env.get(k) != v}
+            assert not wrong, f"{key}: {name} was imported before the pins: {wrong}"
+        loaded_numeric |= {name for name in seen if not name.startswith("curator.")}
+    assert {"numpy", "faiss"} <= loaded_numeric  # the selections' packages load them at import
+    unpinned = _imports_seen(tmp_path, ["-c", "import curator.selection"])
+    if environment_pins():
+        assert unpinned["faiss"]["FAISS_SIMD_LEVEL"] is None  # the probe sees an unpinned load: the check can fail

@@ -1,12 +1,9 @@
-"""Entry point of a data stage: the numeric environment is pinned before numpy, torch or onnxruntime load, so
-its output bytes are the same on every x86_64 machine (see curator.determinism)."""
+"""Entry point of a data stage. Its numeric environment is pinned by ``curator/__init__``
+(:func:`curator.determinism.pin_entry_point`) before this package or numpy, faiss, torch or onnxruntime load,
+so its output bytes are the same on every x86_64 machine (see curator.determinism)."""
 
 import sys
 
-from curator.determinism import configure_environment
-
-configure_environment(threads=1)
-
-from curator.scoring.cli import main  # noqa: E402  (after the environment is pinned)
+from curator.scoring.cli import main
 
 sys.exit(main())

@@ -1,15 +1,12 @@
-"""Entry point of a data stage: the numeric environment is pinned before numpy, torch or onnxruntime load, so
-its output bytes are the same on every x86_64 machine (see curator.determinism)."""
+"""Entry point of a data stage. Its numeric environment is pinned by ``curator/__init__``
+(:func:`curator.determinism.pin_entry_point`) before this package or numpy, faiss, torch or onnxruntime load,
+so its output bytes are the same on every x86_64 machine (see curator.determinism)."""
 
 import atexit
 import os
 import sys
 
-from curator.determinism import configure_environment
-
-configure_environment(threads=None)
-
-from curator.selection.cli import main  # noqa: E402  (after the environment is pinned)
+from curator.selection.cli import main
 
 code = main()
 # Every output is written, closed and renamed into place by now: run the exit handlers (logging's flush among
