@@ -69,6 +69,12 @@ VARIANTS: dict[str, tuple[dict[str, str], dict[str, object]]] = {
     "onednn_avx2_mkl_cbwr": ({"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}, {}),
     "faiss_none": ({"FAISS_SIMD_LEVEL": "NONE"}, {}),
     "faiss_avx512": ({"FAISS_SIMD_LEVEL": "AVX512"}, {}),
+    # the library's own choice on an AVX-512 CPU, one library at a time ("native" below: all of them at once)
+    "numpy_avx512": ({"NPY_DISABLE_CPU_FEATURES": ""}, {}),
+    "aten_avx512": ({"ATEN_CPU_CAPABILITY": "avx512"}, {}),
+    "onednn_all": ({"ONEDNN_MAX_CPU_ISA": "ALL", "DNNL_MAX_CPU_ISA": "ALL"}, {}),
+    "mkl_auto": ({"MKL_CBWR": "AUTO", "MKL_ENABLE_INSTRUCTIONS": "AVX512"}, {}),
+    "native": ({}, {}),  # environment filled in at run time by native_environment()
     "threads_1": ({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, {}),
     "threads_2": ({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}, {}),
     "workers_1": ({}, {"dataset": {"num_workers": 1}}),
@@ -81,6 +87,12 @@ VARIANTS: dict[str, tuple[dict[str, str], dict[str, object]]] = {
 """Perturbations this machine can apply to itself. ONNX Runtime picks kernels by CPUID with no override;
 emulate another ISA with ``qemu-x86_64 -cpu Haswell`` instead (see tests/determinism)."""
 
+NATIVE_PROBE = """
+import json, faiss, torch
+print(json.dumps({"aten": torch.backends.cpu.get_cpu_capability(), "faiss": faiss.SIMDConfig.get_level_name()}))
+"""
+"""Asks torch and faiss, loaded with none of the pins, which kernels they picked on this CPU."""
+
 STAGES = DATA_STAGES
 SCRUB = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NPY_DISABLE_CPU_FEATURES", "NPY_ENABLE_CPU_FEATURES",
          "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
@@ -92,6 +104,28 @@ def deep_update(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         base[k] = deep_update(dict(base.get(k, {})), v) if isinstance(v, dict) else v
     return base
+
+
+@lru_cache(maxsize=1)
+def native_environment() -> dict[str, str]:
+    """What this machine runs with no pins, written as the variables that select it: the ``native`` variant.
+
+    Its difference from the reference (the stages' own AVX2 pins) is what ``curator.determinism`` takes away
+    on this CPU; on an AVX2-only CPU the two coincide but for numpy's and MKL's caps, which then select nothing.
+    OpenBLAS is the exception: its native choice is "variable unset", which the stages turn into their Haswell
+    pin, and each copy picks its own core when unset (on an AMD EPYC with AVX-512: numpy's SkylakeX, faiss's
+    older bundled one Barcelona), so no one value is native; the ``openblas_*`` variants cover it.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in SCRUB}
+    res = subprocess.run([PY, "-c", NATIVE_PROBE], env=env, capture_output=True, text=True, check=True)
+    found = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"NPY_DISABLE_CPU_FEATURES": "", "ATEN_CPU_CAPABILITY": found["aten"].lower(),
+            "ONEDNN_MAX_CPU_ISA": "ALL", "DNNL_MAX_CPU_ISA": "ALL", "MKL_CBWR": "AUTO",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX512", "FAISS_SIMD_LEVEL": found["faiss"]}
+
+
+def variant_environment(name: str) -> dict[str, str]:
+    return native_environment() if name == "native" else VARIANTS[name][0]
 
 
 @lru_cache(maxsize=1)
@@ -142,7 +176,7 @@ def run_variant(work: Path, name: str, stages: list[str], src: Path, profile: di
                 inputs: Path | None = None) -> dict[str, float]:
     """Run ``stages`` of one variant in ``work/name``; with ``inputs``, start from a copy of that run folder
     (the earlier stages' outputs) less the outputs of ``stages``."""
-    env_extra, overrides = VARIANTS[name]
+    env_extra, overrides = variant_environment(name), VARIANTS[name][1]
     run = work / name
     shutil.rmtree(run, ignore_errors=True)
     params = yaml.safe_load((src.parent / "params.yaml").read_text())
@@ -256,6 +290,8 @@ def main() -> int:
         else:
             report[name] = {"seconds": times} if first else \
                 {"seconds": times, **compare(args.work, names[0], name, run_stages, args.show)}
+            if name == "native":
+                report[name]["environment"] = native_environment()
         print(json.dumps({name: report[name]}), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=1))
     return 0
