@@ -31,3 +31,47 @@ def test_ray_table_equals_local_table(corpus, tmp_path: Path):
     write_table(local.table, tmp_path / "local.parquet", local.settings)
     write_table(remote.table, tmp_path / "ray.parquet", remote.settings)
     assert sha256_file(tmp_path / "local.parquet") == sha256_file(tmp_path / "ray.parquet")
+
+
+def test_ray_actors_get_the_drivers_pins_on_a_cluster_started_without_them(monkeypatch):
+    """A running cluster's workers are started by their node, not by the pinned score stage: the executor hands
+    the driver's pins and thread counts to its actors through a ``runtime_env`` (``run_ray`` passes it to
+    ``map_batches``), so they load numpy, OpenBLAS and torch with the stage's kernels."""
+    import ast
+
+    ray = pytest.importorskip("ray")
+    from curator.determinism import AVX2_PINS, THREAD_VARIABLES
+    from curator.scoring.executors import ray as executor
+
+    class _EnvProbe:  # defined here: cloudpickle ships it by value to the workers
+        """A Ray Data actor that reports the pin variables its process started with."""
+
+        def __call__(self, batch):
+            import os
+
+            import numpy as np
+
+            from curator.determinism import AVX2_PINS, THREAD_VARIABLES
+
+            names = sorted({"NPY_DISABLE_CPU_FEATURES", *AVX2_PINS, *THREAD_VARIABLES})
+            return {"env": np.array([repr({k: os.environ.get(k) for k in names})] * len(batch["i"]), dtype=object)}
+
+    names = ("NPY_DISABLE_CPU_FEATURES", *AVX2_PINS, *THREAD_VARIABLES)
+    for k in names:
+        monkeypatch.delenv(k, raising=False)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # its workers inherit no pin
+    try:
+        pins = {"FAISS_SIMD_LEVEL": "AVX2", "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2"}
+        for k, v in pins.items():
+            monkeypatch.setenv(k, v)  # the driver pins after the cluster started, as a stage joining one does
+        assert executor.pinned_runtime_env() == {"env_vars": pins}
+        ds = ray.data.from_items([{"i": 0}])
+        bare = ast.literal_eval(ds.map_batches(_EnvProbe, batch_size=1, concurrency=1).take_all()[0]["env"])
+        assert bare["FAISS_SIMD_LEVEL"] is None  # without the runtime_env the actor would run unpinned
+        env = ast.literal_eval(ds.map_batches(_EnvProbe, batch_size=1, concurrency=1,
+                                              runtime_env=executor.pinned_runtime_env()).take_all()[0]["env"])
+        assert {k: env[k] for k in pins} == pins
+    finally:
+        ray.shutdown()
+    source = Path(executor.__file__).read_text()
+    assert "runtime_env=pinned_runtime_env()" in source  # run_ray hands it to its actors

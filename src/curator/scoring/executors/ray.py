@@ -5,6 +5,10 @@ GPUs) and returns every scored shard as Arrow IPC bytes; the driver commits shar
 folder needs no storage shared between nodes. ``score.ray_address`` joins a running cluster; null starts a
 local one sized to the workers (or joins ``RAY_ADDRESS`` when that is set) and stops it afterwards. Worker
 nodes need the curator package installed (or shipped with a ``runtime_env``).
+
+The actors get the driver's numeric pins (:func:`pinned_runtime_env`): a worker of a running cluster was
+started by its own node, not by the pinned score stage, and would otherwise load numpy, OpenBLAS and torch with
+its CPU's own kernels (see curator.determinism).
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ class _ShardActor:
                 "summary": np.array(summaries, dtype=object)}
 
 
+def pinned_runtime_env() -> dict[str, Any]:
+    """A Ray ``runtime_env`` that sets, in each actor's process before it starts, the numeric pins and thread
+    counts this (pinned) process has: what ``curator.determinism.configure_environment`` would set there."""
+    from curator.determinism import ANY_X86_PINS, AVX2_PINS, THREAD_VARIABLES
+
+    names = (*ANY_X86_PINS, *AVX2_PINS, *THREAD_VARIABLES)
+    return {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
+
+
 def _actor_resources(job: ScoringJob) -> dict[str, float]:
     """CPUs and GPUs of one actor: the most any of its scorers declares."""
     res = [s.resources() for s in job.build_scorers()]
@@ -68,7 +81,7 @@ def run_ray(job: ScoringJob, tasks: list[ShardTask], on_done: Callable[[ShardSum
         by_index = {t.index: t for t in tasks}
         ds = ray.data.from_items([{"index": t.index} for t in tasks], override_num_blocks=len(tasks))
         scored = ds.map_batches(_ShardActor, fn_constructor_kwargs={"job": job, "tasks": tasks}, batch_size=1,
-                                concurrency=workers, **_actor_resources(job))
+                                concurrency=workers, runtime_env=pinned_runtime_env(), **_actor_resources(job))
         for row in scored.iter_rows():
             summary = ShardSummary(**json.loads(row["summary"]))
             table = pa.ipc.open_stream(row["table"]).read_all()
