@@ -2,7 +2,8 @@
 
 Run after a fresh ``dvc repro`` of the data stages (CI)::
 
-    python benchmarks/check_lock.py                       # prepare..select and sources..source_simulate vs HEAD
+    python benchmarks/check_lock.py                       # prepare..select, sources..source_simulate and the
+                                                          # efficacy matrix's cmp_select cells vs HEAD
     python benchmarks/check_lock.py --rev origin/main --stages prepare,manifest
 
 The expected hashes come from ``git show <rev>:dvc.lock`` (stages.<name>.outs[].md5), the actual ones are
@@ -37,6 +38,9 @@ import yaml
 
 DATA_STAGES = ("prepare", "manifest", "probe", "score", "select", "sources", "source_score", "source_select",
                "source_simulate")
+MATRIX_DATA_GROUPS = ("cmp_select",)
+"""Matrix stage groups whose cells are data (the efficacy matrix's curated lists and simulated pairs, pinned as
+the data stages are): every ``<group>@<cell>`` of the lock is checked with the data stages."""
 DIR_SUFFIX = ".dir"
 CHUNK = 1 << 20
 ALWAYS_IGNORED = (".gitignore", ".dvcignore")
@@ -115,10 +119,18 @@ def cached_listing(root: Path, md5: str) -> list[dict[str, str]] | None:
     return None
 
 
-def data_dir_outputs(lock: dict[str, Any], stages: Sequence[str] = DATA_STAGES) -> dict[str, str]:
-    """``{dir md5: path}`` of the directory outputs of ``stages`` in a parsed dvc.lock."""
+def checked_stages(lock: dict[str, Any]) -> list[str]:
+    """The stages CI checks in a parsed dvc.lock: :data:`DATA_STAGES`, then every cell of
+    :data:`MATRIX_DATA_GROUPS` in lock order."""
+    cells = [s for s in lock.get("stages", {}) if s.split("@", 1)[0] in MATRIX_DATA_GROUPS and "@" in s]
+    return [*DATA_STAGES, *cells]
+
+
+def data_dir_outputs(lock: dict[str, Any], stages: Sequence[str] | None = None) -> dict[str, str]:
+    """``{dir md5: path}`` of the directory outputs of ``stages`` (default :func:`checked_stages`) in a parsed
+    dvc.lock."""
     outs = {}
-    for stage in stages:
+    for stage in checked_stages(lock) if stages is None else stages:
         for out in (lock.get("stages", {}).get(stage) or {}).get("outs", []):
             if str(out.get("md5", "")).endswith(DIR_SUFFIX):
                 outs[out["md5"]] = out["path"]
@@ -239,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1], help="repository root")
     ap.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock is expected (default HEAD)")
     ap.add_argument("--lock", default="dvc.lock", help="lock file path inside the repository")
-    ap.add_argument("--stages", default=",".join(DATA_STAGES), help="comma-separated stages to check")
+    ap.add_argument("--stages", default=None,
+                    help="comma-separated stages to check (default: the data stages and every cmp_select cell)")
     ap.add_argument("--include-metrics", action="store_true", help="also compare cache: false outputs")
     ap.add_argument("--write-listings", action="store_true",
                     help=f"instead of checking, write {LISTINGS} from the working dvc.lock (after a dvc repro that "
@@ -256,13 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         lock = committed_lock(root, args.rev, args.lock)
-        problems = check(root, lock, [s for s in args.stages.split(",") if s], args.include_metrics,
-                         committed_listings(root, args.rev))
+        stages = checked_stages(lock) if args.stages is None else [s for s in args.stages.split(",") if s]
+        problems = check(root, lock, stages, args.include_metrics, committed_listings(root, args.rev))
     except (OSError, yaml.YAMLError, KeyError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not problems:
-        print(f"ok: every output of {args.stages} matches {args.lock} at {args.rev}")
+        named = args.stages or f"{','.join(DATA_STAGES)} and {len(stages) - len(DATA_STAGES)} cmp_select cells"
+        print(f"ok: every output of {named} matches {args.lock} at {args.rev}")
         return 0
     for p in problems:
         print(f"MISMATCH {p.stage}: {p.path}: {p.detail}\n    committed {p.expected}\n    workspace {p.actual}",
