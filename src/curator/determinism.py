@@ -33,7 +33,7 @@ Where the pins are applied matters as much as what they are. ``python -m curator
 the packages ``curator.selection`` and ``curator.selection.sources`` before it runs their ``__main__``, and
 those load numpy, scipy and faiss: a pin set in ``__main__`` came too late for faiss, numpy and OpenBLAS, so on
 an AVX-512 CPU the selections ran faiss's AVX-512 kernels all the same, and the committed ``source_select``
-list did not reproduce there (measured on an AMD EPYC with AVX-512: the same 112 lines, 10 in another order;
+list did not reproduce there (measured on an AMD EPYC with AVX-512: the same 112 lines, 11 in another order;
 under ``qemu-x86_64 -cpu Haswell-v4`` or ``Skylake-Server-v4`` it did reproduce, because there the ISA never
 differed). The stage entry points are therefore pinned by :func:`pin_entry_point`, which ``curator/__init__``
 calls: the top-level package is the first module any ``python -m curator.<...>`` imports.
