@@ -39,6 +39,13 @@ RAKE_TOL = 1e-12
 """Raking stops once every column's shares are this close to their targets."""
 
 
+SHARE_FLOOR = 1e-12
+"""A slice's share of K below this counts as zero. The greedy's water-filling removes capped slices' shares
+from their sum by subtraction, so a share at the scale of that sum's rounding error (a quota of 1e-300, or the
+rest when the listed quotas sum to 1 within rounding) got an arbitrary allocation there while the plan gave it
+the whole remainder; found by the hypothesis property test (a 1e-300 quota: a slice 0.0045 h, more than one
+utterance, short of its plan). Zero-share slices share what is left in proportion to supply, in both."""
+
 @dataclass
 class QuotaPlan:
     """Per-slice hours: requested share, requested target, supply and the feasible allocation (sum = budget)."""
@@ -190,7 +197,7 @@ def _fractions(pool: Pool, supply: np.ndarray, quotas: Mapping[str, Mapping[str,
     fraction = fraction * within
     if len(margins) > 1:
         fraction = _rake(fraction, supply > HOURS_TOL, margins)
-    return fraction, unknown
+    return np.where(fraction < SHARE_FLOOR, 0.0, fraction), unknown
 
 
 def _rake(fraction: np.ndarray, present: np.ndarray, margins: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
