@@ -17,16 +17,27 @@ LIGHT = {"num_workers": 2, "shard_size": 4, "scorers": "[bandwidth, vad, clippin
          "ref_quality.weights": "{ref_bandwidth_ratio: 1.0}", "loss_proxy.weights": "{in_sisdr: 0.5, in_pesq: 0.5}"}
 
 
-def test_ray_table_equals_local_table(corpus, tmp_path: Path):
+def test_ray_table_equals_local_table(corpus, tmp_path: Path, monkeypatch):
     ray = pytest.importorskip("ray")
+    from curator.scoring.executors import ray as executor
+
     manifest, _ = corpus
     rows = rows_of(manifest)
     local = score_rows(rows, score_params(**{**LIGHT, "num_workers": 1}), tmp_path / "local")
+    handed: list = []
+    original = ray.data.Dataset.map_batches
+
+    def recording(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        handed.append(kwargs.get("runtime_env"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ray.data.Dataset, "map_batches", recording)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         remote = score_rows(rows, score_params(**LIGHT, executor="ray"), tmp_path / "ray")
     finally:
         ray.shutdown()
+    assert handed == [executor.pinned_runtime_env()]  # run_ray hands its actors the driver's pins
     assert [s.index for s in remote.summaries] == list(range(3)) and not any(s.resumed for s in remote.summaries)
     write_table(local.table, tmp_path / "local.parquet", local.settings)
     write_table(remote.table, tmp_path / "ray.parquet", remote.settings)
@@ -36,7 +47,7 @@ def test_ray_table_equals_local_table(corpus, tmp_path: Path):
 def test_ray_actors_get_the_drivers_pins_on_a_cluster_started_without_them(monkeypatch):
     """A running cluster's workers are started by their node, not by the pinned score stage: the executor hands
     the driver's pins and thread counts to its actors through a ``runtime_env`` (``run_ray`` passes it to
-    ``map_batches``), so they load numpy, OpenBLAS and torch with the stage's kernels."""
+    ``map_batches``: checked in the table test above), so they load numpy, OpenBLAS and torch with the stage's kernels."""
     import ast
 
     ray = pytest.importorskip("ray")
@@ -73,5 +84,3 @@ def test_ray_actors_get_the_drivers_pins_on_a_cluster_started_without_them(monke
         assert {k: env[k] for k in pins} == pins
     finally:
         ray.shutdown()
-    source = Path(executor.__file__).read_text()
-    assert "runtime_env=pinned_runtime_env()" in source  # run_ray hands it to its actors
