@@ -33,10 +33,6 @@ def test_every_command_is_listed_and_reaches_its_cli(capsys):
     assert {"probe", "sources", "source_score", "source_select", "source_simulate", "efficacy"} <= set(cli.COMMANDS)
 
 
-DATA_STAGES = {"prepare", "manifest", "probe", "score", "select", "sources", "source_score", "source_select",
-               "source_simulate"}
-
-
 def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root, monkeypatch, capsys):
     """`curator score` must write the bytes `python -m curator.scoring` (dvc.yaml's command) writes: both pin
     the numeric environment the same way before numpy loads (found by a kill-half-way trial: `curator score`
@@ -51,8 +47,9 @@ def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root,
     for name, stage in stages.items():
         argv = shlex.split(stage["cmd"])
         modules.add(argv[2])
-        # the data stages (hashed, checked by `make check-lock`) and the matrix's selection cells are pinned
-        assert (pinned_entry(argv) is not None) == (name in DATA_STAGES or name == "cmp_select"), name
+        # every stage is pinned: the data stages and the matrix's selection cells (checked by `make check-lock`),
+        # and training and evaluation, whose float32 work is portable with oneDNN off and the fused AdamW
+        assert pinned_entry(argv) is not None, name
     assert set(cli.ENTRY_MODULES.values()) == modules, "a stage command without `curator <command>`, or back"
     saved = dict(os.environ)
     try:

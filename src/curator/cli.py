@@ -38,8 +38,8 @@ ENTRY_MODULES: dict[str, str] = {
     "train": "curator.training", "eval": "curator.evaluation", "efficacy": "curator.evaluation.efficacy",
 }
 """The module ``dvc.yaml`` runs (``python -m <module>``) for each stage command: ``curator <command>`` pins the
-numeric environment as that process would (:func:`curator.determinism.pin_entry_point`: the data stages, and
-``efficacy select``) before the stage's modules load, so its output bytes are the DVC stage's."""
+numeric environment as that process would (:func:`curator.determinism.pin_entry_point`: every stage) before
+the stage's modules load, so its output bytes are the DVC stage's."""
 
 USAGE = """usage: curator <command> [options]
 

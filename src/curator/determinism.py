@@ -19,6 +19,13 @@ libraries choose their floating-point kernels from the CPU at run time (measured
   AVX2 kernels) change float32 matrix products and FFTs in the last bits. :func:`configure_environment`
   pins all of them to their AVX2 code path, which every CPU of the supported kind (x86_64 with AVX2 and
   FMA) has; torch work whose result is hashed runs in float64 and is rounded where it is stored.
+- Training and evaluation run float32 torch on the CPU for many steps, so every last bit carries. With the pins
+  above, two more things made a checkpoint CPU-dependent (measured against ``qemu-x86_64 -cpu EPYC-Rome``, an
+  AVX2-only Zen 2): the default AdamW's ``sqrt`` is not correctly rounded and its last bits changed with the CPU
+  (forward, loss, gradients and clipping were identical; each optimiser step was not), and oneDNN picks its
+  LSTM and convolution kernels by CPU. ``train.optim.fused`` (torch's fused AdamW: an exact square root) and
+  ``train.onednn`` / ``eval.onednn`` off (ATen's own kernels, pinned to AVX2 with the rest) remove both: the
+  train stage then wrote the same checkpoint there as here.
 - faiss (the selection's k-means and exact inner-product search, float32) dispatches its distance kernels
   at run time (NONE / AVX2 / AVX-512). The level changes the order in which the selections' coverage rounds
   pick rows on the mini data (``FAISS_SIMD_LEVEL=NONE`` against AVX2, measured: the same rows, 2 of 88 lines
@@ -116,10 +123,15 @@ ENTRY_POINTS: Mapping[str, int | None] = {
     "curator.selection.sources": None,  # source_select
     "curator.datasets.simulation.from_selection": 1,  # source_simulate
     "curator.evaluation.efficacy select": None,  # the efficacy matrix's selection cells (data, hashed)
+    "curator.training": 1,  # train: torch's own threads from train.num_threads
+    "curator.evaluation": 1,  # eval: torch threads from eval.num_threads, metric workers single-threaded
+    "curator.evaluation.efficacy": 1,  # the matrix's train, eval and report cells
 }
-"""Data-stage entry points, as ``dvc.yaml`` runs them (``python -m <module> [subcommand]``) -> the ``threads``
-their process pins (``None``: the stage sets its own thread pools). Training and evaluation are not listed:
-they keep the libraries' own kernels (README, "Reproducibility")."""
+"""Every stage's entry point, as ``dvc.yaml`` runs it (``python -m <module> [subcommand]``) -> the ``threads``
+its process pins in the environment (``None``: the stage sets its own thread pools; training and evaluation
+then set torch's pool from their ``num_threads`` param). Training and evaluation are pinned like the data stages
+since their float32 work became portable too: with oneDNN off (``train.onednn``, ``eval.onednn``) and the fused
+AdamW (``train.optim.fused``), a training run gives the same checkpoint on every x86-64-v3 CPU."""
 
 
 def entry_point(argv: Sequence[str]) -> str | None:

@@ -254,3 +254,27 @@ def test_the_pipeline_checkpoint_of_the_earlier_layout_loads() -> None:
     sr = 16000
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, sr // 4), sr)).all()
+
+
+def test_adamw_is_fused_unless_a_mixed_precision_clips_gradients(capsys) -> None:
+    """``train.optim.fused`` gives torch's fused AdamW (exact square roots: the same update on every CPU), except
+    where Lightning refuses it: a mixed precision that clips gradients runs the per-tensor AdamW, and says so."""
+    from types import SimpleNamespace
+
+    from curator.training.module import EnhancementModule
+    from curator.training.params import LossParams, OptimParams
+
+    def fused(precision: str | None, **optim) -> bool:
+        params = OptimParams(**{"lr": 1e-3, "weight_decay": 0.0, "lr_gamma": 0.9, "lr_step_epochs": 1, **optim})
+        module = EnhancementModule("bsrnn", {"num_channels": 4, "num_layers": 1}, LossParams([256], 0.5), params)
+        if precision is not None:
+            module._trainer = SimpleNamespace(precision=precision, is_global_zero=True)
+        return module.configure_optimizers()["optimizer"].defaults["fused"]
+
+    assert fused(None, grad_clip=0.5, fused=True) is True
+    assert fused("32-true", grad_clip=0.5, fused=True) is True
+    assert fused("bf16-mixed", grad_clip=None, fused=True) is True
+    assert fused("32-true", grad_clip=0.5, fused=False) is False
+    capsys.readouterr()
+    assert fused("bf16-mixed", grad_clip=0.5, fused=True) is False
+    assert "cannot clip a fused optimiser's gradients" in capsys.readouterr().out

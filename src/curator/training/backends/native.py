@@ -22,7 +22,7 @@ def train_native(job: TrainJob) -> dict[str, Any]:
     from curator.training.resume import ResumeCheckpoint, ResumeState
 
     p = job.params
-    seed_everything(p.seed, p.num_threads)
+    seed_everything(p.seed, p.num_threads, p.onednn)
     options = options_dict(model_options(p.model.name, p.model.options))
     module = EnhancementModule(p.model.name, options, p.loss, p.optim)
     rates = sorted({int(sr) for sr in job.train_rows["sr"]} | {int(sr) for sr in job.val_rows["sr"]})
