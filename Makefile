@@ -42,8 +42,8 @@ compare: check ## the curation-efficacy matrix only (selectors x budgets x seeds
 	$(BIN)/dvc repro cmp_report
 	@cat metrics/compare.md
 
-check-lock: check ## rerun the data stages (and the matrix's selection cells), compare their hashes with the committed dvc.lock (CI does this)
-	$(BIN)/dvc repro select source_simulate cmp_select
+check-lock: check ## rerun the data stages, the matrix's selection cells and one training cell with its evaluation, compare their hashes with the committed dvc.lock (CI does this)
+	$(BIN)/dvc repro select source_simulate cmp_select cmp_eval@random-0.25-0
 	$(BIN)/python benchmarks/check_lock.py
 
 test: setup ## run the test suite (end-to-end DVC test included)

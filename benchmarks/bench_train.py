@@ -27,6 +27,10 @@ The figures of a shared CPU are upper bounds (the 1-minute load average is recor
   python benchmarks/bench_train.py [--device cpu] [--batch 2 ...|max] [--samples 16000] [--sr 16000] [--steps 3]
                                    [--models bsrnn-official bsrnn-ours ...] [--precision 32 bf16] [--compile off on]
                                    [--threads 2] [--matmul-precision highest|high|medium] [--cudnn-benchmark]
+                                   [--onednn on off] [--fused] [--pinned]
+The cost of the portable CPU training (the train stage's pins, oneDNN off, fused AdamW) against oneDNN:
+  python benchmarks/bench_train.py --models bsrnn-mini-official --batch 4 --samples 32000 --steps 10 \
+      --onednn on off --fused --pinned
 The issue's GPU table (official size, 2 s crops at 48 kHz, beside the official model):
   python benchmarks/bench_train.py --device cuda --models bsrnn-official espnet-official --batch 4 max \
       --samples 96000 --sr 48000 --precision 32 bf16 --compile off on --steps 5 --matmul-precision high
@@ -46,11 +50,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+if "--pinned" in sys.argv:  # before torch loads: its kernels are chosen then
+    from curator.determinism import configure_environment
+
+    configure_environment(threads=1)
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from curator.training.loss import MultiResL1SpecLoss  # noqa: E402
 from curator.training.models import build_model  # noqa: E402
@@ -148,7 +156,8 @@ def bench(name: str, args: argparse.Namespace, batch: int, precision: str, compi
     row = {"model": name, "params": n_params, "batch": batch, "precision": precision, "compile": compiled}
     if compiled:
         model.compile()  # in place: parameters (and their count) are the plain model's
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-6)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-6, fused=args.fused or None)
+    row["onednn"] = torch.backends.mkldnn.enabled
     noisy = torch.randn(batch, args.samples, device=device) * 0.1
     clean = noisy * 0.5
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
@@ -203,7 +212,7 @@ def largest_batch(name: str, args: argparse.Namespace, precision: str, compiled:
 
 def compare(results: list[dict]) -> dict:
     """Each row's throughput over the official model's (same batch, precision, compile), and the issue's goals."""
-    key = lambda r: (r["batch"], r["precision"], r["compile"])  # noqa: E731
+    key = lambda r: (r["batch"], r["precision"], r["compile"], r.get("onednn"))  # noqa: E731
     official = {key(r): r["audio_x_realtime"] for r in results
                 if r["model"] == "espnet-official" and "audio_x_realtime" in r}
     for r in results:
@@ -239,6 +248,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     ap.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--onednn", nargs="+", choices=["on", "off"], default=["on"],
+                    help="torch's oneDNN CPU kernels (train.onednn; off: ATen's own, the same results on every CPU)")
+    ap.add_argument("--fused", action="store_true", help="torch's fused AdamW (train.optim.fused)")
+    ap.add_argument("--pinned", action="store_true",
+                    help="the train stage's numeric environment (curator.determinism: AVX2 kernels of ATen, MKL, "
+                         "oneDNN), set before torch loads")
     ap.add_argument("--models", nargs="+", default=["bsrnn-official", "bsrnn-ours", "bsrnn-mini-official",
                                                      "bsrnn-mini-ours", "flowse-mini", "espnet-official"])
     args = ap.parse_args()
@@ -258,20 +273,23 @@ def main() -> None:
             continue
         for precision in args.precision:
             for compiled in args.compile:
-                # peak RSS is per process: each CPU figure includes the runs before it (run one variant at a
-                # time with --models for a clean memory figure); the CUDA peak is reset per run
-                for batch in batches:
-                    results.append(bench(name, args, int(batch), precision, compiled == "on"))
-                    print(json.dumps(results[-1]), file=sys.stderr)
-                if "max" in args.batch:
-                    results += largest_batch(name, args, precision, compiled == "on")
+                for onednn in args.onednn:
+                    torch.backends.mkldnn.enabled = onednn == "on"
+                    # peak RSS is per process: each CPU figure includes the runs before it (run one variant at a
+                    # time with --models for a clean memory figure); the CUDA peak is reset per run
+                    for batch in batches:
+                        results.append(bench(name, args, int(batch), precision, compiled == "on"))
+                        print(json.dumps(results[-1]), file=sys.stderr)
+                    if "max" in args.batch:
+                        results += largest_batch(name, args, precision, compiled == "on")
     goals = compare(results)
     print(json.dumps({
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(), "threads": args.threads,
         "load_avg_1min_before": load_before, "load_avg_1min": round(os.getloadavg()[0], 2),
         "samples": args.samples, "sr": args.sr, "matmul_precision": args.matmul_precision,
-        "cudnn_benchmark": args.cudnn_benchmark, "results": results, "goals": goals,
+        "cudnn_benchmark": args.cudnn_benchmark, "fused_adamw": args.fused, "pinned": args.pinned,
+        "results": results, "goals": goals,
     }, indent=2))
 
 

@@ -1,9 +1,10 @@
-"""Check that the data stages reproduced the committed dvc.lock: same output hashes, byte for byte.
+"""Check that the stages reproduced the committed dvc.lock: same output hashes, byte for byte.
 
-Run after a fresh ``dvc repro`` of the data stages (CI)::
+Run after a fresh ``dvc repro`` of those stages (CI, `make check-lock`)::
 
-    python benchmarks/check_lock.py                       # prepare..select, sources..source_simulate and the
-                                                          # efficacy matrix's cmp_select cells vs HEAD
+    python benchmarks/check_lock.py                       # prepare..select, sources..source_simulate, the
+                                                          # efficacy matrix's cmp_select cells and one of its
+                                                          # training cells with its evaluation, vs HEAD
     python benchmarks/check_lock.py --rev origin/main --stages prepare,manifest
 
 The expected hashes come from ``git show <rev>:dvc.lock`` (stages.<name>.outs[].md5), the actual ones are
@@ -41,6 +42,10 @@ DATA_STAGES = ("prepare", "manifest", "probe", "score", "select", "sources", "so
 MATRIX_DATA_GROUPS = ("cmp_select",)
 """Matrix stage groups whose cells are data (the efficacy matrix's curated lists and simulated pairs, pinned as
 the data stages are): every ``<group>@<cell>`` of the lock is checked with the data stages."""
+TRAINED_STAGES = ("cmp_train@random-0.25-0", "cmp_eval@random-0.25-0")
+"""One training cell of the efficacy matrix and its evaluation: float32 torch work, pinned and portable since
+the fused AdamW and oneDNN off (README, "Reproducibility"); CI reruns this pair, the cheapest check that training
+and evaluation reproduce on its CPU (the train and eval stages run the same code, at 300 steps and more metrics)."""
 DIR_SUFFIX = ".dir"
 CHUNK = 1 << 20
 ALWAYS_IGNORED = (".gitignore", ".dvcignore")
@@ -120,10 +125,10 @@ def cached_listing(root: Path, md5: str) -> list[dict[str, str]] | None:
 
 
 def checked_stages(lock: dict[str, Any]) -> list[str]:
-    """The stages CI checks in a parsed dvc.lock: :data:`DATA_STAGES`, then every cell of
-    :data:`MATRIX_DATA_GROUPS` in lock order."""
+    """The stages CI checks in a parsed dvc.lock: :data:`DATA_STAGES`, every cell of :data:`MATRIX_DATA_GROUPS` in
+    lock order, then those of :data:`TRAINED_STAGES` the lock has."""
     cells = [s for s in lock.get("stages", {}) if s.split("@", 1)[0] in MATRIX_DATA_GROUPS and "@" in s]
-    return [*DATA_STAGES, *cells]
+    return [*DATA_STAGES, *cells, *(s for s in TRAINED_STAGES if s in lock.get("stages", {}))]
 
 
 def data_dir_outputs(lock: dict[str, Any], stages: Sequence[str] | None = None) -> dict[str, str]:
@@ -252,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock is expected (default HEAD)")
     ap.add_argument("--lock", default="dvc.lock", help="lock file path inside the repository")
     ap.add_argument("--stages", default=None,
-                    help="comma-separated stages to check (default: the data stages and every cmp_select cell)")
+                    help="comma-separated stages to check (default: the data stages, every cmp_select cell and "
+                         "TRAINED_STAGES)")
     ap.add_argument("--include-metrics", action="store_true", help="also compare cache: false outputs")
     ap.add_argument("--write-listings", action="store_true",
                     help=f"instead of checking, write {LISTINGS} from the working dvc.lock (after a dvc repro that "
@@ -275,13 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not problems:
-        named = args.stages or f"{','.join(DATA_STAGES)} and {len(stages) - len(DATA_STAGES)} cmp_select cells"
+        cells = len(stages) - len(DATA_STAGES) - len([s for s in TRAINED_STAGES if s in stages])
+        named = args.stages or f"{','.join(DATA_STAGES)}, {cells} cmp_select cells and {', '.join(TRAINED_STAGES)}"
         print(f"ok: every output of {named} matches {args.lock} at {args.rev}")
         return 0
     for p in problems:
         print(f"MISMATCH {p.stage}: {p.path}: {p.detail}\n    committed {p.expected}\n    workspace {p.actual}",
               file=sys.stderr)
-    print(f"error: {len(problems)} output(s) differ from {args.lock} at {args.rev}: the data stages did not "
+    print(f"error: {len(problems)} output(s) differ from {args.lock} at {args.rev}: these stages did not "
           "reproduce on this machine (see benchmarks/perturb_machine.py to find the cause)", file=sys.stderr)
     return 1
 
