@@ -95,8 +95,8 @@ class OptimParams:
     grad_clip: float | None = None
     fused: bool = True
     """torch's fused AdamW kernel (one pass per step on CPU and GPU). Its square root is exact, so an update is
-    bit-identical on every x86-64-v3 CPU; the default per-tensor loop's ``sqrt`` goes through MKL's vector math,
-    whose last bits depend on the CPU."""
+    bit-identical on every x86-64-v3 CPU; the default per-tensor loop's ``torch.sqrt`` is not correctly rounded on
+    CPU, and its last bits changed with the CPU (measured under ``qemu-x86_64 -cpu EPYC-Rome``)."""
 
     def __post_init__(self) -> None:
         check_range("train.optim.lr", self.lr, lo=0.0, lo_open=True)
