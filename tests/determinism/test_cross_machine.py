@@ -5,15 +5,14 @@ Two tiny builds run in subprocesses, one with the defaults and 2 threads/workers
 without its AVX-512 dispatch, torch's ATen at its baseline build, oneDNN at SSE4.1, MKL in compatible
 mode, OpenBLAS on Haswell kernels where the CPU has AVX2). prepare, manifest, probe, score and select must
 produce identical files (the selection also on 1 thread against 2); a failure names the first file that
-differs. ONNX Runtime chooses kernels by CPUID with no override, so its part is checked with
-``qemu-x86_64 -cpu Haswell`` (see curator.determinism) instead.
+differs. ONNX Runtime chooses kernels by CPUID with no override, and torch's float32 square root follows the CPU
+too, so those parts are checked under an emulated AVX2 CPU instead (``test_emulated_cpu``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -188,58 +187,3 @@ def test_every_stage_entry_point_is_pinned_before_its_packages_load(tmp_path: Pa
     unpinned = _imports_seen(tmp_path, ["-c", "import curator.selection"])
     if environment_pins():
         assert unpinned["faiss"]["FAISS_SIMD_LEVEL"] is None  # the probe sees an unpinned load: the check can fail
-
-
-TRAIN_STEPS = '''
-import hashlib, sys
-from curator.determinism import configure_environment
-configure_environment(threads=1)  # as the train stage's entry point pins it
-import torch
-from curator.config import load_params, load_section
-from curator.training.data import Batch
-from curator.training.models import model_options, options_dict
-from curator.training.module import EnhancementModule, seed_everything
-p = load_section("train", cfg=load_params(sys.argv[1], sys.argv[2:]))
-seed_everything(p.seed, 1, p.onednn)
-module = EnhancementModule(p.model.name, options_dict(model_options(p.model.name, p.model.options)), p.loss, p.optim)
-opt = module.configure_optimizers()["optimizer"]
-g = torch.Generator().manual_seed(0)
-clean = torch.randn(2, 8000, generator=g) * 0.1
-batch = Batch(noisy=clean + torch.randn(2, 8000, generator=g) * 0.05, clean=clean, sr=16000)
-for _ in range(3):
-    opt.zero_grad()
-    module._loss(module.model, batch).backward()
-    torch.nn.utils.clip_grad_norm_(module.model.parameters(), p.optim.grad_clip)
-    opt.step()
-print(hashlib.md5(b"".join(t.numpy().tobytes() for t in module.model.state_dict().values())).hexdigest())
-'''
-"""Three optimiser steps of the configured model (loss, backward, clipping, AdamW) from the train stage's
-pinned environment; prints the md5 of the weights."""
-
-QEMU_AVX2 = ["qemu-x86_64", "-cpu", "EPYC-Rome"]
-"""An AVX2 CPU without AVX-512 (AMD Zen 2), emulated by qemu-user: bit-exact IEEE arithmetic, its own answers
-to CPUID and to the approximate instructions (``rsqrtps``)."""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which(QEMU_AVX2[0]) is None or not REQUIRED_FLAGS <= cpu_flags(),
-                    reason="needs qemu-user (apt install qemu-user) on an x86_64 CPU with AVX2")
-@pytest.mark.parametrize("model", ["bsrnn", "flowse"])
-def test_training_steps_are_the_same_on_an_emulated_avx2_cpu(tmp_path: Path, model: str) -> None:
-    """The train stage's float32 work gives the same weights on an AVX2-only CPU as on this one. It did not:
-    the default AdamW's ``sqrt`` left every optimiser step a few ulps apart under ``qemu-x86_64 -cpu EPYC-Rome``
-    (forward, loss, gradients and clipping were identical), so 300 steps ended at another checkpoint; torch's
-    fused AdamW (``train.optim.fused``) computes an exact square root. oneDNN is off (``train.onednn``): its
-    kernels are chosen by CPU and do not run under qemu-user at all."""
-    script = tmp_path / "steps.py"
-    script.write_text(TRAIN_STEPS)
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env.update(PYTHONPATH=os.pathsep.join([str(REPO / "src"), *sys.path[1:]]), PYTHONHASHSEED="0")
-    argv = [str(script), str(PARAMS), f"train.model.name={model}"]
-    python = os.path.realpath(sys.executable)  # qemu-user needs the binary itself; PYTHONPATH carries the venv
-    results = []
-    for prefix in ([], QEMU_AVX2):
-        res = subprocess.run([*prefix, python, *argv], env=env, capture_output=True, text=True, timeout=900)
-        assert res.returncode == 0, f"{' '.join(prefix) or 'native'}: {res.stderr[-3000:]}"
-        results.append(res.stdout.strip().splitlines()[-1])
-    assert results[0] == results[1], f"{model}: weights after 3 steps differ on an AVX2 CPU: {results}"

