@@ -19,9 +19,8 @@ Batching (``MetricOptions.batch`` signals per forward pass; 1 on CPU unless ``ba
 every input to its 30 s window anyway, so a batch of log-mel inputs holds exactly each signal's input (this path
 is not covered by a test yet: it needs a tiny Whisper model with a tokenizer); the LID
 classifier batches as the SSL models of task_independent (padding with a mask for layer-norm feature encoders,
-equal lengths otherwise). Not batched: the d-vector embedder (one utterance's windows per call, on CPU, so that
-its bytes do not depend on a batch size: a batch changes the matrix products' blocking), pocketsphinx (a decoder
-per utterance) and EmoSim (the adapter embeds one signal per call).
+equal lengths otherwise). Not batched: the d-vector embedder (each call already stacks one utterance's windows; it
+runs on CPU only), pocketsphinx (a decoder per utterance) and EmoSim (the adapter embeds one signal per call).
 """
 
 from __future__ import annotations
