@@ -121,10 +121,10 @@ class FloatDVector:
                                     ("bias_hh", b[4 * hidden:])):
                     getattr(self.lstm, f"{name}_l{k}").copy_(torch.from_numpy(_torch_gates(value)))
         _, w_q, _, w_zero = list(matmuls[0].input)
-        if f"{w_q.removesuffix('_quantized')}_scale" not in init:
+        w_scale = f"{w_q.removesuffix('_quantized')}_scale"
+        if w_scale not in init:
             raise ValueError(f"{path}: no scale initializer for the projection's weights {w_q}")
-        self.projection = torch.from_numpy(_dequantize(init, w_q, f"{w_q.removesuffix('_quantized')}_scale",
-                                                       w_zero))
+        self.projection = torch.from_numpy(_dequantize(init, w_q, w_scale, w_zero))
         self.bias = torch.from_numpy(init[next(i for i in adds[0].input if i in init)].astype(np.float32))
         self.input_name = graph.input[0].name
 
