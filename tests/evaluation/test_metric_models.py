@@ -322,3 +322,77 @@ def test_emotion_similarity_is_unavailable_with_the_reason(tmp_path: Path) -> No
             run("emo_sim", [x], [x], MetricOptions(weights={"emo_sim": str(missing)}))
     ok, skipped = split_available([METRICS.get("si_sdr"), emo])
     assert [m.name for m in ok] == ["si_sdr"] and "emo_sim" in skipped
+
+
+RAWNET3_SMALL = dict(sinc_filters=16, sinc_kernel_size=31, sinc_stride=8, model_scale=4, ndim=32, output_size=48,
+                     embedding_size=12)
+"""benchmarks/check_rawnet3.py's small size."""
+ESPNET_EMBEDDING = [2.613134, 4.049972, -0.474789, 5.854172, -3.081831, 0.114354, -5.007432, 3.190811, 5.497161,
+                    2.664996, 0.088353, -0.023915]
+"""ESPnet 202412's ``Speech2Embedding`` of ``0.1 * default_rng(0).standard_normal(4000)`` with the small download of
+seed 0 (``python benchmarks/check_rawnet3.py --espnet-site ...``: models.small["0.25s"]; ours was equal to the bit)."""
+
+
+@pytest.fixture
+def rawnet3_download(tmp_path: Path) -> Path:
+    from curator.evaluation.metrics.rawnet3 import RawNet3Config, write_espnet_download
+
+    return write_espnet_download(tmp_path / "voxcelebs12_rawnet3", RawNet3Config(**RAWNET3_SMALL), seed=0)
+
+
+def test_rawnet3_gives_espnets_embedding_from_each_layout_of_its_download(rawnet3_download: Path) -> None:
+    """The rebuild embeds as ESPnet's own inference does (golden values of the same file), whether given the
+    download (its meta.yaml), a folder with only the recipe's files, or the model file."""
+    from curator.evaluation.metrics.rawnet3 import EXP_DIR, embed, load_rawnet3
+
+    x = (0.1 * np.random.default_rng(0).standard_normal(4000)).astype(np.float32)
+    e = embed(load_rawnet3(rawnet3_download), x)
+    assert e.dtype == np.float32 and e.shape == (12,)
+    np.testing.assert_allclose(e, ESPNET_EMBEDDING, atol=2e-5)
+    model_file = rawnet3_download / EXP_DIR / "valid.eer.best.pth"
+    (rawnet3_download / "meta.yaml").unlink()
+    for path in (rawnet3_download, model_file):
+        assert np.array_equal(embed(load_rawnet3(path), x), e), path
+    assert np.isnan(embed(load_rawnet3(model_file), x[:200])).all()  # 1 encoder frame: ESPnet gives NaN too
+
+
+def test_rawnet3_names_the_file_of_another_model(rawnet3_download: Path) -> None:
+    import torch
+    import yaml
+
+    from curator.evaluation.metrics.rawnet3 import EXP_DIR, load_rawnet3
+
+    config, model_file = rawnet3_download / EXP_DIR / "config.yaml", rawnet3_download / EXP_DIR / "valid.eer.best.pth"
+    cfg = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**cfg, "encoder": "ecapa_tdnn"}))
+    with pytest.raises(ValueError, match=r"config\.yaml: encoder is 'ecapa_tdnn'; only ESPnet's RawNet3"):
+        load_rawnet3(rawnet3_download)
+    config.write_text(yaml.safe_dump({**cfg, "frontend_conf": {**cfg["frontend_conf"], "fs": 8000}}))
+    with pytest.raises(ValueError, match=r"frontend_conf has settings .* \['fs'\]"):
+        load_rawnet3(rawnet3_download)
+    config.write_text(yaml.safe_dump(cfg))
+    state = torch.load(model_file, weights_only=True)
+    state.pop("encoder.layer4.weight")
+    torch.save(state, model_file)
+    with pytest.raises(ValueError, match=r"valid\.eer\.best\.pth: does not match .*encoder\.layer4\.weight"):
+        load_rawnet3(rawnet3_download)
+
+
+def test_speaker_similarity_runs_the_configured_rawnet3(rawnet3_download: Path, arctic: np.ndarray,
+                                                        tmp_path: Path) -> None:
+    """eval.weights.spk_sim switches SpkSim from the d-vector to RawNet3 (cosine of its embeddings); a path that
+    does not hold a RawNet3 makes the metric unavailable with the reason, never the d-vector in its place."""
+    from curator.evaluation.metrics.rawnet3 import embed, load_rawnet3
+
+    options = MetricOptions(weights={"spk_sim": str(rawnet3_download)})
+    assert check_available(METRICS.get("spk_sim"), options) is None
+    noisy = arctic + np.random.default_rng(0).normal(0, 0.05, arctic.size).astype(np.float32)
+    same, degraded = run("spk_sim", [arctic, noisy], [arctic, arctic], options)
+    a, b = (embed(load_rawnet3(rawnet3_download), s) for s in (noisy, arctic))
+    assert same == pytest.approx(1.0, abs=1e-6)
+    assert degraded == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-6)
+    assert degraded != pytest.approx(run("spk_sim", [noisy], [arctic])[0], abs=1e-3)  # not the d-vector's figure
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "missing", tmp_path / "empty"):
+        reason = check_available(METRICS.get("spk_sim"), MetricOptions(weights={"spk_sim": str(bad)}))
+        assert reason is not None and str(bad) in reason and "voxcelebs12_rawnet3" in reason, reason

