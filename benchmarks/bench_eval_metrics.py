@@ -12,7 +12,8 @@ per-utterance values. Unavailable metrics are listed with their reason.
 
 ``--random-models DIR`` saves randomly initialised models of the official architectures (HuBERT base as
 mHuBERT-147 for SpeechBERTScore; wav2vec2 large-lv60 with a 392-symbol CTC head as the espeak phoneme recogniser
-for LPS) to DIR and times those two metrics on them: the speed is the real models', the values are meaningless.
+for LPS; RawNet3 at espnet/voxcelebs12_rawnet3's size in ESPnet's download layout for SpkSim, in place of the
+d-vector) to DIR and times those metrics on them: the speed is the real models', the values are meaningless.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ def random_models(folder: Path) -> dict[str, str]:
             intermediate_size=4096, feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
             pad_token_id=0)
         transformers.Wav2Vec2ForCTC(config).save_pretrained(lps)
-    return {"speech_bert_score": str(sbs), "lps": str(lps)}
+    rawnet3 = folder / "voxcelebs12_rawnet3"
+    if not rawnet3.is_dir():
+        from curator.evaluation.metrics.rawnet3 import RawNet3Config, write_espnet_download
+
+        write_espnet_download(rawnet3, RawNet3Config(), seed=0)
+    return {"speech_bert_score": str(sbs), "lps": str(lps), "spk_sim": str(rawnet3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--weights", nargs="*", default=[], help="name=path of path-loaded metrics' weights")
-    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size SSL models")
+    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size models (SSL, RawNet3)")
     ap.add_argument("--metrics", nargs="*", default=None, help="names (default: every registered metric)")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
