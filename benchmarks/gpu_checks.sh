@@ -6,7 +6,7 @@
 #   echo /.whl/ >> .git/info/exclude
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#       espnet==202511 torch_complex==0.4.4 typeguard==4.6.1 soundfile==0.13.1
+#       espnet==202511 torch_complex==0.4.4 typeguard==4.6.1 soundfile==0.13.1 asteroid-filterbanks==0.4.0
 # Then, on the device:  run(command="bash benchmarks/gpu_checks.sh", carry=[".whl"], timeout_s=560)
 # Dry run of the plumbing here, on CPU with tiny sizes (every step but the CUDA tests and compile):
 #   GPU_CHECKS_DRY=1 OUT=/tmp/gpu_dry bash benchmarks/gpu_checks.sh
@@ -14,7 +14,8 @@
 # Steps (files under $OUT):
 #   env.txt           GPU, driver, torch
 #   tests.txt         tests/training/test_cuda.py: CPU/CUDA agreement, a bf16 step at the official size, the seeded
-#                     FlowSE sampler (the same start on every device), torch.compile against eager
+#                     FlowSE sampler (the same start on every device), torch.compile against eager; and
+#                     tests/evaluation/test_cuda_metrics.py: SpkSim's RawNet3 on cuda against the CPU
 #   bench.json        bench_train.py at the official crop (96,000 samples, 16 kHz): ours (official recipe and our
 #                     options) beside ESPnet's BSRNN at batch 4 and the largest batch, fp32 and bf16 -> the issue's
 #                     goals (x_official at batch 4 >= 2, best audio x realtime >= 400)
@@ -44,7 +45,8 @@ DEVICE=cuda SAMPLES=96000 BATCH=(--batch max --max-batch 128) COMPILE=on
 if [ -n "${GPU_CHECKS_DRY:-}" ]; then  # the same commands on CPU, small enough to finish in a minute or two
   COMMON=(--device cpu --samples 4000 --sr 16000 --steps 1) DEVICE=cpu SAMPLES=4000 BATCH=(--batch 1) COMPILE=off
 fi
-step tests 120 $PY -m pytest -q -p no:cacheprovider tests/training/test_cuda.py > "$OUT/tests.txt" 2>&1
+step tests 120 $PY -m pytest -q -p no:cacheprovider tests/training/test_cuda.py tests/evaluation/test_cuda_metrics.py \
+  > "$OUT/tests.txt" 2>&1
 # 'max' doubles from batch 4 until the GPU runs out of memory (the rows as they finish: bench.log)
 step bench 240 $PY benchmarks/bench_train.py "${COMMON[@]}" --models bsrnn-official espnet-official bsrnn-ours \
   "${BATCH[@]}" --precision 32 bf16 > "$OUT/bench.json" 2> "$OUT/bench.log"
