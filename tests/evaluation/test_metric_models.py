@@ -393,6 +393,8 @@ def test_speaker_similarity_runs_the_configured_rawnet3(rawnet3_download: Path, 
     assert degraded == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-6)
     assert degraded != pytest.approx(run("spk_sim", [noisy], [arctic])[0], abs=1e-3)  # not the d-vector's figure
     (tmp_path / "empty").mkdir()
+    assert METRICS.get("spk_sim").substitute(options) is None  # the official model: no stand-in to report
+    assert "d-vector" in METRICS.get("spk_sim").substitute(MetricOptions())
     for bad in (tmp_path / "missing", tmp_path / "empty"):
         reason = check_available(METRICS.get("spk_sim"), MetricOptions(weights={"spk_sim": str(bad)}))
         assert reason is not None and str(bad) in reason and "voxcelebs12_rawnet3" in reason, reason

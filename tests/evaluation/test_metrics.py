@@ -105,6 +105,12 @@ def test_official_rank_in_the_summary_and_snr_bins() -> None:
     out = summarise_split(df, [METRICS.get("pesq"), METRICS.get("estoi")], 0.1, BOOT)
     assert out["urgent_rank"]["official"] == {"enhanced": 1.0, "noisy": 2.0}
     assert "non_intrusive" in out["urgent_rank"]["official_missing"]  # named, not silently ranked on fewer
+    assert "official_stand_ins" not in out["urgent_rank"]  # only the official models ran
+    # a metric run with a substitute model is named beside the rank; one outside the official set is not
+    stand_ins = {"pesq": "a substitute", "sdr": "not official anyway"}
+    out = summarise_split(df.assign(sdr=[1.0, 2.0], noisy_sdr=[0.0, 0.0]),
+                          [METRICS.get("pesq"), METRICS.get("estoi"), METRICS.get("sdr")], 0.1, BOOT, stand_ins)
+    assert out["urgent_rank"]["official_stand_ins"] == {"pesq": "a substitute"}
     bins = snr_bins(pd.Series([-3.0, 0.0, 7.5, 20.0, None]), [0.0, 5.0, 10.0, 15.0])
     assert bins.tolist() == ["<0", "0..5", "5..10", ">=15", "unknown"]
 

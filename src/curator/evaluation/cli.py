@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics, unavailable = split_available([METRICS.get(m) for m in params.metrics], options)
     for name, reason in unavailable.items():
         print(f"eval: metric '{name}' unavailable, skipped: {reason}", file=sys.stderr)
+    stand_ins = {m.name: s for m in metrics if (s := m.substitute(options))}
+    for name, substitute in stand_ins.items():
+        print(f"eval: metric '{name}' runs {substitute}", file=sys.stderr)
     if not metrics:
         print("error: no metric of eval.metrics can run here (reasons above)", file=sys.stderr)
         return 2
@@ -108,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 df[SNR_BIN_COLUMN] = snr_bins(df.get("snr_db", pd.Series(index=df.index, dtype=float)),
                                               params.snr_bins_db)
                 frames.append(df)
-                summary[split] = summarise_split(df, metrics, params.tail_fraction, bootstrap)
+                summary[split] = summarise_split(df, metrics, params.tail_fraction, bootstrap, stand_ins)
                 summary[split]["n_skipped"] = len(skipped)
                 summary[split]["skipped_examples"] = skipped[:MAX_SKIPPED_LISTED]
                 slices[split] = slice_summary(df, metrics, params.slices, params.tail_fraction, bootstrap,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from curator.evaluation.metrics import Metric
 from curator.evaluation.paired import PairedStats, mark_family, paired_stats, worst_mean
-from curator.evaluation.ranking import official_rank, rank_systems
+from curator.evaluation.ranking import OFFICIAL_2026, official_rank, rank_systems
 from curator.evaluation.slicing import present, slice_masks
 
 NOISY_PREFIX = "noisy_"
@@ -61,8 +61,9 @@ def _pair(df: pd.DataFrame, metric: Metric, tail_fraction: float, bootstrap: Map
                         confidence=float(bootstrap["confidence"]), tail_fraction=tail_fraction)
 
 
-def _rank(blocks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The official URGENT rank of enhanced vs noisy (paired means), and the project's rank over all metrics."""
+def _rank(blocks: Mapping[str, Mapping[str, Any]], stand_ins: Mapping[str, str]) -> dict[str, Any] | None:
+    """The official URGENT rank of enhanced vs noisy (paired means), and the project's rank over all metrics;
+    ``official_stand_ins`` names the official metrics it computed with another model (only when there are any)."""
     means = pd.DataFrame({m: [b["enhanced"], b["noisy"]] for m, b in blocks.items()}, index=list(SYSTEMS),
                          dtype=float).dropna(axis=1, how="all")
     if means.empty:
@@ -76,12 +77,16 @@ def _rank(blocks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
         return out
     out["official"] = {s: _clean(v) for s, v in ranking.table["overall"].items()}
     out["official_missing"] = {c: list(ms) for c, ms in ranking.missing.items()}
+    used = {m for ms in OFFICIAL_2026.values() for m in ms} & set(means.columns)
+    if substituted := {m: stand_ins[m] for m in sorted(used & set(stand_ins))}:
+        out["official_stand_ins"] = substituted
     return out
 
 
 def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: float,
-                    bootstrap: Mapping[str, Any]) -> dict[str, Any]:
-    """eval.json's headline block for one split (paired per metric)."""
+                    bootstrap: Mapping[str, Any], stand_ins: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """eval.json's headline block for one split (paired per metric); ``stand_ins``: metric -> the model it ran in
+    place of the official one (:meth:`Metric.substitute`)."""
     blocks = {m.name: paired_block(_pair(df, m, tail_fraction, bootstrap)) for m in metrics}
     no_ref = ~df["has_reference"].astype(bool)
     # a row without a usable reference is speech-free when labelled so (every such row, on a table without labels);
@@ -95,7 +100,7 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
         "tail_fraction": tail_fraction,
         "confidence": float(bootstrap["confidence"]),  # two-sided level of every ci_low/ci_high below
         "metrics": blocks,
-        "urgent_rank": _rank(blocks),
+        "urgent_rank": _rank(blocks, stand_ins or {}),
         "speech_free": {  # speech-free inputs: intrusive metrics skip them; did the model attenuate?
             "n": int(free.sum()),
             GAIN_COLUMN: _clean(float(df.loc[free, GAIN_COLUMN].mean())) if free.any() else None,

