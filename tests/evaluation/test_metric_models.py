@@ -370,6 +370,9 @@ def test_rawnet3_names_the_file_of_another_model(rawnet3_download: Path) -> None
     config.write_text(yaml.safe_dump({**cfg, "frontend_conf": {**cfg["frontend_conf"], "fs": 8000}}))
     with pytest.raises(ValueError, match=r"frontend_conf has settings .* \['fs'\]"):
         load_rawnet3(rawnet3_download)
+    # ESPnet's RawNet3Encoder takes and ignores any other keyword: so does the rebuild
+    config.write_text(yaml.safe_dump({**cfg, "encoder_conf": {**cfg["encoder_conf"], "dropout": 0.1}}))
+    load_rawnet3(rawnet3_download)
     config.write_text(yaml.safe_dump(cfg))
     state = torch.load(model_file, weights_only=True)
     state.pop("encoder.layer4.weight")

@@ -193,12 +193,15 @@ class RawNet3(nn.Module):
         return self.projector(self.pooling(self.encoder(self.frontend(wav))))
 
 
-def _conf(cfg: dict[str, Any], key: str, allowed: set[str], source: Path) -> dict[str, Any]:
+def _conf(cfg: dict[str, Any], key: str, allowed: set[str], source: Path, ignored: bool = False
+          ) -> dict[str, Any]:
+    """``<key>_conf`` of the config; a setting outside ``allowed`` is refused, as ESPnet's class refuses it, or
+    dropped where the class takes and ignores any keyword (``ignored``: ESPnet's RawNet3Encoder)."""
     conf = cfg.get(f"{key}_conf") or {}
     unknown = sorted(set(conf) - allowed)
-    if unknown:
+    if unknown and not ignored:
         raise ValueError(f"{source}: {key}_conf has settings the RawNet3 rebuild does not implement: {unknown}")
-    return conf
+    return {k: v for k, v in conf.items() if k in allowed}
 
 
 def config_from_espnet(cfg: dict[str, Any], source: Path) -> RawNet3Config:
@@ -216,7 +219,7 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> RawNet3Config:
                          "normalisation between frontend and encoder")
     front = _conf(cfg, "frontend", {"sinc_filters", "sinc_kernel_size", "sinc_stride", "preemph_coef", "log_term"},
                   source)
-    enc = _conf(cfg, "encoder", {"block", "model_scale", "ndim", "output_size"}, source)
+    enc = _conf(cfg, "encoder", {"block", "model_scale", "ndim", "output_size"}, source, ignored=True)
     if enc.get("block", "Bottle2neck") != "Bottle2neck":
         raise ValueError(f"{source}: encoder_conf.block is {enc['block']!r}; only Bottle2neck is implemented")
     _conf(cfg, "pooling", set(), source)
