@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.abc
-import importlib.machinery
 import json
 import sys
 import tempfile
-import types
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _espnet_site import add_espnet_site  # noqa: E402  (this script's folder)
 from curator.evaluation.metrics.rawnet3 import (  # noqa: E402
     RawNet3Config,
     embed,
@@ -49,49 +47,6 @@ SMALL = RawNet3Config(sinc_filters=16, sinc_kernel_size=31, sinc_stride=8, model
 """The size the unit test writes (tests/evaluation/test_metric_models.py)."""
 
 
-class _Anything(types.ModuleType):
-    """A module whose every attribute is another such module (import-time references only)."""
-
-    def __getattr__(self, name: str) -> _Anything:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Anything(f"{self.__name__}.{name}")
-
-    def __call__(self, *args: object, **kwargs: object) -> _Anything:
-        return _Anything(f"{self.__name__}()")
-
-    def __mro_entries__(self, bases: tuple) -> tuple:
-        return (object,)
-
-
-class _StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def __init__(self, package: str) -> None:
-        self.package = package
-
-    def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201 (importlib's protocol)
-        if name == self.package or name.startswith(self.package + "."):
-            return importlib.machinery.ModuleSpec(name, self, is_package=True)
-        return None
-
-    def create_module(self, spec):  # noqa: ANN001, ANN201
-        module = _Anything(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module) -> None:  # noqa: ANN001
-        return None
-
-
-def _torchaudio_loads() -> bool:
-    try:
-        import torchaudio  # noqa: F401
-    except Exception:  # noqa: BLE001 (an OSError of a mismatched build as much as an ImportError)
-        for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
-            del sys.modules[name]
-        return False
-    return True
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--espnet-site", required=True,
@@ -103,10 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="weights and signals")
     args = ap.parse_args()
 
-    stand_in = not _torchaudio_loads()
-    if stand_in:
-        sys.meta_path.insert(0, _StandIn("torchaudio"))
-    sys.path[:0] = args.espnet_site.split(":")
+    stand_in = add_espnet_site(args.espnet_site)
     with contextlib.redirect_stdout(sys.stderr):  # ESPnet prints as it imports and builds: stdout is the JSON
         from espnet2.bin.spk_inference import Speech2Embedding
 

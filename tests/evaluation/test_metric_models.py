@@ -35,9 +35,10 @@ def arctic() -> np.ndarray:
     return resample(x, sr, SR)
 
 
-def run(name: str, est: list[np.ndarray], ref: list[np.ndarray | None], options: MetricOptions = DEFAULT_OPTIONS
-        ) -> np.ndarray:
-    return compute_metrics([METRICS.get(name)], est, ref, np.full(len(est), SR), pool=None, options=options)[name]
+def run(name: str, est: list[np.ndarray], ref: list[np.ndarray | None], options: MetricOptions = DEFAULT_OPTIONS,
+        labels: list[dict] | None = None) -> np.ndarray:
+    return compute_metrics([METRICS.get(name)], est, ref, np.full(len(est), SR), pool=None, options=options,
+                           labels=labels)[name]
 
 
 def test_unavailable_metrics_give_a_reason(tmp_path: Path) -> None:
@@ -201,10 +202,11 @@ def mixed_lengths(arctic: np.ndarray, seconds: tuple[float, ...]) -> list[np.nda
 
 
 def assert_batched_equal(name: str, est: list[np.ndarray], ref: list[np.ndarray | None],
-                         weights: dict[str, str] | None = None) -> np.ndarray:
+                         weights: dict[str, str] | None = None, labels: list[dict] | None = None) -> np.ndarray:
     weights = weights or {}
-    single = run(name, est, ref, MetricOptions(weights=weights))
-    batched = run(name, est, ref, MetricOptions(batch_size=BATCHED.batch_size, batch_on_cpu=True, weights=weights))
+    single = run(name, est, ref, MetricOptions(weights=weights), labels)
+    batched = run(name, est, ref, MetricOptions(batch_size=BATCHED.batch_size, batch_on_cpu=True, weights=weights),
+                  labels)
     assert np.isfinite(single).all(), name
     np.testing.assert_allclose(batched, single, rtol=0, atol=BATCH_TOL, err_msg=name)
     return single
@@ -294,14 +296,29 @@ def test_batched_language_id_equals_per_utterance(tmp_path: Path, arctic: np.nda
     transformers.set_seed(0)
     folder = tmp_path / "lid"
     transformers.Wav2Vec2FeatureExtractor(sampling_rate=SR, return_attention_mask=True).save_pretrained(folder)
-    config = tiny_ssl_config(transformers, "Wav2Vec2Config", layer_norm=True, num_labels=16)
+    codes = ["eng", "deu", "fra", "spa", "ita", "por", "nld", "pol", "rus", "zho", "jpn", "kor", "ara", "hin", "tur",
+             "swe"]  # a classifier's labels as ISO 639-3 codes (mms-lid's kind), scored against 639-1 rows
+    config = tiny_ssl_config(transformers, "Wav2Vec2Config", layer_norm=True, num_labels=16,
+                             id2label=dict(enumerate(codes)), label2id={c: i for i, c in enumerate(codes)})
     transformers.Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
     signals = mixed_lengths(arctic, (1.0, 2.3, 1.7, 2.9, 0.8, 2.0))
     model, extractor = _lid(folder, "cpu")
     single = languages(model, extractor, signals, "cpu", 1)
     assert (languages(model, extractor, signals, "cpu", 4) == single).all()
     assert len(set(single)) > 1  # the random head tells the inputs apart, so a mix-up of rows would show
-    assert_batched_equal("lid_acc", signals, signals[::-1], {"lid_acc": str(folder)})
+    assert_batched_equal("lid_acc", signals, signals[::-1], {"lid_acc": str(folder)},
+                         labels=[{"language": "en"}] * len(signals))
+    # the row's language is the target (official): 1 where the identified code is that language
+    found = [codes[i] for i in single]
+    rows = [{"language": {"eng": "en", "deu": "de", "fra": "fr"}.get(c, c)} for c in found]
+    rows[1] = {"language": "xx" if found[1] != "xx" else "yy"}
+    rows[2] = {"language": "unknown"}
+    scores = run("lid_acc", signals, signals, MetricOptions(weights={"lid_acc": str(folder)}), labels=rows)
+    assert scores[0] == 1.0 and scores[1] == 0.0 and np.isnan(scores[2]) and (scores[3:] == 1.0).all()
+    assert "audio-classification" in METRICS.get("lid_acc").substitute(MetricOptions(weights={"lid_acc": str(folder)}))
+    same = run("lid_acc", signals, signals, MetricOptions(weights={"lid_acc": str(folder)},
+                                                          lid_reference="reference_audio"))
+    assert (same == 1.0).all()  # each estimate identified as its own reference
 
 
 def test_emotion_similarity_is_unavailable_with_the_reason(tmp_path: Path) -> None:

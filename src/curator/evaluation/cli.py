@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     options = MetricOptions(device=params.device, batch_size=params.metric_batch_size, weights=params.weights,
-                            cacc_reference=params.cacc_reference)
+                            cacc_reference=params.cacc_reference,
+                            lid_reference=params.lid_reference)
     metrics, unavailable = split_available([METRICS.get(m) for m in params.metrics], options)
     for name, reason in unavailable.items():
         print(f"eval: metric '{name}' unavailable, skipped: {reason}", file=sys.stderr)

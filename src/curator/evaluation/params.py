@@ -70,6 +70,7 @@ class EvalParams:
     plot_metrics: list[str] = field(default_factory=lambda: ["pesq", "estoi", "dnsmos_ovrl", "si_sdr"])
     weights: dict[str, str] = field(default_factory=dict)
     cacc_reference: Literal["text", "reference_audio"] = "text"
+    lid_reference: Literal["language", "reference_audio"] = "language"
     snr_bins_db: list[float] = field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0])
     bootstrap: BootstrapParams = field(default_factory=BootstrapParams)
     slice_verdicts: SliceVerdictParams = field(default_factory=SliceVerdictParams)

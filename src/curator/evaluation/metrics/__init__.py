@@ -28,6 +28,7 @@ from curator.registry import Registry
 CATEGORIES = ("non_intrusive", "intrusive", "task_independent", "task_dependent")
 DEVICES = ("cpu", "cuda")
 CACC_REFERENCES = ("text", "reference_audio")
+LID_REFERENCES = ("language", "reference_audio")
 
 
 class MetricUnavailable(RuntimeError):
@@ -57,6 +58,7 @@ class MetricOptions:
     weights: Mapping[str, str] = field(default_factory=dict)
     batch_on_cpu: bool = False
     cacc_reference: str = "text"  # CAcc against the row's transcript (official) or the clean reference's recognition
+    lid_reference: str = "language"  # LID against the row's language (official) or the clean reference's
 
     @property
     def batch(self) -> int:
@@ -70,6 +72,8 @@ class MetricOptions:
             raise ValueError(f"metric batch_size must be >= 1, got {self.batch_size}")
         if self.cacc_reference not in CACC_REFERENCES:
             raise ValueError(f"cacc_reference '{self.cacc_reference}' is not one of {', '.join(CACC_REFERENCES)}")
+        if self.lid_reference not in LID_REFERENCES:
+            raise ValueError(f"lid_reference '{self.lid_reference}' is not one of {', '.join(LID_REFERENCES)}")
 
     def weights_path(self, metric: str, what: str) -> Path:
         """The configured local path of ``metric``'s weights; :class:`MetricUnavailable` if unset or absent."""

@@ -33,6 +33,8 @@ import torch
 import yaml
 from torch import nn
 
+from curator.evaluation.metrics import espnet_files
+
 SR = 16000
 SUPPORTED = {"frontend": "asteroid_frontend", "encoder": "rawnet3", "pooling": "chn_attn_stat",
              "projector": "rawnet3"}
@@ -195,13 +197,7 @@ class RawNet3(nn.Module):
 
 def _conf(cfg: dict[str, Any], key: str, allowed: set[str], source: Path, ignored: bool = False
           ) -> dict[str, Any]:
-    """``<key>_conf`` of the config; a setting outside ``allowed`` is refused, as ESPnet's class refuses it, or
-    dropped where the class takes and ignores any keyword (``ignored``: ESPnet's RawNet3Encoder)."""
-    conf = cfg.get(f"{key}_conf") or {}
-    unknown = sorted(set(conf) - allowed)
-    if unknown and not ignored:
-        raise ValueError(f"{source}: {key}_conf has settings the RawNet3 rebuild does not implement: {unknown}")
-    return {k: v for k, v in conf.items() if k in allowed}
+    return espnet_files.conf(cfg, key, allowed, source, "RawNet3", ignored)
 
 
 def config_from_espnet(cfg: dict[str, Any], source: Path) -> RawNet3Config:
@@ -234,45 +230,16 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> RawNet3Config:
 
 
 def locate(path: Path) -> tuple[Path, Path]:
-    """``(config.yaml, model file)`` of a RawNet3 download: a folder as ``huggingface-cli download
-    espnet/voxcelebs12_rawnet3 --local-dir DIR`` leaves it (its ``meta.yaml`` names both files), any folder holding
-    one ``config.yaml`` and one ``.pth``, or the ``.pth`` itself with its ``config.yaml`` beside it."""
-    if path.is_file():
-        cfg = path.parent / "config.yaml"
-        if not cfg.is_file():
-            raise ValueError(f"{path}: no config.yaml beside the model file (ESPnet keeps the training config "
-                             "next to its checkpoints)")
-        return cfg, path
-    meta = path / "meta.yaml"
-    if meta.is_file():
-        info = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-        configs = [v for k, v in (info.get("yaml_files") or {}).items() if k.endswith("train_config")]
-        models = [v for k, v in (info.get("files") or {}).items() if k.endswith("model_file")]
-        if len(configs) == 1 and len(models) == 1:
-            return path / configs[0], path / models[0]
-        raise ValueError(f"{meta}: expected one yaml_files.*train_config and one files.*model_file, found "
-                         f"{configs} and {models}")
-    configs, models = sorted(path.rglob("config.yaml")), sorted(path.rglob("*.pth"))
-    if len(configs) == 1 and len(models) == 1:
-        return configs[0], models[0]
-    raise ValueError(f"{path}: expected one config.yaml and one .pth under it (or a meta.yaml naming them), found "
-                     f"{[str(p) for p in configs]} and {[str(p) for p in models]}")
+    """``(config.yaml, model file)`` of a RawNet3 download (``huggingface-cli download espnet/voxcelebs12_rawnet3
+    --local-dir DIR``): see :func:`.espnet_files.locate`."""
+    return espnet_files.locate(path, "RawNet3")
 
 
 def load_rawnet3(path: str | Path, device: str = "cpu") -> RawNet3:
     """The RawNet3 of an ESPnet download (see :func:`locate`) in eval mode on ``device``."""
     cfg_path, model_path = locate(Path(path))
-    cfg = config_from_espnet(yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}, cfg_path)
-    model = RawNet3(cfg)
-    state = torch.load(model_path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"{model_path}: not a state dict ({type(state).__name__})")
-    state = {k: v for k, v in state.items() if not k.startswith(DROPPED_PREFIXES)}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{model_path}: does not match the RawNet3 of {cfg_path}: missing "
-                         f"{result.missing_keys[:5]}{'...' if len(result.missing_keys) > 5 else ''}, unexpected "
-                         f"{result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}")
+    model = RawNet3(config_from_espnet(espnet_files.read_config(cfg_path), cfg_path))
+    espnet_files.load_state(model, model_path, cfg_path, "RawNet3", DROPPED_PREFIXES)
     return model.eval().to(device)
 
 

@@ -1,13 +1,14 @@
 """Downstream-task-dependent metrics: speaker similarity, character accuracy and language-ID accuracy.
 
-The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM ASR and LID). SpkSim runs the official
-RawNet3 when ``eval.weights.spk_sim`` points at its ESPnet download (:mod:`.rawnet3`, rebuilt in torch and checked
-equal to ESPnet's modules), else a d-vector model that ships in a package; the others run offline substitutes, and
-each docstring says which. CAcc compares the estimate's transcript with the row's transcript, as
-the official script does (``eval.cacc_reference: reference_audio``: with the clean reference's recognition, for
-data without transcripts). LID accuracy compares the estimate's identified language with the reference's (the
-clean speech stands in for the label: a local LID model's label set need not match the manifest's language
-codes); a perfect enhancement scores 1.
+The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM v3.1 ASR, OWSM-CTC v4 LID). SpkSim runs the
+official RawNet3 when ``eval.weights.spk_sim`` points at its ESPnet download (:mod:`.rawnet3`, rebuilt in torch and
+checked equal to ESPnet's modules), else a d-vector model that ships in a package. LID accuracy runs the official
+OWSM-CTC v4 when ``eval.weights.lid_acc`` points at its ESPnet download (:mod:`.owsm_ctc`, likewise rebuilt and
+checked), else the Hugging Face audio-classification model in that folder (a stand-in). CAcc runs offline
+substitutes for OWSM v3.1 (its docstring says which). CAcc compares the estimate's transcript with the row's
+transcript, and LID accuracy the estimate's language with the row's, as the official scripts do
+(``eval.cacc_reference`` / ``eval.lid_reference: reference_audio``: with what the model recognises on the clean
+reference, for data without transcripts or language labels).
 
 EmoSim is the official 2026 metric as the official script computes it: cosine of utterance-level emotion2vec
 embeddings (``emotion2vec_base.pt``, a fairseq checkpoint) of estimate and reference, through the official
@@ -22,7 +23,8 @@ every input to its 30 s window anyway, so a batch of log-mel inputs holds exactl
 is not covered by a test yet: it needs a tiny Whisper model with a tokenizer); the LID
 classifier batches as the SSL models of task_independent (padding with a mask for layer-norm feature encoders,
 equal lengths otherwise). Not batched: RawNet3 (its instance norm and pooled statistics span the whole input, so
-padding would change them; the official script embeds one signal per call), the d-vector embedder (each call
+padding would change them; the official script embeds one signal per call), OWSM-CTC (likewise: the official
+script identifies one signal per call, and its attention would see the padding), the d-vector embedder (each call
 already stacks one utterance's windows; it runs on CPU only), pocketsphinx (a decoder per utterance) and EmoSim
 (the adapter embeds one signal per call).
 """
@@ -46,7 +48,6 @@ from curator.evaluation.metrics import (
     MetricUnavailable,
     model_batches,
     register_metric,
-    weights_check,
 )
 from curator.evaluation.metrics._text import edit_distance
 from curator.scoring._compat import guard_torchaudio
@@ -327,6 +328,20 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
     return out
 
 
+OWSM_CTC_WHAT = ("the ESPnet download of OWSM-CTC v4 (huggingface-cli download espnet/owsm_ctc_v4_1B --local-dir DIR; "
+                 "the official LID model)")
+
+
+@functools.cache
+def _owsm_ctc(path: Path, device: str) -> Any:
+    from curator.evaluation.metrics.owsm_ctc import load_owsm_ctc
+
+    try:
+        return load_owsm_ctc(path, device)
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:  # unreadable, another model, refused
+        raise MetricUnavailable("lid_acc", f"could not load '{path}' ({exc}): put {OWSM_CTC_WHAT} there") from exc
+
+
 @functools.cache
 def _lid(folder: Path, device: str) -> tuple[Any, Any]:
     guard_torchaudio()
@@ -338,6 +353,20 @@ def _lid(folder: Path, device: str) -> tuple[Any, Any]:
     except (OSError, ValueError) as exc:
         raise MetricUnavailable("lid_acc", f"could not load '{folder}' ({exc}): put {LID_WHAT} there") from exc
     return model, extractor
+
+
+def _uses_owsm_ctc(options: MetricOptions) -> bool:
+    from curator.evaluation.metrics.owsm_ctc import is_espnet_download
+
+    return bool(options.weights.get("lid_acc")) and is_espnet_download(Path(options.weights["lid_acc"]))
+
+
+def _lid_check(options: MetricOptions) -> str | None:
+    """The configured model must load: OWSM-CTC from an ESPnet download, else a Hugging Face classifier folder."""
+    path = options.weights_path("lid_acc", f"{OWSM_CTC_WHAT}, or {LID_WHAT}")
+    if _uses_owsm_ctc(options):
+        _owsm_ctc(path, options.device)
+    return None
 
 
 def language(model: Any, extractor: Any, x: np.ndarray, device: str) -> int:
@@ -366,17 +395,70 @@ def languages(model: Any, extractor: Any, signals: Sequence[np.ndarray], device:
     return out
 
 
-@register_metric("lid_acc", "task_dependent", sample_rate=SR,
-                 resources=MetricResources(model="audio-classification LID (local folder)", gpu_capable=True,
-                                           batched=True, packages=("torch", "transformers")),
-                 check=weights_check("lid_acc", LID_WHAT),
-                 stand_in=lambda o: "a local audio-classification LID model for OWSM v3.1's (ESPnet)")
-def lid_acc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
-            pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS) -> np.ndarray:
-    """1 where the estimate is identified as the reference's language, else 0 (official: OWSM-CTC v4 LID)."""
+def identified_languages(signals: Sequence[np.ndarray], options: MetricOptions) -> list[str | None]:
+    """The language of each 16 kHz signal as an ISO 639-1 code where one is known (``en``; else the model's own
+    label, lower case); None where the model names none (OWSM-CTC: too short, or an empty output)."""
+    from curator.datasets.labels import normalize_language
+
+    if _uses_owsm_ctc(options):
+        from curator.evaluation.metrics import owsm_ctc
+
+        model = _owsm_ctc(options.weights_path("lid_acc", OWSM_CTC_WHAT), options.device)
+        tokens = [owsm_ctc.language(model, x, options.device) for x in signals]
+        return [None if t is None else normalize_language(t.strip("<>")).lower() for t in tokens]
     model, extractor = _lid(options.weights_path("lid_acc", LID_WHAT), options.device)
-    langs = languages(model, extractor, [*estimates, *references], options.device, options.batch)
-    return (langs[:len(estimates)] == langs[len(estimates):]).astype(np.float64)
+    idx = languages(model, extractor, signals, options.device, options.batch)
+    names = getattr(model.config, "id2label", None) or {}
+    return [normalize_language(str(names.get(int(i), i))).lower() for i in idx]
+
+
+def row_language(row: Mapping[str, Any]) -> str | None:
+    """The ISO 639-1 language of a manifest row (lower case); None when it names none (missing, ``none``,
+    ``unknown``, ``<not-available>``)."""
+    from curator.datasets.labels import normalize_language
+
+    code = row.get("language")
+    if not isinstance(code, str) or not code.strip() or code.strip() == NOT_AVAILABLE:
+        return None
+    code = normalize_language(code).lower()
+    return None if code in ("none", "unknown") else code
+
+
+def _lid_stand_in(options: MetricOptions) -> str | None:
+    return None if _uses_owsm_ctc(options) else "a local audio-classification LID model for OWSM-CTC v4's (ESPnet)"
+
+
+@register_metric("lid_acc", "task_dependent", sample_rate=SR, needs_labels=True,
+                 resources=MetricResources(model="OWSM-CTC v4 by path (official), else an audio-classification "
+                                                 "LID model (local folder)", gpu_capable=True,
+                                           batched=True, packages=("torch", "transformers")),
+                 check=_lid_check, stand_in=_lid_stand_in)
+def lid_acc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
+            pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS,
+            labels: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
+    """1 where the estimate's identified language is the target, else 0 (also where the model names none).
+
+    ``eval.weights.lid_acc`` an ESPnet download: the official OWSM-CTC v4 (the first token of its greedy CTC
+    output with the ``<nolang>``/``<asr>`` prefix, one utterance per pass, on ``eval.device``); a Hugging Face
+    folder: that audio-classification model (a stand-in). ``options.lid_reference == "language"`` (official):
+    the target is the row's ``language``; a row without one is NaN. ``"reference_audio"``: the language
+    identified on the clean reference (for data without language labels; a perfect enhancement scores 1, and a
+    reference the model names no language for is NaN).
+    """
+    n = len(estimates)
+    if options.lid_reference == "language":
+        targets = [row_language(r) for r in (labels if labels is not None else [{}] * n)]
+        todo = [i for i in range(n) if targets[i]]
+        found = identified_languages([estimates[i] for i in todo], options) if todo else []
+    else:
+        both = identified_languages([*estimates, *references], options)
+        targets = both[n:]
+        todo = [i for i in range(n) if targets[i]]
+        found = [both[i] for i in todo]
+    out = np.full(n, np.nan)
+    for i, lang in zip(todo, found, strict=True):
+        out[i] = float(lang == targets[i])
+    return out
 
 
 def _emo_check(options: MetricOptions) -> str | None:
