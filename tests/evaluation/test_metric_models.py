@@ -319,6 +319,15 @@ def test_batched_language_id_equals_per_utterance(tmp_path: Path, arctic: np.nda
     same = run("lid_acc", signals, signals, MetricOptions(weights={"lid_acc": str(folder)},
                                                           lid_reference="reference_audio"))
     assert (same == 1.0).all()  # each estimate identified as its own reference
+    # labels that name no language cannot meet the rows' languages: unavailable, with what to set
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(i): f"LABEL_{i}" for i in range(16)}
+    (folder / "config.json").write_text(json.dumps(config))
+    _lid.cache_clear()
+    reason = check_available(METRICS.get("lid_acc"), MetricOptions(weights={"lid_acc": str(folder)})) or ""
+    assert "name no language (LABEL_0" in reason and "lid_reference: reference_audio" in reason, reason
+    assert check_available(METRICS.get("lid_acc"), MetricOptions(weights={"lid_acc": str(folder)},
+                                                                 lid_reference="reference_audio")) is None
 
 
 def test_emotion_similarity_is_unavailable_with_the_reason(tmp_path: Path) -> None:

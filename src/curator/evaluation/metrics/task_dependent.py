@@ -366,6 +366,15 @@ def _lid_check(options: MetricOptions) -> str | None:
     path = options.weights_path("lid_acc", f"{OWSM_CTC_WHAT}, or {LID_WHAT}")
     if _uses_owsm_ctc(options):
         _owsm_ctc(path, options.device)
+    elif options.lid_reference == "language":  # the classifier's labels must name languages to meet the rows'
+        from curator.datasets.labels import language_label
+
+        model, _ = _lid(path, options.device)
+        names = [str(v) for v in (getattr(model.config, "id2label", None) or {}).values()]
+        if not any(language_label(n)[1] for n in names):
+            return (f"the labels of the classifier in '{path}' name no language ({', '.join(names[:3])}, ...), so "
+                    "they cannot be compared with the rows' languages: set eval.lid_reference: reference_audio, or "
+                    "use a classifier whose labels are language codes or names")
     return None
 
 
