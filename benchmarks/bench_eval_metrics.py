@@ -13,7 +13,9 @@ per-utterance values. Unavailable metrics are listed with their reason.
 ``--random-models DIR`` saves randomly initialised models of the official architectures (HuBERT base as
 mHuBERT-147 for SpeechBERTScore; wav2vec2 large-lv60 with a 392-symbol CTC head as the espeak phoneme recogniser
 for LPS; RawNet3 at espnet/voxcelebs12_rawnet3's size in ESPnet's download layout for SpkSim, in place of the
-d-vector) to DIR and times those metrics on them: the speed is the real models', the values are meaningless.
+d-vector; with ``lid_acc`` among ``--metrics``, OWSM-CTC at espnet/owsm_ctc_v4_1B's size, about 1 B parameters
+and a 3.8 GB file, for LID accuracy) to DIR and times those metrics on them: the speed is the real models', the
+values are meaningless. Metrics that read labels get one: every row's language ``en`` and a transcript.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from pathlib import Path
 import numpy as np
 
 
-def random_models(folder: Path) -> dict[str, str]:
-    """Official-size SSL models with random weights (timing only), saved as the metrics' loaders read them."""
+def random_models(folder: Path, metrics: list[str] | None = None) -> dict[str, str]:
+    """Official-size models with random weights (timing only), saved as the metrics' loaders read them; the
+    large OWSM-CTC only where ``metrics`` names ``lid_acc``."""
     from curator.scoring._compat import guard_torchaudio
 
     guard_torchaudio()
@@ -56,7 +59,16 @@ def random_models(folder: Path) -> dict[str, str]:
         from curator.evaluation.metrics.rawnet3 import RawNet3Config, write_espnet_download
 
         write_espnet_download(rawnet3, RawNet3Config(), seed=0)
-    return {"speech_bert_score": str(sbs), "lps": str(lps), "spk_sim": str(rawnet3)}
+    out = {"speech_bert_score": str(sbs), "lps": str(lps), "spk_sim": str(rawnet3)}
+    if metrics and "lid_acc" in metrics:
+        owsm = folder / "owsm_ctc_v4_1B"
+        if not owsm.is_dir():
+            from check_owsm_ctc import official_config
+            from curator.evaluation.metrics.owsm_ctc import write_espnet_download as write_owsm
+
+            write_owsm(owsm, official_config(), seed=0)
+        out["lid_acc"] = str(owsm)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--weights", nargs="*", default=[], help="name=path of path-loaded metrics' weights")
-    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size models (SSL, RawNet3)")
+    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size models (SSL, RawNet3; OWSM-CTC for lid_acc)")
     ap.add_argument("--metrics", nargs="*", default=None, help="names (default: every registered metric)")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from curator.evaluation.metrics import METRICS, MetricOptions, compute_metrics, split_available
 
     weights = dict(w.split("=", 1) for w in args.weights)
-    randomised = random_models(args.random_models) if args.random_models is not None else {}
+    randomised = random_models(args.random_models, args.metrics) if args.random_models is not None else {}
     weights |= randomised
     single = MetricOptions(device=args.device, batch_size=1, weights=weights)
     batched = MetricOptions(device=args.device, batch_size=args.batch_size, weights=weights, batch_on_cpu=True)
@@ -90,15 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     refs = [speechlike(args.sr, s, rng) for s in lengths]
     ests = [degrade(r, args.sr, "noise_5", rng) for r in refs]
     srs = np.full(args.utts, args.sr)
+    labels = [{"language": "en", "text": "the quick brown fox"}] * args.utts
     audio = float(lengths.sum())
     metrics, unavailable = split_available([METRICS.get(m) for m in (args.metrics or METRICS.names())], single)
 
     def timed(m, options: MetricOptions) -> tuple[float, np.ndarray]:
-        compute_metrics([m], ests[:2], refs[:2], srs[:2], pool=None, options=options)  # warm-up: load, compile
+        compute_metrics([m], ests[:2], refs[:2], srs[:2], pool=None, options=options,
+                        labels=labels[:2])  # warm-up: load, compile
         if args.device == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        values = compute_metrics([m], ests, refs, srs, pool=None, options=options)[m.name]
+        values = compute_metrics([m], ests, refs, srs, pool=None, options=options, labels=labels)[m.name]
         if args.device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t, values
