@@ -15,7 +15,7 @@
 #   env.txt           GPU, driver, torch
 #   tests.txt         tests/training/test_cuda.py: CPU/CUDA agreement, a bf16 step at the official size, the seeded
 #                     FlowSE sampler (the same start on every device), torch.compile against eager; and
-#                     tests/evaluation/test_cuda_metrics.py: SpkSim's RawNet3 on cuda against the CPU
+#                     tests/evaluation/test_cuda_metrics.py: SpkSim's RawNet3 and LID's OWSM-CTC on cuda against the CPU
 #   bench.json        bench_train.py at the official crop (96,000 samples, 16 kHz): ours (official recipe and our
 #                     options) beside ESPnet's BSRNN at batch 4 and the largest batch, fp32 and bf16 -> the issue's
 #                     goals (x_official at batch 4 >= 2, best audio x realtime >= 400)

@@ -1,4 +1,4 @@
-"""Evaluation models on a CUDA device: SpkSim's RawNet3 embeds as on the CPU. Skipped without a GPU
+"""Evaluation models on a CUDA device: SpkSim's RawNet3 embeds, and LID's OWSM-CTC encodes, as on the CPU. Skipped without a GPU
 (``benchmarks/gpu_checks.sh`` runs it on one); imports only what the lent GPU machine has plus the wheels that
 script installs."""
 
@@ -31,5 +31,37 @@ def test_rawnet3_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
             a, b = embed(cpu, x, "cpu"), embed(gpu, x, "cuda")
             assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.99999, seconds
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3 * float(np.abs(a).max()))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def test_owsm_ctc_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
+    """OWSM-CTC with the official frontend and block structure (narrower; seeded random weights in ESPnet's layout,
+    the mel matrix drawn: no librosa on the GPU machine) on cuda, fp32 without TF32, gives the CPU's encoder output
+    to float tolerance and the same greedy tokens on 1.3 s and 20 s of a probe signal."""
+    import dataclasses
+
+    from curator.evaluation.metrics.owsm_ctc import (
+        load_owsm_ctc,
+        probe_signal,
+        small_config,
+        write_espnet_download,
+    )
+
+    cfg = dataclasses.replace(small_config(), n_mels=128, size=128, cgmlp_units=256, cgmlp_kernel=31, num_blocks=6,
+                              linear_units=256, merge_kernel=31, interctc_layers=(2, 4, 5),
+                              cross_attention=(False, False, True, False, False, True), prompt_size=64,
+                              prompt_heads=4, prompt_units=128)
+    folder = write_espnet_download(tmp_path / "owsm_ctc", cfg, seed=0, librosa_mel=False)
+    cpu, gpu = load_owsm_ctc(folder, "cpu"), load_owsm_ctc(folder, "cuda")
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        for seconds in (1.3, 20.0):
+            x = torch.from_numpy(probe_signal(seconds, 0))[None]
+            with torch.inference_mode():
+                a, b = cpu.encode(x), gpu.encode(x.cuda()).cpu()
+                assert cpu.greedy(x) == gpu.greedy(x.cuda()), seconds
+            torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-3 * float(a.abs().max()))
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

@@ -563,25 +563,28 @@ def espnet_config(cfg: OwsmCtcConfig) -> dict[str, Any]:
     }
 
 
-def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int) -> Path:
+def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int, librosa_mel: bool = True) -> Path:
     """An OWSM-CTC with seeded random weights in ESPnet's download layout (``meta.yaml`` naming the recipe's
     ``config.yaml`` and model file; the statistics file the config names): a file of the real format for tests and
     ``benchmarks/check_owsm_ctc.py``, whose ESPnet side builds it with ``Speech2TextGreedySearch``. The mel matrix
-    is librosa's (as ESPnet computes it); every other tensor is drawn (weights scaled by their fan-in, biases small)."""
-    import librosa
-
+    is librosa's (as ESPnet computes it; ``librosa_mel=False``: drawn too, for machines without librosa); every other
+    tensor is drawn (weights scaled by their fan-in, biases small)."""
     model = OwsmCtc(cfg)
     rng = np.random.default_rng(seed)
     state = model.state_dict()
     for name in sorted(state):
         t = state[name]
-        if name == "frontend.logmel.melmat":
+        if name == "frontend.logmel.melmat" and librosa_mel:
+            import librosa
+
             mel = librosa.filters.mel(sr=SR, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=0, fmax=SR / 2, htk=False)
             t.copy_(torch.from_numpy(mel.T.astype(np.float32)))
             continue
         values = rng.standard_normal(tuple(t.shape))
         if name == "normalize.mean":
             values = 2.0 * values - 6.0  # log-mel energies of speech sit well below zero
+        elif name == "frontend.logmel.melmat":
+            values = np.abs(values) / cfg.n_fft
         elif name == "normalize.std":
             values = 1.5 + 0.5 * np.abs(values)
         elif "norm" in name.split(".")[-2] and name.endswith("weight"):
