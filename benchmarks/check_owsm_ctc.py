@@ -7,8 +7,9 @@ ESPnet is not a dependency of this project, so this check runs against an ESPnet
     python benchmarks/check_owsm_ctc.py --espnet-site /tmp/espnet-site
 
 Without ``--model`` it writes seeded random weights in ESPnet's download layout
-(:func:`curator.evaluation.metrics.owsm_ctc.write_espnet_download`) at the unit test's small size and at a medium
-one (the official frontend: 128 mels, 25 ms window, 10 ms hop); ``--official-size`` adds the official size (27
+(:func:`curator.evaluation.metrics.owsm_ctc.write_espnet_download`) at the unit test's small size, the same with
+per-utterance mean and variance normalisation, and at a medium size (the official frontend: 128 mels, 25 ms
+window, 10 ms hop); ``--official-size`` adds the official size (27
 blocks of 1024, 50,000 tokens: about 1 B parameters and 10 GB of memory for both copies). With ``--model DIR`` it
 uses that download (e.g. the real one). ESPnet runs ``Speech2TextGreedySearch(train_config, model_file,
 lang_sym="<nolang>", task_sym="<asr>")``, the call of the official LID script, with the ``<na>`` prompt as token ids
@@ -84,11 +85,13 @@ def main() -> None:
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        configs = {"small": small_config(), "medium": medium_config()}
+        configs = {"small": small_config(), "medium": medium_config(),
+                   "small_utterance_mvn": dataclasses.replace(small_config(), normalize="utterance_mvn",
+                                                              norm_vars=True)}
         if args.official_size:
             configs["official"] = official_config()
         models = args.model or [write(Path(tmp) / name, cfg, args.seed) for name, cfg in configs.items()]
-        signals = [probe_signal(s, args.seed + i) for i, s in enumerate(args.seconds)]
+        signals = [probe_signal(s, args.seed) for s in args.seconds]
         out = {"espnet_torchaudio_stand_in": stand_in, "models": {}}
         for folder in models:
             cfg_path, model_path = locate(folder)

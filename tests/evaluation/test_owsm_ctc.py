@@ -24,9 +24,9 @@ from curator.evaluation.metrics.owsm_ctc import (
 
 SR = 16000
 MODEL_FILE = f"{EXP_DIR}/valid.total_count.ave_5best.pth"
-ESPNET_LAST_FRAME = [1.253897, 0.17645, -0.400645, 0.20854, -0.109425, -0.60014, -1.699454, -0.619074]
+ESPNET_LAST_FRAME = [1.150175, 0.047692, -0.304524, 0.151172, 0.009642, -0.57288, -1.753072, -0.617913]
 """The first 8 values of the last frame of ESPnet 202412's encoder output (``ESPnetS2TCTCModel.encode``, as
-``Speech2TextGreedySearch`` calls it) for ``probe_signal(1.3, 2)`` with the small download of seed 0
+``Speech2TextGreedySearch`` calls it) for ``probe_signal(1.3, 0)`` with the small download of seed 0
 (``python benchmarks/check_owsm_ctc.py --espnet-site ...``: models.small["1.3s"]; ours was equal to the bit)."""
 ESPNET_TOKENS = ["d", "<unk>", "<notimestamps>", "<unk>"]
 """ESPnet's greedy tokens of the same call."""
@@ -38,7 +38,7 @@ def download(tmp_path: Path) -> Path:
 
 
 def test_owsm_ctc_gives_espnets_encoder_output_and_tokens_from_each_layout(download: Path) -> None:
-    x = torch.from_numpy(probe_signal(1.3, 2))[None]
+    x = torch.from_numpy(probe_signal(1.3, 0))[None]
     with torch.inference_mode():
         model = load_owsm_ctc(download)
         enc = model.encode(x)
@@ -117,3 +117,24 @@ def test_language_accuracy_runs_the_configured_owsm_ctc(download: Path, tmp_path
     (bad / "meta.yaml").write_text("files: {}\n")
     reason = check_available(lid, MetricOptions(weights={"lid_acc": str(bad)}))
     assert reason is not None and str(bad) in reason and "owsm_ctc_v4_1B" in reason, reason
+
+
+def test_owsm_ctc_with_utterance_mvn_ignores_the_input_gain(tmp_path: Path) -> None:
+    """``normalize: utterance_mvn`` (ESPnet's task default) removes each utterance's own log-mel mean: a gain on
+    the waveform, a constant added to every log-mel value, leaves the encoder output as it was (float rounding);
+    the stored global statistics would not."""
+    import dataclasses
+
+    x = torch.from_numpy(probe_signal(1.3, 2))[None]
+    outputs = {}
+    for normalize in ("utterance_mvn", "global_mvn"):
+        folder = write_espnet_download(tmp_path / normalize, dataclasses.replace(small_config(), normalize=normalize),
+                                       seed=0)
+        model = load_owsm_ctc(folder)
+        assert type(model.normalize).__name__ == {"utterance_mvn": "UtteranceMVN", "global_mvn": "GlobalMVN"}[normalize]
+        with torch.inference_mode():
+            outputs[normalize] = (model.encode(x), model.encode(4.0 * x))
+    quiet, loud = outputs["utterance_mvn"]
+    torch.testing.assert_close(loud, quiet, rtol=0, atol=1e-4)
+    quiet, loud = outputs["global_mvn"]
+    assert (loud - quiet).abs().max() > 1e-2

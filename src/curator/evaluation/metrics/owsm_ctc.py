@@ -9,7 +9,8 @@ download's ``config.yaml``:
 
 - frontend (``default``): STFT (Hann window, centred, reflect padding), power spectrum, the stored mel matrix,
   natural log of the mel energies clamped at 1e-10;
-- normalisation (``global_mvn``): the stored mean and standard deviation;
+- normalisation (``global_mvn``): the stored mean and standard deviation (or ``utterance_mvn``: the utterance's
+  own);
 - prompt: the ``<na>`` token (no previous text) embedded, scaled with sinusoidal positions, through a pre-norm
   Transformer encoder; projected to the main encoder's width as the cross-attention memory;
 - encoder (``e_branchformer_ctc``): conv2d subsampling by 8, the ``<nolang>`` and ``<asr>`` prefix embeddings
@@ -69,9 +70,10 @@ class OwsmCtcConfig:
     win_length: int = 400
     hop_length: int = 160
     n_mels: int = 128
-    global_mvn: bool = True
+    normalize: str | None = "global_mvn"
     norm_means: bool = True
     norm_vars: bool = True
+    mvn_eps: float = 1e-20
     size: int = 1024
     heads: int = 16
     cgmlp_units: int = 4096
@@ -326,6 +328,26 @@ class GlobalMVN(nn.Module):
         return x / self.std.to(x.device, x.dtype) if self.norm_vars else x
 
 
+class UtteranceMVN(nn.Module):
+    """ESPnet's ``utterance_mvn``: the utterance's own mean over time removed (and its standard deviation, clamped
+    at ``eps``, divided out with ``norm_vars``)."""
+
+    def __init__(self, cfg: OwsmCtcConfig) -> None:
+        super().__init__()
+        self.norm_means, self.norm_vars, self.eps = cfg.norm_means, cfg.norm_vars, cfg.mvn_eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = torch.full((), x.size(1), dtype=x.dtype, device=x.device)
+        mean = x.sum(dim=1, keepdim=True) / frames
+        if self.norm_means:
+            x = x - mean
+            if self.norm_vars:
+                x = x / torch.clamp((x.pow(2).sum(dim=1, keepdim=True) / frames).sqrt(), min=self.eps)
+        elif self.norm_vars:
+            x = x / torch.clamp(((x - mean).pow(2).sum(dim=1, keepdim=True) / frames).sqrt(), min=self.eps)
+        return x
+
+
 class Ctc(nn.Module):
     def __init__(self, size: int, vocab: int) -> None:
         super().__init__()
@@ -340,7 +362,8 @@ class OwsmCtc(nn.Module):
         self.cfg = cfg
         vocab = len(cfg.token_list)
         self.frontend = Frontend(cfg)
-        self.normalize = GlobalMVN(cfg) if cfg.global_mvn else None
+        normalizers = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
+        self.normalize = normalizers[cfg.normalize](cfg) if cfg.normalize else None
         self.encoder = Encoder(cfg)
         self.prompt_encoder = PromptEncoder(cfg)
         self.embed = nn.Embedding(vocab, cfg.prompt_size)
@@ -387,9 +410,11 @@ def language(model: OwsmCtc, x: np.ndarray, device: str = "cpu") -> str | None:
     return tokens[0] if tokens else None
 
 
-SUPPORTED = {"frontend": "default", "normalize": ("global_mvn", None), "encoder": "e_branchformer_ctc",
-             "promptencoder": "transformer", "model": "espnet_ctc"}
-"""The ESPnet class choices this module rebuilds (those of espnet/owsm_ctc_v4_1B)."""
+SUPPORTED = {"frontend": "default", "normalize": ("global_mvn", "utterance_mvn", None),
+             "encoder": "e_branchformer_ctc", "promptencoder": "transformer", "model": "espnet_ctc"}
+"""The ESPnet class choices this module rebuilds (espnet/owsm_ctc_v4_1B's, and utterance_mvn)."""
+CLASS_DEFAULTS = {"frontend": "default", "normalize": "utterance_mvn", "model": "espnet_ctc"}
+"""ESPnet's ``s2t_ctc`` task defaults for a choice the config leaves out (its configs spell every one out)."""
 IGNORED_ENCODER = {"dropout_rate", "positional_dropout_rate", "attention_dropout_rate", "zero_triu", "padding_idx",
                    "layer_drop_rate", "use_flash_attn", "rel_pos_type"}
 """Encoder settings that do not change inference (dropouts, and flash attention, which inference turns off)."""
@@ -426,7 +451,7 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> OwsmCtcConfig:
     """The inference graph's hyperparameters from an ESPnet ``s2t_ctc`` ``config.yaml``; ValueError naming
     ``source`` and the setting for a model of another kind."""
     for key, want in SUPPORTED.items():
-        got = cfg.get(key, "default" if key == "frontend" else None)
+        got = cfg[key] if key in cfg else CLASS_DEFAULTS.get(key)
         if got not in (want if isinstance(want, tuple) else (want,)):
             raise ValueError(f"{source}: {key} is {got!r}; only ESPnet's OWSM-CTC ({HF_MODEL}'s "
                              f"{', '.join(f'{k}: {v}' for k, v in SUPPORTED.items())}) can be loaded")
@@ -463,19 +488,21 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> OwsmCtcConfig:
         raise ValueError(f"{source}: encoder_conf.use_cross_attention names {len(cross)} blocks, num_blocks is "
                          f"{blocks}")
     interctc = tuple(int(i) for i in enc.get("interctc_layer_idx") or ())
+    normalize = cfg["normalize"] if "normalize" in cfg else CLASS_DEFAULTS["normalize"]
     return OwsmCtcConfig(
         token_list=_tokens(cfg, source),
         n_fft=int(front.get("n_fft", 512)), win_length=int(front.get("win_length") or front.get("n_fft", 512)),
         hop_length=int(front.get("hop_length", 128)), n_mels=int(front.get("n_mels", 80)),
-        global_mvn=cfg.get("normalize") == "global_mvn", norm_means=bool(mvn.get("norm_means", True)),
-        norm_vars=bool(mvn.get("norm_vars", True)),
+        normalize=normalize, norm_means=bool(mvn.get("norm_means", True)),
+        norm_vars=bool(mvn.get("norm_vars", normalize == "global_mvn")), mvn_eps=float(mvn.get("eps", 1e-20)),
         size=int(enc.get("output_size", 256)), heads=int(enc.get("attention_heads", 4)),
         cgmlp_units=int(enc.get("cgmlp_linear_units", 2048)), cgmlp_kernel=int(enc.get("cgmlp_conv_kernel", 31)),
         linear_after_conv=bool(enc.get("use_linear_after_conv", False)),
         gate_activation=str(enc.get("gate_activation", "identity")), num_blocks=blocks,
         use_ffn=bool(enc.get("use_ffn", False)), macaron_ffn=bool(enc.get("macaron_ffn", False)),
         ffn_activation=str(enc.get("ffn_activation_type", "swish")), linear_units=int(enc.get("linear_units", 2048)),
-        merge_kernel=int(enc.get("merge_conv_kernel", 3)), max_positions=int(enc.get("max_pos_emb_len", MAX_POSITIONS)),
+        merge_kernel=int(enc.get("merge_conv_kernel", 3)),
+        max_positions=int(enc.get("max_pos_emb_len", MAX_POSITIONS)),
         interctc_layers=interctc,
         interctc_conditioning=bool(enc.get("interctc_use_conditioning", False)), cross_attention=tuple(cross),
         prompt_size=int(prompt.get("output_size", 256)), prompt_heads=int(prompt.get("attention_heads", 4)),
@@ -541,8 +568,11 @@ def espnet_config(cfg: OwsmCtcConfig) -> dict[str, Any]:
         "frontend": "default", "frontend_conf": {"n_fft": cfg.n_fft, "win_length": cfg.win_length,
                                                  "hop_length": cfg.hop_length, "n_mels": cfg.n_mels, "fs": SR},
         "specaug": None, "specaug_conf": {},
-        "normalize": "global_mvn" if cfg.global_mvn else None,
-        "normalize_conf": {"stats_file": f"{EXP_DIR}/feats_stats.npz"} if cfg.global_mvn else {},
+        "normalize": cfg.normalize,
+        "normalize_conf": ({"stats_file": f"{EXP_DIR}/feats_stats.npz", "norm_means": cfg.norm_means,
+                            "norm_vars": cfg.norm_vars} if cfg.normalize == "global_mvn"
+                           else {"norm_means": cfg.norm_means, "norm_vars": cfg.norm_vars, "eps": cfg.mvn_eps}
+                           if cfg.normalize == "utterance_mvn" else {}),
         "model": "espnet_ctc", "model_conf": {"interctc_weight": 0.8, "sym_na": cfg.sym_na,
                                               "ctc_asr_only": [True] * (len(cfg.interctc_layers) + 1)},
         "preprocessor": "s2t", "preprocessor_conf": {}, "token_type": None, "bpemodel": None,
@@ -597,7 +627,7 @@ def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int, librosa_m
     exp = folder / EXP_DIR
     exp.mkdir(parents=True, exist_ok=True)
     torch.save(state, exp / "valid.total_count.ave_5best.pth")
-    if cfg.global_mvn:  # ESPnet's GlobalMVN reads it at build time; the model file's buffers then overwrite it
+    if cfg.normalize == "global_mvn":  # ESPnet's GlobalMVN reads it at build time; the model file's buffers win
         count = 1000.0
         mean, std = state["normalize.mean"].double().numpy(), state["normalize.std"].double().numpy()
         np.savez(exp / "feats_stats.npz", count=np.array(count), sum=mean * count,
