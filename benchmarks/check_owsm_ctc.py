@@ -62,8 +62,7 @@ def official_config() -> OwsmCtcConfig:
     its length."""
     small = small_config()
     tokens = (*small.token_list, *(f"▁t{i}" for i in range(50000 - len(small.token_list))))
-    return OwsmCtcConfig(token_list=tokens, interctc_layers=(6, 12, 15, 21), interctc_conditioning=True,
-                         cross_attention=tuple(i % 3 == 2 for i in range(27)))
+    return OwsmCtcConfig(token_list=tokens)
 
 
 def main() -> None:

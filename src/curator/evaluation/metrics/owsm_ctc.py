@@ -62,8 +62,9 @@ ACTIVATIONS = {"swish": lambda: _Swish(), "relu": nn.ReLU, "tanh": nn.Tanh, "ide
 
 @dataclass(frozen=True)
 class OwsmCtcConfig:
-    """The hyperparameters of the inference graph, with ESPnet's class defaults where the config leaves them out
-    (the small defaults of the dataclass are the test's and ``benchmarks/check_owsm_ctc.py``'s)."""
+    """The hyperparameters of the inference graph. The defaults are espnet/owsm_ctc_v4_1B's (its training config in
+    ESPnet's egs2/owsm_ctc_v4); :func:`config_from_espnet` fills what a config leaves out with ESPnet's class
+    defaults, as ESPnet does."""
 
     token_list: tuple[str, ...]
     n_fft: int = 512
@@ -85,11 +86,11 @@ class OwsmCtcConfig:
     macaron_ffn: bool = True
     ffn_activation: str = "swish"
     linear_units: int = 4096
-    merge_kernel: int = 3
+    merge_kernel: int = 31
     max_positions: int = MAX_POSITIONS
-    interctc_layers: tuple[int, ...] = ()
-    interctc_conditioning: bool = False
-    cross_attention: tuple[bool, ...] = field(default=())
+    interctc_layers: tuple[int, ...] = (6, 12, 15, 21)
+    interctc_conditioning: bool = True
+    cross_attention: tuple[bool, ...] = field(default=tuple(i % 3 == 2 for i in range(27)))
     prompt_size: int = 512
     prompt_heads: int = 8
     prompt_units: int = 2048

@@ -165,13 +165,20 @@ RAWNET3_WHAT = ("the official RawNet3 as ESPnet publishes it (huggingface-cli do
 
 
 @functools.cache
-def _rawnet3(path: Path, device: str) -> Any:
-    from curator.evaluation.metrics.rawnet3 import load_rawnet3
+def _espnet_model(metric: str, module: str, what: str, path: Path, device: str) -> Any:
+    """The model of an ESPnet download that ``curator.evaluation.metrics.<module>`` rebuilds (its ``load_<module>``),
+    once per path and device; unreadable, another model or refused: ``metric`` is unavailable with the reason."""
+    import importlib
 
+    load = getattr(importlib.import_module(f"curator.evaluation.metrics.{module}"), f"load_{module}")
     try:
-        return load_rawnet3(path, device)
+        return load(path, device)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:  # unreadable, another model, refused
-        raise MetricUnavailable("spk_sim", f"could not load '{path}' ({exc}): put {RAWNET3_WHAT} there") from exc
+        raise MetricUnavailable(metric, f"could not load '{path}' ({exc}): put {what} there") from exc
+
+
+def _rawnet3(path: Path, device: str) -> Any:
+    return _espnet_model("spk_sim", "rawnet3", RAWNET3_WHAT, path, device)
 
 
 def _spk_check(options: MetricOptions) -> str | None:
@@ -332,14 +339,8 @@ OWSM_CTC_WHAT = ("the ESPnet download of OWSM-CTC v4 (huggingface-cli download e
                  "the official LID model)")
 
 
-@functools.cache
 def _owsm_ctc(path: Path, device: str) -> Any:
-    from curator.evaluation.metrics.owsm_ctc import load_owsm_ctc
-
-    try:
-        return load_owsm_ctc(path, device)
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:  # unreadable, another model, refused
-        raise MetricUnavailable("lid_acc", f"could not load '{path}' ({exc}): put {OWSM_CTC_WHAT} there") from exc
+    return _espnet_model("lid_acc", "owsm_ctc", OWSM_CTC_WHAT, path, device)
 
 
 @functools.cache
