@@ -40,6 +40,7 @@ from curator.evaluation.metrics.owsm_ctc import (  # noqa: E402
     OwsmCtcConfig,
     load_owsm_ctc,
     locate,
+    min_samples,
     probe_signal,
     small_config,
 )
@@ -113,7 +114,7 @@ def main() -> None:
                         tokens_theirs = theirs(x, text_prev=na)[0][1]
                 except Exception as exc:  # noqa: BLE001 - ESPnet refuses too-short input; so does ours
                     rows[f"{s}s"] = {"espnet_error": type(exc).__name__,
-                                     "ours_refuses": len(x) < (15 - 1) * ours.cfg.hop_length}
+                                     "ours_refuses": len(x) < min_samples(ours.cfg)}
                     continue
                 if isinstance(enc_theirs, tuple):
                     enc_theirs = enc_theirs[0]
