@@ -137,8 +137,9 @@ def add_positions(x: torch.Tensor, max_len: int = MAX_POSITIONS) -> torch.Tensor
 
 
 class Attention(nn.Module):
-    """ESPnet's ``MultiHeadedAttention`` without a mask (one unpadded utterance): scores scaled after the product,
-    softmax, weighted sum, output projection."""
+    """ESPnet's ``MultiHeadedAttention``: scores scaled after the product, softmax, weighted sum, output projection.
+    Without a mask for one unpadded utterance; with ``mask`` (True where a query may attend) ESPnet's masking: the
+    masked scores set to the lowest float before the softmax and their weights to 0 after it."""
 
     def __init__(self, heads: int, size: int) -> None:
         super().__init__()
@@ -146,13 +147,19 @@ class Attention(nn.Module):
         self.linear_q, self.linear_k = nn.Linear(size, size), nn.Linear(size, size)
         self.linear_v, self.linear_out = nn.Linear(size, size), nn.Linear(size, size)
 
-    def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b = query.size(0)
         q = self.linear_q(query).view(b, -1, self.h, self.d_k).transpose(1, 2)
         k = self.linear_k(memory).view(b, -1, self.h, self.d_k).transpose(1, 2)
         v = self.linear_v(memory).view(b, -1, self.h, self.d_k).transpose(1, 2)
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)
-        x = torch.matmul(torch.softmax(scores, dim=-1), v)
+        if mask is None:
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            masked = mask.unsqueeze(1).eq(0)
+            scores = scores.masked_fill(masked, torch.finfo(scores.dtype).min)
+            weights = torch.softmax(scores, dim=-1).masked_fill(masked, 0.0)
+        x = torch.matmul(weights, v)
         return self.linear_out(x.transpose(1, 2).contiguous().view(b, -1, self.h * self.d_k))
 
 
@@ -427,16 +434,17 @@ FIXED_FRONTEND = {"window": "hann", "center": True, "normalized": False, "onesid
                   "fs": SR}
 
 
-def _fixed(section: dict[str, Any], fixed: dict[str, Any], name: str, source: Path) -> None:
+def _fixed(section: dict[str, Any], fixed: dict[str, Any], name: str, source: Path, model: str = MODEL) -> None:
     for key, want in fixed.items():
         got = section.get(key, want)
         if isinstance(got, str) and isinstance(want, int) and not isinstance(want, bool):
             got = int(float(got.rstrip("k")) * 1000) if got.endswith("k") else int(got)
         if got != want and not (want == [] and got is None):
-            raise ValueError(f"{source}: {name}.{key} is {got!r}; the {MODEL} rebuild implements only {want!r}")
+            raise ValueError(f"{source}: {name}.{key} is {got!r}; the {model} rebuild implements only {want!r}")
 
 
-def _tokens(cfg: dict[str, Any], source: Path) -> tuple[str, ...]:
+def tokens_of(cfg: dict[str, Any], source: Path) -> tuple[str, ...]:
+    """The config's token list (inline, or a file named relative to the config)."""
     tokens = cfg.get("token_list")
     if isinstance(tokens, str):
         path = Path(tokens) if Path(tokens).is_absolute() else source.parent / tokens
@@ -448,6 +456,54 @@ def _tokens(cfg: dict[str, Any], source: Path) -> tuple[str, ...]:
     return tuple(str(t).rstrip() for t in tokens)
 
 
+def frontend_settings(cfg: dict[str, Any], source: Path, model: str) -> dict[str, Any]:
+    """:class:`OwsmCtcConfig`'s frontend and normalisation fields from an ESPnet ``config.yaml`` (ESPnet's class
+    defaults where it leaves one out); ValueError naming ``source`` and the setting for what is not implemented."""
+    if cfg.get("input_size") is not None:
+        raise ValueError(f"{source}: input_size is set (features from the data loader); the {model} rebuild "
+                         "computes them from the waveform")
+    front = espnet_files.conf(cfg, "frontend", {"fs", "n_fft", "win_length", "hop_length", "n_mels", "fmin",
+                                                "fmax", "htk", "frontend_conf", *FIXED_FRONTEND}, source, model)
+    _fixed(front, FIXED_FRONTEND, "frontend_conf", source, model)
+    nested = front.get("frontend_conf") or {}
+    if nested.get("use_wpe") or nested.get("use_beamformer"):
+        raise ValueError(f"{source}: frontend_conf.frontend_conf turns on WPE or a beamformer; not implemented")
+    mvn = espnet_files.conf(cfg, "normalize", {"stats_file", "norm_means", "norm_vars", "eps"}, source, model)
+    normalize = cfg["normalize"] if "normalize" in cfg else CLASS_DEFAULTS["normalize"]
+    return {"n_fft": int(front.get("n_fft", 512)),
+            "win_length": int(front.get("win_length") or front.get("n_fft", 512)),
+            "hop_length": int(front.get("hop_length", 128)), "n_mels": int(front.get("n_mels", 80)),
+            "normalize": normalize, "norm_means": bool(mvn.get("norm_means", True)),
+            "norm_vars": bool(mvn.get("norm_vars", normalize == "global_mvn")), "mvn_eps": float(mvn.get("eps", 1e-20))}
+
+
+ENCODER_SETTINGS = {"output_size", "attention_heads", "cgmlp_linear_units", "cgmlp_conv_kernel",
+                    "use_linear_after_conv", "gate_activation", "num_blocks", "use_ffn", "macaron_ffn",
+                    "ffn_activation_type", "linear_units", "merge_conv_kernel", "max_pos_emb_len"}
+"""The E-Branchformer settings :class:`OwsmCtcConfig` takes, in both OWSM encoders."""
+
+
+def encoder_settings(cfg: dict[str, Any], source: Path, model: str,
+                     extra: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:class:`OwsmCtcConfig`'s E-Branchformer fields from an ESPnet ``config.yaml`` (ESPnet's class defaults where
+    it leaves one out), and the ``encoder_conf`` section (settings in ``extra`` allowed in it too, for the caller
+    to check); ValueError naming ``source`` and the setting for what is not implemented."""
+    enc = espnet_files.conf(cfg, "encoder", {*ENCODER_SETTINGS, *extra, *IGNORED_ENCODER}, source, model)
+    for key, act in (("gate_activation", enc.get("gate_activation", "identity")),
+                     ("ffn_activation_type", enc.get("ffn_activation_type", "swish"))):
+        if act not in ACTIVATIONS:
+            raise ValueError(f"{source}: encoder_conf.{key} is {act!r}; implemented: {sorted(ACTIVATIONS)}")
+    return {"size": int(enc.get("output_size", 256)), "heads": int(enc.get("attention_heads", 4)),
+            "cgmlp_units": int(enc.get("cgmlp_linear_units", 2048)),
+            "cgmlp_kernel": int(enc.get("cgmlp_conv_kernel", 31)),
+            "linear_after_conv": bool(enc.get("use_linear_after_conv", False)),
+            "gate_activation": str(enc.get("gate_activation", "identity")), "num_blocks": int(enc.get("num_blocks", 12)),
+            "use_ffn": bool(enc.get("use_ffn", False)), "macaron_ffn": bool(enc.get("macaron_ffn", False)),
+            "ffn_activation": str(enc.get("ffn_activation_type", "swish")),
+            "linear_units": int(enc.get("linear_units", 2048)), "merge_kernel": int(enc.get("merge_conv_kernel", 3)),
+            "max_positions": int(enc.get("max_pos_emb_len", MAX_POSITIONS))}, enc
+
+
 def config_from_espnet(cfg: dict[str, Any], source: Path) -> OwsmCtcConfig:
     """The inference graph's hyperparameters from an ESPnet ``s2t_ctc`` ``config.yaml``; ValueError naming
     ``source`` and the setting for a model of another kind."""
@@ -456,56 +512,26 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> OwsmCtcConfig:
         if got not in (want if isinstance(want, tuple) else (want,)):
             raise ValueError(f"{source}: {key} is {got!r}; only ESPnet's OWSM-CTC ({HF_MODEL}'s "
                              f"{', '.join(f'{k}: {v}' for k, v in SUPPORTED.items())}) can be loaded")
-    if cfg.get("input_size") is not None:
-        raise ValueError(f"{source}: input_size is set (features from the data loader); the {MODEL} rebuild "
-                         "computes them from the waveform")
-    front = espnet_files.conf(cfg, "frontend", {"fs", "n_fft", "win_length", "hop_length", "n_mels", "fmin",
-                                                "fmax", "htk", "frontend_conf", *FIXED_FRONTEND}, source, MODEL)
-    _fixed(front, FIXED_FRONTEND, "frontend_conf", source)
-    nested = front.get("frontend_conf") or {}
-    if nested.get("use_wpe") or nested.get("use_beamformer"):
-        raise ValueError(f"{source}: frontend_conf.frontend_conf turns on WPE or a beamformer; not implemented")
-    mvn = espnet_files.conf(cfg, "normalize", {"stats_file", "norm_means", "norm_vars", "eps"}, source, MODEL)
-    enc = espnet_files.conf(cfg, "encoder", {
-        "output_size", "attention_heads", "cgmlp_linear_units", "cgmlp_conv_kernel", "use_linear_after_conv",
-        "gate_activation", "num_blocks", "use_ffn", "macaron_ffn", "ffn_activation_type", "linear_units",
-        "merge_conv_kernel", "max_pos_emb_len", "interctc_layer_idx", "interctc_use_conditioning", "use_cross_attention",
-        *FIXED_ENCODER, *IGNORED_ENCODER}, source, MODEL)
-    _fixed(enc, FIXED_ENCODER, "encoder_conf", source)
+    front = frontend_settings(cfg, source, MODEL)
+    enc, section = encoder_settings(cfg, source, MODEL, {"interctc_layer_idx", "interctc_use_conditioning",
+                                                         "use_cross_attention", *FIXED_ENCODER})
+    _fixed(section, FIXED_ENCODER, "encoder_conf", source)
     prompt = espnet_files.conf(cfg, "promptencoder", {
         "output_size", "attention_heads", "linear_units", "num_blocks", "normalize_before", "dropout_rate",
         "positional_dropout_rate", "attention_dropout_rate", "input_layer", "layer_drop_rate", "use_flash_attn",
         "padding_idx", "positionwise_conv_kernel_size", *FIXED_PROMPT}, source, MODEL)
     _fixed(prompt, FIXED_PROMPT, "promptencoder_conf", source)
     model = cfg.get("model_conf") or {}
-    for key, act in (("gate_activation", enc.get("gate_activation", "identity")),
-                     ("ffn_activation_type", enc.get("ffn_activation_type", "swish"))):
-        if act not in ACTIVATIONS:
-            raise ValueError(f"{source}: encoder_conf.{key} is {act!r}; implemented: {sorted(ACTIVATIONS)}")
-    blocks = int(enc.get("num_blocks", 12))
-    cross = enc.get("use_cross_attention", True)
+    blocks = enc["num_blocks"]
+    cross = section.get("use_cross_attention", True)
     cross = [bool(cross)] * blocks if isinstance(cross, (bool, int)) else [bool(c) for c in cross]
     if len(cross) != blocks:
         raise ValueError(f"{source}: encoder_conf.use_cross_attention names {len(cross)} blocks, num_blocks is "
                          f"{blocks}")
-    interctc = tuple(int(i) for i in enc.get("interctc_layer_idx") or ())
-    normalize = cfg["normalize"] if "normalize" in cfg else CLASS_DEFAULTS["normalize"]
+    interctc = tuple(int(i) for i in section.get("interctc_layer_idx") or ())
     return OwsmCtcConfig(
-        token_list=_tokens(cfg, source),
-        n_fft=int(front.get("n_fft", 512)), win_length=int(front.get("win_length") or front.get("n_fft", 512)),
-        hop_length=int(front.get("hop_length", 128)), n_mels=int(front.get("n_mels", 80)),
-        normalize=normalize, norm_means=bool(mvn.get("norm_means", True)),
-        norm_vars=bool(mvn.get("norm_vars", normalize == "global_mvn")), mvn_eps=float(mvn.get("eps", 1e-20)),
-        size=int(enc.get("output_size", 256)), heads=int(enc.get("attention_heads", 4)),
-        cgmlp_units=int(enc.get("cgmlp_linear_units", 2048)), cgmlp_kernel=int(enc.get("cgmlp_conv_kernel", 31)),
-        linear_after_conv=bool(enc.get("use_linear_after_conv", False)),
-        gate_activation=str(enc.get("gate_activation", "identity")), num_blocks=blocks,
-        use_ffn=bool(enc.get("use_ffn", False)), macaron_ffn=bool(enc.get("macaron_ffn", False)),
-        ffn_activation=str(enc.get("ffn_activation_type", "swish")), linear_units=int(enc.get("linear_units", 2048)),
-        merge_kernel=int(enc.get("merge_conv_kernel", 3)),
-        max_positions=int(enc.get("max_pos_emb_len", MAX_POSITIONS)),
-        interctc_layers=interctc,
-        interctc_conditioning=bool(enc.get("interctc_use_conditioning", False)), cross_attention=tuple(cross),
+        token_list=tokens_of(cfg, source), **front, **enc, interctc_layers=interctc,
+        interctc_conditioning=bool(section.get("interctc_use_conditioning", False)), cross_attention=tuple(cross),
         prompt_size=int(prompt.get("output_size", 256)), prompt_heads=int(prompt.get("attention_heads", 4)),
         prompt_units=int(prompt.get("linear_units", 2048)), prompt_blocks=int(prompt.get("num_blocks", 6)),
         prompt_normalize_before=bool(prompt.get("normalize_before", True)),
@@ -594,15 +620,12 @@ def espnet_config(cfg: OwsmCtcConfig) -> dict[str, Any]:
     }
 
 
-def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int, librosa_mel: bool = True) -> Path:
-    """An OWSM-CTC with seeded random weights in ESPnet's download layout (``meta.yaml`` naming the recipe's
-    ``config.yaml`` and model file; the statistics file the config names): a file of the real format for tests and
-    ``benchmarks/check_owsm_ctc.py``, whose ESPnet side builds it with ``Speech2TextGreedySearch``. The mel matrix
-    is librosa's (as ESPnet computes it; ``librosa_mel=False``: drawn too, for machines without librosa); every other
-    tensor is drawn (weights scaled by their fan-in, biases small)."""
-    model = OwsmCtc(cfg)
+def random_state(state: dict[str, torch.Tensor], cfg: OwsmCtcConfig, seed: int,
+                 librosa_mel: bool = True) -> dict[str, torch.Tensor]:
+    """``state`` (a rebuilt OWSM model's state dict) filled with seeded random values, in place: the mel matrix
+    librosa's (as ESPnet computes it; ``librosa_mel=False``: drawn too, for machines without librosa), normalisation
+    statistics of log-mel scale, layer-norm gains near 1, small biases, weights scaled by their fan-in."""
     rng = np.random.default_rng(seed)
-    state = model.state_dict()
     for name in sorted(state):
         t = state[name]
         if name == "frontend.logmel.melmat" and librosa_mel:
@@ -625,6 +648,16 @@ def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int, librosa_m
         else:
             values = values / np.sqrt(max(1, t[0].numel() if t.ndim > 1 else 1))
         t.copy_(torch.from_numpy(values.astype(np.float64 if t.dtype == torch.float64 else np.float32)))
+    return state
+
+
+def write_espnet_download(folder: Path, cfg: OwsmCtcConfig, seed: int, librosa_mel: bool = True) -> Path:
+    """An OWSM-CTC with seeded random weights in ESPnet's download layout (``meta.yaml`` naming the recipe's
+    ``config.yaml`` and model file; the statistics file the config names): a file of the real format for tests and
+    ``benchmarks/check_owsm_ctc.py``, whose ESPnet side builds it with ``Speech2TextGreedySearch``. The mel matrix
+    is librosa's (as ESPnet computes it; ``librosa_mel=False``: drawn too, for machines without librosa); every other
+    tensor is drawn (weights scaled by their fan-in, biases small)."""
+    state = random_state(OwsmCtc(cfg).state_dict(), cfg, seed, librosa_mel)
     exp = folder / EXP_DIR
     exp.mkdir(parents=True, exist_ok=True)
     torch.save(state, exp / "valid.total_count.ave_5best.pth")

@@ -4,8 +4,9 @@ The official ones use ESPnet models (RawNet3 speaker embeddings, OWSM v3.1 ASR, 
 official RawNet3 when ``eval.weights.spk_sim`` points at its ESPnet download (:mod:`.rawnet3`, rebuilt in torch and
 checked equal to ESPnet's modules), else a d-vector model that ships in a package. LID accuracy runs the official
 OWSM-CTC v4 when ``eval.weights.lid_acc`` points at its ESPnet download (:mod:`.owsm_ctc`, likewise rebuilt and
-checked), else the Hugging Face audio-classification model in that folder (a stand-in). CAcc runs offline
-substitutes for OWSM v3.1 (its docstring says which). CAcc compares the estimate's transcript with the row's
+checked), else the Hugging Face audio-classification model in that folder (a stand-in). CAcc runs the official
+OWSM v3.1 when ``eval.weights.cacc`` points at its ESPnet download (:mod:`.owsm_s2t`, likewise rebuilt and checked,
+beam search included), else offline substitutes (its docstring says which). CAcc compares the estimate's transcript with the row's
 transcript, and LID accuracy the estimate's language with the row's, as the official scripts do
 (``eval.cacc_reference`` / ``eval.lid_reference: reference_audio``: with what the model recognises on the clean
 reference, for data without transcripts or language labels).
@@ -32,6 +33,7 @@ already stacks one utterance's windows; it runs on CPU only), pocketsphinx (a de
 from __future__ import annotations
 
 import functools
+import logging
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -52,6 +54,7 @@ from curator.evaluation.metrics import (
 from curator.evaluation.metrics._text import edit_distance
 from curator.scoring._compat import guard_torchaudio
 
+LOG = logging.getLogger(__name__)
 SR = 16000
 INT16_MAX = 32767
 WHISPER_WHAT = "a save_pretrained folder of an openai/whisper model (model and processor)"
@@ -234,8 +237,31 @@ def _whisper(folder: Path, device: str) -> tuple[Any, Any]:
     return model, processor
 
 
-def transcripts(signals: Sequence[np.ndarray], options: MetricOptions) -> list[str]:
-    """:func:`transcribe` of every signal; Whisper takes ``options.batch`` signals per ``generate`` call."""
+OWSM_S2T_WHAT = ("the ESPnet download of OWSM v3.1 (huggingface-cli download espnet/owsm_v3.1_ebf --local-dir DIR; "
+                 "the official CAcc model)")
+
+
+def _uses_owsm_s2t(options: MetricOptions) -> bool:
+    from curator.evaluation.metrics.owsm_ctc import is_espnet_download
+
+    return bool(options.weights.get("cacc")) and is_espnet_download(Path(options.weights["cacc"]))
+
+
+def _owsm_s2t(path: Path, device: str) -> Any:
+    return _espnet_model("cacc", "owsm_s2t", OWSM_S2T_WHAT, path, device)
+
+
+def transcripts(signals: Sequence[np.ndarray], options: MetricOptions,
+                languages: Sequence[str | None] | None = None) -> list[str | None]:
+    """:func:`transcribe` of every signal; Whisper takes ``options.batch`` signals per ``generate`` call. OWSM v3.1
+    (one signal per call, as the official script) decodes each in its row's language (``languages``; None or
+    ``none``: identified by the model, as the official script does) and gives None where it declines (over 30 s, or
+    a language it has no token for)."""
+    if _uses_owsm_s2t(options):
+        recognizer = _owsm_s2t(options.weights_path("cacc", OWSM_S2T_WHAT), options.device)
+        langs = list(languages) if languages is not None else [None] * len(signals)
+        texts = [recognizer.transcribe(x, lang, options.device) for x, lang in zip(signals, langs, strict=True)]
+        return [None if t is None else " ".join(t.lower().split()) for t in texts]
     if not options.weights.get("cacc") or options.batch == 1:
         return [transcribe(x, options) for x in signals]
     import torch
@@ -273,6 +299,11 @@ def transcribe(x: np.ndarray, options: MetricOptions) -> str:
 
 
 def _pocketsphinx_or_whisper(options: MetricOptions) -> str | None:
+    """OWSM v3.1 from an ESPnet download must load (else unavailable, never replaced by a stand-in); a Whisper
+    folder must exist; unset, pocketsphinx must be installed."""
+    if _uses_owsm_s2t(options):
+        _owsm_s2t(options.weights_path("cacc", OWSM_S2T_WHAT), options.device)
+        return None
     if options.weights.get("cacc"):
         options.weights_path("cacc", WHISPER_WHAT)
         return None
@@ -303,11 +334,13 @@ def row_transcript(row: Mapping[str, Any]) -> str | None:
 
 
 @register_metric("cacc", "task_dependent", sample_rate=SR,
-                 resources=MetricResources(model="pocketsphinx English or Whisper (local folder)", gpu_capable=True,
+                 resources=MetricResources(model="OWSM v3.1 by path (eval.weights.cacc, official), else Whisper "
+                                                 "(local folder) or pocketsphinx English", gpu_capable=True,
                                            packages=("transformers",)),
                  check=_pocketsphinx_or_whisper, needs_labels=True,
-                 stand_in=lambda o: f"{'Whisper (local folder)' if o.weights.get('cacc') else 'pocketsphinx English'} "
-                                    "for OWSM v3.1 (ESPnet)")
+                 stand_in=lambda o: None if _uses_owsm_s2t(o) else (
+                     f"{'Whisper (local folder)' if o.weights.get('cacc') else 'pocketsphinx English'} for OWSM v3.1 "
+                     "(ESPnet): set eval.weights.cacc to its ESPnet download"))
 def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs: np.ndarray,
          pool: Executor | None, options: MetricOptions = DEFAULT_OPTIONS,
          labels: Sequence[Mapping[str, Any]] | None = None) -> np.ndarray:
@@ -317,21 +350,32 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
     a row without one is NaN, as the official script skips it. ``"reference_audio"``: against the recognition
     of the clean reference (for data without transcripts; a perfect enhancement scores 1). The official figure
     pools the edits of the whole set (one CER); here each utterance has its own, for the paired comparison.
+    With OWSM v3.1 each row is decoded in its ``language`` (identified where it has none); a row the model declines
+    (over 30 s: long-form decoding is not rebuilt; a language it has no token for) is NaN, and the count is logged.
     """
     n = len(estimates)
     out = np.full(n, np.nan)
+    rows = labels if labels is not None else [{}] * n
+    langs = [r.get("language") if isinstance(r.get("language"), str) else None for r in rows]
     if options.cacc_reference == "text":
-        targets = [row_transcript(r) for r in (labels if labels is not None else [{}] * n)]
+        targets = [row_transcript(r) for r in rows]
         todo = [i for i in range(n) if targets[i]]
-        hyps = transcripts([estimates[i] for i in todo], options) if todo else []
+        hyps = transcripts([estimates[i] for i in todo], options, [langs[i] for i in todo]) if todo else []
     else:
-        texts = transcripts([*estimates, *references], options)
-        targets = [normalise_text(t) or None for t in texts[n:]]
+        texts = transcripts([*estimates, *references], options, [*langs, *langs])
+        targets = [normalise_text(t) or None if t is not None else None for t in texts[n:]]
         todo = [i for i in range(n) if targets[i]]
         hyps = [texts[i] for i in todo]
+    declined = 0
     for i, hyp in zip(todo, hyps, strict=True):
+        if hyp is None:
+            declined += 1
+            continue
         ref = targets[i]
         out[i] = 1.0 - edit_distance(normalise_text(hyp), ref) / len(ref)
+    if declined:
+        LOG.warning("cacc: OWSM v3.1 declined %d of %d rows (over 30 s, whose long-form decoding is not rebuilt, or "
+                    "a language it has no token for): NaN, left out of the paired figures", declined, len(todo))
     return out
 
 

@@ -1,0 +1,149 @@
+"""CAcc with the official OWSM v3.1 (rebuilt from ESPnet's download, ESPnet not installed): ESPnet's beam search
+result and text from a model file of the real format, language identification, the refusals of other models, and
+the metric against the row's transcript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from curator.evaluation.metrics import METRICS, MetricOptions, check_available, compute_metrics
+from curator.evaluation.metrics.owsm_ctc import probe_signal
+from curator.evaluation.metrics.owsm_s2t import (
+    BPE_MODEL,
+    EXP_DIR,
+    load_owsm_s2t,
+    max_tokens,
+    small_config,
+    write_espnet_download,
+)
+from curator.evaluation.metrics.task_dependent import normalise_text
+
+pytest.importorskip("sentencepiece")
+
+SR = 16000
+MODEL_FILE = f"{EXP_DIR}/valid.acc.ave_5best.till45epoch.pth"
+ESPNET = {}
+"""ESPnet 202412's ``Speech2Text`` results for ``probe_signal(seconds, 0)`` with the small download of seed 0
+(``python benchmarks/check_owsm_s2t.py --espnet-site ...``: models.small): the best hypothesis's token ids (primer
+and final ``<eos>`` included), its score and its text without special tokens; ours was equal to the bit."""
+
+
+@pytest.fixture(scope="module")
+def download(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_espnet_download(tmp_path_factory.mktemp("owsm") / "owsm_v3.1_ebf", small_config(), seed=0)
+
+
+ESPNET = {1.3: (19, -27.688386917114258, "lo a a a a a a a a a a a a"),
+          0.05: (193, -341.98162841796875, None)}
+"""ESPnet 202412's ``Speech2Text`` results for ``probe_signal(seconds, 0)`` in English with the small download of
+seed 0 (``python benchmarks/check_owsm_s2t.py --espnet-site ...``: models.small): the length of the best
+hypothesis (primer and final ``<eos>`` included), its score, its text without special tokens. Ours was equal to the
+bit, token ids included. 0.05 s has a length limit of 0 tokens, so ESPnet's end detection stops the search."""
+
+
+def test_owsm_s2t_gives_espnets_beam_search_result_and_text(download: Path) -> None:
+    recognizer = load_owsm_s2t(download)
+    model = recognizer.model
+    for seconds, (length, score, text) in ESPNET.items():
+        x = probe_signal(seconds, 0)
+        with torch.inference_mode():
+            memory = model.encode(torch.from_numpy(x)[None])
+            yseq, best = model.decode(memory, model.primer("<eng>"), max_tokens(len(x)))
+        assert memory.shape == (1, 749, 32)  # 30 s of 10 ms frames, subsampled by 4
+        assert (len(yseq), best) == (length, score), seconds
+        assert yseq[:5] == model.primer("<eng>") and yseq[-1] == model.eos
+        if text is not None:
+            assert recognizer.transcribe(x, "en") == text
+            assert recognizer.transcribe(x, "eng") == text  # any spelling of the row's language
+    x = probe_signal(1.3, 0)
+    (download / "meta.yaml").unlink()  # a folder with only the recipe's files, then the model file itself
+    try:
+        for path in (download, download / MODEL_FILE):
+            assert load_owsm_s2t(path).transcribe(x, "en") == ESPNET[1.3][2], path
+    finally:
+        write_espnet_download(download, small_config(), seed=0)
+
+
+def test_owsm_s2t_identifies_the_language_and_declines_what_it_cannot_decode(download: Path) -> None:
+    recognizer = load_owsm_s2t(download)
+    x = probe_signal(1.3, 0)
+    with torch.inference_mode():
+        found = recognizer.model.detect_language(recognizer.model.encode(torch.from_numpy(x)[None]))
+    assert found == "<eng>"  # ESPnet's Speech2Language said the same (check_owsm_s2t: language_equal)
+    for unlabelled in (None, "none", "unknown"):
+        assert recognizer.transcribe(x, unlabelled) == recognizer.transcribe(x, "en")
+    assert recognizer.transcribe(x, "sw") is None  # no <swa> token in the small model
+    assert recognizer.transcribe(probe_signal(30.5, 0), "en") is None  # long-form decoding is not rebuilt
+    assert recognizer.language_token("de") == "<deu>" and recognizer.language_token("zh-CN") == "<zho>"
+
+
+def test_owsm_s2t_sentencepiece_joins_pieces(download: Path) -> None:
+    pieces = load_owsm_s2t(download).pieces
+    assert pieces.decode_pieces(["▁hello", "▁the", "s", "▁a", "c"]) == "hello thes ac"
+
+
+def _rewrite(download: Path, **changes: object) -> None:
+    config = download / EXP_DIR / "config.yaml"
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name and value is None:
+            cfg[section] = {k: v for k, v in cfg[section].items() if k != name}
+        elif name:
+            cfg[section] = {**cfg[section], name: value}
+        else:
+            cfg[section] = value
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"encoder": "conformer"}, r"encoder is 'conformer'; only ESPnet's OWSM v3\.1"),
+    ({"decoder": "transducer"}, r"decoder is 'transducer'"),
+    ({"encoder_conf__attention_layer_type": None}, r"encoder_conf\.attention_layer_type is 'rel_selfattn'"),
+    ({"encoder_conf__input_layer": "conv2d8"}, r"encoder_conf\.input_layer is 'conv2d8'"),
+    ({"decoder_conf__concat_after": True}, r"decoder_conf\.concat_after is True"),
+    ({"decoder_conf__stochastic_depth": 0.1}, r"decoder_conf has settings .* \['stochastic_depth'\]"),
+    ({"token_type": "char"}, r"token_type is 'char'"),
+    ({"bpemodel": "data/elsewhere/bpe.model"}, r"bpemodel 'data/elsewhere/bpe.model' not found"),
+    ({"token_list": ["<blank>", "<na>", "<asr>", "<sos>", "<eos>"]}, r"no <sop>, <notimestamps>"),
+])
+def test_owsm_s2t_names_the_file_of_another_model(tmp_path: Path, changes: dict, message: str) -> None:
+    download = write_espnet_download(tmp_path / "owsm", small_config(), seed=0)
+    _rewrite(download, **changes)
+    with pytest.raises(ValueError, match=message):
+        load_owsm_s2t(download)
+
+
+def test_cacc_with_owsm_s2t_is_the_official_metric(download: Path) -> None:
+    """1 - CER of the estimate's OWSM v3.1 text against the row's transcript, decoded in the row's language (the
+    model's own where the row has none); NaN where the model declines or the row has no transcript."""
+    x = probe_signal(1.3, 0)
+    said = ESPNET[1.3][2]
+    options = MetricOptions(weights={"cacc": str(download)})
+    cacc = METRICS.get("cacc")
+    assert check_available(cacc, options) is None and cacc.substitute(options) is None
+    rows = [{"text": said, "language": "en"}, {"text": "Lo, a a!", "language": "eng"},
+            {"text": said, "language": "sw"}, {"text": "<not-available>", "language": "en"},
+            {"text": said, "language": "none"}]
+
+    def run(opts: MetricOptions, labels: list[dict]) -> np.ndarray:
+        n = len(labels)
+        return compute_metrics([cacc], [x] * n, [x] * n, np.full(n, SR), None, opts, labels)["cacc"]
+
+    ref = normalise_text("Lo, a a!")
+    expected = 1.0 - (len(said) - len(ref)) / len(ref)  # the hypothesis's extra characters are insertions
+    np.testing.assert_allclose(run(options, rows), [1.0, expected, np.nan, np.nan, 1.0])
+    both = MetricOptions(weights=options.weights, cacc_reference="reference_audio")
+    np.testing.assert_array_equal(run(both, rows[:2]), [1.0, 1.0])
+
+
+def test_cacc_names_a_broken_owsm_download(tmp_path: Path) -> None:
+    download = write_espnet_download(tmp_path / "owsm", small_config(), seed=0)
+    (download / BPE_MODEL).unlink()
+    reason = check_available(METRICS.get("cacc"), MetricOptions(weights={"cacc": str(download)}))
+    assert reason is not None and "bpemodel" in reason and "owsm_v3.1_ebf" in reason, reason
