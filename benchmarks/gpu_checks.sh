@@ -6,7 +6,8 @@
 #   echo /.whl/ >> .git/info/exclude
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#       espnet==202511 torch_complex==0.4.4 typeguard==4.6.1 soundfile==0.13.1 asteroid-filterbanks==0.4.0
+#       espnet==202511 torch_complex==0.4.4 typeguard==4.6.1 soundfile==0.13.1 asteroid-filterbanks==0.4.0 \
+#       sentencepiece==0.2.0
 # Then, on the device:  run(command="bash benchmarks/gpu_checks.sh", carry=[".whl"], timeout_s=560)
 # Dry run of the plumbing here, on CPU with tiny sizes (every step but the CUDA tests and compile):
 #   GPU_CHECKS_DRY=1 OUT=/tmp/gpu_dry bash benchmarks/gpu_checks.sh
@@ -15,7 +16,8 @@
 #   env.txt           GPU, driver, torch
 #   tests.txt         tests/training/test_cuda.py: CPU/CUDA agreement, a bf16 step at the official size, the seeded
 #                     FlowSE sampler (the same start on every device), torch.compile against eager; and
-#                     tests/evaluation/test_cuda_metrics.py: SpkSim's RawNet3 and LID's OWSM-CTC on cuda against the CPU
+#                     tests/evaluation/test_cuda_metrics.py: SpkSim's RawNet3, LID's OWSM-CTC and CAcc's
+#                     OWSM v3.1 on cuda against the CPU
 #   bench.json        bench_train.py at the official crop (96,000 samples, 16 kHz): ours (official recipe and our
 #                     options) beside ESPnet's BSRNN at batch 4 and the largest batch, fp32 and bf16 -> the issue's
 #                     goals (x_official at batch 4 >= 2, best audio x realtime >= 400)

@@ -45,6 +45,7 @@ import torch
 import yaml
 from torch import nn
 
+from curator.datasets.labels import PLACEHOLDER_LANGUAGES, language_label
 from curator.evaluation.metrics import espnet_files
 from curator.evaluation.metrics.owsm_ctc import (
     Attention,
@@ -337,9 +338,7 @@ class Recognizer:
     def __init__(self, model: OwsmS2T, pieces: Any, source_config: Path, source_model: Path) -> None:
         self.model, self.pieces = model, pieces
         self.source_config, self.source_model = source_config, source_model
-        language_ids = {}
-        from curator.datasets.labels import language_label
-
+        language_ids: dict[str, str] = {}
         for i in model.languages:
             code, known = language_label(model.cfg.token_list[i].strip("<>"))
             if known:
@@ -348,8 +347,6 @@ class Recognizer:
 
     def language_token(self, language: str | None) -> str | None:
         """The model's token for a row's language (``en``, ``eng``, ...); None where the model has none."""
-        from curator.datasets.labels import language_label
-
         code, _ = language_label(language) if language else ("none", True)
         return self.language_tokens.get(code)
 
@@ -357,8 +354,6 @@ class Recognizer:
         """The official text of one 16 kHz signal for a row of ``language`` (``none``, ``unknown`` or None: the
         model identifies it); None for a signal over ``speech_seconds`` (long-form decoding is not rebuilt) or a
         language the model has no token for."""
-        from curator.datasets.labels import PLACEHOLDER_LANGUAGES, language_label
-
         model = self.model
         if len(x) > model.speech_samples:
             return None

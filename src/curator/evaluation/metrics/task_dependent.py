@@ -25,7 +25,8 @@ is not covered by a test yet: it needs a tiny Whisper model with a tokenizer); t
 classifier batches as the SSL models of task_independent (padding with a mask for layer-norm feature encoders,
 equal lengths otherwise). Not batched: RawNet3 (its instance norm and pooled statistics span the whole input, so
 padding would change them; the official script embeds one signal per call), OWSM-CTC (likewise: the official
-script identifies one signal per call, and its attention would see the padding), the d-vector embedder (each call
+script identifies one signal per call, and its attention would see the padding), OWSM v3.1 (likewise, and each
+row has its own language and length limit), the d-vector embedder (each call
 already stacks one utterance's windows; it runs on CPU only), pocketsphinx (a decoder per utterance) and EmoSim
 (the adapter embeds one signal per call).
 """
