@@ -58,3 +58,31 @@ def test_peak_normalize() -> None:
     x = np.array([0.1, -0.4, 0.2], np.float32)
     assert np.abs(peak_normalize(x, 0.9)).max() == pytest.approx(0.9)
     assert not peak_normalize(np.zeros(3, np.float32), 0.9).any()
+
+
+def test_pooled_figure_beside_the_paired_means_and_in_the_official_rank() -> None:
+    """A metric whose official figure is a weighted mean (CAcc: 1 - the set's pooled CER) gets it as ``pooled``,
+    over the paired rows of positive weight, and the official rank ranks by it: here the means tie (0.5 each) and
+    the pooled figures do not (the long transcript was recognised better)."""
+    from curator.evaluation.metrics import MetricOptions
+    from curator.evaluation.metrics.task_dependent import _cacc_pool_weights
+    from curator.evaluation.report import summarise_split
+
+    cacc = METRICS.get("cacc")
+    labels = [{"text": "Hello, World!"}, {"text": "a" * 30}, {"text": "<not-available>"}, {}]
+    weights = cacc.pool_weights(labels, MetricOptions())
+    np.testing.assert_array_equal(weights, [11, 30, 0, 0])  # "hello world": Whisper's basic normaliser
+    assert _cacc_pool_weights(labels, MetricOptions(cacc_reference="reference_audio")) is None
+    df = pd.DataFrame({"utt_id": list("abcd"), "has_reference": True, "distortion": "noise",
+                       "output_to_input_db": 0.0, "cacc": [0.0, 1.0, 0.5, np.nan],
+                       "noisy_cacc": [0.5, 0.5, 0.5, 0.2], "cacc_pool_weight": [10.0, 30.0, 0.0, 5.0]})
+    out = summarise_split(df, [cacc], 0.25, {"n_boot": 200, "seed": 0, "confidence": 0.95})
+    block = out["metrics"]["cacc"]
+    assert (block["n"], block["enhanced"], block["noisy"]) == (3, 0.5, 0.5)
+    assert block["pooled"] == {"enhanced": 0.75, "noisy": 0.5, "n": 2}  # (10 * 0 + 30 * 1) / 40
+    official = out["urgent_rank"]["official"]
+    assert official["enhanced"] < official["noisy"], official  # a lower overall rank is better
+    without = summarise_split(df.drop(columns="cacc_pool_weight"), [cacc], 0.25,
+                              {"n_boot": 200, "seed": 0, "confidence": 0.95})
+    assert "pooled" not in without["metrics"]["cacc"]
+    assert without["urgent_rank"]["official"]["enhanced"] == without["urgent_rank"]["official"]["noisy"]

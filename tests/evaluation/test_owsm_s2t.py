@@ -147,3 +147,41 @@ def test_cacc_names_a_broken_owsm_download(tmp_path: Path) -> None:
     (download / BPE_MODEL).unlink()
     reason = check_available(METRICS.get("cacc"), MetricOptions(weights={"cacc": str(download)}))
     assert reason is not None and "bpemodel" in reason and "owsm_v3.1_ebf" in reason, reason
+
+
+class _Identity:
+    def prepare(self, rows: object) -> None:
+        pass
+
+    def __call__(self, utt_id: str, noisy: np.ndarray, sr: int) -> np.ndarray:
+        return noisy
+
+
+def test_eval_gives_the_pooled_cacc_of_the_official_script(download: Path, tmp_path: Path) -> None:
+    """score_split keeps each row's transcript length (``cacc_pool_weight``) and eval.json's block gives 1 - the
+    pooled CER, the figure the official script writes to RESULTS.txt, beside the per-utterance means."""
+    import pandas as pd
+    import soundfile as sf
+
+    from curator.evaluation.evaluate import score_split
+    from curator.evaluation.report import summarise_split
+
+    said = ESPNET[1.3][2]
+    rows = []
+    for i, text in enumerate([said, said + " " + said]):  # the second transcript is twice what the model says
+        sf.write(tmp_path / f"{i}.wav", probe_signal(1.3, 0), SR, subtype="FLOAT")
+        rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"{i}.wav"), "clean_path": str(tmp_path / f"{i}.wav"),
+                     "sr": SR, "language": "en", "distortion": "noise", "duration_sec": 1.3, "text": text})
+    options = MetricOptions(weights={"cacc": str(download)})
+    cacc = METRICS.get("cacc")
+    df, skipped = score_split(pd.DataFrame(rows), _Identity(), [cacc], peak=1.0, silent_peak=1e-4, chunk_utts=2,
+                              pool=None, desc="t", options=options)
+    assert not skipped
+    n = len(normalise_text(said))
+    np.testing.assert_array_equal(df["cacc_pool_weight"], [n, 2 * n + 1])
+    second = 1.0 - (n + 1) / (2 * n + 1)  # half the transcript and a space deleted
+    np.testing.assert_allclose(df["cacc"], [1.0, second], rtol=1e-6)
+    block = summarise_split(df, [cacc], 0.5, {"n_boot": 100, "seed": 0, "confidence": 0.95})["metrics"]["cacc"]
+    pooled = 1.0 - (n + 1) / (3 * n + 1)  # the edits of both rows over the characters of both transcripts
+    assert block["pooled"]["enhanced"] == pytest.approx(pooled, abs=1e-6)
+    assert block["enhanced"] == pytest.approx((1.0 + second) / 2, abs=1e-6)

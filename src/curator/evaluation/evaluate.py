@@ -19,7 +19,7 @@ from curator.contract.manifest import read_manifest, resolve_path
 from curator.contract.scores import FLOAT_DECIMALS
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.metrics import DEFAULT_OPTIONS, Metric, MetricOptions, compute_metrics
-from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX
+from curator.evaluation.report import GAIN_COLUMN, NOISY_PREFIX, POOL_WEIGHT_SUFFIX
 from curator.evaluation.slicing import flag_strings
 
 ROW_COLUMNS = ("utt_id", "sr", "language", "distortion", "source", "speaker", "duration_sec", "snr_db")
@@ -83,6 +83,7 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
     or an output with NaN/inf samples. A skipped utterance reaches no metric; the rest of the split goes on.
 
     Columns: ``<metric>`` of the peak-normalised enhanced output, ``noisy_<metric>`` of the input, and
+    ``<metric>_pool_weight`` where a metric's official set-level figure is a weighted mean (CAcc), and
     ``output_to_input_db`` of the raw output (before peak normalisation, which would hide suppression), rounded to
     ``FLOAT_DECIMALS`` as the scores are: reference implementations (pystoi) jitter by ~1e-16 from run to run,
     and the per-utterance file must be the same bytes for the same inputs.
@@ -129,6 +130,9 @@ def score_split(rows: pd.DataFrame, enhancer: Enhancer, metrics: Sequence[Metric
             part[name] = np.round(values, FLOAT_DECIMALS)
         for name, values in compute_metrics(metrics, noisy, clean, srs, pool, options, labels).items():
             part[NOISY_PREFIX + name] = np.round(values, FLOAT_DECIMALS)
+        for metric in metrics:
+            if metric.pool_weights is not None and (w := metric.pool_weights(labels, options)) is not None:
+                part[metric.name + POOL_WEIGHT_SUFFIX] = w
         part[GAIN_COLUMN] = np.round(part[GAIN_COLUMN].to_numpy(dtype=np.float64), FLOAT_DECIMALS)
         frames.append(part)
     bar.close()

@@ -23,6 +23,9 @@ from curator.evaluation.slicing import present, slice_masks
 
 NOISY_PREFIX = "noisy_"
 GAIN_COLUMN = "output_to_input_db"
+POOL_WEIGHT_SUFFIX = "_pool_weight"
+"""``<metric>_pool_weight``: each utterance's weight in the metric's official set-level figure
+(:attr:`Metric.pool_weights`), in the per-utterance table where the metric has one."""
 SYSTEMS = ("enhanced", "noisy")
 SPEECH_FREE_LABEL = "speech_free"
 """The primary ``distortion`` label of a speech-free row (``curator.datasets.labels``; a test keeps them in step)."""
@@ -61,11 +64,28 @@ def _pair(df: pd.DataFrame, metric: Metric, tail_fraction: float, bootstrap: Map
                         confidence=float(bootstrap["confidence"]), tail_fraction=tail_fraction)
 
 
+def pooled_block(df: pd.DataFrame, metric: Metric) -> dict[str, Any] | None:
+    """The metric's official set-level figure for enhanced and noisy (the mean weighted by ``<metric>_pool_weight``,
+    e.g. CAcc's 1 - pooled CER) over the rows of the paired figures (both values finite) of positive weight; None
+    where the table has no weights or no such row."""
+    column = metric.name + POOL_WEIGHT_SUFFIX
+    if column not in df.columns:
+        return None
+    a, b = (df[c].to_numpy(dtype=np.float64) for c in (metric.name, NOISY_PREFIX + metric.name))
+    w = df[column].to_numpy(dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b) & (w > 0)
+    if not keep.any():
+        return None
+    return {"enhanced": _clean(float(np.average(a[keep], weights=w[keep]))),
+            "noisy": _clean(float(np.average(b[keep], weights=w[keep]))), "n": int(keep.sum())}
+
+
 def _rank(blocks: Mapping[str, Mapping[str, Any]], stand_ins: Mapping[str, str]) -> dict[str, Any] | None:
-    """The official URGENT rank of enhanced vs noisy (paired means), and the project's rank over all metrics;
-    ``official_stand_ins`` names the official metrics it computed with another model (only when there are any)."""
-    means = pd.DataFrame({m: [b["enhanced"], b["noisy"]] for m, b in blocks.items()}, index=list(SYSTEMS),
-                         dtype=float).dropna(axis=1, how="all")
+    """The official URGENT rank of enhanced vs noisy (paired means, or a metric's official set-level figure where
+    its block has one, ``pooled``), and the project's rank over all metrics; ``official_stand_ins`` names the
+    official metrics it computed with another model (only when there are any)."""
+    means = pd.DataFrame({m: [(b.get("pooled") or b)["enhanced"], (b.get("pooled") or b)["noisy"]]
+                          for m, b in blocks.items()}, index=list(SYSTEMS), dtype=float).dropna(axis=1, how="all")
     if means.empty:
         return None
     out: dict[str, Any] = {"all_metrics": {s: _clean(v) for s, v in rank_systems(means)["overall"].items()}}
@@ -88,6 +108,9 @@ def summarise_split(df: pd.DataFrame, metrics: Sequence[Metric], tail_fraction: 
     """eval.json's headline block for one split (paired per metric); ``stand_ins``: metric -> the model it ran in
     place of the official one (:meth:`Metric.substitute`)."""
     blocks = {m.name: paired_block(_pair(df, m, tail_fraction, bootstrap)) for m in metrics}
+    for m in metrics:  # the official set-level figure beside the paired means, where it is another one (CAcc)
+        if (pooled := pooled_block(df, m)) is not None:
+            blocks[m.name]["pooled"] = pooled
     no_ref = ~df["has_reference"].astype(bool)
     # a row without a usable reference is speech-free when labelled so (every such row, on a table without labels);
     # the others are speech whose reference is missing (a folder's unpaired noisy file) or silent: intrusive

@@ -104,6 +104,9 @@ MetricFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray, Exe
 AvailabilityCheck = Callable[[MetricOptions], str | None]
 StandIn = Callable[[MetricOptions], str | None]
 """The substitute of the official model a metric runs under given options, in words, or None."""
+PoolWeights = Callable[[Sequence[Mapping[str, Any]], MetricOptions], np.ndarray | None]
+"""Each utterance's weight in the set-level figure the official script reports in place of the mean (from the
+utterances' manifest rows), or None under options where it reports none."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Metric:
     check: AvailabilityCheck | None = None  # extra check (e.g. weights present), returns a reason or None
     needs_labels: bool = False  # also takes ``labels=``: each utterance's manifest row (text, language)
     stand_in: StandIn | None = None  # what replaces the official model under these options (None: the official one)
+    pool_weights: PoolWeights | None = None  # the official set-level figure is this weighted mean (CAcc: pooled CER)
 
     def substitute(self, options: MetricOptions = DEFAULT_OPTIONS) -> str | None:
         """The model that stands in for the official one under ``options``, in words; None when it is the official
@@ -170,16 +174,19 @@ METRICS: Registry[Metric] = Registry("metric", package="curator.evaluation.metri
 def register_metric(name: str, category: str, higher_is_better: bool = True, needs_reference: bool = True,
                     sample_rate: int | None = None, resources: MetricResources = MetricResources(),
                     check: AvailabilityCheck | None = None, needs_labels: bool = False,
-                    stand_in: StandIn | None = None) -> Callable[[MetricFn], MetricFn]:
+                    stand_in: StandIn | None = None,
+                    pool_weights: PoolWeights | None = None) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering a batched metric function under ``name`` in URGENT ``category`` (``needs_labels``:
     it is also called with ``labels=``, the utterances' manifest rows, e.g. for a transcript; ``stand_in``: what
-    it runs instead of the official model under given options, reported beside the official rank)."""
+    it runs instead of the official model under given options, reported beside the official rank;
+    ``pool_weights``: where the official script reports a set-level figure other than the mean of the utterances'
+    values, the utterances' weights in it, as a weighted mean)."""
     if category not in CATEGORIES:
         raise ValueError(f"metric '{name}': category '{category}' is not one of {', '.join(CATEGORIES)}")
 
     def deco(fn: MetricFn) -> MetricFn:
         METRICS.register(name)(Metric(name, category, higher_is_better, needs_reference, fn, sample_rate,
-                                      resources, check, needs_labels, stand_in))
+                                      resources, check, needs_labels, stand_in, pool_weights))
         return fn
 
     return deco

@@ -334,7 +334,16 @@ def row_transcript(row: Mapping[str, Any]) -> str | None:
     return normalise_text(text) or None
 
 
-@register_metric("cacc", "task_dependent", sample_rate=SR,
+def _cacc_pool_weights(labels: Sequence[Mapping[str, Any]], options: MetricOptions) -> np.ndarray | None:
+    """The official script reports one CER over the set (the rows' edits summed, over their transcripts' summed
+    characters): 1 minus it is the mean of the rows' CAcc weighted by the characters of each normalised transcript.
+    Against the transcript only (``reference_audio``: None)."""
+    if options.cacc_reference != "text":
+        return None
+    return np.array([len(t) if (t := row_transcript(r)) else 0 for r in labels], dtype=np.float64)
+
+
+@register_metric("cacc", "task_dependent", sample_rate=SR, pool_weights=_cacc_pool_weights,
                  resources=MetricResources(model="OWSM v3.1 by path (eval.weights.cacc, official), else Whisper "
                                                  "(local folder) or pocketsphinx English", gpu_capable=True,
                                            packages=("transformers",)),
@@ -350,7 +359,9 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
     ``options.cacc_reference == "text"`` (official): against the row's transcript (the manifest's ``text``);
     a row without one is NaN, as the official script skips it. ``"reference_audio"``: against the recognition
     of the clean reference (for data without transcripts; a perfect enhancement scores 1). The official figure
-    pools the edits of the whole set (one CER); here each utterance has its own, for the paired comparison.
+    pools the edits of the whole set (one CER); here each utterance has its own, for the paired comparison, and
+    eval.json gives the pooled figure beside the means (``pooled``, from ``cacc_pool_weight``), which the official
+    rank uses.
     With OWSM v3.1 each row is decoded in its ``language`` (identified where it has none); a row the model declines
     (over 30 s: long-form decoding is not rebuilt; a language it has no token for) is NaN, and the count is logged.
     """
