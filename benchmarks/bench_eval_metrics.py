@@ -14,8 +14,9 @@ per-utterance values. Unavailable metrics are listed with their reason.
 mHuBERT-147 for SpeechBERTScore; wav2vec2 large-lv60 with a 392-symbol CTC head as the espeak phoneme recogniser
 for LPS; RawNet3 at espnet/voxcelebs12_rawnet3's size in ESPnet's download layout for SpkSim, in place of the
 d-vector; with ``lid_acc`` among ``--metrics``, OWSM-CTC at espnet/owsm_ctc_v4_1B's size, about 1 B parameters
-and a 3.8 GB file, for LID accuracy) to DIR and times those metrics on them: the speed is the real models', the
-values are meaningless. Metrics that read labels get one: every row's language ``en`` and a transcript.
+and a 3.8 GB file, for LID accuracy; with ``cacc``, OWSM v3.1 at espnet/owsm_v3.1_ebf's size, about 1 B parameters,
+for CAcc) to DIR and times those metrics on them: the speed is the real models', the values are meaningless (and
+CAcc's beam search takes as many steps as the random decoder's hypotheses run, up to 10 tokens a second). Metrics that read labels get one: every row's language ``en`` and a transcript.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 def random_models(folder: Path, metrics: list[str] | None = None) -> dict[str, str]:
     """Official-size models with random weights (timing only), saved as the metrics' loaders read them; the
-    large OWSM-CTC only where ``metrics`` names ``lid_acc``."""
+    large OWSM-CTC only where ``metrics`` names ``lid_acc``, and OWSM v3.1 only where it names ``cacc``."""
     from curator.scoring._compat import guard_torchaudio
 
     guard_torchaudio()
@@ -68,6 +69,14 @@ def random_models(folder: Path, metrics: list[str] | None = None) -> dict[str, s
 
             write_owsm(owsm, official_config(), seed=0)
         out["lid_acc"] = str(owsm)
+    if metrics and "cacc" in metrics:
+        owsm = folder / "owsm_v3.1_ebf"
+        if not owsm.is_dir():
+            from check_owsm_s2t import official_config as official_s2t
+            from curator.evaluation.metrics.owsm_s2t import write_espnet_download as write_s2t
+
+            write_s2t(owsm, official_s2t(), seed=0)
+        out["cacc"] = str(owsm)
     return out
 
 
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--weights", nargs="*", default=[], help="name=path of path-loaded metrics' weights")
-    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size models (SSL, RawNet3; OWSM-CTC for lid_acc)")
+    ap.add_argument("--random-models", type=Path, default=None, help="folder for random official-size models (SSL, RawNet3; OWSM-CTC for lid_acc, OWSM v3.1 for cacc)")
     ap.add_argument("--metrics", nargs="*", default=None, help="names (default: every registered metric)")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
