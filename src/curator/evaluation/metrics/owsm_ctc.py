@@ -356,6 +356,11 @@ class UtteranceMVN(nn.Module):
         return x
 
 
+def normalizer(cfg: OwsmCtcConfig) -> nn.Module | None:
+    """The feature normalisation ``cfg`` names (None: none)."""
+    return {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}[cfg.normalize](cfg) if cfg.normalize else None
+
+
 class Ctc(nn.Module):
     def __init__(self, size: int, vocab: int) -> None:
         super().__init__()
@@ -370,8 +375,7 @@ class OwsmCtc(nn.Module):
         self.cfg = cfg
         vocab = len(cfg.token_list)
         self.frontend = Frontend(cfg)
-        normalizers = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
-        self.normalize = normalizers[cfg.normalize](cfg) if cfg.normalize else None
+        self.normalize = normalizer(cfg)
         self.encoder = Encoder(cfg)
         self.prompt_encoder = PromptEncoder(cfg)
         self.embed = nn.Embedding(vocab, cfg.prompt_size)

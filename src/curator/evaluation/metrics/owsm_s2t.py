@@ -49,16 +49,16 @@ from curator.datasets.labels import PLACEHOLDER_LANGUAGES, language_label
 from curator.evaluation.metrics import espnet_files
 from curator.evaluation.metrics.owsm_ctc import (
     Attention,
+    Ctc,
     EBranchformerBlock,
     FeedForward,
     Frontend,
-    GlobalMVN,
     OwsmCtcConfig,
-    UtteranceMVN,
     _layer_norm,
     add_positions,
     encoder_settings,
     frontend_settings,
+    normalizer,
     tokens_of,
 )
 
@@ -207,14 +207,6 @@ class Decoder(nn.Module):
         return torch.log_softmax(self.output_layer(self.after_norm(x[:, -1])), dim=-1), new_cache
 
 
-class Ctc(nn.Module):
-    """The CTC head's weights (in the model file; ``Speech2Text`` gives it weight 0 in the official call)."""
-
-    def __init__(self, size: int, vocab: int) -> None:
-        super().__init__()
-        self.ctc_lo = nn.Linear(size, vocab)
-
-
 class OwsmS2T(nn.Module):
     """The inference graph of ESPnet's ``ESPnetS2TModel`` with ``Speech2Text``'s beam search (:meth:`decode`)."""
 
@@ -223,11 +215,10 @@ class OwsmS2T(nn.Module):
         self.cfg = cfg
         enc = cfg.encoder
         self.frontend = Frontend(enc)
-        normalizers = {"global_mvn": GlobalMVN, "utterance_mvn": UtteranceMVN}
-        self.normalize = normalizers[enc.normalize](enc) if enc.normalize else None
+        self.normalize = normalizer(enc)
         self.encoder = Encoder(enc)
         self.decoder = Decoder(cfg)
-        self.ctc = Ctc(enc.size, len(cfg.token_list))
+        self.ctc = Ctc(enc.size, len(cfg.token_list))  # in the model file; Speech2Text gives it weight 0 here
         self.token_id = {t: i for i, t in enumerate(cfg.token_list)}
         needed = (cfg.sym_sos, cfg.sym_eos, cfg.sym_sop, cfg.sym_notime, cfg.first_time, cfg.last_time,
                   cfg.first_lang, cfg.last_lang, enc.sym_blank, TASK_SYM)
