@@ -39,11 +39,16 @@ def download(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 ESPNET = {1.3: (19, -27.688386917114258, "lo a a a a a a a a a a a a"),
-          0.05: (193, -341.98162841796875, None)}
+          0.05: (193, -341.98162841796875, "lo" + " a" * 184)}
 """ESPnet 202412's ``Speech2Text`` results for ``probe_signal(seconds, 0)`` in English with the small download of
 seed 0 (``python benchmarks/check_owsm_s2t.py --espnet-site ...``: models.small): the length of the best
 hypothesis (primer and final ``<eos>`` included), its score, its text without special tokens. Ours was equal to the
-bit, token ids included. 0.05 s has a length limit of 0 tokens, so ESPnet's end detection stops the search."""
+bit, token ids included, under the check's settings (2 threads, oneDNN on). Other thread counts and kernels move the
+score in its last bits (1e-7 relative here), never the tokens. 0.05 s has a length limit of 0 tokens, so ESPnet's
+end detection stops the search."""
+ESPNET_IDS_1_3 = [25, 23, 5, 9, 11, 20, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 24]
+"""The best hypothesis's token ids at 1.3 s: ``<sop> <sos> <eng> <asr> <notimestamps> lo``, ``▁a`` 12 times,
+``<eos>``."""
 
 
 def test_owsm_s2t_gives_espnets_beam_search_result_and_text(download: Path) -> None:
@@ -55,11 +60,12 @@ def test_owsm_s2t_gives_espnets_beam_search_result_and_text(download: Path) -> N
             memory = model.encode(torch.from_numpy(x)[None])
             yseq, best = model.decode(memory, model.primer("<eng>"), max_tokens(len(x)))
         assert memory.shape == (1, 749, 32)  # 30 s of 10 ms frames, subsampled by 4
-        assert (len(yseq), best) == (length, score), seconds
+        assert len(yseq) == length and best == pytest.approx(score, rel=1e-5), seconds
         assert yseq[:5] == model.primer("<eng>") and yseq[-1] == model.eos
-        if text is not None:
-            assert recognizer.transcribe(x, "en") == text
-            assert recognizer.transcribe(x, "eng") == text  # any spelling of the row's language
+        assert recognizer.transcribe(x, "en") == text
+        assert recognizer.transcribe(x, "eng") == text  # any spelling of the row's language
+        if seconds == 1.3:
+            assert yseq == ESPNET_IDS_1_3
     x = probe_signal(1.3, 0)
     (download / "meta.yaml").unlink()  # a folder with only the recipe's files, then the model file itself
     try:
