@@ -378,7 +378,7 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
         targets = [normalise_text(t) or None if t is not None else None for t in texts[n:]]
         todo = [i for i in range(n) if targets[i]]
         hyps = [texts[i] for i in todo]
-    declined = 0
+    declined = 0 if options.cacc_reference == "text" else sum(t is None for t in texts[n:])  # references declined
     for i, hyp in zip(todo, hyps, strict=True):
         if hyp is None:
             declined += 1
@@ -387,7 +387,7 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
         out[i] = 1.0 - edit_distance(normalise_text(hyp), ref) / len(ref)
     if declined:
         LOG.warning("cacc: OWSM v3.1 declined %d of %d rows (over 30 s, whose long-form decoding is not rebuilt, or "
-                    "a language it has no token for): NaN, left out of the paired figures", declined, len(todo))
+                    "a language it has no token for): NaN, left out of the paired figures", declined, n)
     return out
 
 
