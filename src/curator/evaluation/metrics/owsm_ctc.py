@@ -240,14 +240,20 @@ class EBranchformerBlock(nn.Module):
         return self.norm_final(x)
 
 
-class Subsampling8(nn.Module):
-    """``conv2d8``: three 3x3 convolutions of stride 2 with ReLU over (time, mel), flattened and projected."""
+class ConvSubsampling(nn.Module):
+    """ESPnet's ``conv2d`` (``layers=2``, its projection inside a Sequential: ``out.0``) and ``conv2d8``
+    (``layers=3``, ``out``): 3x3 convolutions of stride 2 with ReLU over (time, mel), flattened and projected."""
 
-    def __init__(self, n_mels: int, size: int) -> None:
+    def __init__(self, n_mels: int, size: int, layers: int, sequential_out: bool) -> None:
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, size, 3, 2), nn.ReLU(), nn.Conv2d(size, size, 3, 2), nn.ReLU(),
-                                  nn.Conv2d(size, size, 3, 2), nn.ReLU())
-        self.out = nn.Linear(size * ((((n_mels - 1) // 2 - 1) // 2 - 1) // 2), size)
+        convs: list[nn.Module] = []
+        freq = n_mels
+        for i in range(layers):
+            convs += [nn.Conv2d(1 if i == 0 else size, size, 3, 2), nn.ReLU()]
+            freq = (freq - 1) // 2
+        self.conv = nn.Sequential(*convs)
+        out = nn.Linear(size * freq, size)
+        self.out = nn.Sequential(out) if sequential_out else out
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.conv(feats.unsqueeze(1))
@@ -258,7 +264,7 @@ class Subsampling8(nn.Module):
 class Encoder(nn.Module):
     def __init__(self, cfg: OwsmCtcConfig) -> None:
         super().__init__()
-        self.embed = Subsampling8(cfg.n_mels, cfg.size)
+        self.embed = ConvSubsampling(cfg.n_mels, cfg.size, layers=3, sequential_out=False)
         self.encoders = nn.ModuleList(EBranchformerBlock(cfg, c) for c in cfg.cross_attention)
         self.after_norm = _layer_norm(cfg.size)
         self.interctc_layers = frozenset(cfg.interctc_layers)

@@ -49,6 +49,7 @@ from curator.datasets.labels import PLACEHOLDER_LANGUAGES, language_label
 from curator.evaluation.metrics import espnet_files
 from curator.evaluation.metrics.owsm_ctc import (
     Attention,
+    ConvSubsampling,
     Ctc,
     EBranchformerBlock,
     FeedForward,
@@ -106,24 +107,10 @@ class OwsmS2TConfig:
         return self.encoder.token_list
 
 
-class Subsampling4(nn.Module):
-    """ESPnet's ``conv2d``: two 3x3 convolutions of stride 2 with ReLU over (time, mel), flattened, projected."""
-
-    def __init__(self, n_mels: int, size: int) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, size, 3, 2), nn.ReLU(), nn.Conv2d(size, size, 3, 2), nn.ReLU())
-        self.out = nn.Sequential(nn.Linear(size * (((n_mels - 1) // 2 - 1) // 2), size))
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = self.conv(feats.unsqueeze(1))
-        b, c, t, f = x.size()
-        return self.out(x.transpose(1, 2).contiguous().view(b, t, c * f))
-
-
 class Encoder(nn.Module):
     def __init__(self, cfg: OwsmCtcConfig) -> None:
         super().__init__()
-        self.embed = Subsampling4(cfg.n_mels, cfg.size)
+        self.embed = ConvSubsampling(cfg.n_mels, cfg.size, layers=2, sequential_out=True)
         self.encoders = nn.ModuleList(EBranchformerBlock(cfg, False) for _ in range(cfg.num_blocks))
         self.after_norm = _layer_norm(cfg.size)
         self.max_positions = cfg.max_positions
