@@ -117,7 +117,7 @@ def test_faiss_runs_its_avx2_kernels_once_the_environment_is_pinned() -> None:
 
 
 PROBE_SITECUSTOMIZE = '''
-import json, os, sys
+import atexit, json, os, sys
 WATCHED = ("numpy", "scipy", "faiss", "torch", "onnxruntime", "pandas")
 VARIABLES = %r
 seen = {}
@@ -127,13 +127,16 @@ class _Probe:
         sub = top == "curator" and name.count(".") == 1 and name != "curator.determinism"  # that one pins
         if (top in WATCHED or sub) and name not in seen:
             seen[name] = {k: os.environ.get(k) for k in VARIABLES}
-            with open(os.environ["PIN_PROBE_OUT"], "w") as f:
-                json.dump(seen, f)
         return None
+def _write():
+    with open(os.environ["PIN_PROBE_OUT"], "w") as f:
+        json.dump(seen, f)
+atexit.register(_write)
 sys.meta_path.insert(0, _Probe())
 '''
 """Records the pin variables at the moment each numeric library, and each ``curator.<subpackage>``, is first
-imported (a ``sitecustomize`` on ``PYTHONPATH`` runs before the command's first import)."""
+imported (a ``sitecustomize`` on ``PYTHONPATH`` runs before the command's first import); writes them when the
+command exits (once: a write at each of torch's thousands of imports made the check take minutes)."""
 
 
 def _imports_seen(tmp_path: Path, argv: list[str]) -> dict[str, dict[str, str | None]]:
