@@ -1,4 +1,5 @@
-"""Audio I/O and resampling on soundfile + soxr (no torchaudio: see README, "Dependencies")."""
+"""Audio I/O and resampling on soundfile + soxr (no torchaudio: soundfile decodes every format the datasets use,
+soxr resamples)."""
 
 from __future__ import annotations
 

@@ -170,6 +170,8 @@ def test_training_with_dynamic_mixing_finishes_on_selected_noise(pool, tmp_path,
     frozen = yaml.safe_load((models / "dm" / "config.yaml").read_text())
     assert frozen["dynamic_mixing"]["selection"] == SELECTION
     assert frozen["dynamic_mixing"]["pool"] == {"speech": 4, "noise": 2, "wind_noise": 1, "rir": 1}
+    # the mixing settings are a listed param of the stage: recorded (and so part of the resume fingerprint)
+    assert frozen["params"]["simulation"] == yaml.safe_load(pool["params"].read_text())["simulation"]
     assert frozen["manifests"]["train"] == f"{OUT}/train.jsonl"
     assert len(drawn) >= 4  # 4 steps of 1-2 rows (5 rows at two rates: 3 batches an epoch)
     assert {r["id"].split("-")[2] for r in drawn} >= {"e0", "e1"}  # the run went into a second epoch's draws

@@ -53,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 RECORDED_PARAMS = {"data": ("dataset", "root"), "train": None}
 """The params the frozen config records: exactly those the train stages list in dvc.yaml (``data.dataset``,
-``data.root``, ``train``), so that editing another section (``eval``, ``select``) neither changes a training
-stage's output on a fresh run nor goes unseen by DVC."""
+``data.root``, ``train``, and ``simulation`` where dynamic mixing reads it: :data:`MIXING_PARAMS`), so that editing
+another section (``eval``, ``select``) neither changes a training stage's output on a fresh run nor goes unseen by
+DVC; the resume fingerprint is the frozen config's text, so a resume state of other params is discarded."""
+
+MIXING_PARAMS = ("simulation",)
+"""Sections recorded only when ``train.data.dynamic_mixing`` is on: the mixing settings (SNRs, RIR and noise
+draws). Without dynamic mixing training does not read them, and the committed configs stay as they were."""
 
 
 def recorded_params(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +80,7 @@ def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int,
         "params": recorded_params(cfg),
     }
     if dynamic_mixing is not None:
+        out["params"].update({k: cfg[k] for k in MIXING_PARAMS if k in cfg})
         out["dynamic_mixing"] = dynamic_mixing
     return out
 
