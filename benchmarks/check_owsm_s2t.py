@@ -16,6 +16,17 @@ the signal padded to 30 s, previous text ``""``), with the language given or, fo
 this project runs :func:`~curator.evaluation.metrics.owsm_s2t.load_owsm_s2t`. Prints JSON: per model, signal length
 and language, the largest absolute difference of the encoder outputs, whether the best hypotheses' token ids are
 equal, the difference of their scores, both texts.
+
+Signals over 30 s are decoded long-form; that needs the official script's ``owsm_utils.py``
+(``--official-checkout``, a checkout of urgent-challenge/urgent2026_challenge_track1), whose ``owsm_predict``
+(``long_form=True``, as ``calculate_wer.py`` calls it over 30 s) gives ESPnet's text, to be equal to ours, timestamps
+included; a row says whether ESPnet fell back to the first 30 s. The small and medium test models then get a
+timestamp every second (``small_config(time_step=1.0)``): the small default has no ``<29.00>``, so ESPnet's
+``decode_long`` would raise and the script fall back on every long signal (``--default-timestamps`` keeps it, to
+check that fallback)::
+
+    python benchmarks/check_owsm_s2t.py --espnet-site /tmp/espnet-site --official-checkout third_party/urgent2026_challenge_track1 \\
+        --seconds 1.3 35 65 --languages "<eng>" none
 """
 
 from __future__ import annotations
@@ -49,9 +60,9 @@ from curator.evaluation.metrics.owsm_s2t import (  # noqa: E402
 from curator.evaluation.metrics.owsm_s2t import write_espnet_download as write  # noqa: E402
 
 
-def medium_config() -> OwsmS2TConfig:
+def medium_config(time_step: float | None = None) -> OwsmS2TConfig:
     """The official frontend, narrower and shallower."""
-    small = small_config()
+    small = small_config(time_step)
     enc = dataclasses.replace(small.encoder, n_mels=80, size=128, heads=4, cgmlp_units=256, cgmlp_kernel=31,
                               num_blocks=4, linear_units=256, merge_kernel=31, cross_attention=(False,) * 4)
     return dataclasses.replace(small, encoder=enc, decoder_heads=4, decoder_units=256, decoder_blocks=4)
@@ -76,12 +87,24 @@ def main() -> None:
                     help="an ESPnet OWSM v3.1 download to check (repeatable); default: seeded random weights")
     ap.add_argument("--official-size", action="store_true", help="also the official size (slow)")
     ap.add_argument("--seconds", type=float, nargs="+", default=[0.05, 0.3, 1.3, 4.0],
-                    help="signal lengths in seconds (under 0.1 s: end detection; over 30 s the official script "
-                         "decodes long-form, which the rebuild declines: such a length compares the first 30 s only)")
+                    help="signal lengths in seconds (under 0.1 s: end detection; over 30 s: long-form, which needs "
+                         "--official-checkout)")
     ap.add_argument("--languages", nargs="+", default=["<eng>", "none"],
                     help="language tokens to decode with; none: identified as the official script does")
     ap.add_argument("--seed", type=int, default=0, help="weights and signals")
+    ap.add_argument("--official-checkout", type=Path, default=None,
+                    help="checkout of urgent2026_challenge_track1: its owsm_utils.owsm_predict decodes signals over "
+                         "30 s long-form on the ESPnet side (needs librosa)")
+    ap.add_argument("--default-timestamps", action="store_true",
+                    help="keep the test models' three timestamps (no <29.00>) for long signals: ESPnet falls back")
     args = ap.parse_args()
+    long_form = any(s > 30 for s in args.seconds)
+    if long_form and args.official_checkout is None:
+        ap.error("lengths over 30 s are decoded long-form: give --official-checkout")
+    owsm_predict = None
+    if long_form:
+        sys.path.insert(0, str(args.official_checkout / "evaluation_metrics"))
+        from owsm_utils import owsm_predict  # the official script's call
 
     stand_in = add_espnet_site(args.espnet_site)
     with contextlib.redirect_stdout(sys.stderr):  # ESPnet prints as it imports and builds: stdout is the JSON
@@ -90,7 +113,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
-        configs = {"small": small_config(), "medium": medium_config()}
+        step = 1.0 if long_form and not args.default_timestamps else None  # timestamps up to <30.00> with <29.00> among them
+        configs = {"small": small_config(step), "medium": medium_config(step)}
         if args.official_size:
             configs["official"] = official_config()
         models = args.model or [write(Path(tmp) / name, cfg, args.seed) for name, cfg in configs.items()]
@@ -116,6 +140,9 @@ def main() -> None:
                 with torch.inference_mode():
                     enc_ours = ours.model.encode(torch.from_numpy(x.astype(np.float32))[None])
                 for lang in args.languages:
+                    if len(x) > ours.model.speech_samples:
+                        rows[f"{s}s {lang}"] = _long_form(theirs, detector, owsm_predict, ours, x, padded, lang)
+                        continue
                     with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
                         lang_sym = detector(padded)[0][0] if lang == "none" else lang
                         theirs.maxlenratio = -min(300, int((len(x) / 16000) * 10))
@@ -133,6 +160,20 @@ def main() -> None:
             stack.close()
             out["models"][folder.name if not args.model else str(folder)] = rows
     print(json.dumps(out, indent=1, ensure_ascii=False))
+
+
+def _long_form(theirs, detector, owsm_predict, ours, x, padded, lang) -> dict:  # noqa: ANN001
+    """ESPnet through the official ``owsm_predict`` (long-form) against ours, for a signal over 30 s. The
+    official call identifies a ``none`` language with a ``Speech2Language`` it downloads; here the one of the same
+    model file does it, on the first 30 s as the script does."""
+    import io
+
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()) as said:
+        lang_sym = detector(padded)[0][0] if lang == "none" else lang
+        text = owsm_predict(theirs, x, 16000, src_lang=lang_sym.strip("<>"), beam_size=BEAM, long_form=True)
+    ours_text = ours.transcribe(x, None if lang == "none" else lang.strip("<>"))
+    return {"long_form": True, "espnet_fell_back": "Fall back" in said.getvalue(), "language": lang_sym,
+            "text_equal": text == ours_text, "espnet_text": text, "our_text": ours_text}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ from curator.evaluation.metrics import METRICS, MetricOptions, check_available, 
 from curator.evaluation.metrics.owsm_ctc import probe_signal
 from curator.evaluation.metrics.owsm_s2t import (
     BPE_MODEL,
+    END_TIME_THRESHOLD,
     EXP_DIR,
+    MAX_TOKENS,
+    format_timestamp,
     load_owsm_s2t,
     max_tokens,
     small_config,
@@ -27,10 +30,6 @@ pytest.importorskip("sentencepiece")
 
 SR = 16000
 MODEL_FILE = f"{EXP_DIR}/valid.acc.ave_5best.till45epoch.pth"
-ESPNET = {}
-"""ESPnet 202412's ``Speech2Text`` results for ``probe_signal(seconds, 0)`` with the small download of seed 0
-(``python benchmarks/check_owsm_s2t.py --espnet-site ...``: models.small): the best hypothesis's token ids (primer
-and final ``<eos>`` included), its score and its text without special tokens; ours was equal to the bit."""
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +83,105 @@ def test_owsm_s2t_identifies_the_language_and_declines_what_it_cannot_decode(dow
     for unlabelled in (None, "none", "unknown"):
         assert recognizer.transcribe(x, unlabelled) == recognizer.transcribe(x, "en")
     assert recognizer.transcribe(x, "sw") is None  # no <swa> token in the small model
-    assert recognizer.transcribe(probe_signal(30.5, 0), "en") is None  # long-form decoding is not rebuilt
+    # over 30 s: the small model has no <29.00>, so ESPnet's decode_long raises and the official script decodes
+    # the first 30 s as a short signal (a 300-token limit)
+    long = probe_signal(30.5, 0)
+    with torch.inference_mode():
+        model = recognizer.model
+        yseq, _ = model.decode(model.encode(torch.from_numpy(long)[None]), model.primer("<eng>"), MAX_TOKENS)
+    assert recognizer.transcribe(long, "en") == recognizer.pieces.decode_pieces(model.text_tokens(yseq))
     assert recognizer.language_token("de") == "<deu>" and recognizer.language_token("zh-CN") == "<zho>"
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small download with a timestamp every second up to ``<30.00>`` (``<29.00>`` among them)."""
+    return write_espnet_download(tmp_path_factory.mktemp("owsm") / "timed", small_config(time_step=1.0), seed=0)
+
+
+ESPNET_LONG_35 = ("965be4b7990262d192beb089c3840e88", 96)
+"""The official ``owsm_predict(..., long_form=True)`` text (ESPnet 202412's ``decode_long``) of ``probe_signal(35,
+0)`` in English with the timed small download of seed 0: its md5 and line count (``python
+benchmarks/check_owsm_s2t.py --espnet-site ... --official-checkout ... --seconds 35``: models.small; no fallback).
+Its random decoder emits ``<sos>`` inside utterances, which sends ESPnet's timestamp rules down their rarer
+branches: 96 utterances over the two windows."""
+
+
+def test_long_form_gives_the_official_scripts_text(timed: Path) -> None:
+    import hashlib
+
+    recognizer = load_owsm_s2t(timed)
+    text = recognizer.transcribe(probe_signal(35.0, 0), "en")
+    assert text.startswith("[00:04.000 --> 00:20.000] d") and text.count("\n") + 1 == ESPNET_LONG_35[1]
+    assert hashlib.md5(text.encode()).hexdigest() == ESPNET_LONG_35[0]
+    # Whisper's normaliser takes out "[start -->" but stops at the arrow's ">", so the end time's digits stay in
+    # the hypothesis the official CER reads (as insertions): kept, as the script has it
+    assert normalise_text("[00:04.000 --> 00:20.000] hello\n[00:22.000 --> 00:29.500] the") == (
+        "00 20 000 hello 00 29 500 the")
+
+
+def test_time_rules_are_espnets_score_filter(timed: Path) -> None:
+    model = load_owsm_s2t(timed).model
+    tid = model.token_id
+    t = [tid[f"<{k}.00>"] for k in range(31)]
+    first, last, a = model.first_time, model.last_time, tid["▁a"]
+    start = model.timed_primer("<eng>")
+
+    def allowed(*tokens: int) -> set[int]:
+        row = model.time_rules(torch.tensor([[*start, *tokens]]))[0]
+        return set(torch.nonzero(torch.isfinite(row)).view(-1).tolist())
+
+    vocab = set(range(len(model.cfg.token_list)))
+    times = set(range(first, last + 1))
+    assert allowed() == times  # a timestamp first
+    assert allowed(t[2]) == vocab - {model.eos} - set(range(first, t[2] + 1))  # open: no <eos>, later times only
+    assert allowed(t[2], a, t[5]) == set(range(t[5], last + 1)) | {model.eos}  # closed: a time at or after, or end
+    assert allowed(t[2], a, t[5], a) == set()  # text after a closed pair: nothing
+    assert allowed(t[2], model.notime) == vocab - times  # <notimestamps> anywhere: no time
+    assert torch.equal(model.time_rules(torch.tensor([model.primer("<eng>")])), model.time_filter[None])
+
+
+def test_long_form_windows_follow_decode_long(timed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scripted windows (the encoder and the search replaced) through each of ``decode_long``'s rules."""
+    recognizer = load_owsm_s2t(timed)
+    model, tid = recognizer.model, recognizer.model.token_id
+
+    def T(k: int) -> int:  # noqa: N802
+        return tid[f"<{k}.00>"]
+
+    windows = iter([[T(0), tid["▁hello"], T(5), T(7), tid["▁the"], T(30)],  # last ends after <29.00>: cut off
+                    [T(0), tid["▁a"], tid["c"], T(10), T(12), tid["▁b"]],  # last has only its start
+                    [T(3), tid["d"]],  # a lone start time: ends at <30.00>
+                    [T(1), tid["s"], T(2)],
+                    [T(0), tid["lo"], T(19)]])  # reaches the end: the 0.1 s left are skipped, not decoded
+    seen: list[tuple[int, list[int], int]] = []
+
+    def decode(memory: torch.Tensor, primer: list[int], maxlen: int) -> tuple[list[int], float]:
+        seen.append((memory.size(1), primer, maxlen))
+        return [*primer, *next(windows), model.eos], 0.0
+
+    monkeypatch.setattr(model, "encode", lambda wav: wav)
+    monkeypatch.setattr(model, "decode", decode)
+    x = np.zeros(int(70.1 * SR), np.float32)
+    assert recognizer.transcribe(x, "en") == ("[00:00.000 --> 00:05.000] hello\n[00:07.000 --> 00:17.000] ac\n"
+                                              "[00:22.000 --> 00:49.000] d\n[00:50.000 --> 00:51.000] s\n"
+                                              "[00:51.000 --> 01:10.000] lo")
+    assert [n for n, _, _ in seen] == [30 * SR, 30 * SR, 30 * SR, 21.1 * SR, 19.1 * SR]
+    assert all(p == model.timed_primer("<eng>") and m == MAX_TOKENS for _, p, m in seen)
+    assert END_TIME_THRESHOLD == "<29.00>" and format_timestamp(3725.5) == "01:02:05.500"
+
+    # an utterance ending at <29.00> itself is complete: the next window starts at its end
+    windows = iter([[T(0), tid["▁a"], T(2), T(3), tid["▁b"], T(29)], [T(0), tid["c"], T(11)]])
+    assert recognizer.transcribe(x[:40 * SR], "en") == ("[00:00.000 --> 00:02.000] a\n[00:03.000 --> 00:29.000] b\n"
+                                                       "[00:29.000 --> 00:40.000] c")
+
+    # a window without timestamps makes decode_long raise: the script decodes the first 30 s as a short signal
+    seen.clear()
+    windows = iter([[tid["▁a"]], [tid["▁b"]]])
+    assert recognizer.transcribe(x, "en") == "b"
+    # the first window, then the short decoding of the signal (the real encoder keeps its first 30 s)
+    assert [(n, m) for n, _, m in seen] == [(30 * SR, MAX_TOKENS), (x.size, MAX_TOKENS)]
+    assert seen[0][1] == model.timed_primer("<eng>") and seen[1][1] == model.primer("<eng>")
 
 
 def test_owsm_s2t_sentencepiece_joins_pieces(download: Path) -> None:

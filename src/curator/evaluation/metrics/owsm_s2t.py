@@ -25,12 +25,21 @@ the download's ``config.yaml`` (no ESPnet code copied):
 - the text: tokens after ``<sos>`` without ``<blank>`` and without ``<...>`` tokens, joined by the download's
   sentencepiece model (``decode_pieces``).
 
+Signals over 30 s get the official script's long-form decoding (``Speech2Text.decode_long`` with
+``end_time_threshold="<29.00>"``, no previous text, a 300-token limit; :meth:`Recognizer.long_form`): 30 s windows
+decoded with timestamps (the primer ``<sos> <lang> <asr>`` and ESPnet's ``ScoreFilter`` rules: a timestamp first,
+paired and increasing timestamps, ``<eos>`` only after a closed pair), the window moved to the last complete
+utterance's end (or the incomplete last one's start), and the text the script writes, one ``[mm:ss.mmm -->
+mm:ss.mmm] text`` line per utterance. Whisper's normaliser then takes out ``[start -->`` but, stopping at the
+arrow's ``>``, leaves the end time's digits (``00 20 000``) in the hypothesis, so the official CER of a long row
+counts them as insertions; the rebuild keeps that, as the script has it. Where ``decode_long`` raises
+(a window without timestamps, a token list without ``<29.00>``) the script falls back to the first 30 s decoded
+as a short signal, and so does :meth:`Recognizer.transcribe`. The language of a ``none`` row is identified from
+the first 30 s in both cases.
+
 The attention to the encoder output projects that output once per utterance where ESPnet projects it again for
 every hypothesis at every step (the same product of the same rows): the decoding is about beam-size times cheaper.
 Equality with ESPnet's own inference: ``benchmarks/check_owsm_s2t.py`` (needs an ESPnet install of its own).
-Not rebuilt: long-form decoding, which the official script runs on signals over 30 s (with timestamps, in 30 s
-windows); :func:`transcribe` declines such signals (None) rather than score their first 30 s against the whole
-transcript.
 """
 
 from __future__ import annotations
@@ -70,7 +79,13 @@ BEAM = 5
 """The official script's beam size."""
 TOKENS_PER_SECOND = 10
 MAX_TOKENS = 300
-"""The official length limit: ``min(MAX_TOKENS, int(seconds * TOKENS_PER_SECOND))`` tokens."""
+"""The official length limit: ``min(MAX_TOKENS, int(seconds * TOKENS_PER_SECOND))`` tokens; the long-form windows
+get ``MAX_TOKENS`` (the script's ``maxlenratio = -300``)."""
+END_TIME_THRESHOLD = "<29.00>"
+"""The official long-form call's ``end_time_threshold``: a window's last utterance ending after it is taken as cut
+off, and the next window starts at its beginning."""
+SKIP_LAST_CHUNK_SECONDS = 0.2
+"""``decode_long``'s ``skip_last_chunk_threshold``: a last window shorter than this is not decoded."""
 TASK_SYM = "<asr>"
 END_DETECT_HYPS = 3
 END_DETECT_MARGIN = math.log(1 * math.exp(-10))
@@ -97,6 +112,8 @@ class OwsmS2TConfig:
     last_time: str = "<30.00>"
     first_lang: str = "<abk>"
     last_lang: str = "<zul>"
+    speech_resolution: float = 0.02
+    """Seconds between consecutive timestamp tokens (``preprocessor_conf.speech_resolution``)."""
 
     def __post_init__(self) -> None:
         if any(self.encoder.cross_attention) or self.encoder.interctc_layers:
@@ -213,6 +230,8 @@ class OwsmS2T(nn.Module):
         if missing:
             raise ValueError(f"the token list has no {', '.join(missing)} (needed by the official CAcc call)")
         self.sos, self.eos = self.token_id[cfg.sym_sos], self.token_id[cfg.sym_eos]
+        self.notime = self.token_id[cfg.sym_notime]
+        self.first_time, self.last_time = self.token_id[cfg.first_time], self.token_id[cfg.last_time]
         lo, hi = self.token_id[cfg.first_lang], self.token_id[cfg.last_lang]
         self.languages = range(lo, hi + 1)
         filt = torch.zeros(len(cfg.token_list))
@@ -246,10 +265,43 @@ class OwsmS2T(nn.Module):
         return [self.token_id[self.cfg.sym_sop], self.sos, self.token_id[lang_sym], self.token_id[TASK_SYM],
                 self.token_id[self.cfg.sym_notime]]
 
+    def timed_primer(self, lang_sym: str) -> list[int]:
+        """``<sos>``, language, task: a long-form window (no previous text, timestamps predicted)."""
+        return [self.sos, self.token_id[lang_sym], self.token_id[TASK_SYM]]
+
+    def time_rules(self, yseq: torch.Tensor) -> torch.Tensor:
+        """ESPnet's ``ScoreFilter`` for each running hypothesis (n, vocab): 0 where a token may follow, -inf where
+        not. With ``<notimestamps>`` in the sequence no timestamp; right after ``<sos> <lang> <task>`` only a
+        timestamp; inside an utterance (an odd count of timestamps) no ``<eos>`` and only a later timestamp; after a
+        closing timestamp only a timestamp at or after it, or ``<eos>``; text after a closed pair nothing."""
+        first, last = self.first_time, self.last_time
+        out = torch.zeros(yseq.size(0), len(self.cfg.token_list), device=yseq.device)
+        for b, y in enumerate(yseq.tolist()):
+            row = out[b]
+            if self.notime in y:
+                row[first:last + 1] = -np.inf
+            elif y[-3] == self.sos:
+                row[:first] = -np.inf
+                row[last + 1:] = -np.inf
+            else:
+                times = [t for t in y if first <= t <= last]
+                if len(times) % 2 == 1:
+                    row[self.eos] = -np.inf
+                    row[first:times[-1] + 1] = -np.inf
+                elif first <= y[-1] <= last:
+                    row[:y[-1]] = -np.inf
+                    row[last + 1:] = -np.inf
+                    row[self.eos] = 0.0
+                else:
+                    row[:] = -np.inf
+        return out
+
     def decode(self, memory: torch.Tensor, primer: list[int], maxlen: int,
                beam: int = BEAM) -> tuple[list[int], float]:
         """The best hypothesis (token ids, primer and final ``<eos>`` included; its score) of the batch beam search over
-        ``memory`` (1, frames, size); ``maxlen`` steps at most (0: as many as frames, with end detection)."""
+        ``memory`` (1, frames, size); ``maxlen`` steps at most (0: as many as frames, with end detection). A primer
+        with ``<notimestamps>`` forbids timestamps throughout; one without predicts them (:meth:`time_rules`)."""
+        timed = self.notime not in primer
         end_detection = maxlen == 0
         maxlen = memory.size(1) if end_detection else maxlen
         sources = self.decoder.sources(memory)
@@ -262,7 +314,7 @@ class OwsmS2T(nn.Module):
             logp, cache = self.decoder.step(yseq, sources, cache)
             weighted = torch.zeros(yseq.size(0), vocab, device=memory.device)
             weighted += logp
-            weighted += self.time_filter
+            weighted += self.time_rules(yseq) if timed else self.time_filter
             weighted += score.unsqueeze(1)
             top = weighted.view(-1).topk(beam)[1]
             prev, token = torch.div(top, vocab, rounding_mode="trunc"), top % vocab
@@ -282,13 +334,16 @@ class OwsmS2T(nn.Module):
         best_score, best = sorted(ended, key=lambda e: e[0], reverse=True)[0]
         return best.tolist(), best_score
 
-    def text_tokens(self, yseq: list[int]) -> list[str]:
-        """The tokens ``Speech2Text`` joins into its text without special tokens: after ``<sos>``, before the
-        final ``<eos>``, without ``<blank>`` and without ``<...>`` tokens."""
+    def result_ids(self, yseq: list[int]) -> list[int]:
+        """``Speech2Text``'s ``token_int``: the ids after ``<sos>``, before the final ``<eos>``, without ``<blank>``."""
         ids = yseq[:-1]
-        ids = ids[ids.index(self.sos) + 1:]
         blank = self.token_id[self.cfg.encoder.sym_blank]
-        tokens = [self.cfg.token_list[i] for i in ids if i != blank]
+        return [i for i in ids[ids.index(self.sos) + 1:] if i != blank]
+
+    def text_tokens(self, yseq: list[int]) -> list[str]:
+        """The tokens ``Speech2Text`` joins into its text without special tokens: :meth:`result_ids` without
+        ``<...>`` tokens."""
+        tokens = [self.cfg.token_list[i] for i in self.result_ids(yseq)]
         return [t for t in tokens if not (t[0] == "<" and t[-1] == ">")]
 
 
@@ -303,6 +358,19 @@ def _end_detected(ended: list[tuple[float, torch.Tensor]], i: int) -> bool:
         if same and max(same) - best < END_DETECT_MARGIN:
             count += 1
     return count == END_DETECT_HYPS
+
+
+class LongFormError(ValueError):
+    """Where ESPnet's ``decode_long`` raises (and the official script falls back to the first 30 s)."""
+
+
+def format_timestamp(seconds: float) -> str:
+    """Whisper's ``format_timestamp`` as the official ``owsm_utils`` uses it: ``[hh:]mm:ss.mmm``."""
+    ms = round(seconds * 1000.0)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1_000)
+    return f"{f'{hours:02d}:' if hours > 0 else ''}{minutes:02d}:{secs:02d}.{ms:03d}"
 
 
 def max_tokens(samples: int) -> int:
@@ -330,11 +398,10 @@ class Recognizer:
 
     def transcribe(self, x: np.ndarray, language: str | None, device: str = "cpu") -> str | None:
         """The official text of one 16 kHz signal for a row of ``language`` (``none``, ``unknown`` or None: the
-        model identifies it); None for a signal over ``speech_seconds`` (long-form decoding is not rebuilt) or a
-        language the model has no token for."""
+        model identifies it from the first 30 s); a signal over ``speech_seconds`` is decoded long-form
+        (:meth:`long_form`; where that fails, its first 30 s as the script falls back). None for a language the
+        model has no token for."""
         model = self.model
-        if len(x) > model.speech_samples:
-            return None
         identify = not language or language_label(language)[0] in PLACEHOLDER_LANGUAGES.values()
         lang_sym = None if identify else self.language_token(language)
         if not identify and lang_sym is None:
@@ -344,8 +411,55 @@ class Recognizer:
             memory = model.encode(wav)
             if identify:
                 lang_sym = model.detect_language(memory)
+            if len(x) > model.speech_samples:
+                try:
+                    return self.long_form(wav, lang_sym)
+                except LongFormError:
+                    pass
             yseq, _ = model.decode(memory, model.primer(lang_sym), max_tokens(len(x)))
         return self.pieces.decode_pieces(model.text_tokens(yseq))
+
+    def long_form(self, wav: torch.Tensor, lang_sym: str) -> str:
+        """``Speech2Text.decode_long`` as the official script calls it, formatted as the script formats it: one
+        ``[start --> end] text`` line per utterance. ``wav`` (1, samples) at 16 kHz; LongFormError where ESPnet's
+        would raise, or would never advance."""
+        model, cfg = self.model, self.model.cfg
+        if END_TIME_THRESHOLD not in model.token_id:
+            raise LongFormError(f"the token list has no {END_TIME_THRESHOLD}")
+        threshold, first = model.token_id[END_TIME_THRESHOLD], model.first_time
+        segment, resolution = model.speech_samples, cfg.speech_resolution
+        utterances: list[tuple[float, float, str]] = []
+        offset = 0
+        while offset < wav.size(1):
+            chunk = wav[:, offset:offset + segment]
+            if chunk.size(1) / SR < SKIP_LAST_CHUNK_SECONDS:
+                offset += segment
+                continue
+            yseq, _ = model.decode(model.encode(chunk), model.timed_primer(lang_sym), MAX_TOKENS)
+            ids = model.result_ids(yseq)[2:]  # without the language and the task
+            pos = [k for k, t in enumerate(ids) if first <= t <= model.last_time]
+            if len(pos) == 1:  # only a start time
+                ids.append(model.last_time)
+                pos.append(len(ids) - 1)
+            if not pos:
+                raise LongFormError("a window decoded without timestamps")
+            if len(pos) % 2 == 0:
+                if len(pos) > 2 and ids[pos[-1]] > threshold:  # the last utterance is cut off: start there
+                    start, pos = ids[pos[-2]], pos[:-2]
+                else:
+                    start = ids[pos[-1]]
+            else:  # the last utterance has only its start
+                start, pos = ids[pos[-1]], pos[:-1]
+            for i in range(0, len(pos), 2):
+                t0 = round((ids[pos[i]] - first) * resolution + offset / SR, 2)
+                t1 = round((ids[pos[i + 1]] - first) * resolution + offset / SR, 2)
+                text = self.pieces.decode_pieces([cfg.token_list[t] for t in ids[pos[i] + 1:pos[i + 1]]])
+                utterances.append((t0, t1, text))
+            step = round((start - first) * resolution * SR)
+            if step <= 0:
+                raise LongFormError("the window would not advance")  # ESPnet's loop would never end
+            offset += step
+        return "\n".join(f"[{format_timestamp(t0)} --> {format_timestamp(t1)}] {text}" for t0, t1, text in utterances)
 
 
 IGNORED_DECODER = {"dropout_rate", "positional_dropout_rate", "self_attention_dropout_rate",
@@ -399,7 +513,8 @@ def config_from_espnet(cfg: dict[str, Any], source: Path) -> OwsmS2TConfig:
         speech_seconds=float(pre.get("speech_length", 30)), sym_sos=str(model.get("sym_sos", "<sos>")),
         sym_eos=str(model.get("sym_eos", "<eos>")), sym_sop=str(model.get("sym_sop", "<sop>")),
         sym_notime=str(pre.get("notime_symbol", "<notimestamps>")),
-        first_time=str(pre.get("first_time_symbol", "<0.00>")), last_time=str(pre.get("last_time_symbol", "<30.00>")))
+        first_time=str(pre.get("first_time_symbol", "<0.00>")), last_time=str(pre.get("last_time_symbol", "<30.00>")),
+        speech_resolution=float(pre.get("speech_resolution", 0.02)))
 
 
 def bpe_model(cfg: dict[str, Any], cfg_path: Path, download: Path) -> Path:
@@ -439,16 +554,21 @@ BPE_MODEL = "data/token_list/bpe_unigram/bpe.model"
 """Where the test download keeps its sentencepiece model, relative to the download (ESPnet's recipe layout)."""
 
 
-def small_config() -> OwsmS2TConfig:
+def small_config(time_step: float | None = None) -> OwsmS2TConfig:
     """A small OWSM v3.1 of every feature the official one has (macaron feed-forwards, timestamp and language
-    token ranges, ``<sop>``), for tests and the ESPnet check."""
+    token ranges, ``<sop>``), for tests and the ESPnet check. Its three timestamp tokens cannot decode long-form
+    (no ``<29.00>``); ``time_step`` (seconds) gives it a timestamp every ``time_step`` from ``<0.00>`` to
+    ``<30.00>`` at that resolution instead, as the official model has every 0.02 s."""
+    times: tuple[str, ...] = ("<0.00>", "<0.02>", "<30.00>")
+    if time_step is not None:
+        times = tuple(f"<{k * time_step:.2f}>" for k in range(round(30 / time_step) + 1))
     tokens = ("<blank>", "<unk>", "<na>", "<abk>", "<deu>", "<eng>", "<fra>", "<zho>", "<zul>", "<asr>", "<st_eng>",
-              "<notimestamps>", "<0.00>", "<0.02>", "<30.00>", "▁a", "▁b", "c", "d", "▁hello", "lo", "▁the", "s",
-              "<sos>", "<eos>", "<sop>")
+              "<notimestamps>", *times, "▁a", "▁b", "c", "d", "▁hello", "lo", "▁the", "s", "<sos>", "<eos>", "<sop>")
     enc = OwsmCtcConfig(token_list=tokens, n_mels=32, size=32, heads=4, cgmlp_units=64, cgmlp_kernel=7,
                         num_blocks=2, linear_units=48, merge_kernel=5, interctc_layers=(),
                         interctc_conditioning=False, cross_attention=(False, False))
-    return OwsmS2TConfig(encoder=enc, decoder_heads=4, decoder_units=40, decoder_blocks=2)
+    return OwsmS2TConfig(encoder=enc, decoder_heads=4, decoder_units=40, decoder_blocks=2,
+                         speech_resolution=0.02 if time_step is None else time_step)
 
 
 def sentencepiece_model(tokens: tuple[str, ...]) -> bytes:
@@ -479,7 +599,7 @@ def espnet_config(cfg: OwsmS2TConfig) -> dict[str, Any]:
         "bpemodel": BPE_MODEL,
         "preprocessor": "s2t", "preprocessor_conf": {
             "text_prev_name": "text_prev", "text_ctc_name": "text_ctc", "fs": SR, "na_symbol": enc.sym_na,
-            "speech_length": cfg.speech_seconds, "speech_resolution": 0.02, "speech_init_silence": 30,
+            "speech_length": cfg.speech_seconds, "speech_resolution": cfg.speech_resolution, "speech_init_silence": 30,
             "text_prev_apply_prob": 0.5, "time_apply_prob": 0.5, "notime_symbol": cfg.sym_notime,
             "first_time_symbol": cfg.first_time, "last_time_symbol": cfg.last_time},
         "frontend": "default", "frontend_conf": {"n_fft": enc.n_fft, "win_length": enc.win_length,

@@ -256,8 +256,8 @@ def transcripts(signals: Sequence[np.ndarray], options: MetricOptions,
                 languages: Sequence[str | None] | None = None) -> list[str | None]:
     """:func:`transcribe` of every signal; Whisper takes ``options.batch`` signals per ``generate`` call. OWSM v3.1
     (one signal per call, as the official script) decodes each in its row's language (``languages``; None or
-    ``none``: identified by the model, as the official script does) and gives None where it declines (over 30 s, or
-    a language it has no token for)."""
+    ``none``: identified by the model, as the official script does; over 30 s long-form, as the script decodes them)
+    and gives None where it declines (a language it has no token for)."""
     if _uses_owsm_s2t(options):
         recognizer = _owsm_s2t(options.weights_path("cacc", OWSM_S2T_WHAT), options.device)
         langs = list(languages) if languages is not None else [None] * len(signals)
@@ -362,8 +362,8 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
     pools the edits of the whole set (one CER); here each utterance has its own, for the paired comparison, and
     eval.json gives the pooled figure beside the means (``pooled``, from ``cacc_pool_weight``), which the official
     rank uses.
-    With OWSM v3.1 each row is decoded in its ``language`` (identified where it has none); a row the model declines
-    (over 30 s: long-form decoding is not rebuilt; a language it has no token for) is NaN, and the count is logged.
+    With OWSM v3.1 each row is decoded in its ``language`` (identified where it has none), long-form over 30 s as the
+    script decodes it; a row the model declines (a language it has no token for) is NaN, and the count is logged.
     """
     n = len(estimates)
     out = np.full(n, np.nan)
@@ -386,8 +386,8 @@ def cacc(estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], srs:
         ref = targets[i]
         out[i] = 1.0 - edit_distance(normalise_text(hyp), ref) / len(ref)
     if declined:
-        LOG.warning("cacc: OWSM v3.1 declined %d of %d rows (over 30 s, whose long-form decoding is not rebuilt, or "
-                    "a language it has no token for): NaN, left out of the paired figures", declined, n)
+        LOG.warning("cacc: OWSM v3.1 declined %d of %d rows (a language it has no token for): NaN, left out of the "
+                    "paired figures", declined, n)
     return out
 
 
