@@ -71,7 +71,7 @@ def test_owsm_s2t_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
     """OWSM v3.1 with the official frontend (80 mels; narrower and shallower, seeded random weights in ESPnet's
     layout, the mel matrix drawn) on cuda, fp32 without TF32, gives the CPU's encoder output to float tolerance and
     the same best hypothesis and text on 1.3 s and 4 s of a probe signal, in English and with the language
-    identified."""
+    identified, and the same long-form text on 35 s (the model has a timestamp every second)."""
     import dataclasses
 
     pytest.importorskip("sentencepiece")
@@ -83,7 +83,7 @@ def test_owsm_s2t_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
         write_espnet_download,
     )
 
-    small = small_config()
+    small = small_config(time_step=1.0)
     enc = dataclasses.replace(small.encoder, n_mels=80, size=128, cgmlp_units=256, cgmlp_kernel=31, num_blocks=4,
                               linear_units=256, merge_kernel=31, cross_attention=(False,) * 4)
     cfg = dataclasses.replace(small, encoder=enc, decoder_units=256, decoder_blocks=4)
@@ -104,5 +104,7 @@ def test_owsm_s2t_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
             assert ya == yb, seconds
             for lang in ("en", None):
                 assert cpu.transcribe(x, lang) == gpu.transcribe(x, lang, "cuda"), (seconds, lang)
+        long = probe_signal(35.0, 0)
+        assert cpu.transcribe(long, "en") == gpu.transcribe(long, "en", "cuda")
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
