@@ -4,6 +4,7 @@ the metric against the row's transcript."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,8 @@ def test_time_rules_are_espnets_score_filter(timed: Path) -> None:
     assert torch.equal(model.time_rules(torch.tensor([model.primer("<eng>")])), model.time_filter[None])
 
 
-def test_long_form_windows_follow_decode_long(timed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_form_windows_follow_decode_long(timed: Path, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     """Scripted windows (the encoder and the search replaced) through each of ``decode_long``'s rules."""
     recognizer = load_owsm_s2t(timed)
     model, tid = recognizer.model, recognizer.model.token_id
@@ -160,13 +162,20 @@ def test_long_form_windows_follow_decode_long(timed: Path, monkeypatch: pytest.M
         seen.append((memory.size(1), primer, maxlen))
         return [*primer, *next(windows), model.eos], 0.0
 
-    monkeypatch.setattr(model, "encode", lambda wav: wav)
+    encoded: list[int] = []
+
+    def encode(wav: torch.Tensor) -> torch.Tensor:  # keeps the first 30 s, as the real encoder does
+        encoded.append(wav.size(1))
+        return wav[:, :model.speech_samples]
+
+    monkeypatch.setattr(model, "encode", encode)
     monkeypatch.setattr(model, "decode", decode)
     x = np.zeros(int(70.1 * SR), np.float32)
     assert recognizer.transcribe(x, "en") == ("[00:00.000 --> 00:05.000] hello\n[00:07.000 --> 00:17.000] ac\n"
                                               "[00:22.000 --> 00:49.000] d\n[00:50.000 --> 00:51.000] s\n"
                                               "[00:51.000 --> 01:10.000] lo")
     assert [n for n, _, _ in seen] == [30 * SR, 30 * SR, 30 * SR, 21.1 * SR, 19.1 * SR]
+    assert len(encoded) == 5  # the first window's encoding is the one language and fallback use: not done twice
     assert all(p == model.timed_primer("<eng>") and m == MAX_TOKENS for _, p, m in seen)
     assert END_TIME_THRESHOLD == "<29.00>" and format_timestamp(3725.5) == "01:02:05.500"
 
@@ -178,9 +187,11 @@ def test_long_form_windows_follow_decode_long(timed: Path, monkeypatch: pytest.M
     # a window without timestamps makes decode_long raise: the script decodes the first 30 s as a short signal
     seen.clear()
     windows = iter([[tid["▁a"]], [tid["▁b"]]])
-    assert recognizer.transcribe(x, "en") == "b"
-    # the first window, then the short decoding of the signal (the real encoder keeps its first 30 s)
-    assert [(n, m) for n, _, m in seen] == [(30 * SR, MAX_TOKENS), (x.size, MAX_TOKENS)]
+    with caplog.at_level(logging.WARNING):
+        assert recognizer.transcribe(x, "en") == "b"
+    assert "long-form decoding of a 70.1 s signal failed (a window decoded without timestamps)" in caplog.text
+    # the first window, then the short decoding of the signal's first 30 s
+    assert [(n, m) for n, _, m in seen] == [(30 * SR, MAX_TOKENS), (30 * SR, MAX_TOKENS)]
     assert seen[0][1] == model.timed_primer("<eng>") and seen[1][1] == model.primer("<eng>")
 
 

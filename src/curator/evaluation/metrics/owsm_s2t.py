@@ -44,6 +44,7 @@ Equality with ESPnet's own inference: ``benchmarks/check_owsm_s2t.py`` (needs an
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ from curator.evaluation.metrics.owsm_ctc import (
     tokens_of,
 )
 
+LOG = logging.getLogger(__name__)
 SR = 16000
 MODEL = "OWSM v3.1"
 HF_MODEL = "espnet/owsm_v3.1_ebf"
@@ -413,16 +415,18 @@ class Recognizer:
                 lang_sym = model.detect_language(memory)
             if len(x) > model.speech_samples:
                 try:
-                    return self.long_form(wav, lang_sym)
-                except LongFormError:
-                    pass
+                    return self.long_form(wav, lang_sym, memory)
+                except LongFormError as exc:  # the official script prints its fallback too
+                    LOG.warning("OWSM v3.1 long-form decoding of a %.1f s signal failed (%s): its first %g s decoded "
+                                "instead, as the official script falls back", len(x) / SR, exc, model.cfg.speech_seconds)
             yseq, _ = model.decode(memory, model.primer(lang_sym), max_tokens(len(x)))
         return self.pieces.decode_pieces(model.text_tokens(yseq))
 
-    def long_form(self, wav: torch.Tensor, lang_sym: str) -> str:
+    def long_form(self, wav: torch.Tensor, lang_sym: str, first_window: torch.Tensor | None = None) -> str:
         """``Speech2Text.decode_long`` as the official script calls it, formatted as the script formats it: one
-        ``[start --> end] text`` line per utterance. ``wav`` (1, samples) at 16 kHz; LongFormError where ESPnet's
-        would raise, or would never advance."""
+        ``[start --> end] text`` line per utterance. ``wav`` (1, samples) at 16 kHz; ``first_window``: its encoder
+        output at offset 0 where the caller has it (``encode`` keeps the first 30 s: the same input). LongFormError
+        where ESPnet's would raise, or would never advance."""
         model, cfg = self.model, self.model.cfg
         if END_TIME_THRESHOLD not in model.token_id:
             raise LongFormError(f"the token list has no {END_TIME_THRESHOLD}")
@@ -435,7 +439,8 @@ class Recognizer:
             if chunk.size(1) / SR < SKIP_LAST_CHUNK_SECONDS:
                 offset += segment
                 continue
-            yseq, _ = model.decode(model.encode(chunk), model.timed_primer(lang_sym), MAX_TOKENS)
+            memory = first_window if offset == 0 and first_window is not None else model.encode(chunk)
+            yseq, _ = model.decode(memory, model.timed_primer(lang_sym), MAX_TOKENS)
             ids = model.result_ids(yseq)[2:]  # without the language and the task
             pos = [k for k, t in enumerate(ids) if first <= t <= model.last_time]
             if len(pos) == 1:  # only a start time
