@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "efficacy": ("curator.evaluation.efficacy.cli", []),
     "check": ("curator.check", []),
     "compare": ("curator.evaluation.compare", []),
+    "enhance": ("curator.evaluation.inference", []),
     "summary": ("curator.summary", []),
 }
 
@@ -40,6 +41,10 @@ ENTRY_MODULES: dict[str, str] = {
 """The module ``dvc.yaml`` runs (``python -m <module>``) for each stage command: ``curator <command>`` pins the
 numeric environment as that process would (:func:`curator.determinism.pin_entry_point`: every stage) before
 the stage's modules load, so its output bytes are the DVC stage's."""
+
+PINNED_AS: dict[str, str] = {"enhance": "curator.evaluation"}
+"""Commands that are no stage but whose output must be a stage's bytes, pinned as that stage's entry point:
+``curator enhance`` writes the signals the eval stage scores."""
 
 USAGE = """usage: curator <command> [options]
 
@@ -61,6 +66,8 @@ Other commands:
   datasets   the datasets CLI (--stage download|prepare|verify|manifest|all)
   check      validate every section of params.yaml and exit
   compare    paired comparison of experiments (CIs, win rate, tails, slices, verdicts, URGENT rank)
+  enhance    run a checkpoint on noisy audio (the blind test set) -> <dir>/wav/<uid>.wav + inf.scp, as the
+             official inference.py writes them
   summary    the pipeline's headline figures in one screen (run by `make repro`)
 
 `curator <command> --help` describes each command's flags.
@@ -77,10 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"curator: unknown command '{command}'; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module, prefix = COMMANDS[command]
-    if argv is None and command in ENTRY_MODULES:  # a process of its own: pin before numpy, torch, faiss load
+    pinned = ENTRY_MODULES.get(command) or PINNED_AS.get(command)
+    if argv is None and pinned:  # a process of its own: pin before numpy, torch, faiss load
         from curator.determinism import pin_entry_point
 
-        pin_entry_point([sys.executable, "-m", ENTRY_MODULES[command], *prefix, *rest])
+        pin_entry_point([sys.executable, "-m", pinned, *prefix, *rest])
     return int(importlib.import_module(module).main(prefix + rest) or 0)
 
 

@@ -40,6 +40,7 @@ SECTION_MODULES: dict[str, str] = {
     "source_select": "curator.selection.sources.params",
     "train": "curator.training.params",
     "eval": "curator.evaluation.params",
+    "enhance": "curator.evaluation.params",
     "compare": "curator.evaluation.efficacy.params",
 }
 SECTION_PLUGINS: dict[str, str] = {

@@ -94,3 +94,21 @@ class EvalParams:
         check_range("eval.chunk_utts", self.chunk_utts, lo=1)
         check_range("eval.num_workers", self.num_workers, lo=0)
         check_range("eval.num_threads", self.num_threads, lo=1)
+
+
+ENHANCE_SUBTYPES = {"wav": ("PCM_16", "PCM_24", "FLOAT"), "flac": ("PCM_16", "PCM_24")}
+"""Output containers of ``curator enhance`` and the sample formats each can hold."""
+
+
+@register_section("enhance")
+@dataclass
+class EnhanceParams:
+    """``curator enhance``: how enhanced files are written (the model runs with the ``eval`` section's settings)."""
+
+    format: Literal["wav", "flac"] = "wav"
+    subtype: Literal["PCM_16", "PCM_24", "FLOAT"] = "PCM_16"
+
+    def __post_init__(self) -> None:
+        check_choice("enhance.format", self.format, ENHANCE_SUBTYPES)
+        check_choice(f"enhance.subtype (with enhance.format: {self.format})", self.subtype,
+                     ENHANCE_SUBTYPES[self.format])

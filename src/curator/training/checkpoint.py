@@ -7,7 +7,6 @@ loaded with ``weights_only=True`` (plain tensors and containers, no pickled code
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist; run the train stage (`dvc repro train`)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling arbitrary bytes raises anything (IndexError, KeyError, ...)
+        raise CheckpointError(f"'{path}' cannot be read as an {FORMAT} checkpoint: {type(exc).__name__}: {exc}"
+                              ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not an {FORMAT} checkpoint")
     return payload
@@ -58,6 +61,6 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     """True for this project's checkpoint format (False for e.g. an official Lightning checkpoint)."""
     try:
         read_checkpoint(path)
-    except (CheckpointError, pickle.UnpicklingError, RuntimeError, EOFError, ValueError):
+    except CheckpointError:
         return False
     return True

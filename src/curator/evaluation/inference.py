@@ -1,0 +1,325 @@
+"""``curator enhance``: run a checkpoint on noisy audio without references (the blind test set, any folder) and
+write what the official ``baseline_code/inference.py`` writes: ``<output_dir>/wav/<uid>.wav``, peak-normalised,
+and ``<output_dir>/inf.scp`` (``uid path`` a line, sorted by uid), the list the official evaluation scripts read.
+
+Inputs (``--input``): a Kaldi ``wav.scp`` (``uid path`` a line; relative paths are read from the working
+directory, as the official script reads them), a manifest JSONL (its noisy ``path``), or a folder of audio (ids
+as the folder dataset makes them). The model runs as the eval stage runs it (``eval.device``,
+``eval.num_threads``, ``eval.onednn``, ``eval.peak``, ``eval.chunk_utts``), each file at its own rate: a manifest
+row's output is the signal eval scored, up to ``enhance.subtype``'s quantisation. A rate outside
+``dataset.sample_rates`` follows ``dataset.rate_policy`` (resample: enhanced at the lowest listed rate at or above
+it, the output resampled back; reject: skipped), a multi-channel file ``dataset.channel_policy``; every output is at
+its input's rate and length. A file that does not decode, or that the model cannot run on, is skipped, counted
+by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's md5.
+
+A killed run restarted with the same command keeps the files it wrote (each is written atomically) and enhances
+the rest. A run with another checkpoint or other settings refuses a folder written by a different one, and a
+folder of files it did not write, unless ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from curator.audio import AudioError, load_audio, resample, row_decoding, save_audio
+from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
+from curator.contract.manifest import ManifestError, Utterance, read_manifest, resolve_path
+from curator.datasets.checks import InputPolicy, Rejection
+from curator.datasets.kaldi import ListError, read_kv
+from curator.datasets.recipes.folder import AUDIO_SUFFIXES, utt_id_of
+from curator.evaluation.cli import make_enhancer
+from curator.evaluation.enhance import Enhancer, peak_normalize
+from curator.evaluation.evaluate import _enhance
+from curator.io import atomic_open, read_json, write_json
+from curator.training.backends.official import OfficialBaselineError
+from curator.training.checkpoint import CheckpointError
+
+REPORT = "enhance.json"
+SCP = "inf.scp"
+WAV_DIR = "wav"
+HASH_CHUNK = 1 << 22
+HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
+UNSAFE_ID_CHARS = ("/", "\\", "\0")
+
+
+class EnhanceInputError(ValueError):
+    """The input list or folder cannot be read, or its ids cannot name output files."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input left without output, and why."""
+
+    utt_id: str
+    path: str
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"utt_id": self.utt_id, "path": self.path, "reason": self.reason, "detail": self.detail}
+
+
+def _check_ids(ids: Sequence[str], where: str) -> None:
+    """Each id names a file ``wav/<id>.<format>`` and a line of inf.scp: no separator, no whitespace, not hidden."""
+    bad = [u for u in ids if not u or u.startswith(".") or any(c in u for c in UNSAFE_ID_CHARS)
+           or len(u.split()) != 1]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise EnhanceInputError(f"{len(bad)} id(s) of {where} cannot name an output file: "
+                                f"{', '.join(repr(u) for u in bad[:5])}{more}; ids must be non-empty, hold no "
+                                "whitespace or path separator and not start with '.'")
+    dup = sorted(u for u, n in Counter(ids).items() if n > 1)
+    if dup:
+        raise EnhanceInputError(f"{where}: id(s) {', '.join(map(repr, dup[:5]))} appear more than once")
+
+
+def _folder_entries(root: Path) -> list[tuple[str, str]]:
+    """(utt_id, path) of every audio file under ``root`` (hidden ones excepted), ids as the folder dataset makes them."""
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    seen: dict[str, Path] = {}
+    for f in files:
+        uid = utt_id_of(f.relative_to(root))
+        if uid in seen:
+            raise EnhanceInputError(f"'{f}' and '{seen[uid]}' map to the same id '{uid}'; rename one of them")
+        seen[uid] = f
+    return [(u, str(p)) for u, p in seen.items()]
+
+
+def _header_or_error(path: str) -> tuple[int, int] | str:
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        return f"cannot decode '{path}': {exc}"
+    return int(info.samplerate), int(info.channels)
+
+
+def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channel_policy: str
+                ) -> tuple[pd.DataFrame, list[Skip], dict[str, Any]]:
+    """Rows to enhance (``utt_id``, ``path``, ``sr`` the model runs at, ``custom`` as manifest rows record how to
+    decode), the inputs skipped before any model runs, and what the rate and channel policies did."""
+    src = Path(spec)
+    if src.is_file() and src.suffix == ".jsonl":
+        rows = read_manifest(src)
+        _check_ids([str(u) for u in rows["utt_id"]], f"manifest '{src}'")
+        if "custom" not in rows.columns:
+            rows["custom"] = [{}] * len(rows)
+        rows["path"] = [str(resolve_path(p)) for p in rows["path"]]
+        return rows[["utt_id", "path", "sr", "custom"]].reset_index(drop=True), [], {"from": "manifest"}
+    if src.is_dir():
+        entries = _folder_entries(src)
+    elif src.is_file():
+        try:
+            table = read_kv(src)
+        except ListError as exc:
+            raise EnhanceInputError(str(exc)) from exc
+        entries = list(table.items())
+    else:
+        raise EnhanceInputError(f"input '{spec}' does not exist (give a wav.scp, a manifest .jsonl or a folder)")
+    if not entries:
+        raise EnhanceInputError(f"input '{spec}' lists no audio file ({', '.join(AUDIO_SUFFIXES)} in a folder)")
+    _check_ids([u for u, _ in entries], f"'{spec}'")
+    skipped: list[Skip] = []
+    utts: list[Utterance] = []
+    with ThreadPoolExecutor(HEADER_WORKERS) as pool:
+        headers = list(pool.map(_header_or_error, [p for _, p in entries]))
+    for (uid, path), head in zip(entries, headers, strict=True):
+        if path.rstrip().endswith("|"):
+            skipped.append(Skip(uid, path, "undecodable", "a piped command, not a file: write the audio to files"))
+        elif isinstance(head, str):
+            skipped.append(Skip(uid, path, "undecodable", head))
+        else:
+            utts.append(Utterance(utt_id=uid, path=path, duration_sec=0.0, sr=head[0], language="", distortion="",
+                                  split="enhance"))
+    policy = InputPolicy(sample_rates, rate_policy, channel_policy, HEADER_WORKERS)
+    rejected: list[Rejection] = []
+    kept = list(policy.apply(utts, rejected))
+    why = {"multichannel": "a multi-channel file and dataset.channel_policy is reject",
+           "unsupported_rate": f"a rate outside dataset.sample_rates {list(sample_rates)} and dataset.rate_policy "
+                               "is reject"}
+    skipped += [Skip(r.utt_id, r.path, r.reason, why.get(r.reason, r.reason)) for r in rejected]
+    rows = pd.DataFrame({"utt_id": [u.utt_id for u in kept], "path": [u.path for u in kept],
+                         "sr": [u.sr for u in kept], "custom": [u.custom for u in kept]})
+    return rows, skipped, policy.summary(max_examples=0)
+
+
+def file_md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    """Make ``out`` ready: a folder this checkpoint and these settings wrote is resumed, anything else refused
+    (or, with ``overwrite``, its ``wav/``, ``inf.scp`` and ``enhance.json`` removed). Temporary files of a killed
+    writer are removed."""
+    report, wav = out / REPORT, out / WAV_DIR
+    previous = read_json(report) if report.is_file() else None
+    theirs = previous.get("fingerprint") if isinstance(previous, dict) else None
+    foreign = [p for p in wav.iterdir() if p.is_file() and not p.name.startswith(".")] if wav.is_dir() else []
+    if theirs != fingerprint and (previous is not None or foreign):
+        if not overwrite:
+            if theirs is None:
+                problem = f"'{wav}' holds {len(foreign)} file(s) that no enhance run recorded"
+            else:
+                changed = sorted(k for k in set(fingerprint) | set(theirs) if fingerprint.get(k) != theirs.get(k))
+                problem = f"'{out}' was written with other settings ({', '.join(changed)} differ)"
+            raise EnhanceInputError(f"{problem}; choose another --output_dir, or pass --overwrite to replace them")
+        shutil.rmtree(wav, ignore_errors=True)
+        for name in (SCP, REPORT):
+            (out / name).unlink(missing_ok=True)
+    wav.mkdir(parents=True, exist_ok=True)
+    for tmp in wav.glob(".*.tmp"):  # atomic_path's temporary files, left by a killed run
+        tmp.unlink()
+    write_json(report, {"status": "running", "fingerprint": fingerprint})
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, subtype: str, peak: float,
+                 chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float]]:
+    """Enhance every row not already written; returns ``{utt_id: output path}`` (written now or by an earlier run),
+    the rows skipped and counts (``written``, ``reused``, ``audio_sec`` enhanced now)."""
+    written: dict[str, str] = {}
+    skipped: list[Skip] = []
+    stats = {"written": 0, "reused": 0, "audio_sec": 0.0}
+    bar = tqdm(total=len(rows), desc="enhance", unit="utt")
+    for lo in range(0, len(rows), chunk_utts):
+        chunk = rows.iloc[lo:lo + chunk_utts]
+        loaded: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        for i, row in chunk.iterrows():
+            uid, target = str(row["utt_id"]), out / WAV_DIR / f"{row['utt_id']}.{fmt}"
+            if target.is_file():
+                written[uid] = str(target)
+                stats["reused"] += 1
+                bar.update()
+                continue
+            target_sr, channels = row_decoding(row)
+            try:
+                x0, file_sr = load_audio(row["path"], channels=channels)
+                if target_sr is None and file_sr != int(row["sr"]):
+                    raise AudioError(f"'{row['path']}' is {file_sr} Hz but its row says {row['sr']} Hz")
+                # decoded as load_audio(path, sr=row's rate) decodes it for eval, the file's own rate kept beside
+                loaded[i] = (x0, np.ascontiguousarray(resample(x0, file_sr, int(row["sr"])), dtype=np.float32),
+                             file_sr)
+            except AudioError as exc:
+                skipped.append(Skip(uid, str(row["path"]), "undecodable", str(exc)))
+                tqdm.write(f"skip {uid}: {exc}")
+                bar.update()
+        if loaded:
+            enhancer.prepare(chunk.loc[list(loaded)])
+        for i, (x0, x, file_sr) in loaded.items():
+            row = chunk.loc[i]
+            uid = str(row["utt_id"])
+            bar.update()
+            try:
+                raw = _enhance(enhancer, uid, x, int(row["sr"]))
+            except AudioError as exc:
+                skipped.append(Skip(uid, str(row["path"]), "enhancement_failed", str(exc)))
+                tqdm.write(f"skip {uid}: {exc}")
+                continue
+            if file_sr != int(row["sr"]):  # back to the input's own rate and length
+                raw = _fit(resample(raw, int(row["sr"]), file_sr), len(x0))
+            target = out / WAV_DIR / f"{uid}.{fmt}"
+            save_audio(target, peak_normalize(raw, peak), file_sr, subtype=subtype)
+            written[uid] = str(target)
+            stats["written"] += 1
+            stats["audio_sec"] += len(x0) / file_sr
+    bar.close()
+    return written, skipped, stats
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="curator enhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  curator enhance --ckpt models/mini_bsrnn/best.ckpt --input blind_test/wav.scp --output_dir exp/blind\n"
+               "  curator enhance --ckpt models/mini_bsrnn/best.ckpt --input my_noisy_folder --output_dir exp/mine "
+               "enhance.format=flac\n"
+               "  curator enhance --ckpt models/mini_bsrnn/best.ckpt --input data/manifests/mini/test.jsonl "
+               "--output_dir exp/test enhance.subtype=FLOAT")
+    ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
+    ap.add_argument("--ckpt", required=True,
+                    help="checkpoint: this project's (models/<exp>/best.ckpt) or an official baseline one")
+    ap.add_argument("--input", "--input_scp", dest="input", required=True,
+                    help="a Kaldi wav.scp (uid path), a manifest .jsonl, or a folder of audio")
+    ap.add_argument("--output_dir", required=True, help="writes <output_dir>/wav/<uid>.<format>, inf.scp, enhance.json")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace outputs written by another checkpoint or settings (default: refuse)")
+    ap.add_argument("overrides", nargs="*", help="dotted params overrides, e.g. enhance.format=flac eval.device=cuda")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.output_dir)
+    try:
+        cfg = load_params(args.config, args.overrides)
+        params = load_section("enhance", cfg=cfg)
+        ev = load_section("eval", cfg=cfg, plugins=False)
+        ds = load_section("dataset", cfg=cfg)
+        ckpt = Path(args.ckpt)
+        if not ckpt.is_file():
+            raise CheckpointError(f"checkpoint '{ckpt}' does not exist")
+        rows, skipped, policies = read_inputs(args.input, ds.sample_rates, ds.rate_policy, ds.channel_policy)
+        fingerprint = {"checkpoint_md5": file_md5(ckpt), "format": params.format, "subtype": params.subtype,
+                       "peak": ev.peak, "device": ev.device, "onednn": ev.onednn, "num_threads": ev.num_threads,
+                       "sample_rates": sorted(ds.sample_rates), "rate_policy": ds.rate_policy,
+                       "channel_policy": ds.channel_policy}
+        torch.set_num_threads(ev.num_threads)
+        torch.backends.mkldnn.enabled = ev.onednn  # as eval: ATen's own kernels give the same output on every CPU
+        enhancer = make_enhancer(ckpt, cfg, ev.device)
+        _prepare_output(out, fingerprint, args.overwrite)
+    except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, EnhanceInputError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        written, failed, stats = enhance_rows(rows, enhancer, out, params.format, params.subtype, ev.peak,
+                                              ev.chunk_utts)
+    except OfficialBaselineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    n_inputs = len(rows) + len(skipped)
+    skipped = sorted(skipped + failed, key=lambda s: s.utt_id)
+    with atomic_open(out / SCP) as f:  # uid path, as inference.py writes it
+        f.writelines(f"{u} {written[u]}\n" for u in sorted(written))
+    write_json(out / REPORT, {
+        "status": "done", "fingerprint": fingerprint, "checkpoint": str(ckpt), "input": args.input,
+        "n_inputs": n_inputs, "n_outputs": len(written), "n_skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
+        "skipped": [s.as_dict() for s in skipped], "policies": policies})
+    by_reason = ", ".join(f"{n} {r}" for r, n in sorted(Counter(s.reason for s in skipped).items()))
+    speed = f"; {stats['audio_sec']:.1f} s of audio in {seconds:.1f} s ({stats['audio_sec'] / seconds:.1f}x realtime)" \
+        if stats["written"] and seconds > 0 else ""
+    print(f"enhance: {stats['written']} written, {stats['reused']} kept from an earlier run, {len(skipped)} skipped"
+          f"{f' ({by_reason})' if skipped else ''} -> {out / SCP}{speed}")
+    if not written:
+        print(f"error: no input could be enhanced (see {out / REPORT})", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""``curator enhance``: the official inference layout, each file at its own rate, hostile inputs skipped and named,
+eval's own signals for a manifest, a resume after a real kill, and outputs of other settings refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from curator.audio import resample
+from curator.contract.manifest import write_manifest
+from curator.evaluation.enhance import ModelEnhancer, peak_normalize
+from curator.evaluation.evaluate import _load_pair
+from curator.evaluation.inference import main
+from curator.training.checkpoint import save_checkpoint
+from curator.training.models import build_model, model_options, options_dict
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = str(REPO / "tests" / "params.yaml")
+# a 24 kHz model: a 48 kHz file is one it cannot run on
+SMALL = {"num_channels": 8, "num_layers": 1, "max_sr": 24000, "band_layout": [[4000, 500], [12000, 2000]]}
+
+
+def _checkpoint(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    options = options_dict(model_options("bsrnn", SMALL))
+    save_checkpoint(path, build_model("bsrnn", options), "bsrnn", options)
+    return path
+
+
+def _speech(rng: np.random.Generator, n: int, channels: int = 1) -> np.ndarray:
+    x = rng.normal(0, 0.1, (n, channels)).astype(np.float32) * np.hanning(n)[:, None].astype(np.float32)
+    return x[:, 0] if channels == 1 else x
+
+
+def _model_output(ckpt: Path, x: np.ndarray, sr: int) -> np.ndarray:
+    torch.set_num_threads(2)
+    return ModelEnhancer(ckpt, "cpu")("u", x, sr)
+
+
+def _run(args: list[str], out: Path, *overrides: str) -> int:
+    return main(["--config", PARAMS, *args, "--output_dir", str(out), *overrides])
+
+
+def test_a_wav_scp_gives_the_official_layout_at_each_files_rate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    audio = {"a8": (_speech(rng, 8000), 8000), "b16": (_speech(rng, 12000), 16000),
+             "c11": (_speech(rng, 9000), 11025), "d24stereo": (_speech(rng, 24000, 2), 24000),
+             "e48": (_speech(rng, 48000), 48000)}
+    Path("in").mkdir()
+    for uid, (x, sr) in audio.items():
+        sf.write(f"in/{uid}.flac" if uid == "b16" else f"in/{uid}.wav", x, sr)
+    Path("in/broken.wav").write_bytes(b"RIFF not audio")
+    sf.write("in/nan.wav", np.array([0.1, np.nan, 0.2] * 100, np.float32), 16000, subtype="FLOAT")
+    scp = {uid: f"in/{uid}.flac" if uid == "b16" else f"in/{uid}.wav" for uid in audio}
+    scp |= {"broken": "in/broken.wav", "nan": "in/nan.wav", "missing": "in/missing.wav",
+            "piped": "sox in/a8.wav -t wav - |"}
+    Path("wav.scp").write_text("".join(f"{u} {p}\n" for u, p in sorted(scp.items())))
+
+    assert _run(["--ckpt", str(ckpt), "--input_scp", "wav.scp"], Path("out"), "enhance.subtype=FLOAT") == 0
+    printed = capsys.readouterr().out
+    assert "4 written, 0 kept from an earlier run, 5 skipped (1 enhancement_failed, 4 undecodable)" in printed
+
+    lines = Path("out/inf.scp").read_text().splitlines()
+    assert lines == [f"{u} out/wav/{u}.wav" for u in ("a8", "b16", "c11", "d24stereo")]
+    for uid in ("a8", "b16", "d24stereo"):
+        x, sr = sf.read(scp[uid], dtype="float32", always_2d=True)  # 16-bit files: the samples as stored
+        mono = x[:, 0]  # dataset.channel_policy: first
+        y, out_sr = sf.read(f"out/wav/{uid}.wav", dtype="float32")
+        assert out_sr == sr and len(y) == len(mono)
+        np.testing.assert_array_equal(y, peak_normalize(_model_output(ckpt, mono, sr), 0.9))
+    # 11025 Hz is not a rate of dataset.sample_rates: enhanced at 16 kHz, written back at 11025 Hz, same length
+    x, sr = sf.read(scp["c11"], dtype="float32")
+    y, out_sr = sf.read("out/wav/c11.wav", dtype="float32")
+    at16 = _model_output(ckpt, resample(x, sr, 16000), 16000)
+    assert out_sr == 11025 and len(y) == len(x)
+    np.testing.assert_allclose(y, peak_normalize(resample(at16, 16000, sr)[:len(x)], 0.9), atol=1e-6)
+    assert np.abs(y).max() == pytest.approx(0.9)
+
+    report = json.loads(Path("out/enhance.json").read_text())
+    assert report["status"] == "done" and report["n_inputs"] == 9 and report["n_outputs"] == 4
+    assert report["skipped_by_reason"] == {"enhancement_failed": 1, "undecodable": 4}
+    why = {s["utt_id"]: s for s in report["skipped"]}
+    assert "48000 Hz" in why["e48"]["detail"] and "in/broken.wav" in why["broken"]["detail"]
+    assert "NaN" in why["nan"]["detail"] and "in/missing.wav" in why["missing"]["detail"]
+    assert "piped command" in why["piped"]["detail"]
+    assert report["policies"]["resampled_by_rate"] == {"11025->16000": 1}
+    assert report["fingerprint"]["subtype"] == "FLOAT" and len(report["fingerprint"]["checkpoint_md5"]) == 32
+
+    # the official inference's own format: 16-bit wav; with dataset.rate_policy reject, 11025 Hz is skipped
+    assert _run(["--ckpt", str(ckpt), "--input", "wav.scp"], Path("out16"), "dataset.rate_policy=reject") == 0
+    assert sf.info("out16/wav/a8.wav").subtype == "PCM_16"
+    assert json.loads(Path("out16/enhance.json").read_text())["skipped_by_reason"]["unsupported_rate"] == 1
+
+
+def test_a_manifest_gives_the_signals_eval_scores(tmp_path):
+    rng = np.random.default_rng(1)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    rows = []
+    for i, (sr, file_sr) in enumerate([(16000, 16000), (16000, 11025)]):
+        clean = _speech(rng, file_sr)
+        noisy = clean + rng.normal(0, 0.02, file_sr).astype(np.float32)
+        sf.write(tmp_path / f"n{i}.wav", noisy, file_sr)
+        sf.write(tmp_path / f"c{i}.wav", clean, file_sr)
+        rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"n{i}.wav"), "clean_path": str(tmp_path / f"c{i}.wav"),
+                     "duration_sec": 1.0, "sr": sr, "language": "eng", "distortion": "noise", "split": "test",
+                     "custom": {"source_sr": file_sr} if file_sr != sr else {}})
+    write_manifest(tmp_path / "test.jsonl", rows)
+    out = tmp_path / "out"
+    assert _run(["--ckpt", str(ckpt), "--input", str(tmp_path / "test.jsonl")], out, "enhance.subtype=FLOAT") == 0
+    for row in rows:
+        noisy, _ = _load_pair(pd.Series(row), 1e-4)  # what eval decodes and enhances
+        scored = peak_normalize(_model_output(ckpt, noisy, row["sr"]), 0.9)
+        y, sr = sf.read(out / "wav" / f"{row['utt_id']}.wav", dtype="float32")
+        if row["custom"]:  # decoded at the row's rate from 11025 Hz: written back at the file's own rate
+            assert sr == 11025 and len(y) == 11025
+        else:
+            assert sr == 16000
+            np.testing.assert_array_equal(y, scored)
+
+
+def test_a_folder_gives_the_folder_datasets_ids(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    root = tmp_path / "noisy"
+    for rel in ("a b/c.wav", "d.flac", ".hidden/e.wav", "f.WAV"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, _speech(rng, 4000), 16000)
+    (root / "notes.txt").write_text("not audio")
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "out") == 0
+    ids = [line.split()[0] for line in (tmp_path / "out" / "inf.scp").read_text().splitlines()]
+    assert ids == ["a_b-c", "d", "f"]
+    sf.write(root / "d.wav", _speech(rng, 4000), 16000)  # d.wav and d.flac: one id, two files
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "out2") == 2
+    assert "map to the same id 'd'" in capsys.readouterr().err
+    (tmp_path / "bad.scp").write_text(f"x/y {root / 'd.wav'}\n")
+    assert _run(["--ckpt", str(ckpt), "--input", str(tmp_path / "bad.scp")], tmp_path / "out3") == 2
+    assert "'x/y'" in capsys.readouterr().err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_killed_run_resumes_to_the_same_files_and_other_settings_are_refused(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    root = tmp_path / "noisy"
+    root.mkdir()
+    for i in range(40):
+        sf.write(root / f"u{i:02d}.wav", _speech(rng, 48000), 24000)
+    def cli(out: Path) -> subprocess.Popen:  # `curator enhance` as a user runs it: a process pinned as eval is
+        return subprocess.Popen([sys.executable, "-m", "curator.cli", "enhance", "--config", PARAMS, "--ckpt", str(ckpt),
+                                 "--input", str(root), "--output_dir", str(out)], env={**os.environ, "PYTHONHASHSEED": "0"},
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    whole = tmp_path / "whole"
+    assert cli(whole).wait() == 0
+    expected = _files(whole / "wav")
+
+    out = tmp_path / "killed"
+    proc = cli(out)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (out / "wav").is_dir() and any(p.suffix == ".wav" for p in (out / "wav").iterdir()):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed half-way"
+    done = [p for p in (out / "wav").iterdir() if p.suffix == ".wav"]
+    assert 0 < len(done) < 40 and not (out / "inf.scp").exists()
+    assert json.loads((out / "enhance.json").read_text())["status"] == "running"
+    (out / "wav" / ".u39.wav.abc123.tmp").write_bytes(b"half a file")  # as atomic_path leaves one when killed
+
+    resumed = cli(out)
+    printed, _ = resumed.communicate()
+    assert resumed.returncode == 0
+    assert f"{40 - len(done)} written, {len(done)} kept from an earlier run" in printed
+    assert _files(out / "wav") == expected
+    assert (out / "inf.scp").read_text() == (whole / "inf.scp").read_text().replace(str(whole), str(out))
+
+    other = _checkpoint(tmp_path / "other.ckpt", seed=1)
+    assert _run(["--ckpt", str(other), "--input", str(root)], out) == 2
+    assert "other settings (checkpoint_md5 differ)" in capsys.readouterr().err
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], out, "enhance.subtype=PCM_24") == 2
+    assert "subtype differ" in capsys.readouterr().err
+    assert _files(out / "wav") == expected  # refused: nothing touched
+    assert _run(["--ckpt", str(other), "--input", str(root), "--overwrite"], out) == 0
+    assert _files(out / "wav").keys() == expected.keys() and _files(out / "wav") != expected
+
+    foreign = tmp_path / "foreign"
+    (foreign / "wav").mkdir(parents=True)
+    (foreign / "wav" / "mine.wav").write_bytes(b"a user's file")
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], foreign) == 2
+    assert "no enhance run recorded" in capsys.readouterr().err
+
+
+def test_bad_settings_and_foreign_checkpoints_are_named(tmp_path, capsys):
+    root = tmp_path / "noisy"
+    root.mkdir()
+    sf.write(root / "a.wav", np.zeros(1600, np.float32), 16000)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "o", "enhance.format=flac",
+                "enhance.subtype=FLOAT") == 2
+    assert "enhance.subtype (with enhance.format: flac)" in capsys.readouterr().err
+    assert _run(["--ckpt", str(tmp_path / "nope.ckpt"), "--input", str(root)], tmp_path / "o") == 2
+    assert "nope.ckpt' does not exist" in capsys.readouterr().err
+    (tmp_path / "official.ckpt").write_bytes(b"a Lightning checkpoint of the official baseline")
+    assert _run(["--ckpt", str(tmp_path / "official.ckpt"), "--input", str(root)], tmp_path / "o",
+                "train.official.checkout=" + str(tmp_path / "no_checkout")) == 2
+    assert "no_checkout" in capsys.readouterr().err
+    assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "s") == 0  # a silent input is enhanced too
+    assert sf.info(tmp_path / "s" / "wav" / "a.wav").frames == 1600
