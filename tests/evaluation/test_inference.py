@@ -142,6 +142,10 @@ def test_a_folder_gives_the_folder_datasets_ids(tmp_path, capsys):
     assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "out") == 0
     ids = [line.split()[0] for line in (tmp_path / "out" / "inf.scp").read_text().splitlines()]
     assert ids == ["a_b-c", "d", "f"]
+    # an output folder inside the input folder: its files are no inputs, so a rerun keeps the same list
+    for _ in range(2):
+        assert _run(["--ckpt", str(ckpt), "--input", str(root)], root / "enhanced") == 0
+        assert (root / "enhanced" / "inf.scp").read_text().split()[::2] == ids
     sf.write(root / "d.wav", _speech(rng, 4000), 16000)  # d.wav and d.flac: one id, two files
     assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "out2") == 2
     assert "map to the same id 'd'" in capsys.readouterr().err

@@ -89,10 +89,13 @@ def _check_ids(ids: Sequence[str], where: str) -> None:
         raise EnhanceInputError(f"{where}: id(s) {', '.join(map(repr, dup[:5]))} appear more than once")
 
 
-def _folder_entries(root: Path) -> list[tuple[str, str]]:
-    """(utt_id, path) of every audio file under ``root`` (hidden ones excepted), ids as the folder dataset makes them."""
+def _folder_entries(root: Path, exclude: Path | None) -> list[tuple[str, str]]:
+    """(utt_id, path) of every audio file under ``root`` (hidden ones, and those under ``exclude``, the output
+    folder, excepted), ids as the folder dataset makes them."""
+    skip = exclude.resolve() if exclude is not None else None
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                   and not (skip is not None and p.resolve().is_relative_to(skip)))
     seen: dict[str, Path] = {}
     for f in files:
         uid = utt_id_of(f.relative_to(root))
@@ -110,10 +113,11 @@ def _header_or_error(path: str) -> tuple[int, int] | str:
     return int(info.samplerate), int(info.channels)
 
 
-def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channel_policy: str
-                ) -> tuple[pd.DataFrame, list[Skip], dict[str, Any]]:
+def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channel_policy: str,
+                exclude: Path | None = None) -> tuple[pd.DataFrame, list[Skip], dict[str, Any]]:
     """Rows to enhance (``utt_id``, ``path``, ``sr`` the model runs at, ``custom`` as manifest rows record how to
-    decode), the inputs skipped before any model runs, and what the rate and channel policies did."""
+    decode), the inputs skipped before any model runs, and what the rate and channel policies did. A folder's
+    files under ``exclude`` (the output folder, when it lies inside the input) are no inputs."""
     src = Path(spec)
     if src.is_file() and src.suffix == ".jsonl":
         rows = read_manifest(src)
@@ -123,7 +127,7 @@ def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channe
         rows["path"] = [str(resolve_path(p)) for p in rows["path"]]
         return rows[["utt_id", "path", "sr", "custom"]].reset_index(drop=True), [], {"from": "manifest"}
     if src.is_dir():
-        entries = _folder_entries(src)
+        entries = _folder_entries(src, exclude)
     elif src.is_file():
         try:
             table = read_kv(src)
@@ -281,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ckpt = Path(args.ckpt)
         if not ckpt.is_file():
             raise CheckpointError(f"checkpoint '{ckpt}' does not exist")
-        rows, skipped, policies = read_inputs(args.input, ds.sample_rates, ds.rate_policy, ds.channel_policy)
+        rows, skipped, policies = read_inputs(args.input, ds.sample_rates, ds.rate_policy, ds.channel_policy,
+                                               exclude=out)
         fingerprint = {"checkpoint_md5": file_md5(ckpt), "format": params.format, "subtype": params.subtype,
                        "peak": ev.peak, "device": ev.device, "onednn": ev.onednn, "num_threads": ev.num_threads,
                        "sample_rates": sorted(ds.sample_rates), "rate_policy": ds.rate_policy,
