@@ -33,6 +33,28 @@ def test_every_command_is_listed_and_reaches_its_cli(capsys):
     assert {"probe", "sources", "source_score", "source_select", "source_simulate", "efficacy"} <= set(cli.COMMANDS)
 
 
+
+def test_enhance_is_pinned_as_the_eval_stage(monkeypatch, capsys):
+    """`curator enhance` writes the signals eval scores: its process gets the eval stage's numeric pins."""
+    import os
+
+    from curator.determinism import ENTRY_POINTS, THREAD_VARIABLES, environment_pins
+
+    saved = dict(os.environ)
+    try:
+        for var in (*THREAD_VARIABLES, *environment_pins()):
+            os.environ.pop(var, None)
+        monkeypatch.setattr("sys.argv", ["curator", "enhance", "--help"])
+        with pytest.raises(SystemExit):
+            cli.main()
+        wanted = {**environment_pins(), **dict.fromkeys(THREAD_VARIABLES, str(ENTRY_POINTS["curator.evaluation"]))}
+        wanted.pop("NPY_DISABLE_CPU_FEATURES", None)  # numpy is loaded in this process: only a fresh one sets it
+        assert {k: os.environ.get(k) for k in wanted} == wanted
+        assert "curator enhance" in capsys.readouterr().out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
 def test_stage_commands_pin_the_environment_as_their_dvc_entry_points(repo_root, monkeypatch, capsys):
     """`curator score` must write the bytes `python -m curator.scoring` (dvc.yaml's command) writes: both pin
     the numeric environment the same way before numpy loads (found by a kill-half-way trial: `curator score`
