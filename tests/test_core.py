@@ -9,7 +9,7 @@ import pytest
 
 from curator.audio import AudioError, load_audio, resample, save_audio
 from curator.contract.manifest import ManifestError, Utterance, iter_manifest, read_manifest, write_manifest
-from curator.io import atomic_open, read_json, sha256_file, write_json
+from curator.io import atomic_open, executable, read_json, sha256_file, write_json
 from curator.metrics import estoi, pesq_score, si_sdr, snr
 from curator.registry import Registry
 
@@ -171,3 +171,26 @@ def test_curated_sidecar_of_another_schema_version_is_named(tmp_path):
     meta_path(csv).write_text(json.dumps({"n_selected": 1}))
     with pytest.raises(SchemaVersionError, match="has no schema version.*dvc repro select"):
         read_meta(csv)
+
+
+def test_executable_is_read_from_the_working_directory(tmp_path, monkeypatch):
+    """A param naming an interpreter works from any folder a subprocess starts in; a wrong one is named."""
+    import os
+    import sys
+
+    from curator.datasets.simulation.official import OfficialSimulationError, run_official_simulation
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "py").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (tmp_path / "bin" / "py").chmod(0o755)
+    assert executable("bin/py", "x.python") == str(tmp_path / "bin" / "py")
+    assert os.path.isabs(executable("sh", "x.python"))
+    with pytest.raises(FileNotFoundError, match=r"x\.python = 'bin/nope' is not an executable program"):
+        executable("bin/nope", "x.python")
+    repo = tmp_path / "checkout"
+    for script in ("simulation/generate_data_param.py", "simulation/simulate_data_from_param.py", "c.yaml"):
+        (repo / script).parent.mkdir(parents=True, exist_ok=True)
+        (repo / script).write_text("")
+    with pytest.raises(OfficialSimulationError, match=r"dataset\.urgent2026\.simulate\.python = 'bin/nope'"):
+        run_official_simulation("bin/nope", repo, "c.yaml", tmp_path / "out", tmp_path / "lists", 1, False)

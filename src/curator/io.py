@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,15 @@ def timings_path(metrics_path: str | os.PathLike[str]) -> Path:
     so they are a plain output, not a DVC metric, and ``dvc exp show`` does not list every experiment as changed."""
     p = Path(metrics_path)
     return p.parent / "timings" / p.name
+
+
+def executable(command: str, where: str) -> str:
+    """The program a param names (an interpreter, a tool), as this process's working directory reads it: a bare
+    name from ``PATH``, a path made absolute, so that a subprocess started in another folder runs the same program.
+    Links are not followed (a virtualenv's ``bin/python`` links to an interpreter that would drop the virtualenv).
+    Raises FileNotFoundError naming ``where`` when ``command`` names no executable file."""
+    found = shutil.which(command)
+    if found is None:
+        raise FileNotFoundError(f"{where} = '{command}' is not an executable program (a name on PATH, or a path "
+                                f"from {os.getcwd()})")
+    return os.path.abspath(found)

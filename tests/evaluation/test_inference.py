@@ -97,7 +97,7 @@ def test_a_wav_scp_gives_the_official_layout_at_each_files_rate(tmp_path, monkey
     assert "NaN" in why["nan"]["detail"] and "in/missing.wav" in why["missing"]["detail"]
     assert "piped command" in why["piped"]["detail"]
     assert report["policies"]["resampled_by_rate"] == {"11025->16000": 1}
-    assert report["fingerprint"]["subtype"] == "FLOAT" and len(report["fingerprint"]["checkpoint_md5"]) == 32
+    assert report["fingerprint"]["subtype"] == "FLOAT" and len(report["fingerprint"]["checkpoint_sha256"]) == 64
 
     # the official inference's own format: 16-bit wav; with dataset.rate_policy reject, 11025 Hz is skipped
     assert _run(["--ckpt", str(ckpt), "--input", "wav.scp"], Path("out16"), "dataset.rate_policy=reject") == 0
@@ -198,7 +198,7 @@ def test_a_killed_run_resumes_to_the_same_files_and_other_settings_are_refused(t
 
     other = _checkpoint(tmp_path / "other.ckpt", seed=1)
     assert _run(["--ckpt", str(other), "--input", str(root)], out) == 2
-    assert "other settings (checkpoint_md5 differ)" in capsys.readouterr().err
+    assert "other settings (checkpoint_sha256 differ)" in capsys.readouterr().err
     assert _run(["--ckpt", str(ckpt), "--input", str(root)], out, "enhance.subtype=PCM_24") == 2
     assert "subtype differ" in capsys.readouterr().err
     assert _files(out / "wav") == expected  # refused: nothing touched
@@ -228,3 +228,54 @@ def test_bad_settings_and_foreign_checkpoints_are_named(tmp_path, capsys):
     assert "no_checkout" in capsys.readouterr().err
     assert _run(["--ckpt", str(ckpt), "--input", str(root)], tmp_path / "s") == 0  # a silent input is enhanced too
     assert sf.info(tmp_path / "s" / "wav" / "a.wav").frames == 1600
+
+
+FAKE_INFERENCE = '''\
+import argparse, os
+import soundfile as sf
+ap = argparse.ArgumentParser()
+for flag in ("--input_scp", "--output_dir", "--ckpt_path", "--device"):
+    ap.add_argument(flag)
+args = ap.parse_args()
+os.makedirs(os.path.join(args.output_dir, "wav"))
+for line in open(args.input_scp):
+    uid, path = line.split()
+    x, sr = sf.read(path, dtype="float32")
+    sf.write(os.path.join(args.output_dir, "wav", uid + ".wav"), 0.5 * x, sr)
+'''
+
+
+def test_an_official_checkpoint_runs_through_the_checkout_with_a_relative_interpreter(tmp_path, monkeypatch, capsys):
+    """The official path (a checkpoint in another format -> the checkout's inference.py, run in a folder of its own)
+    with a stand-in checkout whose inference halves its input, and an interpreter named relative to the working
+    directory, as third_party/README.md names it: it used to be looked up from the inference's folder."""
+    monkeypatch.chdir(tmp_path)
+    checkout = Path("checkout")
+    (checkout / "baseline_code").mkdir(parents=True)
+    (checkout / "baseline_code" / "__init__.py").write_text("")
+    (checkout / "baseline_code" / "config.py").write_text("class Config:\n    pass\n")
+    (checkout / "baseline_code" / "train_se.py").write_text("")
+    (checkout / "baseline_code" / "inference.py").write_text(FAKE_INFERENCE)
+    Path("venv/bin").mkdir(parents=True)
+    Path("venv/bin/python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    Path("venv/bin/python").chmod(0o755)
+    Path("official.ckpt").write_bytes(b"a Lightning checkpoint")
+    rng = np.random.default_rng(4)
+    Path("noisy").mkdir()
+    for name, sr in (("a", 16000), ("b", 11025)):
+        sf.write(f"noisy/{name}.wav", _speech(rng, sr // 2), sr)
+    official = ["train.official.checkout=checkout", "train.official.device=cpu"]
+    args = ["--ckpt", "official.ckpt", "--input", "noisy"]
+    assert _run(args, Path("out"), *official, "train.official.python=venv/bin/python") == 0
+    assert "2 written" in capsys.readouterr().out
+    for name, sr in (("a", 16000), ("b", 11025)):
+        x, _ = sf.read(f"noisy/{name}.wav", dtype="float32")
+        y, out_sr = sf.read(f"out/wav/{name}.wav", dtype="float32")
+        assert out_sr == sr and len(y) == len(x)
+        if sr == 16000:  # halved by the stand-in, peak-normalised here: the input at peak 0.9, up to the 16-bit
+            gain = 0.9 / np.abs(x).max()  # step of the stand-in's file, scaled by the normalisation, and our own step
+            np.testing.assert_allclose(y, peak_normalize(x, 0.9), atol=2 * (gain + 1) * 2.0 ** -15)
+    assert _run(args, Path("out2"), *official, "train.official.python=venv/bin/nope") == 2
+    err = capsys.readouterr().err
+    assert "train.official.python = 'venv/bin/nope' is not an executable program" in err
+    assert not Path("out2").exists()  # refused before anything was written

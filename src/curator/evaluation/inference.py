@@ -10,7 +10,7 @@ row's output is the signal eval scored, up to ``enhance.subtype``'s quantisation
 ``dataset.sample_rates`` follows ``dataset.rate_policy`` (resample: enhanced at the lowest listed rate at or above
 it, the output resampled back; reject: skipped), a multi-channel file ``dataset.channel_policy``; every output is at
 its input's rate and length. A file that does not decode, or that the model cannot run on, is skipped, counted
-by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's md5.
+by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's sha256.
 
 A killed run restarted with the same command keeps the files it wrote (each is written atomically) and enhances
 the rest. A run with another checkpoint or other settings refuses a folder written by a different one, and a
@@ -20,7 +20,6 @@ folder of files it did not write, unless ``--overwrite``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import time
@@ -46,14 +45,13 @@ from curator.datasets.recipes.folder import AUDIO_SUFFIXES, utt_id_of
 from curator.evaluation.cli import make_enhancer
 from curator.evaluation.enhance import Enhancer, peak_normalize
 from curator.evaluation.evaluate import _enhance
-from curator.io import atomic_open, read_json, write_json
+from curator.io import atomic_open, read_json, sha256_file, write_json
 from curator.training.backends.official import OfficialBaselineError
 from curator.training.checkpoint import CheckpointError
 
 REPORT = "enhance.json"
 SCP = "inf.scp"
 WAV_DIR = "wav"
-HASH_CHUNK = 1 << 22
 HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
 UNSAFE_ID_CHARS = ("/", "\\", "\0")
 
@@ -161,14 +159,6 @@ def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channe
     rows = pd.DataFrame({"utt_id": [u.utt_id for u in kept], "path": [u.path for u in kept],
                          "sr": [u.sr for u in kept], "custom": [u.custom for u in kept]})
     return rows, skipped, policy.summary(max_examples=0)
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> None:
@@ -287,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CheckpointError(f"checkpoint '{ckpt}' does not exist")
         rows, skipped, policies = read_inputs(args.input, ds.sample_rates, ds.rate_policy, ds.channel_policy,
                                                exclude=out)
-        fingerprint = {"checkpoint_md5": file_md5(ckpt), "format": params.format, "subtype": params.subtype,
+        fingerprint = {"checkpoint_sha256": sha256_file(ckpt), "format": params.format, "subtype": params.subtype,
                        "peak": ev.peak, "device": ev.device, "onednn": ev.onednn, "num_threads": ev.num_threads,
                        "sample_rates": sorted(ds.sample_rates), "rate_policy": ds.rate_policy,
                        "channel_policy": ds.channel_policy}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from curator.datasets.kaldi import ListError, read_meta_tsv
 from curator.datasets.simulation.render import write_lists
+from curator.io import executable
 
 GENERATE = "simulation/generate_data_param.py"
 SIMULATE = "simulation/simulate_data_from_param.py"
@@ -51,11 +52,18 @@ def run_official_simulation(python: str, repo: Path, config: str, out_dir: Path,
     cfg = Path(config) if Path(config).is_absolute() else repo / config
     if not cfg.is_file():
         raise OfficialSimulationError(f"simulation config '{cfg}' does not exist (dataset.urgent2026.simulate.config)")
+    try:  # the scripts run inside the checkout: a relative interpreter path must not be read from there
+        python = executable(python, "dataset.urgent2026.simulate.python")
+    except FileNotFoundError as exc:
+        raise OfficialSimulationError(f"{exc}; name an interpreter with the checkout's requirements") from exc
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     for cmd in official_commands(python, repo, cfg, out_dir, nj, highpass):
         print("[urgent2026] running:", " ".join(cmd))
-        done = subprocess.run(cmd, cwd=repo, check=False)
+        try:
+            done = subprocess.run(cmd, cwd=repo, check=False)
+        except OSError as exc:
+            raise OfficialSimulationError(f"'{cmd[0]}' could not start (cwd {repo}): {exc}") from exc
         if done.returncode != 0:
             raise OfficialSimulationError(f"'{' '.join(cmd)}' failed with exit code {done.returncode} (cwd {repo})")
     meta_path = out_dir / "log" / "meta.tsv"

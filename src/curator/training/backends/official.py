@@ -54,7 +54,7 @@ import yaml
 
 from curator.audio import AudioError, audio_info, load_audio, row_decoding, save_audio
 from curator.contract.manifest import resolve_path
-from curator.io import atomic_open, atomic_path, write_json
+from curator.io import atomic_open, atomic_path, executable, write_json
 from curator.training.backends import BACKENDS, TrainJob, screen_job
 from curator.training.params import OfficialParams
 
@@ -126,6 +126,15 @@ def require_checkout(p: OfficialParams) -> Path:
     return checkout.resolve()
 
 
+def official_python(p: OfficialParams) -> str:
+    """``train.official.python`` as an absolute path (the official scripts run in another folder), or an error."""
+    try:
+        return executable(p.python, "train.official.python")
+    except FileNotFoundError as exc:
+        raise OfficialBaselineError(f"{exc}; install the checkout's requirements into an interpreter and name it "
+                                    "there (see third_party/README.md)") from exc
+
+
 def official_env(checkout: Path) -> dict[str, str]:
     """This process's environment with the checkout first on ``PYTHONPATH`` (its code runs from any folder)."""
     env = dict(os.environ)
@@ -135,8 +144,11 @@ def official_env(checkout: Path) -> dict[str, str]:
 
 def _run(cmd: Sequence[str], cwd: Path, what: str, env: Mapping[str, str] | None = None,
          capture: bool = False) -> str:
-    proc = subprocess.run(list(cmd), cwd=cwd, env=None if env is None else dict(env), check=False,
-                          stdout=subprocess.PIPE if capture else None, text=True)
+    try:
+        proc = subprocess.run(list(cmd), cwd=cwd, env=None if env is None else dict(env), check=False,
+                              stdout=subprocess.PIPE if capture else None, text=True)
+    except OSError as exc:
+        raise OfficialBaselineError(f"official {what} could not start '{cmd[0]}' in {cwd}: {exc}") from exc
     if proc.returncode != 0:
         shown = " ".join(c if "\n" not in c else "<launcher>" for c in cmd)
         raise OfficialBaselineError(f"official {what} failed (exit {proc.returncode}): {shown} in {cwd}")
@@ -322,6 +334,7 @@ def train_official(job: TrainJob) -> dict[str, Any]:
 
     p = job.params.official
     checkout = require_checkout(p)
+    python = official_python(p)
     base_config = checkout / p.config
     if not base_config.is_file():
         raise OfficialBaselineError(f"train.official.config: '{base_config}' does not exist in the checkout")
@@ -349,16 +362,16 @@ def train_official(job: TrainJob) -> dict[str, Any]:
     env = official_env(checkout)
     args = ["--config_file", str(config)]
     if cfg.get("model_type") == FLOWSE and p.device == "cpu":  # FlowSE's validation calls Tensor.cuda()
-        _run(safe_module_cmd(p.python, TRAIN_MODULE, args, p.device), work, "training", env)
+        _run(safe_module_cmd(python, TRAIN_MODULE, args, p.device), work, "training", env)
     else:
-        _run([p.python, "-m", TRAIN_MODULE, *args], work, "training", env)
+        _run([python, "-m", TRAIN_MODULE, *args], work, "training", env)
     exp_root = work / "exp" / config.stem
     src, loss = best_official_checkpoint(exp_root)
     with atomic_path(job.best_ckpt) as tmp:
         shutil.copyfile(src, tmp)
     scalars: dict[str, list[list[float]]] = {}
     for logs in sorted({e.parent for e in exp_root.rglob("events.out.tfevents.*")}):  # one folder: a fresh run
-        scalars.update(json.loads(_run([p.python, "-c", READ_SCALARS, str(logs)], work, "log reading", env,
+        scalars.update(json.loads(_run([python, "-c", READ_SCALARS, str(logs)], work, "log reading", env,
                                        capture=True)))
     # BSRNN logs val_loss per step and epoch ("val_loss_epoch"), FlowSE per epoch only ("val_loss")
     val_tag = "val_loss_epoch" if "val_loss_epoch" in scalars else "val_loss"
@@ -381,6 +394,7 @@ class OfficialEnhancer:
 
     def __init__(self, ckpt: Path, p: OfficialParams) -> None:
         self.checkout = require_checkout(p)
+        self.python = official_python(p)
         self.ckpt = Path(ckpt).resolve()
         self.params = p
         self.outputs: dict[str, np.ndarray] = {}
@@ -396,7 +410,7 @@ class OfficialEnhancer:
                       for r in rows.to_dict("records")]
             scp.write_text("".join(f"{u} {p}\n" for u, p in zip(rows["utt_id"], inputs, strict=True)))
             out = work / "out"
-            _run(safe_module_cmd(self.params.python, INFER_MODULE,
+            _run(safe_module_cmd(self.python, INFER_MODULE,
                                  ["--input_scp", str(scp), "--output_dir", str(out), "--ckpt_path", str(self.ckpt),
                                   "--device", self.params.device], self.params.device),
                  work, "inference", official_env(self.checkout))
