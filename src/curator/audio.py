@@ -87,6 +87,11 @@ def save_audio(path: str | os.PathLike[str], x: np.ndarray, sr: int, subtype: st
         sf.write(str(tmp), np.asarray(x, dtype=np.float32).T, sr, subtype=subtype, format=fmt)
 
 
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    """``y`` trimmed or zero-padded to ``n`` samples (an enhancer's output to its input's length)."""
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
 def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "HQ") -> np.ndarray:
     """Band-limited resampling with soxr (works on 1-D or (channels, time) arrays)."""
     if sr_in == sr_out:

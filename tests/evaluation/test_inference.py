@@ -279,3 +279,41 @@ def test_an_official_checkpoint_runs_through_the_checkout_with_a_relative_interp
     err = capsys.readouterr().err
     assert "train.official.python = 'venv/bin/nope' is not an executable program" in err
     assert not Path("out2").exists()  # refused before anything was written
+
+
+def test_eval_scores_written_outputs_as_it_scores_the_model(tmp_path):
+    """`curator enhance` on a split, then `curator eval --enhanced` on its inf.scp: the per-utterance figures of
+    `curator eval --ckpt` on the same split, so any system's outputs can be compared with this project's."""
+    from curator.evaluation.cli import main as eval_main
+
+    rng = np.random.default_rng(5)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    manifest = tmp_path / "data" / "manifests" / "mini" / "test.jsonl"
+    manifest.parent.mkdir(parents=True)
+    rows = []
+    for i in range(4):
+        clean = _speech(rng, 16000)
+        noisy = clean + rng.normal(0, 0.03, 16000).astype(np.float32)
+        sf.write(tmp_path / f"n{i}.wav", noisy, 16000, subtype="FLOAT")
+        sf.write(tmp_path / f"c{i}.wav", clean, 16000, subtype="FLOAT")
+        rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"n{i}.wav"), "clean_path": str(tmp_path / f"c{i}.wav"),
+                     "duration_sec": 1.0, "sr": 16000, "language": "eng", "distortion": "noise", "split": "test"})
+    write_manifest(manifest, rows)
+    data = [f"data.root={tmp_path / 'data'}", "data.dataset=mini", "eval.metrics=[si_sdr,pesq,estoi]",
+            "eval.num_workers=0", "eval.bootstrap.n_boot=200"]
+    assert _run(["--ckpt", str(ckpt), "--input", str(manifest)], tmp_path / "enh", "enhance.subtype=FLOAT") == 0
+    scp = tmp_path / "enh" / "inf.scp"  # a system that left one output out: skipped and named
+    scp.write_text("".join(line for line in scp.read_text().splitlines(keepends=True) if not line.startswith("u3 ")))
+    tables = {}
+    for name, source in (("model", ["--ckpt", str(ckpt)]), ("files", ["--enhanced", str(tmp_path / "enh")])):
+        out = tmp_path / name
+        assert eval_main(["--config", PARAMS, *source, "--out", str(out / "eval.json"), "--per_utt",
+                          str(out / "per_utt.parquet"), "--slices_out", str(out / "slices.json"), "--plots",
+                          str(out / "plots"), *data]) == 0
+        tables[name] = pd.read_parquet(out / "per_utt.parquet").set_index("utt_id")
+    files, model = tables["files"], tables["model"].loc[tables["files"].index]
+    assert list(files.index) == ["u0", "u1", "u2"]
+    report = json.loads((tmp_path / "files" / "eval.json").read_text())["test"]
+    assert report["n_skipped"] == 1 and "no enhanced output for 'u3'" in report["skipped_examples"][0]
+    for metric in ("si_sdr", "pesq", "estoi", "noisy_pesq"):
+        np.testing.assert_array_equal(files[metric].to_numpy(), model[metric].to_numpy())

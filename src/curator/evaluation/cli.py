@@ -5,6 +5,11 @@ means of enhanced output and noisy input over the same utterances, the improveme
 confidence interval, the tail (mean of the worst ``eval.tail_fraction``), the URGENT rank of enhanced vs noisy,
 and the metrics that could not run with the reason; ``metrics/eval_slices.json``, the same paired figures per
 slice (distortion, rate, language, input-SNR bin); and per-slice bar charts (PNG + the CSV behind them).
+
+With ``--enhanced``, the outputs another run wrote (``curator enhance``, the official inference, any system that
+writes an ``inf.scp``) are scored instead of a model's, on the same rows, so ``curator compare`` can set any system
+beside this project's; their ``output_to_input_db`` measures the files as written (after their own peak
+normalisation).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import torch
 from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.manifest import ManifestError
-from curator.evaluation.enhance import Enhancer, ModelEnhancer
+from curator.evaluation.enhance import Enhancer, ModelEnhancer, PrecomputedEnhancer
 from curator.evaluation.evaluate import score_split, select_rows
 from curator.evaluation.metrics import METRICS, MetricOptions, split_available
 from curator.evaluation.params import SNR_BIN_COLUMN
@@ -43,10 +48,16 @@ MAX_SKIPPED_LISTED = 20  # skipped utterances named in eval.json (all are counte
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="curator eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example: curator eval --ckpt models/mini_bsrnn/best.ckpt eval.splits=[dev,test] eval.max_utts=20",
+        epilog="examples:\n  curator eval --ckpt models/mini_bsrnn/best.ckpt eval.splits=[dev,test] eval.max_utts=20\n"
+               "  curator eval --enhanced exp/official_test/inf.scp --out metrics/official.json "
+               "--slices_out metrics/official_slices.json --plots metrics/plots/official",
     )
     ap.add_argument("--config", default=DEFAULT_PARAMS, help="params file (default: %(default)s)")
-    ap.add_argument("--ckpt", default=None, help="checkpoint (default: models/<train.exp_name>/best.ckpt)")
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("--ckpt", default=None, help="checkpoint (default: models/<train.exp_name>/best.ckpt)")
+    source.add_argument("--enhanced", default=None,
+                        help="score outputs another run wrote instead of running a model: an inf.scp (uid path), "
+                             "or the folder holding one (`curator enhance`, the official inference.py)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="summary metrics JSON (default: %(default)s)")
     ap.add_argument("--per_utt", default=None,
                     help=f"per-utterance Parquet (default: {PER_UTT_DIR}/<checkpoint folder>/per_utt.parquet)")
@@ -70,17 +81,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_params(args.config, args.overrides)
         params = load_section("eval", cfg=cfg)
         data = load_section("data", cfg=cfg)
-        ckpt = Path(args.ckpt or Path("models") / cfg["train"]["exp_name"] / "best.ckpt")
-        if not ckpt.is_file():
-            raise CheckpointError(f"checkpoint '{ckpt}' does not exist; run the train stage (`dvc repro train`)")
-        per_utt_path = Path(args.per_utt or Path(PER_UTT_DIR) / ckpt.parent.name / "per_utt.parquet")
+        if args.enhanced:
+            name = Path(args.enhanced).name if Path(args.enhanced).is_dir() else Path(args.enhanced).parent.name
+        else:
+            ckpt = Path(args.ckpt or Path("models") / cfg["train"]["exp_name"] / "best.ckpt")
+            if not ckpt.is_file():
+                raise CheckpointError(f"checkpoint '{ckpt}' does not exist; run the train stage (`dvc repro train`)")
+            name = ckpt.parent.name
+        per_utt_path = Path(args.per_utt or Path(PER_UTT_DIR) / name / "per_utt.parquet")
         splits = {s: select_rows(str(data.manifest_path(s)), params.max_utts) for s in params.splits}
         empty = [s for s, rows in splits.items() if rows.empty]
         if empty:
             raise ManifestError(f"split(s) {', '.join(empty)} have no rows to evaluate; check data.dataset and the manifest stage")
         torch.set_num_threads(params.num_threads)
         torch.backends.mkldnn.enabled = params.onednn  # False: ATen's own kernels, the same outputs on every CPU
-        enhancer = make_enhancer(ckpt, cfg, params.device)
+        enhancer = PrecomputedEnhancer(args.enhanced) if args.enhanced else make_enhancer(ckpt, cfg, params.device)
     except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -36,21 +36,21 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from curator.audio import AudioError, load_audio, resample, row_decoding, save_audio
+from curator.audio import AudioError, fit_length, load_audio, resample, row_decoding, save_audio
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.manifest import ManifestError, Utterance, read_manifest, resolve_path
 from curator.datasets.checks import InputPolicy, Rejection
 from curator.datasets.kaldi import ListError, read_kv
 from curator.datasets.recipes.folder import AUDIO_SUFFIXES, utt_id_of
 from curator.evaluation.cli import make_enhancer
-from curator.evaluation.enhance import Enhancer, peak_normalize
+from curator.evaluation.enhance import SCP_NAME, Enhancer, peak_normalize
 from curator.evaluation.evaluate import _enhance
 from curator.io import atomic_open, read_json, sha256_file, write_json
 from curator.training.backends.official import OfficialBaselineError
 from curator.training.checkpoint import CheckpointError
 
 REPORT = "enhance.json"
-SCP = "inf.scp"
+SCP = SCP_NAME
 WAV_DIR = "wav"
 HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
 UNSAFE_ID_CHARS = ("/", "\\", "\0")
@@ -186,10 +186,6 @@ def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> 
     write_json(report, {"status": "running", "fingerprint": fingerprint})
 
 
-def _fit(y: np.ndarray, n: int) -> np.ndarray:
-    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
-
-
 def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, subtype: str, peak: float,
                  chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float]]:
     """Enhance every row not already written; returns ``{utt_id: output path}`` (written now or by an earlier run),
@@ -233,7 +229,7 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
                 tqdm.write(f"skip {uid}: {exc}")
                 continue
             if file_sr != int(row["sr"]):  # back to the input's own rate and length
-                raw = _fit(resample(raw, int(row["sr"]), file_sr), len(x0))
+                raw = fit_length(resample(raw, int(row["sr"]), file_sr), len(x0))
             target = out / WAV_DIR / f"{uid}.{fmt}"
             save_audio(target, peak_normalize(raw, peak), file_sr, subtype=subtype)
             written[uid] = str(target)

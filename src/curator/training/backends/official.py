@@ -52,7 +52,7 @@ import pandas as pd
 import soundfile as sf
 import yaml
 
-from curator.audio import AudioError, audio_info, load_audio, row_decoding, save_audio
+from curator.audio import AudioError, audio_info, fit_length, load_audio, row_decoding, save_audio
 from curator.contract.manifest import resolve_path
 from curator.io import atomic_open, atomic_path, executable, write_json
 from curator.training.backends import BACKENDS, TrainJob, screen_job
@@ -425,5 +425,4 @@ class OfficialEnhancer:
         if utt_id not in self.outputs:
             raise AudioError(f"official inference produced no usable output for '{utt_id}'"
                              + (f" ({self.failed[utt_id]})" if utt_id in self.failed else ""))
-        y = self.outputs[utt_id][:len(noisy)]
-        return np.pad(y, (0, len(noisy) - len(y)))
+        return fit_length(self.outputs[utt_id], len(noisy))
