@@ -37,8 +37,12 @@ from curator.training.backends.official import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-CHECKOUT = Path(os.environ.get("CURATOR_OFFICIAL_CHECKOUT", REPO / "third_party" / "urgent2026_challenge_track1"))
+# relative values are read from the folder pytest starts in (third_party/README.md's command gives them relative):
+# the end-to-end tests then work in a temporary folder
+CHECKOUT = Path(os.path.abspath(os.environ.get("CURATOR_OFFICIAL_CHECKOUT",
+                                               REPO / "third_party" / "urgent2026_challenge_track1")))
 PYTHON = os.environ.get("CURATOR_OFFICIAL_PYTHON", str(CHECKOUT / ".venv" / "bin" / "python"))
+PYTHON = os.path.abspath(PYTHON) if os.sep in PYTHON else PYTHON
 # a few steps of a tiny model: 1 epoch of 3 batches of 2 utterances, 8 channels x 1 layer (official 196 x 6)
 TINY = {"num_train_epochs": 1, "batch_size": 2, "num_worker": 1, "model_configs": {"num_channel": 8, "num_layer": 1}}
 
