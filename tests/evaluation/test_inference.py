@@ -99,6 +99,12 @@ def test_a_wav_scp_gives_the_official_layout_at_each_files_rate(tmp_path, monkey
     assert report["policies"]["resampled_by_rate"] == {"11025->16000": 1}
     assert report["fingerprint"]["subtype"] == "FLOAT" and len(report["fingerprint"]["checkpoint_sha256"]) == 64
 
+    # a list whose paths are relative to another folder (official lists: where the simulation ran): --root
+    monkeypatch.chdir(tmp_path.parent)
+    assert _run(["--ckpt", str(ckpt), "--input", str(tmp_path / "wav.scp"), "--root", str(tmp_path)],
+                tmp_path / "rooted", "enhance.subtype=FLOAT") == 0
+    assert _files(tmp_path / "rooted" / "wav") == _files(tmp_path / "out" / "wav")
+    monkeypatch.chdir(tmp_path)
     # the official inference's own format: 16-bit wav; with dataset.rate_policy reject, 11025 Hz is skipped
     assert _run(["--ckpt", str(ckpt), "--input", "wav.scp"], Path("out16"), "dataset.rate_policy=reject") == 0
     assert sf.info("out16/wav/a8.wav").subtype == "PCM_16"

@@ -112,10 +112,12 @@ def _header_or_error(path: str) -> tuple[int, int] | str:
 
 
 def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channel_policy: str,
-                exclude: Path | None = None) -> tuple[pd.DataFrame, list[Skip], dict[str, Any]]:
+                exclude: Path | None = None, root: Path | None = None
+                ) -> tuple[pd.DataFrame, list[Skip], dict[str, Any]]:
     """Rows to enhance (``utt_id``, ``path``, ``sr`` the model runs at, ``custom`` as manifest rows record how to
     decode), the inputs skipped before any model runs, and what the rate and channel policies did. A folder's
-    files under ``exclude`` (the output folder, when it lies inside the input) are no inputs."""
+    files under ``exclude`` (the output folder, when it lies inside the input) are no inputs; a wav.scp's relative
+    paths are read from ``root`` (None: the working directory)."""
     src = Path(spec)
     if src.is_file() and src.suffix == ".jsonl":
         rows = read_manifest(src)
@@ -131,7 +133,7 @@ def read_inputs(spec: str, sample_rates: Sequence[int], rate_policy: str, channe
             table = read_kv(src)
         except ListError as exc:
             raise EnhanceInputError(str(exc)) from exc
-        entries = list(table.items())
+        entries = [(u, p if root is None or Path(p).is_absolute() else str(root / p)) for u, p in table.items()]
     else:
         raise EnhanceInputError(f"input '{spec}' does not exist (give a wav.scp, a manifest .jsonl or a folder)")
     if not entries:
@@ -253,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="checkpoint: this project's (models/<exp>/best.ckpt) or an official baseline one")
     ap.add_argument("--input", "--input_scp", dest="input", required=True,
                     help="a Kaldi wav.scp (uid path), a manifest .jsonl, or a folder of audio")
+    ap.add_argument("--root", default=None,
+                    help="folder a wav.scp's relative paths are read from (default: the working directory, as the "
+                         "official inference.py reads them; official lists are relative to where the simulation ran)")
     ap.add_argument("--output_dir", required=True, help="writes <output_dir>/wav/<uid>.<format>, inf.scp, enhance.json")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace outputs written by another checkpoint or settings (default: refuse)")
@@ -272,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not ckpt.is_file():
             raise CheckpointError(f"checkpoint '{ckpt}' does not exist")
         rows, skipped, policies = read_inputs(args.input, ds.sample_rates, ds.rate_policy, ds.channel_policy,
-                                               exclude=out)
+                                               exclude=out, root=Path(args.root) if args.root else None)
         fingerprint = {"checkpoint_sha256": sha256_file(ckpt), "format": params.format, "subtype": params.subtype,
                        "peak": ev.peak, "device": ev.device, "onednn": ev.onednn, "num_threads": ev.num_threads,
                        "sample_rates": sorted(ds.sample_rates), "rate_policy": ds.rate_policy,
