@@ -194,3 +194,20 @@ def test_executable_is_read_from_the_working_directory(tmp_path, monkeypatch):
         (repo / script).write_text("")
     with pytest.raises(OfficialSimulationError, match=r"dataset\.urgent2026\.simulate\.python = 'bin/nope'"):
         run_official_simulation("bin/nope", repo, "c.yaml", tmp_path / "out", tmp_path / "lists", 1, False)
+
+
+def test_float_files_are_the_same_bytes_when_written_later(tmp_path):
+    """libsndfile stamps float WAV files with the time of writing (PEAK chunk) unless told not to."""
+    import time
+
+    import soundfile as sf
+
+    from curator.audio import save_audio
+
+    x = np.random.default_rng(0).normal(0, 0.1, (2, 800)).astype(np.float32)
+    save_audio(tmp_path / "a.wav", x, 16000, subtype="FLOAT")
+    time.sleep(1.1)
+    save_audio(tmp_path / "b.wav", x, 16000, subtype="FLOAT")
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    y, sr = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert sr == 16000 and np.array_equal(y.T, x)

@@ -77,14 +77,28 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = None, mono: bool =
     return np.ascontiguousarray(x, dtype=np.float32), int(file_sr)
 
 
+SFC_SET_ADD_PEAK_CHUNK = 0x1050
+"""libsndfile's command that turns off the PEAK chunk it adds to float WAV/AIFF files by default: the chunk holds
+the time of writing, so the same samples written a second later gave other bytes."""
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
 def save_audio(path: str | os.PathLike[str], x: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
-    """Write audio atomically; the format follows the suffix (wav, flac, ...)."""
+    """Write audio atomically; the format follows the suffix (wav, flac, ...). The same samples give the same
+    bytes (float files are written without libsndfile's time-stamped PEAK chunk)."""
     from curator.io import atomic_path
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").upper() or "WAV"
+    data = np.asarray(x, dtype=np.float32).T
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.asarray(x, dtype=np.float32).T, sr, subtype=subtype, format=fmt)
+        if subtype not in FLOAT_SUBTYPES:
+            sf.write(str(tmp), data, sr, subtype=subtype, format=fmt)
+            return
+        channels = 1 if data.ndim == 1 else data.shape[1]
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=channels, subtype=subtype, format=fmt) as f:
+            sf._snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)  # no public API for it
+            f.write(data)
 
 
 def fit_length(y: np.ndarray, n: int) -> np.ndarray:

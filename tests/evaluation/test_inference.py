@@ -64,14 +64,15 @@ def test_a_wav_scp_gives_the_official_layout_at_each_files_rate(tmp_path, monkey
         sf.write(f"in/{uid}.flac" if uid == "b16" else f"in/{uid}.wav", x, sr)
     Path("in/broken.wav").write_bytes(b"RIFF not audio")
     sf.write("in/nan.wav", np.array([0.1, np.nan, 0.2] * 100, np.float32), 16000, subtype="FLOAT")
+    sf.write("in/empty.wav", np.zeros(0, np.float32), 16000)  # a header and no samples (torch's STFT raised)
     scp = {uid: f"in/{uid}.flac" if uid == "b16" else f"in/{uid}.wav" for uid in audio}
-    scp |= {"broken": "in/broken.wav", "nan": "in/nan.wav", "missing": "in/missing.wav",
+    scp |= {"broken": "in/broken.wav", "nan": "in/nan.wav", "missing": "in/missing.wav", "empty": "in/empty.wav",
             "piped": "sox in/a8.wav -t wav - |"}
     Path("wav.scp").write_text("".join(f"{u} {p}\n" for u, p in sorted(scp.items())))
 
     assert _run(["--ckpt", str(ckpt), "--input_scp", "wav.scp"], Path("out"), "enhance.subtype=FLOAT") == 0
     printed = capsys.readouterr().out
-    assert "4 written, 0 kept from an earlier run, 5 skipped (1 enhancement_failed, 4 undecodable)" in printed
+    assert "4 written, 0 kept from an earlier run, 6 skipped (2 enhancement_failed, 4 undecodable)" in printed
 
     lines = Path("out/inf.scp").read_text().splitlines()
     assert lines == [f"{u} out/wav/{u}.wav" for u in ("a8", "b16", "c11", "d24stereo")]
@@ -90,12 +91,12 @@ def test_a_wav_scp_gives_the_official_layout_at_each_files_rate(tmp_path, monkey
     assert np.abs(y).max() == pytest.approx(0.9)
 
     report = json.loads(Path("out/enhance.json").read_text())
-    assert report["status"] == "done" and report["n_inputs"] == 9 and report["n_outputs"] == 4
-    assert report["skipped_by_reason"] == {"enhancement_failed": 1, "undecodable": 4}
+    assert report["status"] == "done" and report["n_inputs"] == 10 and report["n_outputs"] == 4
+    assert report["skipped_by_reason"] == {"enhancement_failed": 2, "undecodable": 4}
     why = {s["utt_id"]: s for s in report["skipped"]}
     assert "48000 Hz" in why["e48"]["detail"] and "in/broken.wav" in why["broken"]["detail"]
     assert "NaN" in why["nan"]["detail"] and "in/missing.wav" in why["missing"]["detail"]
-    assert "piped command" in why["piped"]["detail"]
+    assert "piped command" in why["piped"]["detail"] and why["empty"]["detail"] == "the input holds no samples"
     assert report["policies"]["resampled_by_rate"] == {"11025->16000": 1}
     assert report["fingerprint"]["subtype"] == "FLOAT" and len(report["fingerprint"]["checkpoint_sha256"]) == 64
 

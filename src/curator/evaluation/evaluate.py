@@ -59,6 +59,8 @@ class EnhancementError(AudioError):
 
 def _enhance(enhancer: Enhancer, utt_id: str, x: np.ndarray, sr: int) -> np.ndarray:
     """The enhancer's output, or an :class:`EnhancementError` saying why there is none for this utterance."""
+    if not len(x):  # a model's STFT has nothing to reduce over (torch raises a RuntimeError, not a refusal)
+        raise EnhancementError("the input holds no samples")
     try:
         raw = enhancer(utt_id, x, sr)
     except ValueError as exc:  # the model's own refusal (BSRNN: a rate above max_sr or without a whole window)
