@@ -21,7 +21,7 @@ from curator.audio import resample
 from curator.contract.manifest import write_manifest
 from curator.evaluation.enhance import ModelEnhancer, peak_normalize
 from curator.evaluation.evaluate import _load_pair
-from curator.evaluation.inference import main
+from curator.evaluation.inference import INPUTS, main, read_input_log
 from curator.training.checkpoint import save_checkpoint
 from curator.training.models import build_model, model_options, options_dict
 
@@ -196,10 +196,14 @@ def test_a_killed_run_resumes_to_the_same_files_and_other_settings_are_refused(t
     assert json.loads((out / "enhance.json").read_text())["status"] == "running"
     (out / "wav" / ".u39.wav.abc123.tmp").write_bytes(b"half a file")  # as atomic_path leaves one when killed
 
+    recorded = len(read_input_log(out / INPUTS))  # a kill between a file and its record: that file is redone
+    assert len(done) - 1 <= recorded <= len(done)
+
     resumed = cli(out)
     printed, _ = resumed.communicate()
     assert resumed.returncode == 0
-    assert f"{40 - len(done)} written, {len(done)} kept from an earlier run" in printed
+    again = f" ({len(done) - recorded} of them again: input changed or unrecorded)" if recorded < len(done) else ""
+    assert f"{40 - recorded} written{again}, {recorded} kept from an earlier run" in printed
     assert _files(out / "wav") == expected
     assert (out / "inf.scp").read_text() == (whole / "inf.scp").read_text().replace(str(whole), str(out))
 
@@ -217,6 +221,40 @@ def test_a_killed_run_resumes_to_the_same_files_and_other_settings_are_refused(t
     (foreign / "wav" / "mine.wav").write_bytes(b"a user's file")
     assert _run(["--ckpt", str(ckpt), "--input", str(root)], foreign) == 2
     assert "no enhance run recorded" in capsys.readouterr().err
+
+
+def test_an_input_replaced_under_its_name_is_enhanced_again(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    root, out = tmp_path / "noisy", tmp_path / "out"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        sf.write(root / f"{name}.wav", _speech(rng, 4000), 16000)
+    def run(where: Path = out) -> str:
+        assert _run(["--ckpt", str(ckpt), "--input", str(root)], where) == 0
+        return capsys.readouterr().out
+
+    run()
+    before = _files(out / "wav")
+    assert "0 written, 3 kept from an earlier run" in run()
+    sf.write(root / "b.wav", _speech(rng, 4000), 16000)  # new samples under the same name (and the same size)
+    assert "1 written (1 of them again: input changed or unrecorded), 2 kept from an earlier run" in run()
+    after = _files(out / "wav")
+    assert after.keys() == before.keys() and after["b.wav"] != before["b.wav"]
+    assert {k: after[k] for k in ("a.wav", "c.wav")} == {k: before[k] for k in ("a.wav", "c.wav")}
+    run(tmp_path / "fresh")
+    assert _files(tmp_path / "fresh" / "wav") == after  # as a run that never saw the old b.wav
+
+    log = out / INPUTS  # a record a killed writer left half-written: its file is written again, the rest kept
+    log.write_text(log.read_text()[:-20])
+    assert "1 written (1 of them again: input changed or unrecorded), 2 kept from an earlier run" in run()
+    assert _files(out / "wav") == after and set(read_input_log(log)) == {"a", "b", "c"}
+
+    (root / "c.wav").write_bytes(b"RIFF no longer audio")  # its old output must not outlive it
+    assert "0 written, 2 kept from an earlier run, 1 skipped (1 undecodable)" in run()
+    assert not (out / "wav" / "c.wav").exists() and (out / "inf.scp").read_text().split()[::2] == ["a", "b"]
+    report = json.loads((out / "enhance.json").read_text())
+    assert [s["utt_id"] for s in report["skipped"]] == ["c"] and report["n_reused"] == 2
 
 
 def test_bad_settings_and_foreign_checkpoints_are_named(tmp_path, capsys):

@@ -13,13 +13,17 @@ its input's rate and length. A file that does not decode, or that the model cann
 by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's sha256.
 
 A killed run restarted with the same command keeps the files it wrote (each is written atomically) and enhances
-the rest. A run with another checkpoint or other settings refuses a folder written by a different one, and a
+the rest. Each written file's input (path, size, modification time) is appended to ``<output_dir>/inputs.jsonl``
+once the file is in place: a rerun enhances again an input replaced or touched since, and a file whose input was
+never recorded. A run with another checkpoint or other settings refuses a folder written by a different one, and a
 folder of files it did not write, unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import time
@@ -51,6 +55,7 @@ from curator.training.checkpoint import CheckpointError
 
 REPORT = "enhance.json"
 SCP = SCP_NAME
+INPUTS = "inputs.jsonl"  # one line per written output: utt_id and its input's path, size and mtime_ns
 WAV_DIR = "wav"
 HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
 UNSAFE_ID_CHARS = ("/", "\\", "\0")
@@ -180,7 +185,7 @@ def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> 
                 problem = f"'{out}' was written with other settings ({', '.join(changed)} differ)"
             raise EnhanceInputError(f"{problem}; choose another --output_dir, or pass --overwrite to replace them")
         shutil.rmtree(wav, ignore_errors=True)
-        for name in (SCP, REPORT):
+        for name in (SCP, REPORT, INPUTS):
             (out / name).unlink(missing_ok=True)
     wav.mkdir(parents=True, exist_ok=True)
     for tmp in wav.glob(".*.tmp"):  # atomic_path's temporary files, left by a killed run
@@ -188,56 +193,113 @@ def _prepare_output(out: Path, fingerprint: dict[str, Any], overwrite: bool) -> 
     write_json(report, {"status": "running", "fingerprint": fingerprint})
 
 
+def input_stamp(path: str) -> dict[str, Any] | None:
+    """What identifies an input's content without reading it (as make and DVC's state do): its absolute path,
+    size and modification time in nanoseconds; None when it cannot be stat-ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def read_input_log(path: Path) -> dict[str, dict[str, Any]]:
+    """utt_id -> the stamp of the input its output was written from (the last record wins). A line a killed writer
+    left unfinished is ignored: its output counts as unrecorded and is written again."""
+    records: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("utt_id"), str):
+            records[rec["utt_id"]] = {k: v for k, v in rec.items() if k != "utt_id"}
+    return records
+
+
+class _InputLog:
+    """Appends one line per written output, flushed at once, after the output file is in place."""
+
+    def __init__(self, path: Path) -> None:
+        text = path.read_bytes() if path.is_file() else b""
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        if text and not text.endswith(b"\n"):
+            self._f.write("\n")  # end a line a killed writer left unfinished, so the next record stands alone
+
+    def add(self, uid: str, stamp: dict[str, Any] | None) -> None:
+        if stamp is not None:
+            self._f.write(json.dumps({"utt_id": uid, **stamp}, sort_keys=True) + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
 def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, subtype: str, peak: float,
                  chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float]]:
-    """Enhance every row not already written; returns ``{utt_id: output path}`` (written now or by an earlier run),
-    the rows skipped and counts (``written``, ``reused``, ``audio_sec`` enhanced now)."""
+    """Enhance every row without an output written from its input as it is now; returns ``{utt_id: output path}``
+    (written now or by an earlier run), the rows skipped and counts (``written``, ``reused``, ``redone``: outputs
+    written again because their input changed or was never recorded, ``audio_sec`` enhanced now)."""
     written: dict[str, str] = {}
     skipped: list[Skip] = []
-    stats = {"written": 0, "reused": 0, "audio_sec": 0.0}
+    stats = {"written": 0, "reused": 0, "redone": 0, "audio_sec": 0.0}
+    recorded = read_input_log(out / INPUTS)
+    stale: set[str] = set()
+    log = _InputLog(out / INPUTS)
     bar = tqdm(total=len(rows), desc="enhance", unit="utt")
-    for lo in range(0, len(rows), chunk_utts):
-        chunk = rows.iloc[lo:lo + chunk_utts]
-        loaded: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
-        for i, row in chunk.iterrows():
-            uid, target = str(row["utt_id"]), out / WAV_DIR / f"{row['utt_id']}.{fmt}"
-            if target.is_file():
+    try:
+        for lo in range(0, len(rows), chunk_utts):
+            chunk = rows.iloc[lo:lo + chunk_utts]
+            loaded: dict[int, tuple[np.ndarray, np.ndarray, int, dict[str, Any] | None]] = {}
+            for i, row in chunk.iterrows():
+                uid, target = str(row["utt_id"]), out / WAV_DIR / f"{row['utt_id']}.{fmt}"
+                stamp = input_stamp(str(row["path"]))
+                if target.is_file():
+                    if stamp is not None and recorded.get(uid) == stamp:
+                        written[uid] = str(target)
+                        stats["reused"] += 1
+                        bar.update()
+                        continue
+                    target.unlink()  # written from another input: never left beside a new list
+                    stale.add(uid)
+                target_sr, channels = row_decoding(row)
+                try:
+                    x0, file_sr = load_audio(row["path"], channels=channels)
+                    if target_sr is None and file_sr != int(row["sr"]):
+                        raise AudioError(f"'{row['path']}' is {file_sr} Hz but its row says {row['sr']} Hz")
+                    # decoded as load_audio(path, sr=row's rate) decodes it for eval, the file's own rate kept beside
+                    loaded[i] = (x0, np.ascontiguousarray(resample(x0, file_sr, int(row["sr"])), dtype=np.float32),
+                                 file_sr, stamp)
+                except AudioError as exc:
+                    skipped.append(Skip(uid, str(row["path"]), "undecodable", str(exc)))
+                    tqdm.write(f"skip {uid}: {exc}")
+                    bar.update()
+            if loaded:
+                enhancer.prepare(chunk.loc[list(loaded)])
+            for i, (x0, x, file_sr, stamp) in loaded.items():
+                row = chunk.loc[i]
+                uid = str(row["utt_id"])
+                bar.update()
+                try:
+                    raw = _enhance(enhancer, uid, x, int(row["sr"]))
+                except AudioError as exc:
+                    skipped.append(Skip(uid, str(row["path"]), "enhancement_failed", str(exc)))
+                    tqdm.write(f"skip {uid}: {exc}")
+                    continue
+                if file_sr != int(row["sr"]):  # back to the input's own rate and length
+                    raw = fit_length(resample(raw, int(row["sr"]), file_sr), len(x0))
+                target = out / WAV_DIR / f"{uid}.{fmt}"
+                save_audio(target, peak_normalize(raw, peak), file_sr, subtype=subtype)
+                log.add(uid, stamp)
                 written[uid] = str(target)
-                stats["reused"] += 1
-                bar.update()
-                continue
-            target_sr, channels = row_decoding(row)
-            try:
-                x0, file_sr = load_audio(row["path"], channels=channels)
-                if target_sr is None and file_sr != int(row["sr"]):
-                    raise AudioError(f"'{row['path']}' is {file_sr} Hz but its row says {row['sr']} Hz")
-                # decoded as load_audio(path, sr=row's rate) decodes it for eval, the file's own rate kept beside
-                loaded[i] = (x0, np.ascontiguousarray(resample(x0, file_sr, int(row["sr"])), dtype=np.float32),
-                             file_sr)
-            except AudioError as exc:
-                skipped.append(Skip(uid, str(row["path"]), "undecodable", str(exc)))
-                tqdm.write(f"skip {uid}: {exc}")
-                bar.update()
-        if loaded:
-            enhancer.prepare(chunk.loc[list(loaded)])
-        for i, (x0, x, file_sr) in loaded.items():
-            row = chunk.loc[i]
-            uid = str(row["utt_id"])
-            bar.update()
-            try:
-                raw = _enhance(enhancer, uid, x, int(row["sr"]))
-            except AudioError as exc:
-                skipped.append(Skip(uid, str(row["path"]), "enhancement_failed", str(exc)))
-                tqdm.write(f"skip {uid}: {exc}")
-                continue
-            if file_sr != int(row["sr"]):  # back to the input's own rate and length
-                raw = fit_length(resample(raw, int(row["sr"]), file_sr), len(x0))
-            target = out / WAV_DIR / f"{uid}.{fmt}"
-            save_audio(target, peak_normalize(raw, peak), file_sr, subtype=subtype)
-            written[uid] = str(target)
-            stats["written"] += 1
-            stats["audio_sec"] += len(x0) / file_sr
-    bar.close()
+                stats["written"] += 1
+                stats["redone"] += uid in stale
+                stats["audio_sec"] += len(x0) / file_sr
+    finally:
+        log.close()
+        bar.close()
     return written, skipped, stats
 
 
@@ -289,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ManifestError, OfficialBaselineError, EnhanceInputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for skip in skipped:  # an output written from an input that no longer decodes must not outlive it
+        (out / WAV_DIR / f"{skip.utt_id}.{params.format}").unlink(missing_ok=True)
     start = time.perf_counter()
     try:
         written, failed, stats = enhance_rows(rows, enhancer, out, params.format, params.subtype, ev.peak,
@@ -303,13 +367,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f.writelines(f"{u} {written[u]}\n" for u in sorted(written))
     write_json(out / REPORT, {
         "status": "done", "fingerprint": fingerprint, "checkpoint": str(ckpt), "input": args.input,
-        "n_inputs": n_inputs, "n_outputs": len(written), "n_skipped": len(skipped),
+        "n_inputs": n_inputs, "n_outputs": len(written), "n_written": stats["written"], "n_reused": stats["reused"],
+        "n_redone": stats["redone"], "n_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
         "skipped": [s.as_dict() for s in skipped], "policies": policies})
     by_reason = ", ".join(f"{n} {r}" for r, n in sorted(Counter(s.reason for s in skipped).items()))
     speed = f"; {stats['audio_sec']:.1f} s of audio in {seconds:.1f} s ({stats['audio_sec'] / seconds:.1f}x realtime)" \
         if stats["written"] and seconds > 0 else ""
-    print(f"enhance: {stats['written']} written, {stats['reused']} kept from an earlier run, {len(skipped)} skipped"
+    redone = f" ({stats['redone']} of them again: input changed or unrecorded)" if stats["redone"] else ""
+    print(f"enhance: {stats['written']} written{redone}, {stats['reused']} kept from an earlier run, "
+          f"{len(skipped)} skipped"
           f"{f' ({by_reason})' if skipped else ''} -> {out / SCP}{speed}")
     if not written:
         print(f"error: no input could be enhanced (see {out / REPORT})", file=sys.stderr)
