@@ -11,8 +11,8 @@ params), so these costs grow with the cell count, once per stage::
 
 ``yaml``: seconds per safe load (C parser when available, and the pure-Python one), round-trip load and dump of
 the lock, as DVC's own helpers do them. ``dvc``: wall seconds of ``dvc status <stage>`` and of a ``dvc repro
-<stage>`` that finds it up to date (run ``dvc repro``/``make repro`` first, or the repro runs the stage: the JSON
-says which). Medians over ``--repeat``.
+<stage>`` that finds it up to date, on this repository (run ``make repro`` first: a stage that is not up to date
+is never run, its ``noop_repro_s`` is left out and ``stage_up_to_date`` says so). Medians over ``--repeat``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def dvc_costs(stage: str, repeat: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lock", default=str(REPO / "dvc.lock"), help="lock file to time (default: %(default)s)")
+    ap.add_argument("--lock", default=str(REPO / "dvc.lock"), help="lock file whose YAML steps are timed (default: %(default)s); the dvc commands run on "
+                         "this repository")
     ap.add_argument("--stage", default="cmp_select@random-0.25",
                     help="stage for dvc status / the no-op repro (default: %(default)s)")
     ap.add_argument("--repeat", type=int, default=3, help="repeats per figure, median reported (default: 3)")
