@@ -249,6 +249,8 @@ def test_an_input_replaced_under_its_name_is_enhanced_again(tmp_path, capsys):
     log.write_text(log.read_text()[:-20])
     assert "1 written (1 of them again: input changed or unrecorded), 2 kept from an earlier run" in run()
     assert _files(out / "wav") == after and set(read_input_log(log)) == {"a", "b", "c"}
+    log.write_bytes(log.read_bytes() + b"\xff\xfe damage\n")  # bytes that are no UTF-8: that line is ignored
+    assert "0 written, 3 kept from an earlier run" in run()
 
     (root / "c.wav").write_bytes(b"RIFF no longer audio")  # its old output must not outlive it
     assert "0 written, 2 kept from an earlier run, 1 skipped (1 undecodable)" in run()

@@ -209,7 +209,8 @@ def read_input_log(path: Path) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     if not path.is_file():
         return records
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # records are ASCII (json.dumps escapes the rest): undecodable bytes are damage, and their line is ignored
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
@@ -223,14 +224,16 @@ class _InputLog:
     """Appends one line per written output, flushed at once, after the output file is in place."""
 
     def __init__(self, path: Path) -> None:
-        text = path.read_bytes() if path.is_file() else b""
-        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        if text and not text.endswith(b"\n"):
-            self._f.write("\n")  # end a line a killed writer left unfinished, so the next record stands alone
+        self._f = open(path, "a+b")  # noqa: SIM115 (closed by close())
+        size = self._f.seek(0, os.SEEK_END)
+        if size:
+            self._f.seek(size - 1)
+            if self._f.read(1) != b"\n":  # a line a killed writer left unfinished: end it, so the next record
+                self._f.write(b"\n")      # stands alone (appends go to the end whatever the position)
 
     def add(self, uid: str, stamp: dict[str, Any] | None) -> None:
         if stamp is not None:
-            self._f.write(json.dumps({"utt_id": uid, **stamp}, sort_keys=True) + "\n")
+            self._f.write((json.dumps({"utt_id": uid, **stamp}, sort_keys=True) + "\n").encode("ascii"))
             self._f.flush()
 
     def close(self) -> None:
