@@ -137,6 +137,16 @@ def test_a_manifest_gives_the_signals_eval_scores(tmp_path):
             assert sr == 16000
             np.testing.assert_array_equal(y, scored)
 
+    before = _files(out / "wav")  # the row's rate changes, its file does not: enhanced again at the new rate
+    rows[1] = {**rows[1], "sr": 22050}
+    write_manifest(tmp_path / "test.jsonl", rows)
+    assert _run(["--ckpt", str(ckpt), "--input", str(tmp_path / "test.jsonl")], out, "enhance.subtype=FLOAT") == 0
+    after = _files(out / "wav")
+    assert after["u0.wav"] == before["u0.wav"] and after["u1.wav"] != before["u1.wav"]
+    fresh = tmp_path / "fresh"
+    assert _run(["--ckpt", str(ckpt), "--input", str(tmp_path / "test.jsonl")], fresh, "enhance.subtype=FLOAT") == 0
+    assert _files(fresh / "wav") == after
+
 
 def test_a_folder_gives_the_folder_datasets_ids(tmp_path, capsys):
     rng = np.random.default_rng(2)
@@ -257,6 +267,15 @@ def test_an_input_replaced_under_its_name_is_enhanced_again(tmp_path, capsys):
     assert not (out / "wav" / "c.wav").exists() and (out / "inf.scp").read_text().split()[::2] == ["a", "b"]
     report = json.loads((out / "enhance.json").read_text())
     assert [s["utt_id"] for s in report["skipped"]] == ["c"] and report["n_reused"] == 2
+
+    (root / "a.wav").unlink()  # no longer listed: its output goes, and the record names the folder's outputs only
+    assert "0 written, 1 kept from an earlier run, 1 skipped (1 undecodable), 1 removed (input no longer listed)" \
+        in run()
+    assert _files(out / "wav").keys() == {"b.wav"} and set(read_input_log(log)) == {"b"}
+    report = json.loads((out / "enhance.json").read_text())
+    assert report["removed"] == ["a"] and report["n_removed"] == 1
+    (out / "wav" / "old.wav").write_bytes(b"written before records")  # no record: not removed
+    assert "0 written, 1 kept from an earlier run" in run() and (out / "wav" / "old.wav").is_file()
 
 
 def test_bad_settings_and_foreign_checkpoints_are_named(tmp_path, capsys):

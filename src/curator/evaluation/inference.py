@@ -13,10 +13,12 @@ its input's rate and length. A file that does not decode, or that the model cann
 by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's sha256.
 
 A killed run restarted with the same command keeps the files it wrote (each is written atomically) and enhances
-the rest. Each written file's input (path, size, modification time) is appended to ``<output_dir>/inputs.jsonl``
-once the file is in place: a rerun enhances again an input replaced or touched since, and a file whose input was
-never recorded. A run with another checkpoint or other settings refuses a folder written by a different one, and a
-folder of files it did not write, unless ``--overwrite``.
+the rest. Each written file's input (path, size, modification time, and the rate and channel policy it was
+decoded with) is appended to ``<output_dir>/inputs.jsonl`` once the file is in place: a rerun enhances again an
+input replaced or touched since, one decoded differently (a manifest row's rate), and a file whose input was never
+recorded. The folder mirrors the input list: a recorded output whose input is no longer listed is removed. A run
+with another checkpoint or other settings refuses a folder written by a different one, and a folder of files it
+did not write, unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from curator.training.checkpoint import CheckpointError
 
 REPORT = "enhance.json"
 SCP = SCP_NAME
-INPUTS = "inputs.jsonl"  # one line per written output: utt_id and its input's path, size and mtime_ns
+INPUTS = "inputs.jsonl"  # a line per written output: utt_id, its input's path, size, mtime_ns, and sr, channels
 WAV_DIR = "wav"
 HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
 UNSAFE_ID_CHARS = ("/", "\\", "\0")
@@ -203,6 +205,13 @@ def input_stamp(path: str) -> dict[str, Any] | None:
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def decoding_stamp(path: str, sr: int, channels: str) -> dict[str, Any] | None:
+    """:func:`input_stamp` with the rate the input is enhanced at and its channel policy (a manifest row's
+    decoding can change while its file does not); None when the file cannot be stat-ed."""
+    stamp = input_stamp(path)
+    return None if stamp is None else {**stamp, "sr": int(sr), "channels": channels}
+
+
 def read_input_log(path: Path) -> dict[str, dict[str, Any]]:
     """utt_id -> the stamp of the input its output was written from (the last record wins). A line a killed writer
     left unfinished is ignored: its output counts as unrecorded and is written again."""
@@ -240,12 +249,33 @@ class _InputLog:
         self._f.close()
 
 
+def write_input_log(path: Path, records: dict[str, dict[str, Any]]) -> None:
+    """Replace the record (atomically) by one line per output the folder holds now, sorted by utt_id: a finished
+    run's record names exactly the outputs of its list."""
+    with atomic_open(path) as f:
+        f.writelines(json.dumps({"utt_id": uid, **records[uid]}, sort_keys=True) + "\n" for uid in sorted(records))
+
+
+def remove_unlisted(out: Path, fmt: str, listed: set[str]) -> list[str]:
+    """Remove the recorded outputs whose input is no longer in the list (the folder mirrors its list, and
+    ``inf.scp`` would not name them); returns their utt_ids. Files no run recorded are left alone."""
+    removed = []
+    for uid in sorted(set(read_input_log(out / INPUTS)) - listed):
+        target = out / WAV_DIR / f"{uid}.{fmt}"
+        if target.is_file():
+            target.unlink()
+            removed.append(uid)
+    return removed
+
+
 def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, subtype: str, peak: float,
-                 chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float]]:
+                 chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float], dict[str, dict[str, Any]]]:
     """Enhance every row without an output written from its input as it is now; returns ``{utt_id: output path}``
-    (written now or by an earlier run), the rows skipped and counts (``written``, ``reused``, ``redone``: outputs
-    written again because their input changed or was never recorded, ``audio_sec`` enhanced now)."""
+    (written now or by an earlier run), the rows skipped, counts (``written``, ``reused``, ``redone``: outputs
+    written again because their input changed or was never recorded, ``audio_sec`` enhanced now) and the input
+    record of every output returned."""
     written: dict[str, str] = {}
+    records: dict[str, dict[str, Any]] = {}
     skipped: list[Skip] = []
     stats = {"written": 0, "reused": 0, "redone": 0, "audio_sec": 0.0}
     recorded = read_input_log(out / INPUTS)
@@ -258,16 +288,17 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
             loaded: dict[int, tuple[np.ndarray, np.ndarray, int, dict[str, Any] | None]] = {}
             for i, row in chunk.iterrows():
                 uid, target = str(row["utt_id"]), out / WAV_DIR / f"{row['utt_id']}.{fmt}"
-                stamp = input_stamp(str(row["path"]))
+                target_sr, channels = row_decoding(row)
+                stamp = decoding_stamp(str(row["path"]), int(row["sr"]), channels)
                 if target.is_file():
                     if stamp is not None and recorded.get(uid) == stamp:
                         written[uid] = str(target)
+                        records[uid] = stamp
                         stats["reused"] += 1
                         bar.update()
                         continue
                     target.unlink()  # written from another input: never left beside a new list
                     stale.add(uid)
-                target_sr, channels = row_decoding(row)
                 try:
                     x0, file_sr = load_audio(row["path"], channels=channels)
                     if target_sr is None and file_sr != int(row["sr"]):
@@ -297,13 +328,15 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
                 save_audio(target, peak_normalize(raw, peak), file_sr, subtype=subtype)
                 log.add(uid, stamp)
                 written[uid] = str(target)
+                if stamp is not None:
+                    records[uid] = stamp
                 stats["written"] += 1
                 stats["redone"] += uid in stale
                 stats["audio_sec"] += len(x0) / file_sr
     finally:
         log.close()
         bar.close()
-    return written, skipped, stats
+    return written, skipped, stats, records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,9 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for skip in skipped:  # an output written from an input that no longer decodes must not outlive it
         (out / WAV_DIR / f"{skip.utt_id}.{params.format}").unlink(missing_ok=True)
+    removed = remove_unlisted(out, params.format, set(rows["utt_id"]) | {s.utt_id for s in skipped})
     start = time.perf_counter()
     try:
-        written, failed, stats = enhance_rows(rows, enhancer, out, params.format, params.subtype, ev.peak,
+        written, failed, stats, records = enhance_rows(rows, enhancer, out, params.format, params.subtype, ev.peak,
                                               ev.chunk_utts)
     except OfficialBaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -368,10 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped = sorted(skipped + failed, key=lambda s: s.utt_id)
     with atomic_open(out / SCP) as f:  # uid path, as inference.py writes it
         f.writelines(f"{u} {written[u]}\n" for u in sorted(written))
+    write_input_log(out / INPUTS, records)
     write_json(out / REPORT, {
         "status": "done", "fingerprint": fingerprint, "checkpoint": str(ckpt), "input": args.input,
         "n_inputs": n_inputs, "n_outputs": len(written), "n_written": stats["written"], "n_reused": stats["reused"],
-        "n_redone": stats["redone"], "n_skipped": len(skipped),
+        "n_redone": stats["redone"], "n_removed": len(removed), "removed": removed, "n_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
         "skipped": [s.as_dict() for s in skipped], "policies": policies})
     by_reason = ", ".join(f"{n} {r}" for r, n in sorted(Counter(s.reason for s in skipped).items()))
@@ -380,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     redone = f" ({stats['redone']} of them again: input changed or unrecorded)" if stats["redone"] else ""
     print(f"enhance: {stats['written']} written{redone}, {stats['reused']} kept from an earlier run, "
           f"{len(skipped)} skipped"
-          f"{f' ({by_reason})' if skipped else ''} -> {out / SCP}{speed}")
+          f"{f' ({by_reason})' if skipped else ''}"
+          f"{f', {len(removed)} removed (input no longer listed)' if removed else ''} -> {out / SCP}{speed}")
     if not written:
         print(f"error: no input could be enhanced (see {out / REPORT})", file=sys.stderr)
         return 2
