@@ -2,13 +2,15 @@
 
 Runs ``benchmarks/bench_simulation_fidelity.py`` (synthetic sources, the same meta rows through the official
 ``simulate_data_from_param.py`` and our renderer). Needs the checkout and a Python that imports what the
-official script imports (``CURATOR_OFFICIAL_PYTHON``, default this one); skipped, with the reason, otherwise.
+official script imports (``CURATOR_OFFICIAL_PYTHON``, default this one) and ``ffmpeg`` on PATH (its wind rows);
+skipped, with the reason, otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,8 @@ OFFICIAL_IMPORTS = "import librosa, resampy, torchaudio.io; from espnet2.train.p
 def _official_ready() -> str | None:
     if not (CHECKOUT / "simulation" / "simulate_data_from_param.py").is_file():
         return f"no official checkout at {CHECKOUT}"
+    if shutil.which("ffmpeg") is None:  # the official script runs its wind rows through the ffmpeg CLI
+        return "no ffmpeg on PATH (apt install ffmpeg): the official script's wind rows call it"
     done = subprocess.run([OFFICIAL_PYTHON, "-c", OFFICIAL_IMPORTS], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return f"{OFFICIAL_PYTHON} cannot import the official script's dependencies: {done.stderr.strip()[-200:]}"
