@@ -12,7 +12,10 @@ librosa, soxr, pysptk, fastdtw); nothing of it is copied here. Exits 0 with a me
 Pairs: a speech-like reference (harmonic source with a gliding pitch, two formant resonances, syllabic envelope)
 degraded by white noise at several SNRs, a synthetic exponential-decay room response, both, band limitation or
 clipping, at each of the seven URGENT rates. Prints JSON: per metric the max and mean absolute difference and n,
-plus the too-short behaviour of PESQ and ESTOI side by side.
+the too-short behaviour of PESQ and ESTOI side by side, the metrics the checkout's script does not define
+(``absent_from_checkout``), and per metric the pairs not compared with the reason (``not_compared``: the official
+function raising in that environment, e.g. fast_bss_eval's SDR on numpy >= 2, or no finite value); exits 1 when
+any pair of a defined metric was not compared.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ for i, sr in enumerate(data["srs"]):
             v = f(ref, inf) if name == "sdr" else f(ref, inf, fs=int(sr))
             row[name] = None if v is None or not math.isfinite(float(v)) else float(v)
         except Exception as exc:
-            row[name] = "error: " + type(exc).__name__
+            row[name] = "error: " + type(exc).__name__ + ": " + str(exc)[:200]
     out.append(row)
 json.dump(out, open(sys.argv[4], "w"))
 """
@@ -155,6 +158,31 @@ def table(pairs: list, off: list[dict], mine: list[dict]) -> dict[str, dict]:
     return out
 
 
+def absent_from_checkout(off: list[dict]) -> list[str]:
+    """Metrics whose official function the checkout does not define (the 2026 Track 1 script has only PESQ and
+    ESTOI; the 2025 one also SDR, LSD and MCD)."""
+    return [m for m in OFFICIAL_FUNCTIONS if off and all(m not in o for o in off)]
+
+
+def not_compared(off: list[dict], mine: list[dict], absent: list[str]) -> dict[str, dict[str, int]]:
+    """Per metric the checkout defines, why pairs were left out of the agreement table: the official function
+    raising (its error, as the official environment gave it) or returning no finite value, or ours giving none."""
+    out: dict[str, dict[str, int]] = {}
+    for m in OFFICIAL_FUNCTIONS:
+        if m in absent:
+            continue
+        why: dict[str, int] = {}
+        for o, y in zip(off, mine, strict=True):
+            v = o.get(m)
+            reason = (v if isinstance(v, str) else "official: no finite value" if v is None
+                      else "ours: no finite value" if y[m] is None else None)
+            if reason is not None:
+                why[reason] = why.get(reason, 0) + 1
+        if why:
+            out[m] = dict(sorted(why.items()))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkout", type=Path, help="official repository checkout (has evaluation_metrics/)")
@@ -173,13 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "pairs": n, "rates": list(RATES), "seconds": SECONDS, "degradations": list(DEGRADATIONS),
         "agreement": table(pairs, off_all[:n], mine_all[:n]),
+        "absent_from_checkout": absent_from_checkout(off_all[:n]),
+        "not_compared": not_compared(off_all[:n], mine_all[:n], absent_from_checkout(off_all[:n])),
         "too_short": [{"sr": sr, "seconds": round(len(r) / sr, 3),
                        **{f"official_{m}": off_all[n + i].get(m) for m in ("pesq", "estoi")},
                        **{f"ours_{m}": mine_all[n + i][m] for m in ("pesq", "estoi")}}
                       for i, (sr, r, _) in enumerate(short)],
     }
     print(json.dumps(report, indent=1))
-    return 0
+    for m in report["absent_from_checkout"]:
+        print(f"note: {m}: the checkout's script has no {OFFICIAL_FUNCTIONS[m]}; not compared", file=sys.stderr)
+    for m, why in report["not_compared"].items():  # pairs left out must not look like agreement
+        print(f"error: {m}: pairs not compared: {why}", file=sys.stderr)
+    return 1 if report["not_compared"] else 0
 
 
 if __name__ == "__main__":
