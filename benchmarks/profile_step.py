@@ -2,8 +2,9 @@
 
 Prints JSON: the variant, the setting, the profiled steps' wall time, and the top ``--top`` operators by self
 time on the device (CUDA self time on a GPU, CPU self time on CPU), each with its call count and share of the
-total; ``--table`` writes the profiler's own table too. The variants and the step (forward, loss, backward,
-clipping, AdamW) are those of ``bench_train.py``. usage:
+total, and ``calls_per_step``: the events with self time per step (on a GPU the kernels and copies launched,
+which bound a small batch's step; on CPU the operators run); ``--table`` writes the profiler's own table too. The
+variants and the step (forward, loss, backward, clipping, AdamW) are those of ``bench_train.py``. usage:
   python benchmarks/profile_step.py [--model bsrnn-official] [--device cpu|cuda] [--batch 4] [--samples 96000]
                                     [--sr 16000] [--precision 32|bf16] [--steps 2] [--top 25] [--table FILE]
 """
@@ -81,6 +82,7 @@ def main() -> None:
                       "sr": args.sr, "precision": args.precision, "profiled_steps": args.steps,
                       "step_ms_under_profiler": round(1000 * wall, 1),
                       "device_self_ms_per_step": round(total / 1000 / args.steps, 3),
+                      "calls_per_step": sum(e.count for e in events) // args.steps,
                       "top": top}, indent=1))
 
 
