@@ -93,6 +93,9 @@ def test_family_verdicts_control_the_false_discoveries():
     q, v = family_verdicts(n, diff, p, True, 0.95, 10, "none")
     assert v == ["better", "better", "worse", "no evidence", TOO_FEW]
     assert family_verdicts(n, diff, p, False, 0.95, 10, "none")[1][:3] == ["worse", "worse", "better"]  # lower wins
+    # a mean difference of exactly 0 favours neither system, whatever its p-value says
+    assert family_verdicts(np.array([30]), np.array([0.0]), np.array([0.001]), True, 0.95, 10, "none")[1] == \
+        ["no evidence"]
     with pytest.raises(ValueError, match="correction"):
         family_verdicts(n, diff, p, True, 0.95, 10, "holm")
 

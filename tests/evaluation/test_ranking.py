@@ -67,3 +67,22 @@ def test_official_rank_needs_an_official_metric() -> None:
 
     with pytest.raises(ValueError, match="official"):
         official_rank(pd.DataFrame({"si_sdr": [1.0, 2.0]}, index=["a", "b"]))
+
+
+def test_overall_rank_ranks_the_category_ranks_not_their_averages() -> None:
+    # category A: a1 ranks S1 1, S2 2, S3 3 and a2 ranks 1, 1, 2 -> averages 1, 1.5, 2.5 -> category ranks 1, 2, 3;
+    # category B: b1 ranks 3, 2, 1. Mean category rank: 2, 2, 2 (one overall rank for all three), while the mean of
+    # the averages (2, 1.75, 1.75) would put S2 and S3 ahead of S1
+    means = pd.DataFrame({"a1": [3.0, 2.0, 1.0], "a2": [3.0, 3.0, 1.0], "b1": [1.0, 2.0, 3.0]},
+                         index=["S1", "S2", "S3"])
+    out = urgent_rank(means, {"a1": "A", "a2": "A", "b1": "B"}, {"a1": True, "a2": True, "b1": True})
+    assert out["overall"].to_dict() == pytest.approx({"S1": 2.0, "S2": 1.75, "S3": 1.75})
+    assert out["overall_rank"].to_dict() == {"S1": 1, "S2": 1, "S3": 1}
+
+
+def test_an_official_metric_without_a_finite_mean_is_missing_not_ranked() -> None:
+    from curator.evaluation.ranking import official_rank
+
+    means = pd.DataFrame({"pesq": [2.0, 3.0], "estoi": [float("nan")] * 2}, index=["a", "b"])
+    result = official_rank(means)
+    assert "estoi" in result.missing["intrusive"] and "rank/estoi" not in result.table.columns
