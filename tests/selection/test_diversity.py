@@ -19,6 +19,7 @@ from curator.selection.diversity import (
     NeighbourIndex,
     check_selection,
     exact_pairs,
+    exceeds,
     pair_recall,
     train_centroids,
 )
@@ -337,3 +338,16 @@ def test_small_pages_switches_numpy_huge_page_advice_off_and_back() -> None:
         assert setter(True) is True  # restored after
     finally:
         setter(before)
+
+
+def test_a_verdict_at_the_threshold_does_not_depend_on_the_products_last_bits() -> None:
+    # another BLAS blocks the float32 product differently and may round a cosine at the threshold either way:
+    # the verdict must be the float64 one of the two vectors, whatever float32 value the product gave
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 192)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    exact = float(x[0].astype(np.float64) @ x[1].astype(np.float64))
+    for threshold, verdict in ((exact - 1e-9, True), (exact + 1e-9, False)):
+        ulp = np.spacing(np.float32(threshold))
+        for sims in (np.float32(threshold) - 2 * ulp, np.float32(threshold) + 2 * ulp):  # rounded down or up
+            assert exceeds(np.array([[sims]], np.float32), x[:1], x[1:], threshold)[0, 0] == verdict
