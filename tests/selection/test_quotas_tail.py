@@ -157,3 +157,16 @@ def test_infeasible_quota_shortfall_goes_to_the_others_in_proportion(penalty: fl
     got = sel.pool.slice_hours(sel.selected)
     assert np.all(np.abs(got - reference) <= 2 * sel.pool.hours.max() + 1e-4), (got, reference)
     assert np.all(np.abs(got - plan.feasible) <= 2 * sel.pool.hours.max() + 1e-4)
+
+
+def test_the_greedy_takes_the_lower_tiebreak_first_across_slices() -> None:
+    # four rows of equal utility in two slices: within a slice and between the slices' heads, the lower tiebreak
+    # goes first (Ranking's contract), so the order is set by tiebreak alone
+    from curator.selection.fill import SELECTED, greedy_fill
+    from curator.selection.params import DiversityParams
+
+    fill = greedy_fill(np.full(4, 0.5), np.array([3, 2, 1, 0]), np.ones(4, dtype=bool), np.ones(4),
+                       np.array([0, 0, 1, 1]), np.array([0.5, 0.5]), 0.0, 10.0, np.zeros((4, 2), np.float32),
+                       DiversityParams(min_cosine=0.0), seed=0)
+    assert (fill.state == SELECTED).all()
+    assert fill.order.tolist() == [3, 2, 1, 0]
