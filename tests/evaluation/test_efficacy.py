@@ -71,6 +71,20 @@ def test_contrast_pairs_utterances_and_widens_with_seed_disagreement():
     assert wide.ci_high - wide.ci_low > 0.2 and wide.verdict == "no evidence"
 
 
+def test_contrast_point_figures_by_hand():
+    # A: 2 seeds x 5 utterances, B: 1 seed; utterance 4 failed in one of A's seeds, utterance 3 in B's
+    a = np.array([[1.0, 2.0, 3.0, 4.0, np.nan], [3.0, 2.0, 1.0, 4.0, 5.0]])
+    b = np.array([[1.0, 1.0, 1.0, np.nan, 5.0]])
+    c = contrast(a, b, True, 200, 0, 0.95, 0.34)  # 3 utterances kept: A's seed means 2, 2, 2 against B's 1, 1, 1
+    assert (c.n_utts, c.n_dropped) == (3, 2)
+    assert (c.mean_a, c.mean_b, c.diff) == pytest.approx((2.0, 1.0, 1.0))
+    # CVaR at 0.34 of 3 utterances: the worst 2 (lowest, higher is better)
+    a2 = np.array([[4.0, 2.0, 0.0]])
+    b2 = np.array([[1.0, 1.0, 1.0]])
+    assert contrast(a2, b2, True, 200, 0, 0.95, 0.34).tail_diff == pytest.approx(1.0 - 1.0)
+    assert contrast(a2, b2, False, 200, 0, 0.95, 0.34).tail_diff == pytest.approx(3.0 - 1.0)  # worst = highest
+
+
 def test_report_rows_curves_and_resolution(tmp_path: Path):
     p = params(pairs={"cvar_nogate": "cvar"})
     write_runs(tmp_path, p, {"cvar": 0.2})
@@ -96,6 +110,10 @@ def test_report_rows_curves_and_resolution(tmp_path: Path):
     assert report["curve"]["random"]["0.5"]["pesq"]["mean"] > report["curve"]["random"]["0.25"]["pesq"]["mean"]
     assert set(report["slices"]["0.5"]["cvar"]["distortion"]) == {"noise", "reverb"}
     assert 0 < report["resolution"]["pesq"] < 0.05
+    # the spread of the seeds' means (not of every utterance's value): the seeds differ by noise of sd 0.02 only
+    seed_means = [runs[(runs.variant == "random") & (runs.budget == 0.5) & (runs.seed == s)]["pesq"].mean()
+                  for s in (0, 1)]
+    assert report["seed_spread"]["random"]["0.5"]["pesq"] == pytest.approx(np.std(seed_means), abs=1e-6)
     # the contrasts plot: one row per contrast of the tables, sections in their order
     rows = contrast_rows(report)
     assert [label for _, label, _ in rows][:2] == ["cvar @ K=0.25", "cvar_nogate @ K=0.25"]
