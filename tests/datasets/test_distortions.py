@@ -63,6 +63,12 @@ def test_noise_offset_is_seeded_by_the_ids_numeric_suffix():
     a = D.fit_noise(noise, 3000, row_rng(7, "utt_a"))
     np.testing.assert_array_equal(a, D.fit_noise(noise, 3000, row_rng(7, "utt_a")))  # fallback: seeded hash
     assert not np.array_equal(a, D.fit_noise(noise, 3000, row_rng(8, "utt_a")))
+    # a noise shorter than the speech is wrapped around a seeded offset, as the official renderer pads it
+    # (np.pad mode "wrap"): no silent stretch, and every sample at its cyclic position
+    short = np.arange(1, 1001, dtype=np.float64)
+    offset = int(np.random.default_rng(12).integers(0, 3000 - 1000))
+    long = D.fit_noise(short, 3000, row_rng(7, "fileid_12"))
+    np.testing.assert_array_equal(long, short[(np.arange(3000) - offset) % 1000])
 
 
 def test_clipping_gives_flat_tops_at_the_chosen_quantiles():
