@@ -105,6 +105,8 @@ def test_metrics_orderings():
     harsh = clean + 1.0 * rng.standard_normal(clean.shape)
     assert si_sdr(mild, clean) > si_sdr(harsh, clean)
     assert abs(si_sdr(2.0 * clean, clean)) > 60  # scale-invariant
+    zero_mean = clean - clean.mean()
+    assert si_sdr(zero_mean + 0.5, zero_mean) > 60  # a DC offset is removed from both signals first
     assert snr(mild, clean) > snr(harsh, clean)
     assert estoi(mild, clean, sr) > estoi(harsh, clean, sr)
     assert pesq_score(mild, clean, sr) > pesq_score(harsh, clean, sr)
