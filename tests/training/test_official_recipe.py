@@ -30,6 +30,31 @@ def test_official_size_has_the_official_parameter_count() -> None:
     assert n_params(build_model("bsrnn", OURS)) == 31_025_944
 
 
+# ESPnet's output for this project's seeded 8 x 2 model copied into its network (BSRNNSeparator between the
+# baseline's STFT encoder and decoder), from ``python benchmarks/check_bsrnn_espnet.py --espnet-site <espnet 202412>
+# --channels 8 --layers 2 --ours-seed 0`` (session 23; the two outputs differed by at most 1.1e-6 at every rate):
+# per rate, the sum of |output| of each example and samples 100-103 of the first
+ESPNET_OUTPUT = {8000: ([79.033844, 79.949722], [-0.0362916, 0.0366633, 0.0238701, -0.0055282]),
+                 22050: ([174.709137, 176.192078], [-0.008817, 0.0129505, -0.0009846, -0.0112689]),
+                 48000: ([341.69577, 337.139557], [0.0027039, -0.0007201, -0.0112041, 0.0169121])}
+
+
+@pytest.mark.parametrize("sr", sorted(ESPNET_OUTPUT))
+def test_default_architecture_computes_what_espnets_bsrnn_computes(sr: int) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "check_bsrnn_espnet", Path(__file__).resolve().parents[2] / "benchmarks" / "check_bsrnn_espnet.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    model = check.seeded_ours(8, 2, 0)
+    with torch.no_grad():
+        y = model(check.seeded_noise(sr, 0.5, 0), sr)
+    abs_sum, samples = ESPNET_OUTPUT[sr]
+    np.testing.assert_allclose(y.abs().sum(-1).numpy(), abs_sum, rtol=1e-5)
+    np.testing.assert_allclose(y[0, 100:104].numpy(), samples, atol=1e-6)
+
+
 @pytest.mark.parametrize("sr", [8000, 22050, 48000])
 @pytest.mark.parametrize("variant", [{}, OURS], ids=["official", "ours"])
 def test_both_variants_keep_length_and_stay_finite(variant: dict, sr: int) -> None:
