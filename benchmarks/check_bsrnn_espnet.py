@@ -39,9 +39,13 @@ NORM_AFFINE_STD = 0.2
 
 
 def espnet_network(channels: int, layers: int) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
-    from espnet2.enh.decoder.stft_decoder import STFTDecoder
-    from espnet2.enh.encoder.stft_encoder import STFTEncoder
-    from espnet2.enh.separator.bsrnn_separator import BSRNNSeparator
+    try:
+        from espnet2.enh.decoder.stft_decoder import STFTDecoder
+        from espnet2.enh.encoder.stft_encoder import STFTEncoder
+        from espnet2.enh.separator.bsrnn_separator import BSRNNSeparator
+    except ImportError as exc:
+        raise SystemExit(f"espnet2 is not importable from --espnet-site ({exc}); install espnet==202412 there "
+                         "(third_party/README.md, section 2)") from exc
 
     enc = STFTEncoder(n_fft=960, hop_length=480, use_builtin_complex=True, default_fs=48000)
     dec = STFTDecoder(n_fft=960, hop_length=480, default_fs=48000)
