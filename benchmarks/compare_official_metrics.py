@@ -198,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     off_all = official(pairs + short, args.checkout, args.official_python)
     mine_all = ours(pairs + short)
     n = len(pairs)
+    absent = absent_from_checkout(off_all[:n])
     report = {
         "pairs": n, "rates": list(RATES), "seconds": SECONDS, "degradations": list(DEGRADATIONS),
         "agreement": table(pairs, off_all[:n], mine_all[:n]),
-        "absent_from_checkout": absent_from_checkout(off_all[:n]),
-        "not_compared": not_compared(off_all[:n], mine_all[:n], absent_from_checkout(off_all[:n])),
+        "absent_from_checkout": absent,
+        "not_compared": not_compared(off_all[:n], mine_all[:n], absent),
         "too_short": [{"sr": sr, "seconds": round(len(r) / sr, 3),
                        **{f"official_{m}": off_all[n + i].get(m) for m in ("pesq", "estoi")},
                        **{f"ours_{m}": mine_all[n + i][m] for m in ("pesq", "estoi")}}
