@@ -170,6 +170,17 @@ def test_raking_is_a_no_op_without_empty_combinations(pool_table: pa.Table) -> N
     assert plan.fraction[cell] == pytest.approx(0.2 * supply[cell] / supply[cell].sum(), rel=1e-12)
 
 
+def test_unlisted_values_share_the_rest_by_hours(pool_table: pa.Table) -> None:
+    pool = load_pool(pool_table, ["distortion"])
+    plan = plan_quotas(pool, np.ones(pool.n, dtype=bool), 1.0, {"distortion": {"noise": 0.5}})
+    values = np.asarray(pool.slice_values, dtype=object).ravel()
+    supply = pool.slice_hours()
+    rest = values != "noise"
+    assert rest.sum() >= 2 and len(set(np.round(supply[rest], 9))) > 1  # unequal supplies: the rule shows
+    assert plan.fraction[~rest].sum() == pytest.approx(0.5, rel=1e-12)
+    assert plan.fraction[rest] == pytest.approx(0.5 * supply[rest] / supply[rest].sum(), rel=1e-12)
+
+
 def test_flag_quota_naming_no_flag_of_the_pool_is_an_error(pool_table: pa.Table) -> None:
     params = make_params(K_hours=0.1)
     with pytest.raises(Exception, match=r"select.quotas.augmentations names 'reverbb' \(did you mean 'reverb'\?\).*"

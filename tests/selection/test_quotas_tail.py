@@ -24,6 +24,12 @@ def test_water_fill_caps_at_supply_and_spreads_the_deficit_by_weight() -> None:
     assert alloc[1] / alloc[2] == pytest.approx(30 / 20)
 
 
+def test_water_fill_gives_zero_share_slices_the_rest_by_supply() -> None:
+    # slice 0 (the only one with a share) is full; the two zero-share slices split the 20 h left 30:10
+    alloc = water_fill(np.array([30.0, 0.0, 0.0]), np.array([10.0, 30.0, 10.0]), 30.0, np.array([1.0, 0.0, 0.0]))
+    assert alloc.tolist() == pytest.approx([10.0, 15.0, 5.0])
+
+
 def test_water_fill_cascades_when_a_receiver_fills_up() -> None:
     alloc = water_fill(np.array([60.0, 20.0, 20.0]), np.array([0.0, 25.0, 500.0]), 100.0, np.array([0.6, 0.2, 0.2]))
     assert alloc.tolist() == pytest.approx([0.0, 25.0, 75.0])
