@@ -256,11 +256,12 @@ def write_input_log(path: Path, records: dict[str, dict[str, Any]]) -> None:
         f.writelines(json.dumps({"utt_id": uid, **records[uid]}, sort_keys=True) + "\n" for uid in sorted(records))
 
 
-def remove_unlisted(out: Path, fmt: str, listed: set[str]) -> list[str]:
-    """Remove the recorded outputs whose input is no longer in the list (the folder mirrors its list, and
-    ``inf.scp`` would not name them); returns their utt_ids. Files no run recorded are left alone."""
+def remove_unlisted(out: Path, fmt: str, listed: set[str], recorded: dict[str, dict[str, Any]]) -> list[str]:
+    """Remove the outputs in ``recorded`` (:func:`read_input_log`) whose input is no longer in the list (the folder
+    mirrors its list, and ``inf.scp`` would not name them); returns their utt_ids. Files no run recorded are left
+    alone."""
     removed = []
-    for uid in sorted(set(read_input_log(out / INPUTS)) - listed):
+    for uid in sorted(set(recorded) - listed):
         target = out / WAV_DIR / f"{uid}.{fmt}"
         if target.is_file():
             target.unlink()
@@ -269,8 +270,10 @@ def remove_unlisted(out: Path, fmt: str, listed: set[str]) -> list[str]:
 
 
 def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, subtype: str, peak: float,
-                 chunk_utts: int) -> tuple[dict[str, str], list[Skip], dict[str, float], dict[str, dict[str, Any]]]:
-    """Enhance every row without an output written from its input as it is now; returns ``{utt_id: output path}``
+                 chunk_utts: int, recorded: dict[str, dict[str, Any]]
+                 ) -> tuple[dict[str, str], list[Skip], dict[str, float], dict[str, dict[str, Any]]]:
+    """Enhance every row without an output written from its input as it is now (``recorded``: the folder's input
+    record, :func:`read_input_log`); returns ``{utt_id: output path}``
     (written now or by an earlier run), the rows skipped, counts (``written``, ``reused``, ``redone``: outputs
     written again because their input changed or was never recorded, ``audio_sec`` enhanced now) and the input
     record of every output returned."""
@@ -278,7 +281,6 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
     records: dict[str, dict[str, Any]] = {}
     skipped: list[Skip] = []
     stats = {"written": 0, "reused": 0, "redone": 0, "audio_sec": 0.0}
-    recorded = read_input_log(out / INPUTS)
     stale: set[str] = set()
     log = _InputLog(out / INPUTS)
     bar = tqdm(total=len(rows), desc="enhance", unit="utt")
@@ -389,11 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for skip in skipped:  # an output written from an input that no longer decodes must not outlive it
         (out / WAV_DIR / f"{skip.utt_id}.{params.format}").unlink(missing_ok=True)
-    removed = remove_unlisted(out, params.format, set(rows["utt_id"]) | {s.utt_id for s in skipped})
+    recorded = read_input_log(out / INPUTS)
+    removed = remove_unlisted(out, params.format, set(rows["utt_id"]) | {s.utt_id for s in skipped}, recorded)
     start = time.perf_counter()
     try:
         written, failed, stats, records = enhance_rows(rows, enhancer, out, params.format, params.subtype, ev.peak,
-                                              ev.chunk_utts)
+                                                       ev.chunk_utts, recorded)
     except OfficialBaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
