@@ -76,7 +76,8 @@ def dvc_costs(stage: str, repeat: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lock", default=str(REPO / "dvc.lock"), help="lock file whose YAML steps are timed (default: %(default)s); the dvc commands run on "
+    ap.add_argument("--lock", default=str(REPO / "dvc.lock"),
+                    help="lock file whose YAML steps are timed (default: %(default)s); the dvc commands run on "
                          "this repository")
     ap.add_argument("--stage", default="cmp_select@random-0.25",
                     help="stage for dvc status / the no-op repro (default: %(default)s)")
