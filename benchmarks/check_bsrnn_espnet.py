@@ -12,9 +12,9 @@ evaluation pins), e.g. the official interpreter's site of ``third_party/README.m
     python benchmarks/check_bsrnn_espnet.py --espnet-site /tmp/official-venv/lib/python3.11/site-packages
 
 Prints JSON: per rate the largest absolute difference of the two outputs and the output's RMS; exits 1 when a
-difference exceeds ``--tolerance``. ``--ours-seed N`` goes the other way: this project's seeded model (norm affines
-drawn too) copied into ESPnet's network, with ESPnet's output figures that ``tests/training/test_official_recipe.py``
-pins, so CI checks the equivalence without ESPnet. Measured (session 23, CPU, 0.5 s of noise): at the official size 5e-7 to
+difference exceeds ``--tolerance``. ``--ours-seed N`` goes the other way: this project's seeded model (norm
+affines drawn too) copied into ESPnet's network, with ESPnet's output figures that
+``tests/training/test_official_recipe.py`` pins, so CI checks the equivalence without ESPnet. Measured (session 23, CPU, 0.5 s of noise): at the official size 5e-7 to
 1.1e-6 against an RMS of 0.016-0.025, i.e. float32 rounding. (With weights far larger than any initialisation,
 e.g. standard deviation 0.3 into the 784-wide layers, the recurrences become chaotic and rounding differences
 grow along time; that says nothing about the architecture.)
