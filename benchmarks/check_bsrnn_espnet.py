@@ -14,8 +14,11 @@ evaluation pins), e.g. the official interpreter's site of ``third_party/README.m
 Prints JSON: per rate the largest absolute difference of the two outputs and the output's RMS; exits 1 when a
 difference exceeds ``--tolerance``. ``--ours-seed N`` goes the other way: this project's seeded model (norm
 affines drawn too) copied into ESPnet's network, with ESPnet's output figures that
-``tests/training/test_official_recipe.py`` pins, so CI checks the equivalence without ESPnet. Measured (session 23, CPU, 0.5 s of noise): at the official size 5e-7 to
-1.1e-6 against an RMS of 0.016-0.025, i.e. float32 rounding. (With weights far larger than any initialisation,
+``tests/training/test_official_recipe.py`` pins, so CI checks the equivalence without ESPnet. Measured (session 24,
+CPU, 0.5 s of band-limited noise, :func:`seeded_noise`): at the official size 3e-8 to 5e-8 against an RMS of
+0.012-0.021, i.e. float32 rounding. Session 23 measured 5e-7 to 1.1e-6 on full-band noise, when this project's
+band norms still floored the variance at 1e-5 instead of ESPnet's 1e-8; loud bands hid that difference, which
+``check_flowse_official.py`` found. (With weights far larger than any initialisation,
 e.g. standard deviation 0.3 into the 784-wide layers, the recurrences become chaotic and rounding differences
 grow along time; that says nothing about the architecture.)
 """
@@ -138,8 +141,14 @@ def seeded_ours(channels: int, layers: int, seed: int) -> torch.nn.Module:
 
 
 def seeded_noise(sr: int, seconds: float, seed: int) -> torch.Tensor:
-    """Two examples of noise at ``sr`` from their own generator (the same in the test and here)."""
-    return torch.randn(2, int(sr * seconds), generator=torch.Generator().manual_seed(seed + sr)) * 0.1
+    """Two examples at ``sr`` from their own generator (the same in the test and here): noise of standard deviation
+    0.1 low-passed to a quarter of the rate, plus white noise of 1e-5. The upper bands are then nearly empty, as
+    in upsampled narrow-band speech, so a norm's variance floor (``band_norm_eps``) shows in the output."""
+    g = torch.Generator().manual_seed(seed + sr)
+    n = int(sr * seconds)
+    spec = torch.fft.rfft(torch.randn(2, n, generator=g) * 0.1)
+    spec[:, spec.shape[-1] // 2:] = 0
+    return torch.fft.irfft(spec, n) + torch.randn(2, n, generator=g) * 1e-5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     sep.eval()
     rows = {}
     for sr in RATES:
-        x = torch.randn(2, int(sr * args.seconds)) * 0.1 if args.ours_seed is None else \
-            seeded_noise(sr, args.seconds, args.ours_seed)
+        x = seeded_noise(sr, args.seconds, 0 if args.ours_seed is None else args.ours_seed)
         lengths = torch.full((2,), x.shape[1], dtype=torch.long)
         with torch.no_grad():
             spec, flens = enc(x, lengths, fs=sr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,6 +164,41 @@ def test_official_size_matches_the_official_flowse() -> None:
     model = build_model("flowse", {})
     assert sum(p.numel() for p in model.parameters()) == 103_244_336
     assert model.t_freqs.numel() == 1152 and model.ema_decay == 0.999
+
+
+# The official FlowSE's figures for this project's seeded 8 x 2 model copied into its network
+# (baseline_code.models.bsrnn_flowse.BSRNN inside baseline_code.flow_model.FlowSEModel), from ``python
+# benchmarks/check_flowse_official.py --espnet-site <official site> --channels 8 --layers 2 --steps 3 --ours-seed 0``
+# (session 24; every quantity agreed within 1.3e-6 at every rate): per rate, the flow-matching loss of a batch with
+# the same draws, then the sum of |enhanced| of each example and samples 100-103 of the first (3 Euler steps)
+OFFICIAL_FLOWSE = {8000: (975.27478, [4691.78125, 4551.99268], [0.9031915, 0.7054621, 0.8663275, 1.0254155]),
+                   22050: (2677.284912, [8005.96729, 8060.90039], [-0.6116272, 0.3835043, 1.2535336, 0.3899949]),
+                   48000: (5955.174805, [12372.42871, 12325.91113], [0.8721365, -0.09312, 0.2681048, -0.2330675])}
+
+
+def _check_flowse_official():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "check_flowse_official.py"
+    spec = importlib.util.spec_from_file_location("check_flowse_official", path)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    return check
+
+
+@pytest.mark.parametrize("sr", sorted(OFFICIAL_FLOWSE))
+def test_default_architecture_computes_what_the_official_flowse_computes(sr: int) -> None:
+    check = _check_flowse_official()
+    model = check.seeded_ours(8, 2, 16, 0, 3)
+    noisy, clean = check.seeded_pair(sr, 0.5, 0)
+    loss, abs_sum, samples = OFFICIAL_FLOWSE[sr]
+    with torch.no_grad():
+        np.testing.assert_allclose(float(model.training_loss(noisy, clean, sr, torch.Generator().manual_seed(0))),
+                                   loss, rtol=1e-5)
+        y = model(noisy, sr)
+    np.testing.assert_allclose(y.abs().sum(-1).numpy(), abs_sum, rtol=1e-5)
+    np.testing.assert_allclose(y[0, 100:104].numpy(), samples, atol=1e-5)
 
 
 @pytest.mark.parametrize("options, key", [

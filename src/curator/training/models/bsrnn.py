@@ -11,6 +11,9 @@ The defaults are the official baseline's architecture (ESPnet ``BSRNNSeparator``
 encoder and decoder, 196 channels x 6 layers: 37.8 M parameters): mask *and* residual branch, GroupNorm-style
 normalisation over a whole utterance (band-split input per band over time and features, RNN blocks over
 time, bands and channels, mask heads per band over time and channels), no input scaling, reflect-padded STFT.
+The norms of the band split and the heads add 1e-8 to the variance (``band_norm_eps``, ESPnet's ``GroupNorm(...,
+eps=1e-8)`` of ``espnet2.enh.layers.tcn``), those of the RNN blocks 1e-5 (``eps``, torch's default): a quiet band,
+such as the empty top of upsampled narrow-band speech, is scaled up as in the official model.
 This project's earlier variant stays available as named options: ``residual_mask: false`` (mask only),
 ``norm: frame`` (statistics per frame, or per band sequence / frame inside the RNN blocks, so a padded tail
 or a loud segment elsewhere does not change a frame's features), ``input_rms_norm: true`` (divide the input
@@ -61,6 +64,7 @@ class BSRNNOptions:
     max_sr: int = 48000
     band_layout: list[list[float]] = field(default_factory=_default_layout)
     eps: float = 1e-5
+    band_norm_eps: float = 1e-8
     residual_mask: bool = True
     norm: NormKind = "group"
     input_rms_norm: bool = False
@@ -73,6 +77,7 @@ class BSRNNOptions:
         check_range(f"{where}.win_seconds", self.win_seconds, lo=0.0, lo_open=True)
         check_range(f"{where}.hop_seconds", self.hop_seconds, lo=0.0, hi=self.win_seconds, lo_open=True)
         check_range(f"{where}.eps", self.eps, lo=0.0, lo_open=True)
+        check_range(f"{where}.band_norm_eps", self.band_norm_eps, lo=0.0, lo_open=True)
         band_bins(self.band_layout, self.win_seconds, self.max_sr)  # raises ConfigError on a bad layout
 
 
@@ -375,10 +380,11 @@ class BSRNN(nn.Module):
         self.n_bins = starts[-1] + widths[-1]
         c = opts.num_channels
         hidden = opts.mask_hidden_factor * c
-        self.band_split = BandSplit(starts, widths, c, opts.norm, opts.eps)
+        band_eps = opts.band_norm_eps
+        self.band_split = BandSplit(starts, widths, c, opts.norm, band_eps)
         self.rnns = RNNStack(c, opts.rnn_hidden_factor * c, opts.num_layers, opts.norm, opts.eps)
-        self.mask = BandHead(starts, widths, c, hidden, 2, opts.norm, opts.eps)
-        self.residual = BandHead(starts, widths, c, hidden, 2, opts.norm, opts.eps) if opts.residual_mask else None
+        self.mask = BandHead(starts, widths, c, hidden, 2, opts.norm, band_eps)
+        self.residual = BandHead(starts, widths, c, hidden, 2, opts.norm, band_eps) if opts.residual_mask else None
 
     def stft_params(self, sr: int) -> tuple[int, int]:
         """(n_fft, hop) in samples at ``sr``; the window must be a whole number of samples."""

@@ -17,7 +17,10 @@ split (769 bins at 48 kHz in 48 bands: 125 Hz to 3375 Hz, 312.5 Hz to 6.5 kHz, 1
 24 kHz), are concatenated and projected back to ``num_channels``; each of ``num_layers`` layers adds a Gaussian
 Fourier embedding of ``t`` (fixed random frequencies) after the time block's norm; two band heads (norm, linear,
 tanh to ``decoder_channels`` per bin) followed by a 5x5 convolution and a GLU give a complex mask ``M`` and
-residual ``R``, and ``v = -(M x_t + R)``. Defaults are the official size (384 channels, 6 layers).
+residual ``R``, and ``v = -(M x_t + R)``. The band splits' and heads' norms floor the variance at
+``band_norm_eps`` (official 1e-8), the RNN blocks' at ``eps`` (1e-5). Defaults are the official size (384
+channels, 6 layers); ``benchmarks/check_flowse_official.py`` compares this model with the official one, weight for
+weight.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class FlowSEOptions:
     norm: NormKind = "group"
     stft_pad_mode: Literal["reflect", "constant"] = "reflect"
     eps: float = 1e-5
+    band_norm_eps: float = 1e-8
 
     def __post_init__(self) -> None:
         where = "train.model.flowse"  # where these options are written in params.yaml
@@ -80,6 +84,7 @@ class FlowSEOptions:
         if self.t_eps == 1.0 or self.ema_decay == 1.0:
             raise ConfigError(f"'{where}.t_eps' and '{where}.ema_decay' must be < 1")
         check_range(f"{where}.eps", self.eps, lo=0.0, lo_open=True)
+        check_range(f"{where}.band_norm_eps", self.band_norm_eps, lo=0.0, lo_open=True)
         band_bins(self.band_layout, self.n_fft / self.max_sr, self.max_sr, where)  # ConfigError on a bad layout
 
 
@@ -97,14 +102,15 @@ class FlowSE(nn.Module):
         self.starts, self.widths = starts, widths
         self.n_bins = starts[-1] + widths[-1]
         c, k = opts.num_channels, opts.decoder_channels
-        self.split_x = BandSplit(starts, widths, c, opts.norm, opts.eps)
-        self.split_y = BandSplit(starts, widths, c, opts.norm, opts.eps)
+        band_eps = opts.band_norm_eps  # the band split's and heads' norms (official 1e-8); the RNN blocks': eps
+        self.split_x = BandSplit(starts, widths, c, opts.norm, band_eps)
+        self.split_y = BandSplit(starts, widths, c, opts.norm, band_eps)
         self.condition = nn.Linear(2 * c, c)
         # Gaussian Fourier features of t, one fixed random set per layer (saved with the weights)
         self.register_buffer("t_freqs", torch.randn(opts.num_layers, c // 2))
         self.rnns = RNNStack(c, opts.rnn_hidden_factor * c, opts.num_layers, opts.norm, opts.eps)
-        self.mask = BandHead(starts, widths, c, None, k, opts.norm, opts.eps)
-        self.residual = BandHead(starts, widths, c, None, k, opts.norm, opts.eps)
+        self.mask = BandHead(starts, widths, c, None, k, opts.norm, band_eps)
+        self.residual = BandHead(starts, widths, c, None, k, opts.norm, band_eps)
         self.mask_conv = nn.Conv2d(k, 4, 5, padding=2)
         self.residual_conv = nn.Conv2d(k, 4, 5, padding=2)
 
