@@ -278,6 +278,40 @@ def test_an_input_replaced_under_its_name_is_enhanced_again(tmp_path, capsys):
     assert "0 written, 1 kept from an earlier run" in run() and (out / "wav" / "old.wav").is_file()
 
 
+def test_inputs_moved_or_touched_are_kept_by_their_content(tmp_path, capsys):
+    import shutil
+
+    rng = np.random.default_rng(5)
+    ckpt = _checkpoint(tmp_path / "best.ckpt")
+    root, out = tmp_path / "noisy", tmp_path / "out"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        sf.write(root / f"{name}.wav", _speech(rng, 4000), 16000)
+
+    def run(where: Path) -> str:
+        assert _run(["--ckpt", str(ckpt), "--input", str(where)], out) == 0
+        return capsys.readouterr().out
+
+    run(root)
+    before = _files(out / "wav")
+    assert all(len(r["sha256"]) == 64 for r in read_input_log(out / INPUTS).values())
+    moved = tmp_path / "copy"  # a copy without cp -p: new paths, new modification times, the same bytes
+    shutil.copytree(root, moved, copy_function=shutil.copyfile)
+    os.utime(moved / "a.wav", ns=(1, 1))
+    sf.write(moved / "c.wav", _speech(rng, 4000), 16000)  # other samples, the same size: enhanced again
+    printed = run(moved)
+    assert "1 written (1 of them again: input changed or unrecorded), 2 kept from an earlier run (2 of them by " \
+        "content: input moved or touched)" in printed
+    after = _files(out / "wav")
+    assert {k: after[k] for k in ("a.wav", "b.wav")} == {k: before[k] for k in ("a.wav", "b.wav")}
+    assert after["c.wav"] != before["c.wav"]
+    report = json.loads((out / "enhance.json").read_text())
+    assert (report["n_reused"], report["n_reused_by_content"], report["n_redone"]) == (2, 2, 1)
+    records = read_input_log(out / INPUTS)  # the record now names the copies: the next run reads nothing
+    assert {r["path"] for r in records.values()} == {str((moved / f"{n}.wav").resolve()) for n in "abc"}
+    assert "0 written, 3 kept from an earlier run, 0 skipped" in run(moved)
+
+
 def test_bad_settings_and_foreign_checkpoints_are_named(tmp_path, capsys):
     root = tmp_path / "noisy"
     root.mkdir()

@@ -13,10 +13,12 @@ its input's rate and length. A file that does not decode, or that the model cann
 by reason and named in ``<output_dir>/enhance.json``, with the settings and the checkpoint's sha256.
 
 A killed run restarted with the same command keeps the files it wrote (each is written atomically) and enhances
-the rest. Each written file's input (path, size, modification time, and the rate and channel policy it was
-decoded with) is appended to ``<output_dir>/inputs.jsonl`` once the file is in place: a rerun enhances again an
-input replaced or touched since, one decoded differently (a manifest row's rate), and a file whose input was never
-recorded. The folder mirrors the input list: a recorded output whose input is no longer listed is removed. A run
+the rest. Each written file's input (path, size, modification time, sha256 of its bytes, and the rate and channel
+policy it was decoded with) is appended to ``<output_dir>/inputs.jsonl`` once the file is in place. A rerun keeps
+an output whose input has the recorded path, size and modification time; one whose input moved or was touched
+(a copy without ``cp -p``, a fresh checkout) is kept when the input's bytes still have the recorded sha256. It
+enhances again an input whose content changed, one decoded differently (a manifest row's rate), and a file whose
+input was never recorded. The folder mirrors the input list: a recorded output whose input is no longer listed is removed. A run
 with another checkpoint or other settings refuses a folder written by a different one, and a folder of files it
 did not write, unless ``--overwrite``.
 """
@@ -57,7 +59,7 @@ from curator.training.checkpoint import CheckpointError
 
 REPORT = "enhance.json"
 SCP = SCP_NAME
-INPUTS = "inputs.jsonl"  # a line per written output: utt_id, its input's path, size, mtime_ns, and sr, channels
+INPUTS = "inputs.jsonl"  # a line per written output: utt_id, its input's path, size, mtime_ns, sha256, sr, channels
 WAV_DIR = "wav"
 HEADER_WORKERS = 8  # threads reading file headers (I/O bound)
 UNSAFE_ID_CHARS = ("/", "\\", "\0")
@@ -212,6 +214,36 @@ def decoding_stamp(path: str, sr: int, channels: str) -> dict[str, Any] | None:
     return None if stamp is None else {**stamp, "sr": int(sr), "channels": channels}
 
 
+def same_input(recorded: dict[str, Any] | None, stamp: dict[str, Any] | None, path: str) -> str | None:
+    """Whether an output recorded as written from ``recorded`` came from the input ``stamp`` describes now:
+    ``"stamp"`` when path, size and modification time match (nothing read), ``"content"`` when only the path or
+    the time differs but the file's sha256 is the recorded one (moved, copied, touched), else None. The rate and
+    channel policy must match either way."""
+    if recorded is None or stamp is None:
+        return None
+    if {k: v for k, v in recorded.items() if k != "sha256"} == stamp:
+        return "stamp"
+    fixed = ("size", "sr", "channels")
+    if "sha256" in recorded and all(recorded.get(k) == stamp[k] for k in fixed):
+        try:
+            if sha256_file(path) == recorded["sha256"]:
+                return "content"
+        except OSError:
+            return None
+    return None
+
+
+def _with_sha256(stamp: dict[str, Any] | None, path: str) -> dict[str, Any] | None:
+    """``stamp`` with the sha256 of the file's bytes (none when it cannot be read again: then only the stamp
+    identifies it)."""
+    if stamp is None:
+        return None
+    try:
+        return {**stamp, "sha256": sha256_file(path)}
+    except OSError:
+        return stamp
+
+
 def read_input_log(path: Path) -> dict[str, dict[str, Any]]:
     """utt_id -> the stamp of the input its output was written from (the last record wins). A line a killed writer
     left unfinished is ignored: its output counts as unrecorded and is written again."""
@@ -274,13 +306,14 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
                  ) -> tuple[dict[str, str], list[Skip], dict[str, float], dict[str, dict[str, Any]]]:
     """Enhance every row without an output written from its input as it is now (``recorded``: the folder's input
     record, :func:`read_input_log`); returns ``{utt_id: output path}``
-    (written now or by an earlier run), the rows skipped, counts (``written``, ``reused``, ``redone``: outputs
-    written again because their input changed or was never recorded, ``audio_sec`` enhanced now) and the input
-    record of every output returned."""
+    (written now or by an earlier run), the rows skipped, counts (``written``, ``reused``, ``reused_by_content``:
+    kept because the input's bytes match although it moved or was touched, ``redone``: outputs written again because
+    their input changed or was never recorded, ``audio_sec`` enhanced now) and the input record of every output
+    returned."""
     written: dict[str, str] = {}
     records: dict[str, dict[str, Any]] = {}
     skipped: list[Skip] = []
-    stats = {"written": 0, "reused": 0, "redone": 0, "audio_sec": 0.0}
+    stats = {"written": 0, "reused": 0, "reused_by_content": 0, "redone": 0, "audio_sec": 0.0}
     stale: set[str] = set()
     log = _InputLog(out / INPUTS)
     bar = tqdm(total=len(rows), desc="enhance", unit="utt")
@@ -293,16 +326,22 @@ def enhance_rows(rows: pd.DataFrame, enhancer: Enhancer, out: Path, fmt: str, su
                 target_sr, channels = row_decoding(row)
                 stamp = decoding_stamp(str(row["path"]), int(row["sr"]), channels)
                 if target.is_file():
-                    if stamp is not None and recorded.get(uid) == stamp:
+                    match = same_input(recorded.get(uid), stamp, str(row["path"]))
+                    if match is not None:
                         written[uid] = str(target)
-                        records[uid] = stamp
+                        records[uid] = {**stamp, "sha256": recorded[uid]["sha256"]} if match == "content" \
+                            else recorded[uid]
+                        if match == "content":  # the input's new path and time, so the next run reads nothing
+                            log.add(uid, records[uid])
                         stats["reused"] += 1
+                        stats["reused_by_content"] += match == "content"
                         bar.update()
                         continue
                     target.unlink()  # written from another input: never left beside a new list
                     stale.add(uid)
                 try:
                     x0, file_sr = load_audio(row["path"], channels=channels)
+                    stamp = _with_sha256(stamp, str(row["path"]))
                     if target_sr is None and file_sr != int(row["sr"]):
                         raise AudioError(f"'{row['path']}' is {file_sr} Hz but its row says {row['sr']} Hz")
                     # decoded as load_audio(path, sr=row's rate) decodes it for eval, the file's own rate kept beside
@@ -409,14 +448,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(out / REPORT, {
         "status": "done", "fingerprint": fingerprint, "checkpoint": str(ckpt), "input": args.input,
         "n_inputs": n_inputs, "n_outputs": len(written), "n_written": stats["written"], "n_reused": stats["reused"],
-        "n_redone": stats["redone"], "n_removed": len(removed), "removed": removed, "n_skipped": len(skipped),
+        "n_reused_by_content": stats["reused_by_content"], "n_redone": stats["redone"], "n_removed": len(removed),
+        "removed": removed, "n_skipped": len(skipped),
         "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
         "skipped": [s.as_dict() for s in skipped], "policies": policies})
     by_reason = ", ".join(f"{n} {r}" for r, n in sorted(Counter(s.reason for s in skipped).items()))
     speed = f"; {stats['audio_sec']:.1f} s of audio in {seconds:.1f} s ({stats['audio_sec'] / seconds:.1f}x realtime)" \
         if stats["written"] and seconds > 0 else ""
     redone = f" ({stats['redone']} of them again: input changed or unrecorded)" if stats["redone"] else ""
-    print(f"enhance: {stats['written']} written{redone}, {stats['reused']} kept from an earlier run, "
+    by_content = f" ({stats['reused_by_content']} of them by content: input moved or touched)" \
+        if stats["reused_by_content"] else ""
+    print(f"enhance: {stats['written']} written{redone}, {stats['reused']} kept from an earlier run{by_content}, "
           f"{len(skipped)} skipped"
           f"{f' ({by_reason})' if skipped else ''}"
           f"{f', {len(removed)} removed (input no longer listed)' if removed else ''} -> {out / SCP}{speed}")
