@@ -18,9 +18,9 @@ policy it was decoded with) is appended to ``<output_dir>/inputs.jsonl`` once th
 an output whose input has the recorded path, size and modification time; one whose input moved or was touched
 (a copy without ``cp -p``, a fresh checkout) is kept when the input's bytes still have the recorded sha256. It
 enhances again an input whose content changed, one decoded differently (a manifest row's rate), and a file whose
-input was never recorded. The folder mirrors the input list: a recorded output whose input is no longer listed is removed. A run
-with another checkpoint or other settings refuses a folder written by a different one, and a folder of files it
-did not write, unless ``--overwrite``.
+input was never recorded. The folder mirrors the input list: a recorded output whose input is no longer listed is
+removed. A run with another checkpoint or other settings refuses a folder written by a different one, and a folder
+of files it did not write, unless ``--overwrite``.
 """
 
 from __future__ import annotations
