@@ -128,6 +128,7 @@ def official_to_ours(dnn: torch.nn.Module, ours: torch.nn.Module, layers: int) -
     parts: dict[str, dict[int | None, torch.Tensor]] = {}
     for key, j, theirs, to_ours, _ in _pairs(dnn, ours, layers):
         parts.setdefault(key, {})[j] = to_ours(theirs.detach())
+    # a tensor of ours is either one official tensor (index None) or a stack of per-band / per-layer ones
     return {k: v[None] if None in v else torch.stack([v[j] for j in sorted(v)]) for k, v in parts.items()}
 
 
