@@ -54,6 +54,19 @@ def _torchaudio_loads() -> bool:
     return True
 
 
+def randomise_group_norms(module, std: float) -> None:  # noqa: ANN001 (any torch module)
+    """Draw the affine weights of every ``GroupNorm`` in ``module`` around their init (1 and 0), which would hide
+    a mix-up of them in a weight mapping (the equivalence checks ``check_bsrnn_espnet.py`` and
+    ``check_flowse_official.py``)."""
+    import torch
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.GroupNorm) and m.affine:
+                m.weight.copy_(torch.randn_like(m.weight) * std + 1.0)
+                m.bias.copy_(torch.randn_like(m.bias) * std)
+
+
 def add_espnet_site(site: str) -> bool:
     """Put the ``:``-separated folders of ``site`` first on ``sys.path``; True when torchaudio had to be stood in
     for."""

@@ -42,7 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _espnet_site import add_espnet_site  # noqa: E402  (this script's folder)
+from _espnet_site import add_espnet_site, randomise_group_norms  # noqa: E402  (this script's folder)
 
 RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 NORM_AFFINE_STD = 0.2
@@ -69,10 +69,7 @@ def official_model(checkout: Path, cfg: SimpleNamespace) -> torch.nn.Module:
                          "urgent-challenge/urgent2026_challenge_track1 and --espnet-site the official interpreter's "
                          "site (third_party/README.md, section 2)") from exc
     model = FlowSEModel(cfg=cfg)
-    with torch.no_grad():
-        for name, p in model.dnn.named_parameters():
-            if p.dim() == 1 and ("norm" in name or ".0." in name):  # GroupNorm affines (decoder MLPs: index 0)
-                p.copy_(torch.randn_like(p) * NORM_AFFINE_STD + (1.0 if name.endswith("weight") else 0.0))
+    randomise_group_norms(model.dnn, NORM_AFFINE_STD)
     return model.train(False, no_ema=True)  # eval mode without swapping in the EMA's copy of the initial weights
 
 
@@ -270,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
+    if not (args.checkout / "conf/models/BSRNN_flowse.yaml").is_file():
+        raise SystemExit(f"no official checkout at {args.checkout} (conf/models/BSRNN_flowse.yaml is missing): fetch "
+                         "urgent-challenge/urgent2026_challenge_track1 as third_party/README.md section 1 says")
     cfg = official_cfg(args.checkout.resolve(), args.channels, args.layers)
     official = official_model(args.checkout.resolve(), cfg)
     if official.dnn.grad_decoder.sub_channel != args.decoder_channels:
