@@ -19,7 +19,7 @@ from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
-from curator.training.backends import BACKENDS, TrainJob
+from curator.training.backends import BACKENDS, NonFiniteTrainingError, TrainJob
 from curator.training.backends.official import OfficialBaselineError
 from curator.training.data import (
     CuratedListError,
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
     try:
         summary = BACKENDS.get(params.backend)(job)
-    except (CuratedListError, AudioError, OfficialBaselineError) as exc:
+    except (CuratedListError, AudioError, OfficialBaselineError, NonFiniteTrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not writer:

@@ -18,6 +18,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from curator.training.backends import NonFiniteTrainingError
 from curator.training.checkpoint import save_checkpoint
 from curator.training.data import Batch
 from curator.training.loss import MultiResL1SpecLoss
@@ -92,7 +93,6 @@ class EnhancementModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.optim.lr_step_epochs, gamma=self.optim.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
-
     def _fused(self) -> bool:
         """``train.optim.fused``, unless a mixed precision clips gradients: Lightning refuses to clip the gradients
         of an optimiser that unscales them itself (a fused one), so that combination runs the per-tensor AdamW and
@@ -107,6 +107,52 @@ class EnhancementModule(L.LightningModule):
                       "optimiser's gradients, so AdamW runs unfused (its last bits then depend on the CPU)")
             return False
         return True
+
+
+class NonFiniteGradientGuard(L.Callback):
+    """Skips an optimiser step whose gradients hold a NaN or an infinity, and stops after ``limit`` in a row.
+
+    Runs after the backward pass and before clipping and the step (``on_before_optimizer_step``): it drops every
+    gradient, so AdamW leaves each weight, its moments and its step count as they were (the step still counts in
+    ``global_step``, the schedule stays on time). Under data parallelism the gradients are already averaged across
+    ranks, so every rank sees the same non-finite values and skips the same steps. Under ``16-mixed`` the gradient
+    scaler skips such steps itself (and lowers its scale), so the guard leaves them to it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.skipped = 0
+        self.in_a_row = 0
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        if str(trainer.precision) == "16-mixed":
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not grads or bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+            self.in_a_row = 0
+            return
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        self.skipped += 1
+        self.in_a_row += 1
+        step = trainer.global_step
+        if trainer.is_global_zero:
+            print(f"train: step {step} (epoch {trainer.current_epoch}) has NaN or infinite gradients: skipped, "
+                  f"weights unchanged ({self.in_a_row} in a row, {self.skipped} in all)")
+        if self.in_a_row >= self.limit:
+            raise NonFiniteTrainingError(
+                f"{self.in_a_row} training steps in a row (the last, step {step}) had NaN or infinite gradients "
+                f"(train.max_nonfinite_steps = {self.limit}); the weights are those before the first of them. "
+                "Lower train.optim.lr, keep train.optim.grad_clip on, or train in precision 32 rather than a mixed one")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in a resume checkpoint, so a resumed run reports the skips before the kill."""
+        return {"skipped": self.skipped, "in_a_row": self.in_a_row}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.skipped, self.in_a_row = int(state_dict["skipped"]), int(state_dict["in_a_row"])
 
 
 class BestCheckpoint(L.Callback):

@@ -136,6 +136,9 @@ class TrainParams:
     optim: OptimParams
     official: OfficialParams = field(default_factory=OfficialParams)
     resume_every_steps: int | None = None
+    max_nonfinite_steps: int = 10
+    """Training steps in a row whose gradients may hold NaN or infinities (each is skipped, the weights unchanged)
+    before training stops with an error (:class:`curator.training.module.NonFiniteGradientGuard`)."""
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
@@ -160,6 +163,7 @@ class TrainParams:
         check_range("train.val_every_steps", self.val_every_steps, lo=1)
         check_range("train.log_every_steps", self.log_every_steps, lo=1)
         check_range("train.resume_every_steps", self.resume_every_steps, lo=1)
+        check_range("train.max_nonfinite_steps", self.max_nonfinite_steps, lo=1)
         check_range("train.devices", self.devices, lo=1)
         check_range("train.num_nodes", self.num_nodes, lo=1)
         for key, allowed in (("compile_mode", ("default", "reduce-overhead", "max-autotune")),

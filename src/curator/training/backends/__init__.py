@@ -17,6 +17,10 @@ from curator.registry import Registry
 from curator.training.params import TrainParams
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive training steps had NaN or infinite gradients (``train.max_nonfinite_steps``)."""
+
+
 @dataclass
 class TrainJob:
     """Everything a backend needs: validated params, the joined rows, and where outputs go."""

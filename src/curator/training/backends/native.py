@@ -17,7 +17,12 @@ def train_native(job: TrainJob) -> dict[str, Any]:
 
     from curator.training.data import make_loader
     from curator.training.models import model_options, options_dict
-    from curator.training.module import BestCheckpoint, EnhancementModule, seed_everything
+    from curator.training.module import (
+        BestCheckpoint,
+        EnhancementModule,
+        NonFiniteGradientGuard,
+        seed_everything,
+    )
     from curator.training.parallel import ShardSamplers
     from curator.training.resume import ResumeCheckpoint, ResumeState
 
@@ -35,7 +40,8 @@ def train_native(job: TrainJob) -> dict[str, Any]:
                          p.data.num_workers, **loading)
     apply_speed_settings(p, module)
     best = BestCheckpoint(job.best_ckpt, p.model.name, options)
-    callbacks: list[L.Callback] = [best, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")]
+    guard = NonFiniteGradientGuard(p.max_nonfinite_steps)
+    callbacks: list[L.Callback] = [best, guard, L.pytorch.callbacks.LearningRateMonitor(logging_interval="step")]
     callbacks.append(ShardSamplers(train_dl.batch_sampler, val_dl.batch_sampler))
     resume = ResumeState(job.exp_dir)
     ckpt_path = None
@@ -64,6 +70,7 @@ def train_native(job: TrainJob) -> dict[str, Any]:
                 ckpt_path=None if ckpt_path is None else str(ckpt_path))
     summary = {
         "best_val_loss": best.best, "best_step": best.best_step, "steps": trainer.global_step,
+        "skipped_nonfinite_steps": guard.skipped,
         "n_params": sum(t.numel() for t in module.model.parameters()),
         "n_train_utts": len(job.train_rows), "n_val_utts": len(job.val_rows),
     }
