@@ -58,69 +58,19 @@ def espnet_network(channels: int, layers: int) -> tuple[torch.nn.Module, torch.n
     return enc, sep, dec
 
 
-def espnet_to_ours(sep: torch.nn.Module, ours: torch.nn.Module, layers: int) -> dict[str, torch.Tensor]:
-    """ESPnet's BSRNN weights under this project's names and shapes."""
-    b = sep.bsrnn
-    sd: dict[str, torch.Tensor] = {}
+def espnet_to_ours(sep: torch.nn.Module, ours: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """ESPnet's BSRNN weights under this project's names and shapes: ``curator.training.official_weights``, the
+    mapping ``curator import-official`` and ``train.init_from`` use (the separator keeps the net under ``bsrnn.``)."""
+    from curator.training.official_weights import official_to_ours
 
-    def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([t.detach() for t in tensors])
-
-    for gi, g in enumerate(ours.band_split.groups):
-        idx, key = g.band_list, f"band_split.groups.{gi}"
-        sd[f"{key}.in_norm.gamma"] = stack([b.band_split.norm[i].weight for i in idx])
-        sd[f"{key}.in_norm.beta"] = stack([b.band_split.norm[i].bias for i in idx])
-        sd[f"{key}.in_proj.weight"] = stack([b.band_split.fc[i].weight[:, :, 0].T for i in idx])
-        sd[f"{key}.in_proj.bias"] = stack([b.band_split.fc[i].bias for i in idx])
-    for i in range(layers):
-        for name, norm, rnn, fc in (("time_rnns", b.norm_time, b.rnn_time, b.fc_time),
-                                    ("band_rnns", b.norm_freq, b.rnn_freq, b.fc_freq)):
-            key = f"rnns.{name}.{i}"
-            sd[f"{key}.norm.weight"], sd[f"{key}.norm.bias"] = norm[i].weight.detach(), norm[i].bias.detach()
-            sd |= {f"{key}.rnn.{k}": v.detach() for k, v in rnn[i].state_dict().items()}
-            sd[f"{key}.proj.weight"], sd[f"{key}.proj.bias"] = fc[i].weight.detach(), fc[i].bias.detach()
-    for head, mlps in (("mask", b.mask_decoder.mlp_mask), ("residual", b.mask_decoder.mlp_residual)):
-        for gi, g in enumerate(getattr(ours, head).groups):
-            idx, key = g.band_list, f"{head}.groups.{gi}"
-            sd[f"{key}.out_norm.gamma"] = stack([mlps[i][0].weight for i in idx])
-            sd[f"{key}.out_norm.beta"] = stack([mlps[i][0].bias for i in idx])
-            sd[f"{key}.out_hidden.weight"] = stack([mlps[i][1].weight[:, :, 0].T for i in idx])
-            sd[f"{key}.out_hidden.bias"] = stack([mlps[i][1].bias for i in idx])
-            sd[f"{key}.out_proj.weight"] = stack([mlps[i][3].weight[:, :, 0].T for i in idx])
-            sd[f"{key}.out_proj.bias"] = stack([mlps[i][3].bias for i in idx])
-    return sd
+    return official_to_ours(sep.state_dict(), ours, "bsrnn", prefix="bsrnn.")
 
 
-def ours_to_espnet(ours: torch.nn.Module, sep: torch.nn.Module, layers: int) -> None:
-    """The inverse of :func:`espnet_to_ours`: this project's weights copied into ESPnet's network, in place."""
-    b, sd = sep.bsrnn, ours.state_dict()
-    with torch.no_grad():
-        for gi, g in enumerate(ours.band_split.groups):
-            key = f"band_split.groups.{gi}"
-            for j, i in enumerate(g.band_list):
-                b.band_split.norm[i].weight.copy_(sd[f"{key}.in_norm.gamma"][j])
-                b.band_split.norm[i].bias.copy_(sd[f"{key}.in_norm.beta"][j])
-                b.band_split.fc[i].weight.copy_(sd[f"{key}.in_proj.weight"][j].T[:, :, None])
-                b.band_split.fc[i].bias.copy_(sd[f"{key}.in_proj.bias"][j])
-        for i in range(layers):
-            for name, norm, rnn, fc in (("time_rnns", b.norm_time, b.rnn_time, b.fc_time),
-                                        ("band_rnns", b.norm_freq, b.rnn_freq, b.fc_freq)):
-                key = f"rnns.{name}.{i}"
-                norm[i].weight.copy_(sd[f"{key}.norm.weight"])
-                norm[i].bias.copy_(sd[f"{key}.norm.bias"])
-                rnn[i].load_state_dict({k: sd[f"{key}.rnn.{k}"] for k in rnn[i].state_dict()})
-                fc[i].weight.copy_(sd[f"{key}.proj.weight"])
-                fc[i].bias.copy_(sd[f"{key}.proj.bias"])
-        for head, mlps in (("mask", b.mask_decoder.mlp_mask), ("residual", b.mask_decoder.mlp_residual)):
-            for gi, g in enumerate(getattr(ours, head).groups):
-                key = f"{head}.groups.{gi}"
-                for j, i in enumerate(g.band_list):
-                    mlps[i][0].weight.copy_(sd[f"{key}.out_norm.gamma"][j])
-                    mlps[i][0].bias.copy_(sd[f"{key}.out_norm.beta"][j])
-                    mlps[i][1].weight.copy_(sd[f"{key}.out_hidden.weight"][j].T[:, :, None])
-                    mlps[i][1].bias.copy_(sd[f"{key}.out_hidden.bias"][j])
-                    mlps[i][3].weight.copy_(sd[f"{key}.out_proj.weight"][j].T[:, :, None])
-                    mlps[i][3].bias.copy_(sd[f"{key}.out_proj.bias"][j])
+def ours_to_espnet(ours: torch.nn.Module, sep: torch.nn.Module) -> None:
+    """The inverse of :func:`espnet_to_ours`: this project's weights copied into ESPnet's network (every one)."""
+    from curator.training.official_weights import ours_to_official
+
+    sep.load_state_dict(ours_to_official(ours.state_dict(), ours, "bsrnn", prefix="bsrnn."), strict=True)
 
 
 def seeded_ours(channels: int, layers: int, seed: int) -> torch.nn.Module:
@@ -167,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     enc, sep, dec = espnet_network(args.channels, args.layers)
     if args.ours_seed is not None:
         ours = seeded_ours(args.channels, args.layers, args.ours_seed)
-        ours_to_espnet(ours, sep, args.layers)
+        ours_to_espnet(ours, sep)
     else:
         ours = build_model("bsrnn", {"num_channels": args.channels, "num_layers": args.layers})
-        mapped = espnet_to_ours(sep, ours, args.layers)
+        mapped = espnet_to_ours(sep, ours)
         expected = ours.state_dict()
         if set(mapped) != set(expected) or any(mapped[k].shape != expected[k].shape for k in expected):
             raise SystemExit("the weight mapping does not cover this project's bsrnn: "

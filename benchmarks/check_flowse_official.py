@@ -73,68 +73,20 @@ def official_model(checkout: Path, cfg: SimpleNamespace) -> torch.nn.Module:
     return model.train(False, no_ema=True)  # eval mode without swapping in the EMA's copy of the initial weights
 
 
-def _head_perm(width: int, per_bin: int) -> torch.Tensor:
-    """Our head's output index ``f * per_bin + c`` -> the official ``c * width + f`` (its ``view(B, c, f, T)``)."""
-    f, c = torch.meshgrid(torch.arange(width), torch.arange(per_bin), indexing="ij")
-    return (c * width + f).flatten()
+def official_to_ours(dnn: torch.nn.Module, ours: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The official network's weights under this project's names and shapes: ``curator.training.official_weights``,
+    the mapping ``curator import-official`` and ``train.init_from`` use."""
+    from curator.training.official_weights import official_to_ours as mapping
+
+    return mapping(dnn.state_dict(), ours, "flowse")
 
 
-def _pairs(dnn: torch.nn.Module, ours: torch.nn.Module, layers: int):
-    """(our key, index into a stacked tensor or None, official tensor, transform to ours, transform back)."""
-    ident = (lambda t: t, lambda t: t)
-    conv1x1 = (lambda t: t[:, :, 0].T, lambda t: t.T[:, :, None])
-    for split, theirs in (("split_x", dnn.band_split_x), ("split_y", dnn.band_split_y)):
-        for gi, g in enumerate(getattr(ours, split).groups):
-            for j, i in enumerate(g.band_list):
-                key = f"{split}.groups.{gi}"
-                yield f"{key}.in_norm.gamma", j, theirs.norm[i].weight, *ident
-                yield f"{key}.in_norm.beta", j, theirs.norm[i].bias, *ident
-                yield f"{key}.in_proj.weight", j, theirs.fc[i].weight, *conv1x1
-                yield f"{key}.in_proj.bias", j, theirs.fc[i].bias, *ident
-    yield "condition.weight", None, dnn.condition_fc.weight, *ident
-    yield "condition.bias", None, dnn.condition_fc.bias, *ident
-    for i in range(layers):
-        yield "t_freqs", i, dnn.t_cond[i].W, *ident
-        for name, norm, rnn, fc in (("time_rnns", dnn.norm_time, dnn.rnn_time, dnn.fc_time),
-                                    ("band_rnns", dnn.norm_freq, dnn.rnn_freq, dnn.fc_freq)):
-            key = f"rnns.{name}.{i}"
-            yield f"{key}.norm.weight", None, norm[i].weight, *ident
-            yield f"{key}.norm.bias", None, norm[i].bias, *ident
-            for k, v in rnn[i].named_parameters():
-                yield f"{key}.rnn.{k}", None, v, *ident
-            yield f"{key}.proj.weight", None, fc[i].weight, *ident
-            yield f"{key}.proj.bias", None, fc[i].bias, *ident
-    dec = dnn.grad_decoder
-    for head, mlps, conv in (("mask", dec.mlp_mask, dec.conv_after_mask), ("residual", dec.mlp_residual,
-                                                                         dec.conv_after_residual)):
-        for gi, g in enumerate(getattr(ours, head).groups):
-            key, perm = f"{head}.groups.{gi}", _head_perm(g.width, dec.sub_channel)
-            back = torch.argsort(perm)
-            for j, i in enumerate(g.band_list):
-                yield f"{key}.out_norm.gamma", j, mlps[i][0].weight, *ident
-                yield f"{key}.out_norm.beta", j, mlps[i][0].bias, *ident
-                yield (f"{key}.out_proj.weight", j, mlps[i][1].weight, lambda t, p=perm: t[p, :, 0].T,
-                       lambda t, b=back: t.T[b, :, None])
-                yield f"{key}.out_proj.bias", j, mlps[i][1].bias, lambda t, p=perm: t[p], lambda t, b=back: t[b]
-        yield f"{head}_conv.weight", None, conv[0].weight, *ident
-        yield f"{head}_conv.bias", None, conv[0].bias, *ident
+def ours_to_official(ours: torch.nn.Module, dnn: torch.nn.Module) -> None:
+    """The inverse of :func:`official_to_ours`: this project's weights copied into the official network (every
+    one)."""
+    from curator.training.official_weights import ours_to_official as mapping
 
-
-def official_to_ours(dnn: torch.nn.Module, ours: torch.nn.Module, layers: int) -> dict[str, torch.Tensor]:
-    """The official network's weights under this project's names and shapes."""
-    parts: dict[str, dict[int | None, torch.Tensor]] = {}
-    for key, j, theirs, to_ours, _ in _pairs(dnn, ours, layers):
-        parts.setdefault(key, {})[j] = to_ours(theirs.detach())
-    # a tensor of ours is either one official tensor (index None) or a stack of per-band / per-layer ones
-    return {k: v[None] if None in v else torch.stack([v[j] for j in sorted(v)]) for k, v in parts.items()}
-
-
-def ours_to_official(ours: torch.nn.Module, dnn: torch.nn.Module, layers: int) -> None:
-    """The inverse of :func:`official_to_ours`: this project's weights copied into the official network."""
-    sd = ours.state_dict()
-    with torch.no_grad():
-        for key, j, theirs, _, to_theirs in _pairs(dnn, ours, layers):
-            theirs.copy_(to_theirs(sd[key] if j is None else sd[key][j]))
+    dnn.load_state_dict(mapping(ours.state_dict(), ours, "flowse"), strict=True)
 
 
 def seeded_ours(channels: int, layers: int, decoder_channels: int, seed: int, steps: int) -> torch.nn.Module:
@@ -278,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     flow = {k: getattr(cfg, k) for k in FLOW_KEYS}
     if args.ours_seed is not None:
         ours = seeded_ours(args.channels, args.layers, args.decoder_channels, args.ours_seed, args.steps)
-        ours_to_official(ours, official.dnn, args.layers)
+        ours_to_official(ours, official.dnn)
     else:
         ours = build_model("flowse", {"num_channels": args.channels, "num_layers": args.layers,
                                       "decoder_channels": args.decoder_channels, "sampler_steps": args.steps,
                                       "sampler_seed": args.seed, **flow})
-        mapped = official_to_ours(official.dnn, ours, args.layers)
+        mapped = official_to_ours(official.dnn, ours)
         expected = ours.state_dict()
         if set(mapped) != set(expected) or any(mapped[k].shape != expected[k].shape for k in expected):
             raise SystemExit("the weight mapping does not cover this project's flowse: "

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "check": ("curator.check", []),
     "compare": ("curator.evaluation.compare", []),
     "enhance": ("curator.evaluation.inference", []),
+    "import-official": ("curator.training.official_weights", []),
     "summary": ("curator.summary", []),
 }
 
@@ -68,6 +69,8 @@ Other commands:
   compare    paired comparison of experiments (CIs, win rate, tails, slices, verdicts, URGENT rank)
   enhance    run a checkpoint on noisy audio (the blind test set) -> <dir>/wav/<uid>.wav + inf.scp, as the
              official inference.py writes them
+  import-official  an official baseline checkpoint (BSRNN or FlowSE) -> this project's checkpoint, to run
+             natively (enhance, eval) or fine-tune from (train.init_from)
   summary    the pipeline's headline figures in one screen (run by `make repro`)
 
 `curator <command> --help` describes each command's flags.

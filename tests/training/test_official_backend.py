@@ -182,6 +182,45 @@ def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str,
     # a real (barely trained) network, not a pass-through: its output differs from the noisy input
     _enhances_the_test_split(corpus, best, overrides, tmp_path)
 
+    # imported with weights-only loading and no checkout, our bsrnn computes what the checkout's SEModel computes
+    from curator.training.official_weights import import_official
+
+    ours, name, options, meta = import_official(best)
+    assert (name, options["num_channels"], options["num_layers"]) == ("bsrnn", 8, 1)
+    assert meta["official_step"] == metrics["best_step"]
+    x = torch.randn(2, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    np.save(tmp_path / "x.npy", x.numpy())
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    subprocess.run([PYTHON, "-c", OFFICIAL_BSRNN_OUTPUT, str(best), str(tmp_path / "x.npy"), "16000",
+                    str(tmp_path / "y.npy")], env=env, check=True, capture_output=True, text=True)
+    with torch.no_grad():
+        mine = ours(x, 16000).numpy()
+    np.testing.assert_allclose(mine, np.load(tmp_path / "y.npy"), atol=1e-6)
+
+
+
+# The official BSRNN's output for a checkpoint, in the official interpreter: argv = ckpt, input .npy, rate, output .npy
+OFFICIAL_BSRNN_OUTPUT = """\
+import sys, numpy as np, torch
+from baseline_code.config import Config
+from baseline_code.d_model import SEModel
+torch.serialization.add_safe_globals([Config])
+model = SEModel.load_from_checkpoint(sys.argv[1], map_location="cpu").eval()
+x = torch.from_numpy(np.load(sys.argv[2]))
+with torch.no_grad():
+    y, _ = model.se_model(x, torch.full((x.shape[0],), x.shape[1]), int(sys.argv[3]))
+np.save(sys.argv[4], y.numpy())
+"""
+# The weights FlowSEModel's inference runs (eval() swaps its EMA in), saved as plain tensors: argv = ckpt, output
+OFFICIAL_FLOWSE_WEIGHTS = """\
+import sys, torch
+from baseline_code.config import Config
+from baseline_code.flow_model import FlowSEModel
+torch.serialization.add_safe_globals([Config])
+model = FlowSEModel.load_from_checkpoint(sys.argv[1], map_location="cpu")
+model.eval()
+torch.save({k: v.detach().clone() for k, v in model.dnn.state_dict().items()}, sys.argv[2])
+"""
 
 
 # FlowSE (conf/models/BSRNN_flowse.yaml): its network size is the top-level bsrnn_hidden x num_layer (official 384 x 6)
@@ -261,3 +300,17 @@ def test_official_flowse_config_trains_and_enhances(corpus: dict[str, Path], tmp
 
     # a real (barely trained) generative model sampled from noise, not a pass-through
     _enhances_the_test_split(corpus, best, overrides, tmp_path)
+
+    # imported with weights-only loading and no checkout: the weights the official inference runs (its EMA)
+    from curator.training.official_weights import import_official, ours_to_official
+
+    ours, name, options, meta = import_official(best)
+    assert (name, options["num_channels"], options["num_layers"], meta["official_weights"]) == ("flowse", 8, 1, "ema")
+    subprocess.run([PYTHON, "-c", OFFICIAL_FLOWSE_WEIGHTS, str(best), str(tmp_path / "ema.pt")], env=env, check=True,
+                   capture_output=True, text=True)
+    theirs = torch.load(tmp_path / "ema.pt", weights_only=True)
+    mine = ours_to_official(ours.state_dict(), ours, "flowse")
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    raw, *_ = import_official(best, weights="raw")
+    assert not all(torch.equal(a, b) for a, b in zip(raw.state_dict().values(), ours.state_dict().values(),
+                                                     strict=True))  # 3 updates moved the weights from their average

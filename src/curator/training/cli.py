@@ -21,6 +21,7 @@ from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
 from curator.training.backends import BACKENDS, NonFiniteTrainingError, TrainJob
 from curator.training.backends.official import OfficialBaselineError
+from curator.training.checkpoint import CheckpointError
 from curator.training.data import (
     CuratedListError,
     load_curated_rows,
@@ -79,6 +80,9 @@ def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int,
         "manifests": manifests,
         "params": recorded_params(cfg),
     }
+    init_from = cfg.get("train", {}).get("init_from")
+    if init_from:  # the weights' content, not only their path, decides the run (and its resume fingerprint)
+        out["init_from"] = {"path": init_from, "sha256": sha256_file(init_from)}
     if dynamic_mixing is not None:
         out["params"].update({k: cfg[k] for k in MIXING_PARAMS if k in cfg})
         out["dynamic_mixing"] = dynamic_mixing
@@ -94,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp_name = args.exp_name or params.exp_name
         if "/" in exp_name or exp_name.startswith("."):
             raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
+        if params.init_from is not None and not Path(params.init_from).is_file():
+            raise ConfigError(f"'train.init_from' = {params.init_from!r} does not exist: give this project's checkpoint "
+                              "or an official baseline one (see `curator import-official --help`)")
         train_manifest = train_manifest_path(args.curated_list, data.manifest_path("train"))
         rows, duplicates = load_curated_rows(train_manifest, args.curated_list)
         val_rows, val_without_target = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
@@ -128,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job.best_ckpt.unlink(missing_ok=True)  # a stale checkpoint must never pass for this run's
     try:
         summary = BACKENDS.get(params.backend)(job)
-    except (CuratedListError, AudioError, OfficialBaselineError, NonFiniteTrainingError) as exc:
+    except (CuratedListError, AudioError, OfficialBaselineError, NonFiniteTrainingError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not writer:

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 
 from curator.training.backends import NonFiniteTrainingError
-from curator.training.checkpoint import save_checkpoint
+from curator.training.checkpoint import CheckpointError, initial_weights, save_checkpoint
 from curator.training.data import Batch
 from curator.training.loss import MultiResL1SpecLoss
 from curator.training.models import build_model
@@ -62,6 +62,26 @@ class EnhancementModule(L.LightningModule):
 
     def forward(self, noisy: torch.Tensor, sr: int) -> torch.Tensor:
         return self.model(noisy, sr)
+
+    def init_weights(self, path: str) -> tuple[str, list[str]]:
+        """Load ``train.init_from``'s weights (and restart the moving average from them); returns what the file is
+        and the options in which it differs from ``train.model`` while its weights still fit (e.g. sampler steps).
+        CheckpointError when they do not fit, naming the differing options."""
+        name, options, state, what = initial_weights(path)
+        differ = sorted(k for k in set(options) | set(self.model_options)
+                        if options.get(k) != self.model_options.get(k))
+        notes = [f"{k} (checkpoint {options.get(k)!r}, params {self.model_options.get(k)!r})" for k in differ]
+        if name != self.model_name:
+            raise CheckpointError(f"train.init_from '{path}' ({what}) holds a {name} model; train.model.name is "
+                                  f"{self.model_name}")
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"train.init_from '{path}' ({what}) does not fit the {name} of train.model's "
+                                  f"options, which differ in: {'; '.join(notes) or 'nothing'}") from exc
+        if self.ema is not None:
+            self.ema = WeightEMA(self.model, self.ema.decay)
+        return what, notes
 
     def inference_model(self) -> torch.nn.Module:
         """The weights to validate and keep: the moving average when the model asks for one."""

@@ -136,6 +136,9 @@ class TrainParams:
     optim: OptimParams
     official: OfficialParams = field(default_factory=OfficialParams)
     resume_every_steps: int | None = None
+    init_from: str | None = None
+    """Start from these weights instead of a fresh initialisation: this project's checkpoint or an official baseline
+    one (``curator.training.official_weights``); the architecture must be ``model``'s. Resuming overrides it."""
     max_nonfinite_steps: int = 10
     """Training steps in a row whose gradients may hold NaN or infinities (each is skipped, the weights unchanged)
     before training stops with an error (:class:`curator.training.module.NonFiniteGradientGuard`)."""

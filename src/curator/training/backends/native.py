@@ -30,6 +30,11 @@ def train_native(job: TrainJob) -> dict[str, Any]:
     seed_everything(p.seed, p.num_threads, p.onednn)
     options = options_dict(model_options(p.model.name, p.model.options))
     module = EnhancementModule(p.model.name, options, p.loss, p.optim)
+    if p.init_from is not None:
+        what, differ = module.init_weights(p.init_from)
+        if job.launcher_zero:
+            print(f"train: weights from train.init_from {p.init_from} ({what})"
+                  + (f"; options that differ but fit: {'; '.join(differ)}" if differ else ""))
     rates = sorted({int(sr) for sr in job.train_rows["sr"]} | {int(sr) for sr in job.val_rows["sr"]})
     skipped = screen_job(job, rate_check(module.model, rates))  # before any batch is drawn: same batches every run
     loading = {"pin_memory": p.data.pin_memory, "prefetch_factor": p.data.prefetch_factor,

@@ -393,8 +393,14 @@ class OfficialEnhancer:
     """Enhancer for an official checkpoint: runs the checkout's ``inference`` once per prepared chunk."""
 
     def __init__(self, ckpt: Path, p: OfficialParams) -> None:
-        self.checkout = require_checkout(p)
-        self.python = official_python(p)
+        try:
+            self.checkout = require_checkout(p)
+            self.python = official_python(p)
+        except OfficialBaselineError as exc:
+            raise OfficialBaselineError(f"'{ckpt}' is not this project's checkpoint, so it runs through the official "
+                                        f"inference: {exc}. Without the checkout, an official BSRNN or FlowSE "
+                                        f"checkpoint runs natively once imported: `curator import-official {ckpt} "
+                                        "--out models/<exp>/best.ckpt`") from exc
         self.ckpt = Path(ckpt).resolve()
         self.params = p
         self.outputs: dict[str, np.ndarray] = {}
