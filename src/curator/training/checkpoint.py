@@ -57,18 +57,6 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]
     return model.eval(), payload
 
 
-def initial_weights(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any], dict[str, torch.Tensor], str]:
-    """(model name, options, state dict, what the file is) of this project's checkpoint or an official baseline one
-    (FlowSE: its EMA weights, which the official inference runs), for ``train.init_from``."""
-    if is_checkpoint(path):
-        payload = read_checkpoint(path)
-        return payload["model"]["name"], payload["model"]["options"], payload["state_dict"], "this project's checkpoint"
-    from curator.training.official_weights import import_official
-
-    model, name, options, meta = import_official(path)
-    return name, options, model.state_dict(), f"official {name} checkpoint, {meta['official_weights']} weights"
-
-
 def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     """True for this project's checkpoint format (False for e.g. an official Lightning checkpoint)."""
     try:

@@ -19,10 +19,11 @@ import lightning as L
 import torch
 
 from curator.training.backends import NonFiniteTrainingError
-from curator.training.checkpoint import CheckpointError, initial_weights, save_checkpoint
+from curator.training.checkpoint import CheckpointError, save_checkpoint
 from curator.training.data import Batch
 from curator.training.loss import MultiResL1SpecLoss
 from curator.training.models import build_model
+from curator.training.official_weights import initial_weights
 from curator.training.params import LossParams, OptimParams
 
 MONITOR = "val/loss"

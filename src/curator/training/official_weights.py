@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from curator.training.checkpoint import CheckpointError
+from curator.training.checkpoint import CheckpointError, is_checkpoint, read_checkpoint
 
 BSRNN_PREFIX = "se_model.bsrnn.bsrnn."
 """Where ``SEModel`` (``se_model = BSRNN_SE``, whose ``bsrnn`` is ESPnet's separator, whose ``bsrnn`` is the net)
@@ -270,6 +270,16 @@ def _ema_weights(payload: Mapping[str, Any], state: Mapping[str, torch.Tensor], 
         raise CheckpointError(f"'{path}': its EMA holds {len(shadow)} tensors that do not match its {len(names)} "
                               "network weights in order and shape")
     return dict(zip(names, shadow, strict=True))
+
+
+def initial_weights(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any], dict[str, torch.Tensor], str]:
+    """(model name, options, state dict, what the file is) of this project's checkpoint or an official baseline one
+    (FlowSE: its EMA weights, which the official inference runs), for ``train.init_from``."""
+    if is_checkpoint(path):
+        payload = read_checkpoint(path)
+        return payload["model"]["name"], payload["model"]["options"], payload["state_dict"], "this project's checkpoint"
+    model, name, options, meta = import_official(path)
+    return name, options, model.state_dict(), f"official {name} checkpoint, {meta['official_weights']} weights"
 
 
 # ------------------------------------------------------------------------------------------------- CLI
