@@ -11,6 +11,7 @@ picking) without a checkout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -86,7 +87,8 @@ def test_interval_is_scaled_to_the_curated_set() -> None:
         scaled_interval(5000, 1, 1)
 
 
-def test_config_copy_sets_lists_interval_and_refuses_forced_overrides(tmp_path: Path) -> None:
+def test_config_copy_sets_lists_interval_and_refuses_forced_overrides(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     base = {"val_check_interval": 5000, "batch_size": 4, "num_train_epochs": 80, "resume": True,
             "model_configs": {"num_channel": 196, "num_layer": 6}}
     cfg, info = official_config(base, TINY, tmp_path / "tr", tmp_path / "dv", [8000] * 4 + [16000] * 3,
@@ -102,6 +104,17 @@ def test_config_copy_sets_lists_interval_and_refuses_forced_overrides(tmp_path: 
                         device="cpu")
     with pytest.raises(OfficialBaselineError, match=r"no validation batch.*\{16000: 1\}"):
         official_config(base, TINY, tmp_path, tmp_path, [8000] * 4, [16000], seed=0, device="cpu")
+    # the official trainer runs in its run folder: a checkpoint to start from is passed as an absolute path
+    (tmp_path / "start.ckpt").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    cfg, _ = official_config(base, {**TINY, "init_from": "start.ckpt"}, tmp_path, tmp_path, [8000] * 4, [8000] * 4,
+                             seed=0, device="cpu")
+    assert cfg["init_from"] == str(tmp_path / "start.ckpt")
+    assert official_config(base, TINY, tmp_path, tmp_path, [8000] * 4, [8000] * 4, seed=0,
+                           device="cpu")[0].get("init_from", "none") == "none"
+    with pytest.raises(OfficialBaselineError, match="'gone.ckpt' .* does not exist"):
+        official_config(base, {**TINY, "init_from": "gone.ckpt"}, tmp_path, tmp_path, [8000] * 4, [8000] * 4,
+                        seed=0, device="cpu")
 
 
 def test_speech_free_rows_are_dropped_and_named(tmp_path: Path) -> None:
@@ -136,7 +149,8 @@ def test_best_checkpoint_ignores_non_finite_losses(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(_official_present() is not None, reason=_official_present() or "")
 def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str, Path], tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
     from curator.training.cli import main as train_main
 
     monkeypatch.chdir(tmp_path)
@@ -196,6 +210,17 @@ def test_official_checkout_trains_to_a_checkpoint_and_enhances(corpus: dict[str,
     with torch.no_grad():
         mine = ours(x, 16000).numpy()
     np.testing.assert_allclose(mine, np.load(tmp_path / "y.npy"), atol=1e-6)
+
+    # fine-tuning through the official trainer's own key, with a path relative to where `curator train` runs
+    capfd.readouterr()
+    shutil.copyfile(best, tmp_path / "start.ckpt")
+    tuned = [*overrides[:-1], f"train.official.overrides={json.dumps({**TINY, 'init_from': 'start.ckpt'})}"]
+    assert train_main(["--config", str(corpus["params"]), "--curated_list", str(corpus["curated"]),
+                       "--exp.name", "tuned", "--live_dir", "metrics/tuned", *tuned]) == 0
+    assert f"Init param loaded from {tmp_path / 'start.ckpt'}" in capfd.readouterr().out
+    frozen = yaml.safe_load((tmp_path / "models" / "tuned" / "config.yaml").read_text())
+    assert frozen["official_init_from"] == {"path": "start.ckpt",
+                                            "sha256": hashlib.sha256(best.read_bytes()).hexdigest()}
 
 
 
@@ -314,3 +339,17 @@ def test_official_flowse_config_trains_and_enhances(corpus: dict[str, Path], tmp
     raw, *_ = import_official(best, weights="raw")
     assert not all(torch.equal(a, b) for a, b in zip(raw.state_dict().values(), ours.state_dict().values(),
                                                      strict=True))  # 3 updates moved the weights from their average
+
+
+def test_config_yaml_records_the_official_start_weights_by_content(tmp_path: Path) -> None:
+    from curator.training.cli import frozen_config
+
+    curated, start = tmp_path / "curated.csv", tmp_path / "start.ckpt"
+    curated.write_text("utt_id\na\n")
+    start.write_bytes(b"weights")
+    train = {"init_from": None, "official": {"overrides": {"init_from": str(start)}}}
+    out = frozen_config({"train": train}, "x", str(curated), 1, 0, {})
+    assert out["official_init_from"] == {"path": str(start), "sha256": hashlib.sha256(b"weights").hexdigest()}
+    assert "init_from" not in out
+    assert "official_init_from" not in frozen_config({"train": {"official": {"overrides": {"init_from": "none"}}}},
+                                                     "x", str(curated), 1, 0, {})

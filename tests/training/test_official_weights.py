@@ -201,6 +201,10 @@ def test_training_starts_from_init_from(official_bsrnn: tuple[Path, torch.nn.Mod
     assert "differ in: num_layers (checkpoint 2, params 1)" in capsys.readouterr().err
     assert train_main([*args[:-1], "train.init_from=missing.ckpt"]) == 2
     assert "'train.init_from' = 'missing.ckpt' does not exist" in capsys.readouterr().err
+    # the official trainer would ignore it: refused before anything runs, naming the official key
+    assert train_main([*args, "train.backend=official", f"train.official.checkout={tmp_path / 'absent'}"]) == 2
+    err = capsys.readouterr().err
+    assert "'train.init_from' is implemented by the native backend" in err and "overrides: {init_from:" in err
 
 
 def test_an_official_checkpoint_without_the_checkout_points_to_the_import(

@@ -19,8 +19,8 @@ from curator.audio import AudioError
 from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_section
 from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
-from curator.training.backends import BACKENDS, NonFiniteTrainingError, TrainJob
-from curator.training.backends.official import OfficialBaselineError
+from curator.training.backends import BACKENDS, NATIVE_BACKEND, NonFiniteTrainingError, TrainJob
+from curator.training.backends.official import OFFICIAL_NO_INIT, OfficialBaselineError
 from curator.training.checkpoint import CheckpointError
 from curator.training.data import (
     CuratedListError,
@@ -83,6 +83,9 @@ def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int,
     init_from = cfg.get("train", {}).get("init_from")
     if init_from:  # the weights' content, not only their path, decides the run (and its resume fingerprint)
         out["init_from"] = {"path": init_from, "sha256": sha256_file(init_from)}
+    official_init = ((cfg.get("train", {}).get("official") or {}).get("overrides") or {}).get("init_from")
+    if official_init not in (None, OFFICIAL_NO_INIT) and Path(str(official_init)).is_file():  # else the backend says
+        out["official_init_from"] = {"path": str(official_init), "sha256": sha256_file(official_init)}
     if dynamic_mixing is not None:
         out["params"].update({k: cfg[k] for k in MIXING_PARAMS if k in cfg})
         out["dynamic_mixing"] = dynamic_mixing
@@ -98,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp_name = args.exp_name or params.exp_name
         if "/" in exp_name or exp_name.startswith("."):
             raise ConfigError(f"--exp.name {exp_name!r} must be a plain folder name (no '/')")
+        if params.init_from is not None and params.backend != NATIVE_BACKEND:
+            raise ConfigError(f"'train.init_from' is implemented by the native backend; backend '{params.backend}' "
+                              "would ignore it (the official trainer reads its own key: set "
+                              "'train.official.overrides: {init_from: <its checkpoint>}' and 'train.init_from: null')")
         if params.init_from is not None and not Path(params.init_from).is_file():
             raise ConfigError(f"'train.init_from' = {params.init_from!r} does not exist: give this project's checkpoint "
                               "or an official baseline one (see `curator import-official --help`)")
@@ -106,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_rows, val_without_target = validation_rows(str(data.manifest_path("dev")), params.data.max_val_utts)
         mixing = None
         if params.data.dynamic_mixing:
-            if params.backend != "native":
+            if params.backend != NATIVE_BACKEND:
                 raise ConfigError(f"'train.data.dynamic_mixing' is implemented by the native backend; backend "
                                   f"'{params.backend}' trains on the simulated pairs (set it to false)")
             sources_path, selection_path = mixing_pool_paths(args.curated_list, data.sources_manifest_path)

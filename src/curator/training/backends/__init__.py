@@ -57,6 +57,8 @@ class TrainJob:
 
 Backend = Callable[[TrainJob], dict[str, Any]]
 BACKENDS: Registry[Backend] = Registry("trainer backend", package="curator.training.backends")
+NATIVE_BACKEND = "native"
+"""This project's own trainer; the options only it implements (``train.init_from``, dynamic mixing) name it."""
 
 
 def screen_job(job: TrainJob, supports_rate: Callable[[int], str | None] | None = None) -> dict[str, Any]:

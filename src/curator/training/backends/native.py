@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from curator.training.backends import BACKENDS, TrainJob, screen_job
+from curator.training.backends import BACKENDS, NATIVE_BACKEND, TrainJob, screen_job
 
 
-@BACKENDS.register("native")
+@BACKENDS.register(NATIVE_BACKEND)
 def train_native(job: TrainJob) -> dict[str, Any]:
     """Train ``job.params.model`` for ``max_steps`` steps, validating every ``val_every_steps``."""
     # imported here so that validating params (`curator check`) does not pay for importing Lightning

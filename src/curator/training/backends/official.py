@@ -77,6 +77,8 @@ CONFIG_KEYS = frozenset((
 """The attributes of ``baseline_code.config.Config`` (its defaults): with the YAML config's own keys, the keys an
 override may name. The baseline sets any other key as an attribute that nothing reads, so a typo, or a key of the
 other model (``model_configs`` for FlowSE, ``bsrnn_hidden`` for BSRNN), would change nothing, silently."""
+OFFICIAL_NO_INIT = "none"
+"""The official config's ``init_from`` when training starts from a fresh initialisation."""
 FLOWSE = "flowse"
 """``model_type`` of the FlowSE config (``conf/models/BSRNN_flowse.yaml``): ``train_se`` builds ``FlowSEModel``, whose
 network size is the top-level ``bsrnn_hidden`` and ``num_layer``, not ``model_configs``."""
@@ -272,6 +274,12 @@ def official_config(base: Mapping[str, Any], overrides: Mapping[str, Any], train
             "read: its network size is the top-level bsrnn_hidden (even) and num_layer, e.g. "
             "{bsrnn_hidden: 8, num_layer: 1}")
     cfg = {**OFFICIAL_DEFAULTS, **base, **overrides}
+    if str(cfg.get("init_from", OFFICIAL_NO_INIT)) != OFFICIAL_NO_INIT:  # the trainer runs in the run folder
+        init = Path(str(cfg["init_from"])).resolve()
+        if not init.is_file():
+            raise OfficialBaselineError(f"init_from = {cfg['init_from']!r} (train.official.overrides) does not exist "
+                                        f"(read from {Path.cwd()}): give an official baseline checkpoint")
+        cfg["init_from"] = str(init)
     if int(cfg["num_worker"]) < 1:
         raise OfficialBaselineError(f"num_worker={cfg['num_worker']}: the official data loaders use persistent "
                                     "workers, which need num_worker >= 1 (train.official.overrides)")
