@@ -48,7 +48,7 @@ check-lock: check ## rerun the data stages, the matrix's selection cells and one
 
 test: setup ## run the test suite (end-to-end DVC test included)
 	@echo ">>> pytest"
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --timeout 1800
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --timeout 1800 --durations=15
 
 test-fast: setup ## unit tests only (skips the end-to-end DVC runs)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
