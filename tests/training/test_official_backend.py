@@ -110,8 +110,9 @@ def test_config_copy_sets_lists_interval_and_refuses_forced_overrides(tmp_path: 
     cfg, _ = official_config(base, {**TINY, "init_from": "start.ckpt"}, tmp_path, tmp_path, [8000] * 4, [8000] * 4,
                              seed=0, device="cpu")
     assert cfg["init_from"] == str(tmp_path / "start.ckpt")
-    assert official_config(base, TINY, tmp_path, tmp_path, [8000] * 4, [8000] * 4, seed=0,
-                           device="cpu")[0].get("init_from", "none") == "none"
+    for fresh in ({}, {"init_from": None}, {"init_from": "none"}):  # null in params.yaml is the baseline's 'none'
+        assert official_config(base, {**TINY, **fresh}, tmp_path, tmp_path, [8000] * 4, [8000] * 4, seed=0,
+                               device="cpu")[0]["init_from"] == "none"
     with pytest.raises(OfficialBaselineError, match="'gone.ckpt' .* does not exist"):
         official_config(base, {**TINY, "init_from": "gone.ckpt"}, tmp_path, tmp_path, [8000] * 4, [8000] * 4,
                         seed=0, device="cpu")

@@ -20,7 +20,7 @@ from curator.config import DEFAULT_PARAMS, ConfigError, load_params, load_sectio
 from curator.contract.manifest import ManifestError
 from curator.io import atomic_open, sha256_file
 from curator.training.backends import BACKENDS, NATIVE_BACKEND, NonFiniteTrainingError, TrainJob
-from curator.training.backends.official import OFFICIAL_NO_INIT, OfficialBaselineError
+from curator.training.backends.official import OfficialBaselineError, start_weights
 from curator.training.checkpoint import CheckpointError
 from curator.training.data import (
     CuratedListError,
@@ -83,9 +83,9 @@ def frozen_config(cfg: dict[str, Any], exp_name: str, curated: str, n_rows: int,
     init_from = cfg.get("train", {}).get("init_from")
     if init_from:  # the weights' content, not only their path, decides the run (and its resume fingerprint)
         out["init_from"] = {"path": init_from, "sha256": sha256_file(init_from)}
-    official_init = ((cfg.get("train", {}).get("official") or {}).get("overrides") or {}).get("init_from")
-    if official_init not in (None, OFFICIAL_NO_INIT) and Path(str(official_init)).is_file():  # else the backend says
-        out["official_init_from"] = {"path": str(official_init), "sha256": sha256_file(official_init)}
+    official_init = start_weights((cfg.get("train", {}).get("official") or {}).get("overrides") or {})
+    if official_init is not None and Path(official_init).is_file():  # a missing one: the backend names it
+        out["official_init_from"] = {"path": official_init, "sha256": sha256_file(official_init)}
     if dynamic_mixing is not None:
         out["params"].update({k: cfg[k] for k in MIXING_PARAMS if k in cfg})
         out["dynamic_mixing"] = dynamic_mixing

@@ -254,6 +254,13 @@ def scaled_interval(configured: int, batches_per_epoch: int, epochs: int) -> int
     return max(1, min(int(configured), batches_per_epoch, steps // 2))
 
 
+def start_weights(cfg: Mapping[str, Any]) -> str | None:
+    """The checkpoint an official config (or ``train.official.overrides``) starts training from: its ``init_from``,
+    or None for a fresh initialisation (the key absent, null, or the baseline's ``'none'``)."""
+    init = cfg.get("init_from")
+    return None if init is None or str(init) == OFFICIAL_NO_INIT else str(init)
+
+
 def official_config(base: Mapping[str, Any], overrides: Mapping[str, Any], train_dir: Path, dev_dir: Path,
                     train_rates: Sequence[int], dev_rates: Sequence[int], seed: int, device: str
                     ) -> tuple[dict[str, Any], dict[str, int]]:
@@ -274,12 +281,11 @@ def official_config(base: Mapping[str, Any], overrides: Mapping[str, Any], train
             "read: its network size is the top-level bsrnn_hidden (even) and num_layer, e.g. "
             "{bsrnn_hidden: 8, num_layer: 1}")
     cfg = {**OFFICIAL_DEFAULTS, **base, **overrides}
-    if str(cfg.get("init_from", OFFICIAL_NO_INIT)) != OFFICIAL_NO_INIT:  # the trainer runs in the run folder
-        init = Path(str(cfg["init_from"])).resolve()
-        if not init.is_file():
-            raise OfficialBaselineError(f"init_from = {cfg['init_from']!r} (train.official.overrides) does not exist "
-                                        f"(read from {Path.cwd()}): give an official baseline checkpoint")
-        cfg["init_from"] = str(init)
+    start = start_weights(cfg)
+    cfg["init_from"] = OFFICIAL_NO_INIT if start is None else str(Path(start).resolve())  # it runs in the run folder
+    if start is not None and not Path(start).is_file():
+        raise OfficialBaselineError(f"init_from = {start!r} (train.official.overrides) does not exist (read from "
+                                    f"{Path.cwd()}): give an official baseline checkpoint")
     if int(cfg["num_worker"]) < 1:
         raise OfficialBaselineError(f"num_worker={cfg['num_worker']}: the official data loaders use persistent "
                                     "workers, which need num_worker >= 1 (train.official.overrides)")
